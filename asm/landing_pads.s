@@ -1,0 +1,53 @@
+# mcsafe: the landing-pad table, and the calling convention of every copy routine.
+#
+# Assembled first of all the files in asm/ (see src/arch/x86_64/routines.rs), in
+# AT&T syntax, by rustc's integrated assembler.
+#
+# Calling convention (the routines are called only from routines.rs, never as C functions)
+#   in:   rdi = dst, rsi = src, rdx = len (len > 0; the ranges do not overlap)
+#   out:  rax = bytes not copied (0 on success)
+#         rcx = fault word: 0 on success, else si_code | si_addr_lsb << 16 | side << 24
+#         r11 = si_addr of the fault (undefined on success)
+#   clobbers every caller-saved general, vector and mask register.
+#
+# The prologue of every routine copies its arguments into the range registers
+#   r8 = dst start, r9 = src start, r10 = len
+# and no instruction inside a landing-pad range writes them. The SIGBUS handler
+# reads them to check that the fault lies inside this call's buffers.
+#
+# Progress invariant, true at EVERY instruction inside a range (a real machine check
+# may be reported at any instruction boundary, not only at the consuming load):
+#   every byte of [r8, rdi) has been stored.
+# So rdi only moves forward, and only past bytes already stored. Registers other
+# than rdi, r8 and r10 mean nothing to a fixup.
+#
+# On a fault the handler sets RIP to the range's fixup, rcx to the fault word and
+# r11 to si_addr, and returns. The fixup turns the invariant into "bytes not copied"
+# (RETURN_BYTES_NOT_COPIED below) and returns to the caller. The handler never
+# retries, and a fixup never touches memory: the caller decides what happens next.
+
+# The table: one row per range, [begin, end) -> fixup. Each field is a 32-bit offset
+# from the field's own address, so the table needs no relocation at load time. Rows
+# appear in the order ranges appear in .text, so the table is sorted by address;
+# src/arch/x86_64/table.rs checks that at install time and binary-searches it.
+	.pushsection .rodata.mcsafe_landing_pads, "a"
+	.balign 4
+	.globl	mcsafe_landing_pads_start
+	.hidden	mcsafe_landing_pads_start
+mcsafe_landing_pads_start:
+	.popsection
+
+.macro LANDING_PAD begin, end, fixup
+	.pushsection .rodata.mcsafe_landing_pads, "a"
+	.long	\begin - .
+	.long	\end - .
+	.long	\fixup - .
+	.popsection
+.endm
+
+# Every fixup ends the same way: bytes not copied = dst end - dst cursor.
+.macro RETURN_BYTES_NOT_COPIED
+	lea	(%r8,%r10), %rax
+	sub	%rdi, %rax
+	ret
+.endm

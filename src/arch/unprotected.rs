@@ -1,0 +1,63 @@
+//! Targets without fault-safe copies (anything but x86-64 Linux, or a build with
+//! `MCSAFE_UNPROTECTED=1`): the API is the same, copies are plain
+//! `ptr::copy_nonoverlapping`, no strategy is available, and
+//! [`install`](crate::install) says so with [`InstallError::Unsupported`].
+//! A fault kills the process, exactly as it would with `memcpy`.
+
+use crate::{InstallError, Strategy};
+
+pub(crate) fn is_available(_: Strategy) -> bool {
+    false
+}
+
+/// Never used for a copy: [`Strategy::current`] reports it, and the docs of
+/// [`Strategy::available`] say that nothing is available here.
+pub(crate) fn default_strategy() -> Strategy {
+    Strategy::Fragile
+}
+
+pub(crate) fn install() -> Result<(), InstallError> {
+    Err(InstallError::Unsupported)
+}
+
+pub(crate) fn counts() -> (u64, u64) {
+    (0, 0)
+}
+
+pub(crate) fn page_size() -> usize {
+    4096
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Routine;
+
+/// Never constructed: no routine stops on a fault here.
+#[derive(Clone, Copy)]
+pub(crate) struct Stopped {
+    pub(crate) progress: usize,
+    pub(crate) code: i32,
+    pub(crate) addr_lsb: u32,
+    pub(crate) addr: usize,
+}
+
+pub(crate) fn current_routine() -> Routine {
+    Routine
+}
+
+#[track_caller]
+pub(crate) fn routine_for(strategy: Strategy) -> Routine {
+    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
+}
+
+/// # Safety
+/// As for `ptr::copy_nonoverlapping`.
+pub(crate) unsafe fn call(
+    _: Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Stopped> {
+    // SAFETY: the caller's contract is copy_nonoverlapping's.
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    Ok(())
+}

@@ -1,0 +1,76 @@
+//! The landing-pad table: code ranges of the copy routines, each with the fixup
+//! that ends a routine stopped by a fault inside it.
+//!
+//! Emitted by the assembly (`LANDING_PAD` in `asm/landing_pads.s`) into its own
+//! read-only section, sorted by address. Read by the SIGBUS handler, so every
+//! function here is async-signal-safe: plain loads from static memory.
+
+/// One row as the assembly lays it out: three offsets, each from its own address.
+#[repr(C)]
+struct Row {
+    begin: i32,
+    end: i32,
+    fixup: i32,
+}
+
+unsafe extern "C" {
+    static mcsafe_landing_pads_start: [Row; 0];
+    static mcsafe_landing_pads_end: [Row; 0];
+}
+
+/// One resolved row: a fault with RIP in `begin..end` resumes at `fixup`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LandingPad {
+    /// First byte of the range.
+    pub begin: usize,
+    /// One past the last byte of the range.
+    pub end: usize,
+    /// Where execution resumes.
+    pub fixup: usize,
+}
+
+fn rows() -> &'static [Row] {
+    let start = (&raw const mcsafe_landing_pads_start).cast::<Row>();
+    let end = (&raw const mcsafe_landing_pads_end).cast::<Row>();
+    let count = (end as usize - start as usize) / size_of::<Row>();
+    // SAFETY: the two symbols bracket the table section of one object
+    // (landing_pads.s opens it, landing_pads_end.s closes it), which holds
+    // `count` rows of three 4-byte fields, 4-aligned, never written.
+    unsafe { core::slice::from_raw_parts(start, count) }
+}
+
+/// The address a self-relative field points at.
+fn resolve(field: &i32) -> usize {
+    (field as *const i32 as usize).wrapping_add_signed(*field as isize)
+}
+
+fn landing_pad(row: &Row) -> LandingPad {
+    LandingPad {
+        begin: resolve(&row.begin),
+        end: resolve(&row.end),
+        fixup: resolve(&row.fixup),
+    }
+}
+
+/// Every row, in table order.
+pub fn landing_pads() -> impl Iterator<Item = LandingPad> {
+    rows().iter().map(landing_pad)
+}
+
+/// The row whose range holds `rip`: a binary search, async-signal-safe.
+pub(crate) fn find(rip: usize) -> Option<LandingPad> {
+    let rows = rows();
+    let i = rows.partition_point(|row| resolve(&row.end) <= rip);
+    let pad = landing_pad(rows.get(i)?);
+    (pad.begin <= rip).then_some(pad)
+}
+
+/// True when the ranges are non-empty, sorted, disjoint, and no fixup lies
+/// inside a range (a fault in a fixup must not be taken for a copy fault).
+pub(crate) fn is_well_formed() -> bool {
+    let pads: Vec<LandingPad> = landing_pads().collect();
+    !pads.is_empty()
+        && pads.iter().all(|p| p.begin < p.end)
+        && pads.windows(2).all(|w| w[0].end <= w[1].begin)
+        && pads.iter().all(|p| find(p.fixup).is_none())
+}

@@ -1,0 +1,213 @@
+//! What a failed copy reports: [`Fault`], [`Side`], [`FaultKind`], and the
+//! handler's [`InstallError`].
+
+use core::fmt;
+
+/// A copy stopped by a memory fault: how far it got, where, and why.
+///
+/// Returned by [`copy_mc`](crate::copy_mc) and
+/// [`copy_mc_with`](crate::copy_mc_with). The process is unharmed; the bytes of
+/// the lost granule were not touched again after the fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    copied: usize,
+    side: Side,
+    kind: FaultKind,
+    addr: usize,
+    granule: usize,
+}
+
+/// Which buffer of the copy faulted.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// Reading the source faulted (the usual case: poisoned or truncated input).
+    Source,
+    /// Writing the destination faulted.
+    Destination,
+}
+
+/// Why the kernel raised SIGBUS, from its `si_code`.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultKind {
+    /// `BUS_MCEERR_AR`: hardware memory error (machine check, or a page the kernel
+    /// already marked poisoned). The data of the granule is gone for good.
+    Poison,
+    /// `BUS_ADRERR`: no memory behind the address, e.g. a file mapping past the
+    /// end of its file after a truncation, or a `UFFDIO_POISON` marker on a kernel
+    /// without memory-failure support.
+    AddressError,
+    /// `BUS_OBJERR`: the object behind the mapping failed, e.g. a page-in error.
+    ObjectError,
+}
+
+impl Fault {
+    pub(crate) fn new(
+        copied: usize,
+        side: Side,
+        kind: FaultKind,
+        addr: usize,
+        granule: usize,
+    ) -> Fault {
+        Fault {
+            copied,
+            side,
+            kind,
+            addr,
+            granule,
+        }
+    }
+
+    /// Bytes copied: `dst[..copied] == src[..copied]` is guaranteed.
+    ///
+    /// This is exactly the number of bytes that precede the lost granule
+    /// (`addr() & !(granule() - 1)`) on the faulting side, counted from that
+    /// side's start, or 0 when the granule begins before it. When the same
+    /// granule also lies inside the other buffer, the copy stops at the first
+    /// byte of either buffer inside it. Bytes of `dst` at or past `copied` may
+    /// have been written; bytes past `len` never are.
+    pub fn copied(&self) -> usize {
+        self.copied
+    }
+
+    /// Which buffer faulted.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Why it faulted.
+    pub fn kind(&self) -> FaultKind {
+        self.kind
+    }
+
+    /// The faulting address as the kernel reported it (`si_addr`): exact for a
+    /// page fault, page-aligned for a machine check reported by the hardware.
+    pub fn addr(&self) -> usize {
+        self.addr
+    }
+
+    /// Size in bytes of the lost unit: `1 << si_addr_lsb`, or the page size when
+    /// the kernel reports no granularity (`BUS_ADRERR`, `BUS_OBJERR`). A whole
+    /// huge page for hugetlb poison.
+    pub fn granule(&self) -> usize {
+        self.granule
+    }
+
+    /// The `errno` a `pread(2)` of the same bytes would have failed with:
+    /// `EIO` for poison and object errors, `EFAULT` for an address error.
+    pub fn raw_os_error(&self) -> i32 {
+        match self.kind {
+            FaultKind::Poison | FaultKind::ObjectError => libc::EIO,
+            FaultKind::AddressError => libc::EFAULT,
+        }
+    }
+
+    /// The same fault with `copied` counted from `offset` bytes earlier: for a
+    /// copy done in pieces.
+    pub(crate) fn shifted(self, offset: usize) -> Fault {
+        Fault {
+            copied: self.copied + offset,
+            ..self
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Side::Source => "source",
+            Side::Destination => "destination",
+        })
+    }
+}
+
+impl fmt::Display for FaultKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FaultKind::Poison => "hardware memory error (BUS_MCEERR_AR)",
+            FaultKind::AddressError => "no memory at address (BUS_ADRERR)",
+            FaultKind::ObjectError => "backing object error (BUS_OBJERR)",
+        })
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} fault: {} at {:#x}, {}-byte unit lost; {} bytes copied before it",
+            self.side, self.kind, self.addr, self.granule, self.copied
+        )
+    }
+}
+
+impl std::error::Error for Fault {}
+
+/// Converts to an [`std::io::Error`] that carries the `Fault` inside.
+///
+/// `get_ref()` / `into_inner()` give the `Fault` back, downcast from
+/// `dyn Error`. The kind is [`std::io::ErrorKind::Other`].
+///
+/// A `std::io::Error` holds either a raw OS error or a payload, never both;
+/// this one keeps the payload, so `raw_os_error()` is `None`. The errno a
+/// `pread(2)` would have given (`EIO` for poison) is
+/// [`Fault::raw_os_error`], reachable from the payload:
+///
+/// ```
+/// # fn check(err: std::io::Error) -> Option<i32> {
+/// let errno = err
+///     .get_ref()
+///     .and_then(|e| e.downcast_ref::<mcsafe::Fault>())
+///     .map(|fault| fault.raw_os_error());
+/// # errno }
+/// ```
+impl From<Fault> for std::io::Error {
+    fn from(fault: Fault) -> std::io::Error {
+        std::io::Error::other(fault)
+    }
+}
+
+/// Why the SIGBUS handler could not be put in place, or is no longer in place.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallError {
+    /// `sigaction(2)` failed with this errno.
+    Sigaction(i32),
+    /// The landing-pad table emitted by the assembly is not sorted or has an empty
+    /// or overlapping range: a build defect, reported instead of mis-routing faults.
+    CorruptTable,
+    /// Some code replaced mcsafe's SIGBUS handler after it was installed. Faults in
+    /// copies are recovered only if the new handler passes SIGBUS it does not own
+    /// to the handler it replaced (as `signal-hook` does).
+    Replaced,
+    /// This target has no fault-safe copy (only x86-64 Linux has one); copies
+    /// are plain copies and a fault kills the process.
+    Unsupported,
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::Sigaction(errno) => write!(
+                f,
+                "sigaction(SIGBUS) failed: {}",
+                std::io::Error::from_raw_os_error(*errno)
+            ),
+            InstallError::CorruptTable => f.write_str(
+                "mcsafe's landing-pad table is not sorted or has bad ranges (build defect)",
+            ),
+            InstallError::Replaced => f.write_str(
+                "mcsafe's SIGBUS handler was replaced by another one; copy faults are \
+                 recovered only if that handler forwards SIGBUS it does not own to the \
+                 handler it replaced",
+            ),
+            InstallError::Unsupported => f.write_str(
+                "mcsafe has no fault-safe copy on this target (x86-64 Linux only); \
+                 copies are plain and a fault kills the process",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for InstallError {}

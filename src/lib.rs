@@ -1,0 +1,142 @@
+//! Memory copies that survive SIGBUS.
+//!
+//! Reading an mmap'ed file, persistent memory or guest memory directly is fast
+//! until one page is bad: a hardware-poisoned page (machine check), a file
+//! truncated under its mapping, a page that failed to read in, a pmem bad block.
+//! The kernel sends SIGBUS and the process dies. [`copy_mc`] copies like
+//! `memcpy`, but such a fault ends the copy with an error that says exactly how
+//! many bytes were copied, which side faulted and why, and the process lives on.
+//!
+//! ```no_run
+//! # fn demo(mapped_file: *const u8, len: usize) {
+//! let mut buf = vec![0u8; len];
+//! // SAFETY: `mapped_file..+len` is a live mapping; `buf` is ours.
+//! match unsafe { mcsafe::copy_mc(buf.as_mut_ptr(), mapped_file, len) } {
+//!     Ok(()) => println!("all {len} bytes copied"),
+//!     Err(fault) => println!(
+//!         "{} bytes copied, then the {} hit: {}",
+//!         fault.copied(),
+//!         fault.side(),
+//!         fault.kind()
+//!     ),
+//! }
+//! # }
+//! ```
+//!
+//! # The contract
+//!
+//! 1. **Exact prefix.** On `Err(f)`, `dst[..f.copied()] == src[..f.copied()]`,
+//!    and `copied` is exactly the number of bytes before the lost granule
+//!    (`f.addr() & !(f.granule() - 1)`) on the faulting side, for every length,
+//!    alignment and [`Strategy`]. Bytes of `dst` past `copied` may have been
+//!    written; bytes past `len` never are. The kernel's own `copy_mc` is exact
+//!    to a word at best; here the routine's registers give a lower bound, and a
+//!    careful forward step extends the copy up to the lost granule.
+//! 2. **The lost granule is never touched again**: no retry, no prefault, no
+//!    byte-by-byte tail into it. A copy with one bad page takes one SIGBUS.
+//!    (A second machine check on the same line is what the kernel's 2020
+//!    `copy_mc` fixes were about.)
+//! 3. **Both sides**: faults reading `src` and writing `dst` are both recovered,
+//!    told apart by [`Fault::side`].
+//! 4. **Only our faults.** The handler acts only on a kernel-generated
+//!    `BUS_MCEERR_AR`, `BUS_ADRERR` or `BUS_OBJERR` whose RIP lies in a copy
+//!    routine and whose granule overlaps that copy's buffers. Every other SIGBUS
+//!    (`BUS_MCEERR_AO`, `SI_KERNEL`, a fault elsewhere, one sent by `kill` or
+//!    `sigqueue`) goes to the handler installed before, as it was installed; if
+//!    that was `SIG_DFL` (or `SIG_IGN` for a fault the kernel forces through),
+//!    the process dies by SIGBUS as it would have without this crate.
+//! 5. **Async-signal-safe handler**, installed with
+//!    `SA_SIGINFO | SA_ONSTACK | SA_NODEFER`: it edits the saved registers
+//!    (RIP to a fixup, the fault into two registers) and returns. No longjmp.
+//!
+//! # Fault kinds
+//!
+//! | kernel `si_code` | [`FaultKind`] | typical cause | granule |
+//! |---|---|---|---|
+//! | `BUS_MCEERR_AR` | [`Poison`](FaultKind::Poison) | machine check, hwpoisoned page, pmem bad block | page, or huge page |
+//! | `BUS_ADRERR` | [`AddressError`](FaultKind::AddressError) | mapping past end of file (truncation) | page |
+//! | `BUS_OBJERR` | [`ObjectError`](FaultKind::ObjectError) | page-in failed | page |
+//!
+//! # Safety rules
+//!
+//! - Memory that may fault travels as raw pointers. Never form a `&[u8]` to it:
+//!   the compiler may read through a reference whenever it likes, and that read
+//!   is not protected.
+//! - SIGSEGV (unmapped memory, a read-only destination) is not SIGBUS: it is not
+//!   caught, and kills the process as with `memcpy`.
+//! - Overlapping buffers, null pointers with `len > 0` and wrapping ranges are
+//!   rejected with a panic before any memory is touched.
+//! - The handler is process-wide. Install other SIGBUS handlers *before* the
+//!   first copy (they receive every SIGBUS that is not mcsafe's), or make them
+//!   forward what they do not own to the handler they replaced, as `signal-hook`
+//!   does. [`install`] reports a handler that replaced mcsafe's.
+//!
+//! # Targets
+//!
+//! Fault-safe copies exist on x86-64 Linux only. Elsewhere the crate builds with
+//! the same API, copies are plain copies (a fault kills the process, as with
+//! `memcpy`), [`Strategy::available`] is empty and [`install`] returns
+//! [`InstallError::Unsupported`]: call it at start-up to find out.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod arch;
+mod copy;
+mod fault;
+mod strategy;
+
+pub use copy::{copy_mc, copy_mc_with};
+pub use fault::{Fault, FaultKind, InstallError, Side};
+pub use strategy::{STRATEGY_ENV, Strategy};
+
+/// Installs the process-wide SIGBUS handler, or checks that it is still there.
+///
+/// Idempotent and thread-safe; [`copy_mc`] calls it on first use, so calling it
+/// is optional. Call it early if other code installs SIGBUS handlers: mcsafe
+/// saves the handler it replaces and forwards to it every SIGBUS that is not a
+/// copy fault.
+///
+/// # Errors
+///
+/// - [`InstallError::Replaced`] if some code installed another SIGBUS handler
+///   after mcsafe's. Copy faults are then recovered only if that handler
+///   forwards SIGBUS it does not own to the one it replaced (`signal-hook`
+///   does); otherwise they reach that handler. Install the other handler
+///   before mcsafe's, or make it forward.
+/// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
+/// - [`InstallError::Unsupported`] on targets without fault-safe copies.
+pub fn install() -> Result<(), InstallError> {
+    arch::install()
+}
+
+/// Counters of the SIGBUS handler since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Faults inside copy routines, redirected to a fixup (one per signal).
+    pub recovered: u64,
+    /// SIGBUS that were not mcsafe's, handed to the previous handler.
+    pub forwarded: u64,
+}
+
+/// The handler's counters: for monitoring, and for tests that count signals.
+pub fn stats() -> Stats {
+    let (recovered, forwarded) = arch::counts();
+    Stats {
+        recovered,
+        forwarded,
+    }
+}
+
+/// Internals for mcsafe's own tests and harness; not a stable API.
+#[doc(hidden)]
+pub mod internals {
+    #[cfg(mcsafe_protected)]
+    pub use crate::arch::table::{LandingPad, landing_pads};
+
+    /// Entry address of a strategy's routine.
+    #[cfg(mcsafe_protected)]
+    pub fn routine_addr(strategy: crate::Strategy) -> usize {
+        crate::arch::routine_addr(strategy)
+    }
+}

@@ -1,0 +1,118 @@
+//! [`Strategy`]: which copy routine does the work, chosen once per process.
+
+use core::fmt;
+use std::sync::OnceLock;
+
+use crate::arch;
+
+/// A copy routine. Every strategy keeps the same contract (exact prefix, one
+/// signal per lost granule); they differ in speed and in which CPUs can recover
+/// from a machine check inside them.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// The kernel's `copy_mc_fragile` shape: source aligned to 8 bytes, aligned
+    /// word loads, no `rep movs`, no load that crosses a cache line. The safe
+    /// choice on CPUs that cannot recover from poison consumed otherwise
+    /// (some Haswell/Broadwell-EX and Skylake-SP Xeons). Available everywhere.
+    Fragile,
+    /// A single `rep movsb`. Offered on CPUs with ERMS (fast `rep movsb`).
+    RepMovsb,
+    /// 32-byte AVX2 vector moves. Offered on CPUs with AVX2.
+    Avx2,
+    /// 64-byte AVX-512 vector moves and a masked tail. Offered on CPUs with
+    /// AVX-512F, AVX-512BW and BMI2.
+    Avx512,
+}
+
+/// The environment variable that forces [`Strategy::current`], by [`Strategy::name`].
+pub const STRATEGY_ENV: &str = "MCSAFE_STRATEGY";
+
+impl Strategy {
+    /// Every strategy, available here or not.
+    pub const ALL: [Strategy; 4] = [
+        Strategy::Fragile,
+        Strategy::RepMovsb,
+        Strategy::Avx2,
+        Strategy::Avx512,
+    ];
+
+    /// The strategies this CPU (and this target) can run, `Fragile` first.
+    /// Empty on targets without fault-safe copies.
+    pub fn available() -> Vec<Strategy> {
+        Strategy::ALL
+            .into_iter()
+            .filter(|s| s.is_available())
+            .collect()
+    }
+
+    /// Whether this CPU can run this strategy.
+    pub fn is_available(&self) -> bool {
+        arch::is_available(*self)
+    }
+
+    /// The strategy [`copy_mc`](crate::copy_mc) uses, chosen once per process.
+    ///
+    /// `MCSAFE_STRATEGY=<name>` forces it; otherwise it comes from CPUID:
+    /// `Fragile` on the CPU models the kernel treats as fragile, else the
+    /// fastest available.
+    ///
+    /// # Panics
+    ///
+    /// On first use, if `MCSAFE_STRATEGY` names no strategy or one this CPU
+    /// cannot run: a forced choice that cannot be honoured is a configuration
+    /// error, not something to replace silently.
+    pub fn current() -> Strategy {
+        static CURRENT: OnceLock<Strategy> = OnceLock::new();
+        *CURRENT.get_or_init(|| match std::env::var(STRATEGY_ENV) {
+            Ok(name) => match Strategy::from_name(&name) {
+                Some(s) if s.is_available() => s,
+                Some(s) => panic!(
+                    "{STRATEGY_ENV}={name}: this CPU cannot run the {} strategy; \
+                     available here: {}",
+                    s.name(),
+                    names(&Strategy::available())
+                ),
+                None => panic!(
+                    "{STRATEGY_ENV}={name}: no such strategy; known: {}; available here: {}",
+                    names(&Strategy::ALL),
+                    names(&Strategy::available())
+                ),
+            },
+            Err(_) => arch::default_strategy(),
+        })
+    }
+
+    /// The strategy's name, as `MCSAFE_STRATEGY` takes it: `fragile`,
+    /// `rep_movsb`, `avx2`, `avx512`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Fragile => "fragile",
+            Strategy::RepMovsb => "rep_movsb",
+            Strategy::Avx2 => "avx2",
+            Strategy::Avx512 => "avx512",
+        }
+    }
+
+    /// The strategy with this [`name`](Strategy::name), ignoring ASCII case.
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        Strategy::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+fn names(list: &[Strategy]) -> String {
+    let names: Vec<&str> = list.iter().map(Strategy::name).collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
