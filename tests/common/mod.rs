@@ -1,0 +1,219 @@
+//! Helpers shared by the integration tests: mappings with lost pages, data
+//! patterns, signal counting, child processes, and environment requirements.
+#![allow(dead_code)]
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
+use std::ptr;
+use std::sync::{Mutex, MutexGuard};
+
+pub const PAGE: usize = 4096;
+
+/// Deterministic bytes for offset `i` of a buffer seeded with `seed`: neighbouring
+/// bytes differ, so a copy shifted by any small amount is caught.
+pub fn byte_at(seed: u64, i: usize) -> u8 {
+    let mut x = (i as u64).wrapping_add(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 29;
+    x as u8
+}
+
+/// Fills `len` bytes at `p` with the pattern of `seed`.
+///
+/// # Safety
+/// `p..p+len` is writable.
+pub unsafe fn fill(p: *mut u8, len: usize, seed: u64) {
+    for i in 0..len {
+        // SAFETY: per the contract.
+        unsafe { p.add(i).write(byte_at(seed, i)) };
+    }
+}
+
+/// A `MAP_SHARED` memfd mapping of `valid + lost` pages whose last `lost` pages
+/// lie past the end of the file: touching them raises SIGBUS `BUS_ADRERR`.
+pub struct LostTail {
+    base: *mut u8,
+    len: usize,
+    valid: usize,
+    _fd: OwnedFd,
+}
+
+impl LostTail {
+    pub fn new(valid_pages: usize, lost_pages: usize, seed: u64) -> LostTail {
+        let len = (valid_pages + lost_pages) * PAGE;
+        let valid = valid_pages * PAGE;
+        // SAFETY: plain system calls on an fd we own; the mapping is ours.
+        unsafe {
+            let fd = libc::memfd_create(c"mcsafe-test".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+            let fd = OwnedFd::from_raw_fd(fd);
+            assert_eq!(libc::ftruncate(fd.as_raw_fd(), len as i64), 0);
+            let base = libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            );
+            assert_ne!(
+                base,
+                libc::MAP_FAILED,
+                "mmap: {}",
+                std::io::Error::last_os_error()
+            );
+            let base = base.cast::<u8>();
+            fill(base, valid, seed);
+            assert_eq!(libc::ftruncate(fd.as_raw_fd(), valid as i64), 0);
+            LostTail {
+                base,
+                len,
+                valid,
+                _fd: fd,
+            }
+        }
+    }
+
+    /// First byte of the mapping.
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+
+    /// First lost byte (page-aligned).
+    pub fn boundary(&self) -> *mut u8 {
+        self.base.wrapping_add(self.valid)
+    }
+
+    /// Bytes before the boundary.
+    pub fn valid_len(&self) -> usize {
+        self.valid
+    }
+}
+
+impl Drop for LostTail {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// An ordinary heap buffer with `GUARD` sentinel bytes on each side, for the side
+/// of a copy that does not fault.
+pub struct Guarded {
+    buf: Vec<u8>,
+}
+
+pub const GUARD: usize = 128;
+pub const SENTINEL: u8 = 0xa5;
+
+impl Guarded {
+    pub fn new(len: usize) -> Guarded {
+        Guarded {
+            buf: vec![SENTINEL; len + 2 * GUARD + 64],
+        }
+    }
+
+    /// A pointer `misalign` bytes past a 64-byte boundary, with at least `GUARD`
+    /// bytes before it.
+    pub fn at(&mut self, misalign: usize) -> *mut u8 {
+        let base = self.buf.as_mut_ptr() as usize + GUARD;
+        let aligned = (base + 63) & !63;
+        (aligned + misalign) as *mut u8
+    }
+
+    pub fn reset(&mut self) {
+        self.buf.fill(SENTINEL);
+    }
+}
+
+/// Asserts that `len` bytes at `p` still hold the sentinel.
+///
+/// # Safety
+/// `p..p+len` is readable.
+pub unsafe fn assert_untouched(p: *const u8, len: usize, what: &str) {
+    for i in 0..len {
+        // SAFETY: per the contract.
+        let b = unsafe { p.add(i).read() };
+        assert_eq!(b, SENTINEL, "{what}: byte {i} was written");
+    }
+}
+
+/// Index of the first byte where `a` and `b` differ over `len` bytes, if any.
+///
+/// # Safety
+/// Both ranges are readable.
+pub unsafe fn first_difference(a: *const u8, b: *const u8, len: usize) -> Option<usize> {
+    // SAFETY: per the contract; these ranges do not fault.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, len),
+            std::slice::from_raw_parts(b, len),
+        )
+    };
+    if a == b {
+        None
+    } else {
+        a.iter().zip(b).position(|(x, y)| x != y)
+    }
+}
+
+/// Serializes the tests of one binary that count signals through
+/// `mcsafe::stats()`, which is process-wide.
+pub fn signal_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn recovered() -> u64 {
+    mcsafe::stats().recovered
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// For a test whose environment may be missing: true if `available`; otherwise
+/// prints why the test cannot run and returns false, except in CI, where the
+/// environment must be there and the test fails.
+pub fn require(available: bool, what: &str, why: &str) -> bool {
+    if available {
+        return true;
+    }
+    let message = format!("cannot test {what}: {why}");
+    if in_ci() {
+        panic!("{message} (CI must provide it)");
+    }
+    eprintln!("NOT RUN: {message}");
+    false
+}
+
+const CHILD_ENV: &str = "MCSAFE_TEST_CHILD";
+
+/// Runs `body` in a child process (this test binary, running only the test
+/// `test_name`) and returns how the child ended. In the child, runs `body` and
+/// exits 0 if it returns. `test_name` must be the calling test's path.
+pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
+    if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
+        body();
+        std::process::exit(0);
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, test_name)
+        .output()
+        .expect("spawn the test binary");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !stdout.contains("running 1 test") {
+        panic!("child did not run {test_name}:\n{stdout}\n{stderr}");
+    }
+    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
+    output.status
+}
+
+/// The signal that ended a child, if one did.
+pub fn killed_by(status: ExitStatus) -> Option<i32> {
+    status.signal()
+}

@@ -1,0 +1,264 @@
+//! Exhaustive sweeps over truncated memfd mappings (`BUS_ADRERR`): every source
+//! and destination misalignment 0..64, every length 0..=300, the lost page at
+//! every position, page-crossing lengths up to 4 pages and a few MiB, on each
+//! side, for every available strategy. Each faulting copy must report exactly
+//! the bytes before the lost page, the side, the kind and the granule, leave an
+//! exact prefix, write nothing outside `dst..dst+len`, and take one signal.
+
+mod common;
+
+use common::*;
+use mcsafe::{FaultKind, Side, Strategy};
+
+/// The fixture: a mapping whose last page is lost, and two heap buffers for the
+/// side of the copy that does not fault.
+struct Fixture {
+    lost: LostTail,
+    heap_dst: Guarded,
+    heap_src: Guarded,
+}
+
+const MAX_LEN: usize = 4 << 20;
+
+impl Fixture {
+    fn new(max_len: usize) -> Fixture {
+        let mut heap_src = Guarded::new(max_len + PAGE);
+        let p = heap_src.at(0);
+        // SAFETY: `at(0)` leaves room for max_len + PAGE - 64 bytes and more.
+        unsafe { fill(p, max_len + PAGE - 64, 0xfeed) };
+        Fixture {
+            // Lost tail as long as the longest copy: a range that starts inside it
+            // stays inside the mapping.
+            lost: LostTail::new(max_len / PAGE + 4, max_len / PAGE + 2, 0x5eed),
+            heap_dst: Guarded::new(max_len + PAGE),
+            heap_src,
+        }
+    }
+}
+
+/// Copies `len` bytes with `strategy`; the faulting side's buffer starts `b`
+/// bytes before the first lost byte (`b <= 0`: `-b` bytes inside the lost page),
+/// and the other side's buffer is `other_misalign` bytes past a 64-byte boundary.
+/// Checks everything the contract promises; returns whether the copy faulted.
+fn check(
+    fx: &mut Fixture,
+    strategy: Strategy,
+    side: Side,
+    b: isize,
+    other_misalign: usize,
+    len: usize,
+) -> bool {
+    let faulting = fx.lost.boundary().wrapping_offset(-b);
+    let expected = if len == 0 {
+        None
+    } else if b <= 0 {
+        Some(0)
+    } else if (b as usize) < len {
+        Some(b as usize)
+    } else {
+        None
+    };
+    let (dst, src) = match side {
+        Side::Source => (fx.heap_dst.at(other_misalign), faulting.cast_const()),
+        _ => (faulting, fx.heap_src.at(other_misalign).cast_const()),
+    };
+    // Sentinels around the destination where it is readable: before it, and past
+    // its end unless that is the lost page.
+    let before_dst = dst.wrapping_sub(GUARD);
+    let after_dst = dst.wrapping_add(len);
+    let after_len = match side {
+        Side::Source => GUARD,
+        _ => (fx.lost.boundary() as usize)
+            .saturating_sub(after_dst as usize)
+            .min(GUARD),
+    };
+    let before_len = match side {
+        Side::Destination if b <= 0 => 0,
+        Side::Destination => (b as usize + GUARD).min(fx.lost.valid_len()) - b as usize,
+        _ => GUARD,
+    };
+    // SAFETY: all ranges written lie in the fixture's readable, writable memory.
+    unsafe {
+        std::ptr::write_bytes(before_dst.add(GUARD - before_len), SENTINEL, before_len);
+        std::ptr::write_bytes(after_dst, SENTINEL, after_len);
+    }
+
+    let signals = recovered();
+    // SAFETY: both buffers are mapped; only the lost page may fault (SIGBUS).
+    let result = unsafe { mcsafe::copy_mc_with(strategy, dst, src, len) };
+    let taken = recovered() - signals;
+    let what =
+        format!("{strategy} {side} fault, b={b}, other misalign {other_misalign}, len {len}");
+
+    let copied = match (expected, result) {
+        (None, Ok(())) => len,
+        (Some(want), Err(f)) => {
+            assert_eq!(f.copied(), want, "{what}: copied");
+            assert_eq!(f.side(), side, "{what}: side");
+            assert_eq!(f.kind(), FaultKind::AddressError, "{what}: kind");
+            assert_eq!(f.granule(), PAGE, "{what}: granule");
+            assert_eq!(
+                f.addr() & !(PAGE - 1),
+                fx.lost.boundary() as usize,
+                "{what}: addr {:#x}",
+                f.addr()
+            );
+            want
+        }
+        (want, got) => panic!("{what}: expected {want:?} bytes before a fault, got {got:?}"),
+    };
+    // With one thread per strategy, another thread's signals can land between the
+    // two reads; the callers also check the total.
+    assert!(
+        taken >= u64::from(expected.is_some()),
+        "{what}: {taken} signals"
+    );
+    // SAFETY: the compared and inspected bytes are readable (before the lost page).
+    unsafe {
+        if let Some(i) = first_difference(dst, src, copied) {
+            panic!("{what}: byte {i} of the copied prefix differs");
+        }
+        assert_untouched(
+            before_dst.add(GUARD - before_len),
+            before_len,
+            &format!("{what}: before dst"),
+        );
+        assert_untouched(after_dst, after_len, &format!("{what}: after dst"));
+        // Put the heap destination back to sentinels for the next case.
+        if side == Side::Source {
+            std::ptr::write_bytes(dst, SENTINEL, len);
+        }
+    }
+    expected.is_some()
+}
+
+/// Positions for a faulting side that starts `misalign` bytes past a 64-byte
+/// boundary: `b` from inside the lost page, through every 64-byte step that
+/// keeps the misalignment, to one past `len` (no fault).
+fn positions(misalign: usize, len: usize) -> impl Iterator<Item = isize> {
+    let first = (64 - misalign) % 64;
+    std::iter::once(-(misalign as isize)).chain((first..=len + 64).step_by(64).map(|b| b as isize))
+}
+
+/// Every misalignment pair, every length 0..=300, every position; one thread per
+/// strategy. Returns (copies, faulting copies).
+fn small_sweep(side: Side) -> (u64, u64) {
+    let _serial = signal_lock();
+    let before = recovered();
+    let totals: Vec<(u64, u64)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = Strategy::available()
+            .into_iter()
+            .map(|strategy| {
+                scope.spawn(move || {
+                    let mut fx = Fixture::new(PAGE);
+                    let (mut copies, mut faults) = (0, 0);
+                    for s in 0..64 {
+                        for d in 0..64 {
+                            let (mine, other) = if side == Side::Source { (s, d) } else { (d, s) };
+                            for len in 0..=300 {
+                                for b in positions(mine, len) {
+                                    copies += 1;
+                                    faults +=
+                                        u64::from(check(&mut fx, strategy, side, b, other, len));
+                                }
+                            }
+                        }
+                    }
+                    (copies, faults)
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let (copies, faults) = totals.iter().fold((0, 0), |a, t| (a.0 + t.0, a.1 + t.1));
+    assert_eq!(
+        recovered() - before,
+        faults,
+        "one signal per faulting copy, none for the others"
+    );
+    eprintln!("{side}: {copies} copies, {faults} faults recovered");
+    (copies, faults)
+}
+
+#[test]
+fn every_alignment_length_and_position_source_side() {
+    let (_, faults) = small_sweep(Side::Source);
+    assert!(faults > 1_000_000);
+}
+
+#[test]
+fn every_alignment_length_and_position_destination_side() {
+    let (_, faults) = small_sweep(Side::Destination);
+    assert!(faults > 1_000_000);
+}
+
+const LARGE_LENGTHS: [usize; 15] = [
+    4095,
+    4096,
+    4097,
+    8191,
+    8192,
+    8193,
+    12287,
+    12288,
+    12289,
+    16383,
+    16384,
+    16385,
+    (1 << 20) + 17,
+    (3 << 20) + 4095,
+    4 << 20,
+];
+
+const LARGE_ALIGNMENTS: [(usize, usize); 6] = [(0, 0), (1, 0), (0, 1), (31, 7), (63, 63), (8, 40)];
+
+/// Page indices of the range at which to put the lost page: all of them for
+/// copies up to 4 pages, a spread for the MiB ones.
+fn lost_pages(len: usize) -> Vec<usize> {
+    let pages = len.div_ceil(PAGE);
+    if pages <= 5 {
+        (0..=pages + 1).collect()
+    } else {
+        let mut v: Vec<usize> = (0..=pages + 1).step_by(61).collect();
+        v.extend([1, 2, pages / 2, pages - 1, pages, pages + 1]);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+fn large_sweep(side: Side) {
+    let _serial = signal_lock();
+    let mut fx = Fixture::new(MAX_LEN);
+    let mut faults = 0;
+    for strategy in Strategy::available() {
+        for len in LARGE_LENGTHS {
+            for (s, d) in LARGE_ALIGNMENTS {
+                let (mine, other) = if side == Side::Source { (s, d) } else { (d, s) };
+                for k in lost_pages(len) {
+                    // The lost page is page k of the range (k past the end: no fault).
+                    let b = (k * PAGE) as isize - mine as isize;
+                    let before = recovered();
+                    let faulted = check(&mut fx, strategy, side, b, other, len);
+                    assert_eq!(
+                        recovered() - before,
+                        u64::from(faulted),
+                        "{strategy} len {len} page {k}: signals"
+                    );
+                    faults += u64::from(faulted);
+                }
+            }
+        }
+    }
+    eprintln!("{side}: {faults} large faulting copies");
+}
+
+#[test]
+fn page_crossing_and_mib_lengths_source_side() {
+    large_sweep(Side::Source);
+}
+
+#[test]
+fn page_crossing_and_mib_lengths_destination_side() {
+    large_sweep(Side::Destination);
+}
