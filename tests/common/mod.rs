@@ -111,13 +111,14 @@ pub const SENTINEL: u8 = 0xa5;
 impl Guarded {
     pub fn new(len: usize) -> Guarded {
         Guarded {
-            buf: vec![SENTINEL; len + 2 * GUARD + 64],
+            buf: vec![SENTINEL; len + 2 * GUARD + 128],
         }
     }
 
-    /// A pointer `misalign` bytes past a 64-byte boundary, with at least `GUARD`
-    /// bytes before it.
+    /// A pointer `misalign` (< 64) bytes past a 64-byte boundary, with `GUARD`
+    /// bytes before it and `len + GUARD` bytes from it inside the buffer.
     pub fn at(&mut self, misalign: usize) -> *mut u8 {
+        assert!(misalign < 64);
         let base = self.buf.as_mut_ptr() as usize + GUARD;
         let aligned = (base + 63) & !63;
         (aligned + misalign) as *mut u8
@@ -195,6 +196,11 @@ const CHILD_ENV: &str = "MCSAFE_TEST_CHILD";
 /// `test_name`) and returns how the child ended. In the child, runs `body` and
 /// exits 0 if it returns. `test_name` must be the calling test's path.
 pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
+    in_child_with_env(test_name, &[], body)
+}
+
+/// [`in_child`] with extra environment variables for the child.
+pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnce()) -> ExitStatus {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         body();
         std::process::exit(0);
@@ -202,6 +208,7 @@ pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test_name)
+        .envs(env.iter().copied())
         .output()
         .expect("spawn the test binary");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -216,4 +223,95 @@ pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
 /// The signal that ended a child, if one did.
 pub fn killed_by(status: ExitStatus) -> Option<i32> {
     status.signal()
+}
+
+/// A private anonymous mapping with pages poisoned through `UFFDIO_POISON`
+/// (Linux 6.6+): touching them raises SIGBUS (`BUS_MCEERR_AR` with
+/// CONFIG_MEMORY_FAILURE, `BUS_ADRERR` without). The other pages hold data.
+pub struct UffdPoisoned {
+    base: *mut u8,
+    len: usize,
+    _uffd: OwnedFd,
+}
+
+const UFFD_USER_MODE_ONLY: libc::c_int = 1;
+const UFFD_API: u64 = 0xaa;
+const UFFD_FEATURE_POISON: u64 = 1 << 14;
+const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
+const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
+const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
+const UFFDIO_POISON: libc::c_ulong = 0xc020_aa08;
+
+impl UffdPoisoned {
+    /// `pages` pages filled with the pattern of `seed`, with the pages at the
+    /// indices in `poisoned` poisoned.
+    pub fn new(pages: usize, poisoned: &[usize], seed: u64) -> std::io::Result<UffdPoisoned> {
+        let len = pages * PAGE;
+        let last_error = std::io::Error::last_os_error;
+        // SAFETY: system calls on memory and descriptors this function owns.
+        unsafe {
+            let base = libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            if base == libc::MAP_FAILED {
+                return Err(last_error());
+            }
+            let base = base.cast::<u8>();
+            fill(base, len, seed);
+            let fd = libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | UFFD_USER_MODE_ONLY);
+            if fd < 0 {
+                let e = last_error();
+                libc::munmap(base.cast(), len);
+                return Err(e);
+            }
+            let this = UffdPoisoned {
+                base,
+                len,
+                _uffd: OwnedFd::from_raw_fd(fd as i32),
+            };
+            let uffd = this._uffd.as_raw_fd();
+            let mut api = [UFFD_API, UFFD_FEATURE_POISON, 0];
+            if libc::ioctl(uffd, UFFDIO_API, api.as_mut_ptr()) != 0 {
+                return Err(last_error());
+            }
+            let mut register = [base as u64, len as u64, UFFDIO_REGISTER_MODE_MISSING, 0];
+            if libc::ioctl(uffd, UFFDIO_REGISTER, register.as_mut_ptr()) != 0 {
+                return Err(last_error());
+            }
+            for &page in poisoned {
+                let at = base.add(page * PAGE);
+                // The page must be empty (no PTE) to take a poison marker.
+                if libc::madvise(at.cast(), PAGE, libc::MADV_DONTNEED) != 0 {
+                    return Err(last_error());
+                }
+                let mut poison = [at as u64, PAGE as u64, 0, 0];
+                if libc::ioctl(uffd, UFFDIO_POISON, poison.as_mut_ptr()) != 0 {
+                    return Err(last_error());
+                }
+            }
+            Ok(this)
+        }
+    }
+
+    pub fn base(&self) -> *mut u8 {
+        self.base
+    }
+}
+
+impl Drop for UffdPoisoned {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mapping.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+/// Whether this kernel has memory-failure support (CONFIG_MEMORY_FAILURE), which
+/// turns UFFDIO_POISON and MADV_HWPOISON faults into `BUS_MCEERR_AR`.
+pub fn kernel_has_memory_failure() -> bool {
+    std::path::Path::new("/proc/sys/vm/memory_failure_recovery").exists()
 }

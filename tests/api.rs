@@ -1,0 +1,212 @@
+//! The public API on ordinary input and on bad input: edge cases rejected before
+//! any memory is touched, strategies, the error types, and installation.
+
+mod common;
+
+use std::ptr;
+
+use common::*;
+use mcsafe::{Fault, FaultKind, InstallError, Side, Strategy};
+
+#[test]
+fn len_zero_touches_nothing_and_accepts_null() {
+    // SAFETY: len 0 reads no pointer.
+    unsafe {
+        assert_eq!(mcsafe::copy_mc(ptr::null_mut(), ptr::null(), 0), Ok(()));
+        assert_eq!(mcsafe::copy_mc(8 as *mut u8, 16 as *const u8, 0), Ok(()));
+        for s in Strategy::available() {
+            assert_eq!(
+                mcsafe::copy_mc_with(s, ptr::null_mut(), ptr::null(), 0),
+                Ok(())
+            );
+        }
+    }
+    // A lost page at len 0: no access, no signal.
+    let lost = LostTail::new(1, 1, 1);
+    let mut dst = [0u8; 8];
+    let _serial = signal_lock();
+    let before = recovered();
+    // SAFETY: nothing is read or written for len 0.
+    assert_eq!(
+        unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.boundary(), 0) },
+        Ok(())
+    );
+    assert_eq!(recovered(), before);
+}
+
+#[test]
+#[should_panic(expected = "mcsafe: null source pointer with len 4")]
+fn null_source_with_len_panics() {
+    let mut dst = [0u8; 4];
+    // SAFETY: rejected before any access.
+    let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), ptr::null(), 4) };
+}
+
+#[test]
+#[should_panic(expected = "mcsafe: null destination pointer with len 4")]
+fn null_destination_with_len_panics() {
+    let src = [0u8; 4];
+    // SAFETY: rejected before any access.
+    let _ = unsafe { mcsafe::copy_mc(ptr::null_mut(), src.as_ptr(), 4) };
+}
+
+#[test]
+#[should_panic(expected = "wraps the address space")]
+fn wrapping_source_range_panics() {
+    let mut dst = [0u8; 4];
+    // SAFETY: rejected before any access.
+    let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), (usize::MAX - 1) as *const u8, 4) };
+}
+
+#[test]
+#[should_panic(expected = "wraps the address space")]
+fn len_near_usize_max_panics() {
+    let src = [0u8; 4];
+    let mut dst = [0u8; 4];
+    // SAFETY: rejected before any access.
+    let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src.as_ptr(), usize::MAX - 8) };
+}
+
+#[test]
+#[should_panic(expected = "overlap")]
+fn overlapping_ranges_panic() {
+    let mut buf = [0u8; 64];
+    let p = buf.as_mut_ptr();
+    // SAFETY: rejected before any access.
+    let _ = unsafe { mcsafe::copy_mc(p.wrapping_add(1), p, 32) };
+}
+
+#[test]
+fn overlap_is_rejected_before_any_byte_moves() {
+    let mut buf: Vec<u8> = (0..64).collect();
+    let p = buf.as_mut_ptr();
+    let caught = std::panic::catch_unwind(|| {
+        // SAFETY: rejected before any access.
+        let _ = unsafe { mcsafe::copy_mc(p, p.wrapping_add(16), 32) };
+    });
+    assert!(caught.is_err());
+    assert_eq!(buf, (0..64).collect::<Vec<u8>>(), "nothing was written");
+}
+
+#[test]
+fn adjacent_ranges_are_not_overlap() {
+    let mut buf: Vec<u8> = (0..64).collect();
+    let p = buf.as_mut_ptr();
+    // SAFETY: [0, 32) and [32, 64) are disjoint parts of one buffer.
+    unsafe { mcsafe::copy_mc(p, p.add(32), 32) }.unwrap();
+    assert_eq!(&buf[..32], &buf[32..]);
+}
+
+#[test]
+fn strategies_have_names_and_fragile_is_always_available() {
+    let available = Strategy::available();
+    assert_eq!(available.first(), Some(&Strategy::Fragile));
+    assert!(available.contains(&Strategy::current()));
+    for s in Strategy::ALL {
+        assert_eq!(Strategy::from_name(s.name()), Some(s));
+        assert_eq!(Strategy::from_name(&s.name().to_uppercase()), Some(s));
+        assert_eq!(s.to_string(), s.name());
+    }
+    assert_eq!(Strategy::from_name("memcpy"), None);
+}
+
+#[test]
+fn strategy_env_forces_the_current_strategy() {
+    // One child per available strategy, each forced by MCSAFE_STRATEGY (any case).
+    for s in Strategy::available() {
+        let upper = s.name().to_uppercase();
+        let status = in_child_with_env(
+            "strategy_env_forces_the_current_strategy",
+            &[("MCSAFE_STRATEGY", &upper), ("MCSAFE_EXPECT", s.name())],
+            || {
+                let want = std::env::var("MCSAFE_EXPECT").unwrap();
+                assert_eq!(Strategy::current().name(), want);
+                let lost = LostTail::new(2, 1, 4);
+                let mut dst = vec![0u8; 3 * PAGE];
+                // SAFETY: the mapping is ours; its third page is lost.
+                let f =
+                    unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.base().add(1), 3 * PAGE - 1) };
+                assert_eq!(f.unwrap_err().copied(), 2 * PAGE - 1);
+            },
+        );
+        assert!(status.success(), "child forced to {s}: {status:?}");
+    }
+}
+
+#[test]
+fn strategy_env_with_an_unknown_name_fails_loudly() {
+    let status = in_child_with_env(
+        "strategy_env_with_an_unknown_name_fails_loudly",
+        &[("MCSAFE_STRATEGY", "turbo")],
+        || {
+            let caught = std::panic::catch_unwind(Strategy::current);
+            let message = caught.unwrap_err();
+            let message = message.downcast_ref::<String>().unwrap();
+            assert!(
+                message.contains("MCSAFE_STRATEGY=turbo: no such strategy"),
+                "{message}"
+            );
+            assert!(message.contains("fragile"), "{message}");
+        },
+    );
+    assert!(status.success(), "{status:?}");
+}
+
+fn a_fault() -> Fault {
+    let lost = LostTail::new(1, 1, 9);
+    let mut dst = vec![0u8; 2 * PAGE];
+    // SAFETY: the mapping is ours; its second page is lost.
+    unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.base().add(100), PAGE) }.unwrap_err()
+}
+
+#[test]
+fn fault_displays_side_kind_and_progress() {
+    let f = a_fault();
+    assert_eq!(
+        (f.copied(), f.side(), f.kind()),
+        (PAGE - 100, Side::Source, FaultKind::AddressError)
+    );
+    let text = f.to_string();
+    assert!(
+        text.starts_with("source fault: no memory at address (BUS_ADRERR)"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{} bytes copied", PAGE - 100)),
+        "{text}"
+    );
+    assert!(text.contains("4096-byte unit lost"), "{text}");
+}
+
+#[test]
+fn fault_converts_to_io_error_and_back() {
+    let f = a_fault();
+    let err = std::io::Error::from(f);
+    assert_eq!(err.kind(), std::io::ErrorKind::Other);
+    assert_eq!(
+        err.get_ref().and_then(|e| e.downcast_ref::<Fault>()),
+        Some(&f)
+    );
+    assert_eq!(f.raw_os_error(), libc::EFAULT);
+    let inner = err.into_inner().unwrap().downcast::<Fault>().unwrap();
+    assert_eq!(*inner, f);
+}
+
+#[test]
+fn install_is_idempotent() {
+    assert_eq!(mcsafe::install(), Ok(()));
+    assert_eq!(mcsafe::install(), Ok(()));
+}
+
+#[test]
+fn install_reports_a_handler_that_replaced_ours() {
+    let status = in_child("install_reports_a_handler_that_replaced_ours", || {
+        mcsafe::install().unwrap();
+        // SAFETY: replacing SIGBUS with SIG_DFL in this child only.
+        unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+        let err = mcsafe::install().unwrap_err();
+        assert_eq!(err, InstallError::Replaced);
+        assert!(err.to_string().contains("replaced by another one"), "{err}");
+    });
+    assert!(status.success(), "{status:?}");
+}
