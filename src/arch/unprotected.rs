@@ -61,3 +61,33 @@ pub(crate) unsafe fn call(
     unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{InstallError, Strategy};
+
+    #[test]
+    fn says_it_is_unprotected_and_still_copies() {
+        assert_eq!(crate::install(), Err(InstallError::Unsupported));
+        assert!(Strategy::available().is_empty());
+        assert!(
+            InstallError::Unsupported
+                .to_string()
+                .contains("x86-64 Linux only")
+        );
+        let src: Vec<u8> = (0..=255).collect();
+        let mut dst = vec![0u8; 256];
+        // SAFETY: two distinct heap buffers.
+        unsafe { crate::copy_mc(dst.as_mut_ptr(), src.as_ptr(), 256) }.unwrap();
+        assert_eq!(src, dst);
+    }
+
+    #[test]
+    #[should_panic(expected = "not available")]
+    fn a_named_strategy_is_refused() {
+        let (src, mut dst) = ([1u8; 4], [0u8; 4]);
+        // SAFETY: refused before any access.
+        let _ =
+            unsafe { crate::copy_mc_with(Strategy::Fragile, dst.as_mut_ptr(), src.as_ptr(), 4) };
+    }
+}
