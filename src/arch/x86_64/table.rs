@@ -74,3 +74,39 @@ pub(crate) fn is_well_formed() -> bool {
         && pads.windows(2).all(|w| w[0].end <= w[1].begin)
         && pads.iter().all(|p| find(p.fixup).is_none())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_emitted_table_is_well_formed_and_has_one_range_per_routine() {
+        assert!(is_well_formed());
+        assert_eq!(landing_pads().count(), crate::Strategy::ALL.len());
+    }
+
+    #[test]
+    fn find_hits_exactly_the_half_open_ranges() {
+        for pad in landing_pads() {
+            assert_eq!(find(pad.begin), Some(pad));
+            assert_eq!(find(pad.end - 1), Some(pad));
+            assert_ne!(find(pad.end), Some(pad), "end is exclusive");
+            assert_ne!(find(pad.begin - 1), Some(pad));
+            assert_eq!(find(pad.fixup), None, "a fixup is never inside a range");
+        }
+        assert_eq!(find(0), None);
+        assert_eq!(find(usize::MAX), None);
+    }
+
+    #[test]
+    fn each_range_starts_right_after_its_routines_prologue() {
+        // The prologue is three 3-byte `mov`s that set the range registers.
+        let mut entries: Vec<usize> = crate::Strategy::ALL
+            .iter()
+            .map(|s| super::super::routine_addr(*s))
+            .collect();
+        entries.sort_unstable();
+        let begins: Vec<usize> = landing_pads().map(|p| p.begin).collect();
+        assert_eq!(begins, entries.iter().map(|e| e + 9).collect::<Vec<_>>());
+    }
+}
