@@ -1,12 +1,23 @@
-# mcsafe_copy_avx512: 64-byte vector moves, four per iteration, and one masked
-# move for the last 0..63 bytes. A masked-off byte is never accessed (no fault,
-# no store), so the tail reads and writes nothing past len.
+# mcsafe_copy_avx512: 64-byte vectors, shaped like glibc's memmove-vec-unaligned-erms.
 #
-# Only zmm16-zmm31 are used: their upper halves do not make later SSE code pay
-# a state-transition penalty, so no vzeroupper is needed.
+# Size classes (VEC = 64 bytes):
+#   0..63        one masked move (AVX-512BW byte mask from BMI2 bzhi)
+#   64..128      first and last vector
+#   129..256     two vectors from each end
+#   257..512     four vectors from each end
+#   513..        store the first vector, align the destination, 4 vectors per
+#                iteration with aligned stores, then the last 4 vectors from the end;
+#                from mcsafe_rep_movsb_threshold: rep movsb;
+#                from mcsafe_non_temporal_threshold: the loop with non-temporal stores.
+# Small classes load everything before storing anything and leave rdi at the start:
+# after a fault the careful forward step (src/copy.rs) copies the prefix again, with
+# a shorter length that no longer reaches the lost granule.
+#
+# Only zmm16-31 are used (EVEX): their upper halves never make
+# later SSE code pay a transition penalty, so no vzeroupper is needed.
 
 	.text
-	.p2align 5
+	.p2align 6
 	.globl	mcsafe_copy_avx512
 	.hidden	mcsafe_copy_avx512
 	.type	mcsafe_copy_avx512, @function
@@ -16,49 +27,140 @@ mcsafe_copy_avx512:
 	mov	%rsi, %r9
 	mov	%rdx, %r10
 .Lavx512_begin:
+	cmp	$64, %rdx
+	jb	.Lavx512_less_vec
+	cmp	$128, %rdx
+	ja	.Lavx512_more_2x_vec
+	vmovdqu64 (%rsi), %zmm16		# 64..128: first and last vector
+	vmovdqu64 -64(%rsi,%rdx), %zmm17
+	vmovdqu64 %zmm16, (%rdi)
+	vmovdqu64 %zmm17, -64(%rdi,%rdx)
+	xor	%ecx, %ecx			# no fault
+	ret
+
+.Lavx512_less_vec:
+	mov	$-1, %rax			# 0..63: one masked move, no size
+	bzhi	%rdx, %rax, %rax		# branches (mask = the low len bits);
+	kmovq	%rax, %k1			# masked-off bytes are never accessed
+	vmovdqu8 (%rsi), %zmm16{%k1}{z}
+	vmovdqu8 %zmm16, (%rdi){%k1}
+.Lavx512_done_small:
+	xor	%ecx, %ecx
+	ret
+
+.Lavx512_more_2x_vec:
 	cmp	$256, %rdx
-	jb	.Lavx512_by_64
-.Lavx512_loop_256:
-	vmovdqu64 (%rsi), %zmm16		# fault points: source
+	ja	.Lavx512_more_4x_vec
+	vmovdqu64 (%rsi), %zmm16		# 129..256: two vectors from each end
+	vmovdqu64 64(%rsi), %zmm17
+	vmovdqu64 -128(%rsi,%rdx), %zmm18
+	vmovdqu64 -64(%rsi,%rdx), %zmm19
+	vmovdqu64 %zmm16, (%rdi)
+	vmovdqu64 %zmm17, 64(%rdi)
+	vmovdqu64 %zmm18, -128(%rdi,%rdx)
+	vmovdqu64 %zmm19, -64(%rdi,%rdx)
+	xor	%ecx, %ecx
+	ret
+
+.Lavx512_more_4x_vec:
+	cmp	$512, %rdx
+	ja	.Lavx512_more_8x_vec
+	vmovdqu64 (%rsi), %zmm16		# 257..512: four vectors from each end
 	vmovdqu64 64(%rsi), %zmm17
 	vmovdqu64 128(%rsi), %zmm18
 	vmovdqu64 192(%rsi), %zmm19
-	vmovdqu64 %zmm16, (%rdi)		# fault points: destination
+	vmovdqu64 -256(%rsi,%rdx), %zmm20
+	vmovdqu64 -192(%rsi,%rdx), %zmm21
+	vmovdqu64 -128(%rsi,%rdx), %zmm22
+	vmovdqu64 -64(%rsi,%rdx), %zmm23
+	vmovdqu64 %zmm16, (%rdi)
 	vmovdqu64 %zmm17, 64(%rdi)
 	vmovdqu64 %zmm18, 128(%rdi)
 	vmovdqu64 %zmm19, 192(%rdi)
-	add	$256, %rsi
-	add	$256, %rdi			# past four stored vectors
-	sub	$256, %rdx
-	cmp	$256, %rdx
-	jae	.Lavx512_loop_256
-
-.Lavx512_by_64:
-	cmp	$64, %rdx
-	jb	.Lavx512_tail
-	vmovdqu64 (%rsi), %zmm16		# fault point: source
-	vmovdqu64 %zmm16, (%rdi)		# fault point: destination
-	add	$64, %rsi
-	add	$64, %rdi
-	sub	$64, %rdx
-	jmp	.Lavx512_by_64
-
-.Lavx512_tail:
-	test	%rdx, %rdx
-	jz	.Lavx512_done
-	mov	$-1, %rax
-	bzhi	%rdx, %rax, %rax		# rax = low rdx bits set
-	kmovq	%rax, %k1
-	vmovdqu8 (%rsi), %zmm16{%k1}{z}		# fault point: source
-	vmovdqu8 %zmm16, (%rdi){%k1}		# fault point: destination
-	add	%rdx, %rdi
-.Lavx512_done:
-	xor	%eax, %eax			# nothing left, no fault
+	vmovdqu64 %zmm20, -256(%rdi,%rdx)
+	vmovdqu64 %zmm21, -192(%rdi,%rdx)
+	vmovdqu64 %zmm22, -128(%rdi,%rdx)
+	vmovdqu64 %zmm23, -64(%rdi,%rdx)
 	xor	%ecx, %ecx
 	ret
+
+.Lavx512_more_8x_vec:
+	cmp	mcsafe_rep_movsb_threshold(%rip), %rdx
+	jae	.Lavx512_rep_or_nt
+.Lavx512_loop_4x:
+	vmovdqu64 (%rsi), %zmm16		# store the first vector as it is,
+	vmovdqu64 %zmm16, (%rdi)
+	mov	%edi, %ecx			# then step to the next 64-byte
+	and	$63, %ecx			# boundary of the destination (1..64
+	neg	%rcx				# bytes, all of them just stored)
+	add	$64, %rcx
+	add	%rcx, %rsi
+	add	%rcx, %rdi
+	sub	%rcx, %rdx
+.Lavx512_loop_4x_body:
+	vmovdqu64 (%rsi), %zmm16		# four vectors per iteration:
+	vmovdqu64 64(%rsi), %zmm17		# loads, then aligned stores,
+	vmovdqu64 128(%rsi), %zmm18		# then rdi moves past them
+	vmovdqu64 192(%rsi), %zmm19
+	vmovdqa64 %zmm16, (%rdi)
+	vmovdqa64 %zmm17, 64(%rdi)
+	vmovdqa64 %zmm18, 128(%rdi)
+	vmovdqa64 %zmm19, 192(%rdi)
+	add	$256, %rsi
+	add	$256, %rdi
+	sub	$256, %rdx
+	cmp	$256, %rdx
+	ja	.Lavx512_loop_4x_body
+.Lavx512_last_4x:
+	vmovdqu64 -256(%rsi,%rdx), %zmm16	# the last four vectors, ending at
+	vmovdqu64 -192(%rsi,%rdx), %zmm17	# the end (they may overlap bytes
+	vmovdqu64 -128(%rsi,%rdx), %zmm18	# already stored: same data)
+	vmovdqu64 -64(%rsi,%rdx), %zmm19
+	vmovdqu64 %zmm16, -256(%rdi,%rdx)
+	vmovdqu64 %zmm17, -192(%rdi,%rdx)
+	vmovdqu64 %zmm18, -128(%rdi,%rdx)
+	vmovdqu64 %zmm19, -64(%rdi,%rdx)
+.Lavx512_done:
+	xor	%ecx, %ecx
+	ret
+
+.Lavx512_rep_or_nt:
+	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
+	jae	.Lavx512_non_temporal
+	mov	%rdx, %rcx
+	rep movsb				# leaves rcx = 0: no fault
+	ret
+
+.Lavx512_non_temporal:
+	vmovdqu64 (%rsi), %zmm16		# first vector, then align, as above
+	vmovdqu64 %zmm16, (%rdi)
+	mov	%edi, %ecx
+	and	$63, %ecx
+	neg	%rcx
+	add	$64, %rcx
+	add	%rcx, %rsi
+	add	%rcx, %rdi
+	sub	%rcx, %rdx
+.Lavx512_non_temporal_body:
+	vmovdqu64 (%rsi), %zmm16		# four vectors per iteration, stored
+	vmovdqu64 64(%rsi), %zmm17		# around the cache
+	vmovdqu64 128(%rsi), %zmm18
+	vmovdqu64 192(%rsi), %zmm19
+	vmovntdq %zmm16, (%rdi)
+	vmovntdq %zmm17, 64(%rdi)
+	vmovntdq %zmm18, 128(%rdi)
+	vmovntdq %zmm19, 192(%rdi)
+	add	$256, %rsi
+	add	$256, %rdi
+	sub	$256, %rdx
+	cmp	$256, %rdx
+	ja	.Lavx512_non_temporal_body
+	sfence					# order them before the plain stores
+	jmp	.Lavx512_last_4x
 .Lavx512_end:
 
 .Lavx512_fixup:
+	sfence					# non-temporal stores visible first
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
 	.size	mcsafe_copy_avx512, . - mcsafe_copy_avx512

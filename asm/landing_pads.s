@@ -4,10 +4,9 @@
 # AT&T syntax, by rustc's integrated assembler.
 #
 # Calling convention (the routines are called only from routines.rs, never as C functions)
-#   in:   rdi = dst, rsi = src, rdx = len (len > 0; the ranges do not overlap)
-#   out:  rax = bytes not copied (0 on success)
-#         rcx = fault word: 0 on success, else si_code | si_addr_lsb << 16 | side << 24
-#         r11 = si_addr of the fault (undefined on success)
+#   in:   rdi = dst, rsi = src, rdx = len (the ranges do not overlap)
+#   out:  rcx = fault word: 0 on success, else si_code | si_addr_lsb << 16
+#         rax = bytes not copied, r11 = si_addr (both meaningful only after a fault)
 #   clobbers every caller-saved general, vector and mask register.
 #
 # The prologue of every routine copies its arguments into the range registers
@@ -44,6 +43,21 @@ mcsafe_landing_pads_start:
 	.long	\fixup - .
 	.popsection
 .endm
+
+# Size thresholds of the vector routines, set once by src/arch/x86_64/mod.rs (init)
+# from CPUID before any routine runs; the defaults here never take a method that
+# the CPU may lack.
+	.pushsection .data.mcsafe_thresholds, "aw"
+	.balign 8
+	.globl	mcsafe_rep_movsb_threshold
+	.hidden	mcsafe_rep_movsb_threshold
+mcsafe_rep_movsb_threshold:			# from this many bytes: rep movsb
+	.quad	-1
+	.globl	mcsafe_non_temporal_threshold
+	.hidden	mcsafe_non_temporal_threshold
+mcsafe_non_temporal_threshold:			# from this many bytes: non-temporal stores
+	.quad	-1
+	.popsection
 
 # Every fixup ends the same way: bytes not copied = dst end - dst cursor.
 .macro RETURN_BYTES_NOT_COPIED

@@ -30,7 +30,8 @@ use crate::{Fault, FaultKind, Side, Strategy};
 /// # Panics
 ///
 /// Before touching memory, if `len > 0` and a pointer is null, a range wraps
-/// the address space or exceeds `isize::MAX` bytes, or the two ranges overlap
+/// the address space or leaves user space (starts or ends at or above 2^62; user
+/// space ends below 2^57), or the two ranges overlap
 /// (overlap is a caller bug, as for `memcpy`; this crate does not move
 /// overlapping ranges). `len == 0` returns `Ok(())` and reads no pointer.
 ///
@@ -43,12 +44,15 @@ use crate::{Fault, FaultKind, Side, Strategy};
 /// unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src.as_ptr(), src.len()) }.unwrap();
 /// assert_eq!(src, dst);
 /// ```
+#[inline]
 #[track_caller]
 pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
     if len == 0 {
         return Ok(());
     }
-    check_ranges(dst, src, len);
+    if ranges_are_bad(dst, src, len) {
+        reject(dst, src, len);
+    }
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe { copy_with(arch::current_routine(), dst, src, len) }
 }
@@ -63,6 +67,7 @@ pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fa
 ///
 /// As for [`copy_mc`], and if this CPU cannot run `strategy` (see
 /// [`Strategy::available`]).
+#[inline]
 #[track_caller]
 pub unsafe fn copy_mc_with(
     strategy: Strategy,
@@ -73,31 +78,73 @@ pub unsafe fn copy_mc_with(
     if len == 0 {
         return Ok(());
     }
-    check_ranges(dst, src, len);
+    if ranges_are_bad(dst, src, len) {
+        reject(dst, src, len);
+    }
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe { copy_with(arch::routine_for(strategy), dst, src, len) }
 }
 
-/// Panics, naming the problem, unless both ranges are usable by a copy.
+/// Whether a copy of `len > 0` bytes between these pointers must be refused: a
+/// null pointer, a range outside the user address space (which covers every
+/// range that wraps and every `len > isize::MAX`), or overlapping ranges.
+///
+/// On the hot path of every copy, so it is a few instructions and one branch:
+/// - user-space addresses are below 2^57 on x86-64 (2^47 with 4-level paging),
+///   so if `src - 1`, `dst - 1` and `len` are all below 2^62, neither pointer is
+///   null (0 - 1 wraps to all ones) and neither range can wrap;
+/// - with that, the ranges overlap exactly when `|dst - src| < len`, that is
+///   when `dst - src + len - 1 < 2 * len - 1` in wrapping unsigned arithmetic.
+#[inline(always)]
+fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
+    let (d, s) = (dst as usize, src as usize);
+    let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
+    // Wrapping: for len >= 2^62 the products wrap, but `null_or_outside` is set.
+    let overlap = d.wrapping_sub(s).wrapping_add(len - 1) < len.wrapping_mul(2) - 1;
+    (null_or_outside != 0) | overlap
+}
+
+/// Every user-space address, and every sensible length, is below `1 << 62`.
+const USER_SPACE_BITS: u32 = 62;
+
+/// Panics, naming the problem with the ranges (`len > 0`).
+#[cold]
+#[inline(never)]
 #[track_caller]
-fn check_ranges(dst: *mut u8, src: *const u8, len: usize) {
+fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
     let (d, s) = (dst as usize, src as usize);
     for (name, start) in [("source", s), ("destination", d)] {
         assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
         assert!(
-            len <= isize::MAX as usize && start.checked_add(len).is_some(),
-            "mcsafe: {name} range {start:#x} + {len} wraps the address space"
+            (start | len) >> USER_SPACE_BITS == 0,
+            "mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space"
         );
     }
-    assert!(
-        s + len <= d || d + len <= s,
-        "mcsafe: source {s:#x} and destination {d:#x} overlap (len {len})"
-    );
+    panic!("mcsafe: source {s:#x} and destination {d:#x} overlap (len {len})")
 }
 
-/// Runs `routine` over the whole range; after a fault, the careful forward step.
+/// Runs `routine` over the whole range; a fault goes to [`finish_after_fault`].
 ///
-/// The routine stops with `progress` bytes known copied, and a lost granule `g`
+/// # Safety
+/// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
+#[inline(always)]
+unsafe fn copy_with(
+    routine: arch::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    // SAFETY: per this function's contract.
+    match unsafe { arch::call(routine, dst, src, len) } {
+        Ok(()) => Ok(()),
+        // SAFETY: per this function's contract.
+        Err(stopped) => Err(unsafe { finish_after_fault(routine, dst, src, len, stopped) }),
+    }
+}
+
+/// The careful forward step, after `routine` stopped on a fault.
+///
+/// The routine stopped with `progress` bytes known copied, and a lost granule `g`
 /// that cuts the copy at `limit` bytes (the bytes before `g`). If the routine was
 /// behind (progress < limit: loads run ahead of stores, a machine check is
 /// reported late), the same routine copies `progress..limit`, which ends before
@@ -107,36 +154,37 @@ fn check_ranges(dst: *mut u8, src: *const u8, len: usize) {
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
-unsafe fn copy_with(
+#[cold]
+#[inline(never)]
+unsafe fn finish_after_fault(
     routine: arch::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-) -> Result<(), Fault> {
+    first: arch::Stopped,
+) -> Fault {
     let mut done = 0;
-    let mut end = len;
-    let mut cut_at: Option<Fault> = None;
+    let mut stopped = first;
+    let mut sub_len = len;
     loop {
-        // SAFETY: done < end <= len, so both sub-ranges lie inside the caller's.
-        let result = unsafe { arch::call(routine, dst.add(done), src.add(done), end - done) };
-        let stopped = match result {
-            Ok(()) => return cut_at.map_or(Ok(()), Err),
-            Err(stopped) => stopped,
-        };
         let fault = describe(
             stopped,
             dst.wrapping_add(done),
             src.wrapping_add(done),
-            end - done,
+            sub_len,
         )
         .shifted(done);
         let progress = done + stopped.progress;
         if progress >= fault.copied() {
-            return Err(fault);
+            return fault;
         }
         done = progress;
-        end = fault.copied();
-        cut_at = Some(fault);
+        sub_len = fault.copied() - done;
+        // SAFETY: done < fault.copied() <= len: the sub-ranges lie inside the caller's.
+        match unsafe { arch::call(routine, dst.add(done), src.add(done), sub_len) } {
+            Ok(()) => return fault,
+            Err(next) => stopped = next,
+        }
     }
 }
 

@@ -139,4 +139,21 @@ pub mod internals {
     pub fn routine_addr(strategy: crate::Strategy) -> usize {
         crate::arch::routine_addr(strategy)
     }
+
+    #[cfg(mcsafe_protected)]
+    pub use crate::arch::Thresholds;
+
+    /// The vector routines' size thresholds in force (initializes the crate).
+    #[cfg(mcsafe_protected)]
+    pub fn thresholds() -> Thresholds {
+        crate::arch::thresholds()
+    }
+
+    /// Replaces the size thresholds, so that tests can reach every path of the
+    /// vector routines with small copies and benchmarks can compare methods.
+    /// Copies stay correct under any thresholds; only their speed changes.
+    #[cfg(mcsafe_protected)]
+    pub fn set_thresholds(thresholds: Thresholds) {
+        crate::arch::set_thresholds(thresholds)
+    }
 }

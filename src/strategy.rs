@@ -18,10 +18,14 @@ pub enum Strategy {
     Fragile,
     /// A single `rep movsb`. Offered on CPUs with ERMS (fast `rep movsb`).
     RepMovsb,
-    /// 32-byte AVX2 vector moves. Offered on CPUs with AVX2.
+    /// 32-byte AVX2 vectors in size classes like glibc's memcpy: overlapping
+    /// head and tail moves up to 8 vectors, then an aligned-destination loop,
+    /// `rep movsb` and non-temporal stores above thresholds set from CPUID.
+    /// Offered on CPUs with AVX2.
     Avx2,
-    /// 64-byte AVX-512 vector moves and a masked tail. Offered on CPUs with
-    /// AVX-512F, AVX-512BW and BMI2.
+    /// The same shape with 64-byte AVX-512 vectors (EVEX registers 16-31 only),
+    /// and one masked move, without size branches, below 64 bytes. Offered on
+    /// CPUs with AVX-512F, AVX-512BW and BMI2.
     Avx512,
 }
 

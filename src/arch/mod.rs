@@ -4,6 +4,8 @@
 #[cfg(mcsafe_protected)]
 mod x86_64;
 #[cfg(mcsafe_protected)]
+pub use x86_64::Thresholds;
+#[cfg(mcsafe_protected)]
 pub(crate) use x86_64::*;
 
 #[cfg(not(mcsafe_protected))]

@@ -1,7 +1,8 @@
-//! CPU facts that pick a strategy: which routines can run, and whether this is a
-//! CPU model that cannot recover from poison consumed by fast strings.
+//! CPU facts that pick a strategy and its size thresholds: which routines can run,
+//! whether this is a CPU model that cannot recover from poison consumed by fast
+//! strings, and how large the last-level cache is.
 
-use core::arch::x86_64::__cpuid;
+use core::arch::x86_64::{__cpuid, __cpuid_count};
 
 use crate::Strategy;
 
@@ -19,6 +20,24 @@ pub(crate) fn can_run(strategy: Strategy) -> bool {
     }
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vendor {
+    Intel,
+    Amd,
+    Other,
+}
+
+fn vendor() -> Vendor {
+    // SAFETY: CPUID leaf 0 exists on every x86-64 CPU.
+    #[allow(unused_unsafe)]
+    let id = unsafe { __cpuid(0) };
+    match (id.ebx, id.edx, id.ecx) {
+        (0x756e_6547, 0x4965_6e69, 0x6c65_746e) => Vendor::Intel, // "GenuineIntel"
+        (0x6874_7541, 0x6974_6e65, 0x444d_4163) => Vendor::Amd,   // "AuthenticAMD"
+        _ => Vendor::Other,
+    }
+}
+
 /// Intel family 6 models on which the kernel enables `copy_mc_fragile`
 /// (its Brickland and Purley platform quirks): Ivy Bridge-EX, Haswell-EX,
 /// Broadwell-EX and Skylake-SP / Cascade Lake / Cooper Lake. The kernel also
@@ -28,22 +47,98 @@ const FRAGILE_MODELS: [u32; 4] = [0x3e, 0x3f, 0x4f, 0x55];
 
 /// True on the CPU models where only the fragile shape is recoverable.
 pub(crate) fn is_fragile_model() -> bool {
-    // SAFETY: CPUID exists on every x86-64 CPU; leaves 0 and 1 always exist.
+    // SAFETY: CPUID leaf 1 exists on every x86-64 CPU.
     #[allow(unused_unsafe)]
-    let (vendor, signature) = unsafe { (__cpuid(0), __cpuid(1)) };
-    let intel = (vendor.ebx, vendor.edx, vendor.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e);
-    let family = (signature.eax >> 8) & 0xf;
-    let model = ((signature.eax >> 4) & 0xf) | ((signature.eax >> 12) & 0xf0);
-    intel && family == 6 && FRAGILE_MODELS.contains(&model)
+    let signature = unsafe { __cpuid(1) }.eax;
+    let family = (signature >> 8) & 0xf;
+    let model = ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0);
+    vendor() == Vendor::Intel && family == 6 && FRAGILE_MODELS.contains(&model)
 }
 
-/// The strategy chosen when `MCSAFE_STRATEGY` is not set.
+/// The strategy chosen when `MCSAFE_STRATEGY` is not set: `Fragile` where only
+/// it is recoverable; else 64-byte vectors on Intel CPUs with AVX-512 (as glibc
+/// picks `__memcpy_avx512_unaligned_erms` there; Skylake-SP, where 512-bit code
+/// lowers the clock, is a fragile model anyway); else 32-byte vectors (AMD
+/// Zen 4 runs 512-bit operations as two halves); else `rep movsb`.
 pub(crate) fn default_strategy() -> Strategy {
     if is_fragile_model() {
         return Strategy::Fragile;
     }
-    [Strategy::Avx2, Strategy::RepMovsb]
-        .into_iter()
+    let preferred: &[Strategy] = match vendor() {
+        Vendor::Intel => &[Strategy::Avx512, Strategy::Avx2, Strategy::RepMovsb],
+        _ => &[Strategy::Avx2, Strategy::RepMovsb],
+    };
+    preferred
+        .iter()
+        .copied()
         .find(|s| can_run(*s))
         .unwrap_or(Strategy::Fragile)
+}
+
+/// Sizes at which the vector strategies change method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// From this many bytes, `rep movsb` (usize::MAX: never).
+    pub rep_movsb: usize,
+    /// From this many bytes, non-temporal stores (usize::MAX: never).
+    pub non_temporal: usize,
+}
+
+/// `rep movsb` from 2112 bytes on Intel CPUs with fast short rep moves (FSRM)
+/// and ERMS, as glibc does; never on AMD, where it is slow for some alignments
+/// and distances, nor without ERMS. Non-temporal stores from 3/4 of the
+/// last-level cache's share per thread sharing it: a copy that large evicts the
+/// cache anyway, so its stores should not pass through it.
+pub(crate) fn thresholds() -> Thresholds {
+    let fast_strings = std::arch::is_x86_feature_detected!("ermsb");
+    // SAFETY: leaf 7 exists whenever ERMS was detected (it is reported there).
+    #[allow(unused_unsafe)]
+    let fsrm = fast_strings && unsafe { __cpuid_count(7, 0) }.edx & (1 << 4) != 0;
+    let rep_movsb = match vendor() {
+        Vendor::Intel if fsrm => 2112,
+        Vendor::Intel if fast_strings => 8192,
+        _ => usize::MAX,
+    };
+    let (llc, sharing) = last_level_cache().unwrap_or((8 << 20, 1));
+    let non_temporal = (llc / sharing.max(1)).saturating_mul(3) / 4;
+    Thresholds {
+        rep_movsb,
+        non_temporal: non_temporal.max(1 << 20),
+    }
+}
+
+/// Size in bytes of the largest data or unified cache, and how many logical
+/// processors share it, from CPUID's deterministic cache leaf (4 on Intel,
+/// 0x8000001D on AMD; both have the same layout).
+fn last_level_cache() -> Option<(usize, usize)> {
+    let leaf = match vendor() {
+        Vendor::Intel => 4,
+        // SAFETY: extended leaf 0x80000000 exists on every x86-64 CPU.
+        #[allow(unused_unsafe)]
+        Vendor::Amd if unsafe { __cpuid(0x8000_0000) }.eax >= 0x8000_001d => 0x8000_001d,
+        _ => return None,
+    };
+    let mut best = None;
+    for sub in 0..16 {
+        // SAFETY: the leaf exists (checked above); CPUID never faults.
+        #[allow(unused_unsafe)]
+        let r = unsafe { __cpuid_count(leaf, sub) };
+        let kind = r.eax & 0x1f;
+        if kind == 0 {
+            break;
+        }
+        if kind == 2 {
+            continue; // instruction cache
+        }
+        let ways = ((r.ebx >> 22) & 0x3ff) as usize + 1;
+        let partitions = ((r.ebx >> 12) & 0x3ff) as usize + 1;
+        let line = (r.ebx & 0xfff) as usize + 1;
+        let sets = r.ecx as usize + 1;
+        let sharing = ((r.eax >> 14) & 0xfff) as usize + 1;
+        let size = ways * partitions * line * sets;
+        if best.is_none_or(|(s, _)| size > s) {
+            best = Some((size, sharing));
+        }
+    }
+    best
 }

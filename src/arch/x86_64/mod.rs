@@ -3,8 +3,8 @@
 //! - `routines`: the assembly routines and the `asm!` call that runs one;
 //! - `table`: the landing-pad table the assembly emits, and its lookup;
 //! - `handler`: the SIGBUS handler, its installation and its chaining;
-//! - `cpu`: CPUID facts that decide which routines can run and which is default;
-//! - this file: dispatch, the routine `copy_mc` calls, cached after first use.
+//! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
+//! - this file: dispatch, the routine each copy calls, resolved once.
 
 mod cpu;
 mod handler;
@@ -12,6 +12,7 @@ mod routines;
 pub(crate) mod table;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Once;
 
 pub(crate) use handler::{counts, install, page_size};
 pub(crate) use routines::{Routine, Stopped, call};
@@ -26,49 +27,86 @@ pub(crate) fn default_strategy() -> Strategy {
     cpu::default_strategy()
 }
 
-/// The routine of [`Strategy::current`], 0 until the first copy. Set only after
-/// the handler is installed, so one load answers both "installed?" and "which?".
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
+/// The routine of each [`Strategy`] this CPU can run (by `Strategy as usize`),
+/// and at `CURRENT` the one of [`Strategy::current`]; 0 until [`init`] ran, and
+/// stays 0 for a strategy the CPU cannot run. Set only after the handler is
+/// installed, so one load answers both "ready?" and "which routine?".
+static ROUTINES: [AtomicUsize; Strategy::ALL.len() + 1] =
+    [const { AtomicUsize::new(0) }; Strategy::ALL.len() + 1];
+const CURRENT: usize = Strategy::ALL.len();
 
 /// The routine `copy_mc` runs: one atomic load on the hot path.
-#[inline]
+#[inline(always)]
 pub(crate) fn current_routine() -> Routine {
-    match CURRENT.load(Ordering::Acquire) {
-        0 => first_routine(),
+    match ROUTINES[CURRENT].load(Ordering::Acquire) {
+        0 => resolve(None),
         addr => Routine::from_addr(addr),
     }
 }
 
-#[cold]
-fn first_routine() -> Routine {
-    ensure_installed();
-    let routine = Routine::of(Strategy::current());
-    CURRENT.store(routine.addr(), Ordering::Release);
-    routine
-}
-
-/// The routine of `strategy`, for `copy_mc_with`.
+/// The routine of `strategy`, for `copy_mc_with`: one atomic load on the hot path.
 ///
 /// # Panics
 /// If this CPU cannot run `strategy`: running it would raise SIGILL.
+#[inline(always)]
+#[track_caller]
 pub(crate) fn routine_for(strategy: Strategy) -> Routine {
-    assert!(
-        cpu::can_run(strategy),
-        "mcsafe: this CPU cannot run the {strategy} strategy (see Strategy::available())"
-    );
-    ensure_installed();
-    Routine::of(strategy)
+    match ROUTINES[strategy as usize].load(Ordering::Acquire) {
+        0 => resolve(Some(strategy)),
+        addr => Routine::from_addr(addr),
+    }
 }
 
-fn ensure_installed() {
-    if !handler::is_installed() {
+/// First use, or a strategy this CPU cannot run.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn resolve(strategy: Option<Strategy>) -> Routine {
+    init();
+    let slot = strategy.map_or(CURRENT, |s| s as usize);
+    match ROUTINES[slot].load(Ordering::Acquire) {
+        0 => panic!(
+            "mcsafe: this CPU cannot run the {} strategy (see Strategy::available())",
+            strategy.unwrap_or(Strategy::Fragile)
+        ),
+        addr => Routine::from_addr(addr),
+    }
+}
+
+/// Installs the handler, sets the routines' size thresholds, and publishes the
+/// routines, in that order, once.
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
         if let Err(e) = install() {
             panic!("mcsafe: cannot install the SIGBUS handler: {e}");
         }
-    }
+        routines::set_thresholds(cpu::thresholds());
+        for strategy in Strategy::ALL {
+            if cpu::can_run(strategy) {
+                let addr = Routine::of(strategy).addr();
+                ROUTINES[strategy as usize].store(addr, Ordering::Release);
+            }
+        }
+        let current = Routine::of(Strategy::current()).addr();
+        ROUTINES[CURRENT].store(current, Ordering::Release);
+    });
 }
 
 /// Address of the routine of `strategy`, for tests that trace the routines.
 pub(crate) fn routine_addr(strategy: Strategy) -> usize {
     Routine::of(strategy).addr()
 }
+
+/// The size thresholds in force, for benchmarks and `mcsafe probe`.
+pub(crate) fn thresholds() -> Thresholds {
+    init();
+    routines::thresholds()
+}
+
+/// Replaces the size thresholds (after `init`, which would overwrite them).
+pub(crate) fn set_thresholds(thresholds: Thresholds) {
+    init();
+    routines::set_thresholds(thresholds);
+}
+pub use cpu::Thresholds;

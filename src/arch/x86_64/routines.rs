@@ -7,7 +7,9 @@
 //! every register the convention uses.
 
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicUsize, Ordering};
 
+use super::cpu::Thresholds;
 use crate::Strategy;
 
 // One `global_asm!` so that every file lands in one object, in this order: the
@@ -30,6 +32,34 @@ unsafe extern "C" {
     fn mcsafe_copy_rep_movsb();
     fn mcsafe_copy_avx2();
     fn mcsafe_copy_avx512();
+}
+
+unsafe extern "C" {
+    // Size thresholds read by the vector routines (asm/landing_pads.s).
+    static mcsafe_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_non_temporal_threshold: AtomicUsize;
+}
+
+/// Sets the size thresholds of the vector routines; called once, before any
+/// routine is published.
+pub(crate) fn set_thresholds(t: Thresholds) {
+    // SAFETY: two 8-byte aligned words in .data, declared by the assembly and
+    // only ever accessed as atomics (the routines only read them).
+    unsafe {
+        mcsafe_rep_movsb_threshold.store(t.rep_movsb, Ordering::Relaxed);
+        mcsafe_non_temporal_threshold.store(t.non_temporal, Ordering::Relaxed);
+    }
+}
+
+/// The size thresholds in force.
+pub(crate) fn thresholds() -> Thresholds {
+    // SAFETY: as in `set_thresholds`.
+    unsafe {
+        Thresholds {
+            rep_movsb: mcsafe_rep_movsb_threshold.load(Ordering::Relaxed),
+            non_temporal: mcsafe_non_temporal_threshold.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// The entry address of one copy routine.
@@ -78,11 +108,11 @@ pub(crate) const WORD_LSB_SHIFT: u32 = 16;
 /// Runs one routine once: no retry, no forward step (see `copy.rs`).
 ///
 /// # Safety
-/// `routine` is one of this module's routines and the CPU can run it; `len > 0`;
+/// `routine` is one of this module's routines and the CPU can run it;
 /// `src..src+len` and `dst..dst+len` do not overlap, do not wrap, and are mapped
 /// readable and writable respectively, except where they may fault with SIGBUS
 /// while the handler is installed.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn call(
     routine: Routine,
     dst: *mut u8,
