@@ -11,7 +11,8 @@
 //!    already stored (read through a shared memfd mapping). Only the three
 //!    prologue instructions lie outside the ranges.
 //! 2. Injection passes: for each in-range instruction k (every dynamic
-//!    instruction, each `rep movsb` iteration included), run the copy again, stop
+//!    instruction; of a `rep movsb`, whose iterations are steps at one address,
+//!    the first 8 iterations and every 16th), run the copy again, stop
 //!    at k, make one page of the source (then of the destination) unreadable by
 //!    truncating its memfd, and deliver a forged `BUS_MCEERR_AR` for that page,
 //!    page-aligned, lsb 12, exactly as the kernel reports a machine check. The
@@ -32,7 +33,7 @@ use std::process::Command;
 use std::ptr;
 
 use common::*;
-use mcsafe::internals::{landing_pads, routine_addr};
+use mcsafe::internals::{Thresholds, landing_pads, routine_addr, set_thresholds};
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
 use nix::sys::signal::{Signal, raise};
@@ -107,13 +108,45 @@ struct Copy {
 }
 
 /// Copies that cross a page on both sides and between them run every path of
-/// every routine: bytes only, an unaligned fragile head, 32-byte blocks, words,
-/// every AVX2 tail step, the AVX-512 masked tail, several loop iterations.
-const COPIES: [Copy; 5] = [
+/// every routine: fragile bytes only, an unaligned fragile head, 32-byte blocks,
+/// words; and every size class of the vector routines (masked or overlapping
+/// small moves, 2, 4 and 8 vectors, the aligned loop, `rep movsb` and the
+/// non-temporal loop, reached with the thresholds of `THRESHOLDS`).
+const COPIES: [Copy; 15] = [
+    Copy {
+        len: 1,
+        src_at: PAGE - 1,
+        dst_at: PAGE - 1,
+    },
+    Copy {
+        len: 3,
+        src_at: PAGE - 2,
+        dst_at: 2 * PAGE - 1,
+    },
     Copy {
         len: 5,
         src_at: PAGE - 2,
         dst_at: 2 * PAGE - 3,
+    },
+    Copy {
+        len: 13,
+        src_at: PAGE - 7,
+        dst_at: PAGE - 5,
+    },
+    Copy {
+        len: 27,
+        src_at: PAGE - 11,
+        dst_at: 2 * PAGE - 20,
+    },
+    Copy {
+        len: 50,
+        src_at: PAGE - 25,
+        dst_at: PAGE - 3,
+    },
+    Copy {
+        len: 100,
+        src_at: PAGE - 60,
+        dst_at: PAGE - 40,
     },
     Copy {
         len: 191,
@@ -126,8 +159,18 @@ const COPIES: [Copy; 5] = [
         dst_at: PAGE - 33,
     },
     Copy {
-        len: 383,
-        src_at: PAGE - 199,
+        len: 516,
+        src_at: PAGE - 299,
+        dst_at: 2 * PAGE - 300,
+    },
+    Copy {
+        len: 530,
+        src_at: PAGE - 301,
+        dst_at: PAGE - 35,
+    },
+    Copy {
+        len: 700,
+        src_at: PAGE - 299,
         dst_at: 2 * PAGE - 300,
     },
     Copy {
@@ -135,7 +178,48 @@ const COPIES: [Copy; 5] = [
         src_at: PAGE - 493,
         dst_at: PAGE - 333,
     },
+    Copy {
+        len: 1200,
+        src_at: PAGE - 601,
+        dst_at: 2 * PAGE - 1001,
+    },
+    Copy {
+        len: 2100,
+        src_at: PAGE - 1001,
+        dst_at: 2 * PAGE - 2001,
+    },
 ];
+
+/// Low thresholds, so that short copies reach every method of the vector
+/// routines: the aligned loop (516 bytes), `rep movsb` (530) and the
+/// non-temporal loop (from 700).
+const THRESHOLDS: Thresholds = Thresholds {
+    rep_movsb: 520,
+    non_temporal: 600,
+};
+
+/// Whether a copy adds paths for `strategy`: the fragile loop and `rep movsb`
+/// have no size classes past a few hundred bytes, so longer copies would only
+/// repeat the same iterations.
+fn worth_tracing(strategy: Strategy, copy: Copy) -> bool {
+    match strategy {
+        Strategy::Fragile => copy.len <= 1000,
+        Strategy::RepMovsb => copy.len <= 310,
+        _ => true,
+    }
+}
+
+/// Whether to inject at the step pass's k-th in-range instruction. Every one,
+/// except inside one string instruction that repeats at the same address (each
+/// `rep movsb` iteration is a step): its first 8 iterations and every 16th.
+fn worth_injecting(rips: &[usize], k: usize) -> bool {
+    let repeats = rips[..k]
+        .iter()
+        .rev()
+        .take_while(|&&r| r == rips[k])
+        .count();
+    repeats < 8 || repeats % 16 == 0
+}
 
 #[derive(Clone, Copy, Debug)]
 enum Plan {
@@ -155,6 +239,8 @@ struct World {
 struct Trace {
     in_range: usize,
     visited: BTreeSet<usize>,
+    /// RIP of each in-range step, in order.
+    rips: Vec<usize>,
 }
 
 fn in_a_range(rip: usize) -> bool {
@@ -245,6 +331,7 @@ fn trace(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> Trace {
     let mut seen = Trace {
         in_range: 0,
         visited: BTreeSet::new(),
+        rips: Vec::new(),
     };
     let mut outside = 0;
     let mut checked = 0;
@@ -297,6 +384,7 @@ fn trace(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> Trace {
                 }
             }
             seen.visited.insert(rip);
+            seen.rips.push(rip);
             seen.in_range += 1;
         } else {
             assert_eq!(
@@ -395,20 +483,19 @@ fn main() {
         dst: SharedFile::new(None),
     };
     mcsafe::install().unwrap();
+    set_thresholds(THRESHOLDS);
     let mut visited = BTreeSet::new();
     let mut injections = 0;
     for strategy in Strategy::available() {
         for copy in COPIES {
-            // One `rep movsb` is one instruction whatever the length; its long copy
-            // only repeats the same iteration (and costs a third of the run time).
-            if strategy == Strategy::RepMovsb && copy.len > 400 {
+            if !worth_tracing(strategy, copy) {
                 continue;
             }
             let steps = trace(&world, strategy, copy, Plan::Step);
             visited.extend(&steps.visited);
             let src_pages = pages_of(world.src.base as usize + copy.src_at, copy.len);
             let dst_pages = pages_of(world.dst.base as usize + copy.dst_at, copy.len);
-            for k in 0..steps.in_range {
+            for k in (0..steps.in_range).filter(|&k| worth_injecting(&steps.rips, k)) {
                 for (side, pages) in [(Side::Source, &src_pages), (Side::Destination, &dst_pages)] {
                     let page = pages[k % pages.len()];
                     trace(&world, strategy, copy, Plan::Inject { k, side, page });
@@ -416,7 +503,7 @@ fn main() {
                 }
             }
             eprintln!(
-                "{strategy:>9} len {:>4}: {:>4} instructions stepped, each one injected on both sides",
+                "{strategy:>9} len {:>4}: {:>4} instructions stepped and injected at (both sides)",
                 copy.len, steps.in_range
             );
         }

@@ -227,12 +227,12 @@ fn lost_pages(len: usize) -> Vec<usize> {
     }
 }
 
-fn large_sweep(side: Side) {
-    let _serial = signal_lock();
+/// Counts signals per copy: the caller holds `signal_lock`.
+fn large_sweep(side: Side, lengths: &[usize]) {
     let mut fx = Fixture::new(MAX_LEN);
     let mut faults = 0;
     for strategy in Strategy::available() {
-        for len in LARGE_LENGTHS {
+        for &len in lengths {
             for (s, d) in LARGE_ALIGNMENTS {
                 let (mine, other) = if side == Side::Source { (s, d) } else { (d, s) };
                 for k in lost_pages(len) {
@@ -255,10 +255,46 @@ fn large_sweep(side: Side) {
 
 #[test]
 fn page_crossing_and_mib_lengths_source_side() {
-    large_sweep(Side::Source);
+    let _serial = signal_lock();
+    large_sweep(Side::Source, &LARGE_LENGTHS);
 }
 
 #[test]
 fn page_crossing_and_mib_lengths_destination_side() {
-    large_sweep(Side::Destination);
+    let _serial = signal_lock();
+    large_sweep(Side::Destination, &LARGE_LENGTHS);
+}
+
+/// Lengths around low thresholds: the aligned loop, `rep movsb` and the
+/// non-temporal loop of the vector routines, with the lost page anywhere.
+const METHOD_LENGTHS: [usize; 12] = [
+    513, 700, 1023, 1024, 1025, 2048, 4095, 4096, 4097, 8191, 8193, 20000,
+];
+
+/// Runs `body` with thresholds low enough for METHOD_LENGTHS to reach every
+/// method, then puts the defaults back. It holds the signal lock throughout, so
+/// the other tests of this binary (which take it too) never see the low ones.
+fn with_low_thresholds(body: impl FnOnce()) {
+    use mcsafe::internals::{Thresholds, set_thresholds, thresholds};
+    let _serial = signal_lock();
+    let defaults = thresholds();
+    set_thresholds(Thresholds {
+        rep_movsb: 1024,
+        non_temporal: 4096,
+    });
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));
+    set_thresholds(defaults);
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[test]
+fn every_method_source_side() {
+    with_low_thresholds(|| large_sweep(Side::Source, &METHOD_LENGTHS));
+}
+
+#[test]
+fn every_method_destination_side() {
+    with_low_thresholds(|| large_sweep(Side::Destination, &METHOD_LENGTHS));
 }
