@@ -1,0 +1,273 @@
+//! What is measured: mcsafe's copies, and what people use instead.
+
+use std::ffi::{c_int, c_void};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use mcsafe::Strategy;
+
+use crate::workload::Call;
+
+/// A copy routine under measurement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Comparator {
+    /// `mcsafe::copy_mc`: the default strategy, with its argument checks.
+    Mcsafe,
+    /// `mcsafe::copy_mc_with(strategy, ..)`.
+    Strategy(Strategy),
+    /// glibc's `memcpy` through a function pointer the optimizer cannot see
+    /// through: no inlining, no constant sizes.
+    Memcpy,
+    /// `ptr::copy_nonoverlapping`: for sizes unknown at compile time, a call to
+    /// `memcpy` through the PLT.
+    CopyNonoverlapping,
+    /// What PMDK and libtorrent do to survive SIGBUS: `sigsetjmp(env, 1)` before
+    /// each `memcpy` (saving the signal mask is a system call), `siglongjmp`
+    /// from the SIGBUS handler.
+    SigsetjmpGuard,
+    /// `pread(2)` of the same bytes from a page-cache-hot file: the system call
+    /// a storage engine makes to be safe from SIGBUS.
+    Pread,
+    /// A plain loop of 32-byte non-temporal stores (AVX2), then `sfence`.
+    NonTemporalLoop,
+}
+
+impl Comparator {
+    /// A short name for tables and plots.
+    pub fn name(&self) -> String {
+        match self {
+            Comparator::Mcsafe => "mcsafe".into(),
+            Comparator::Strategy(s) => format!("mcsafe/{}", s.name()),
+            Comparator::Memcpy => "glibc memcpy".into(),
+            Comparator::CopyNonoverlapping => "copy_nonoverlapping".into(),
+            Comparator::SigsetjmpGuard => "sigsetjmp+memcpy".into(),
+            Comparator::Pread => "pread".into(),
+            Comparator::NonTemporalLoop => "NT loop".into(),
+        }
+    }
+
+    /// Whether this machine can run it.
+    pub fn is_available(&self) -> bool {
+        match self {
+            Comparator::Strategy(s) => s.is_available(),
+            Comparator::NonTemporalLoop => std::arch::is_x86_feature_detected!("avx2"),
+            _ => true,
+        }
+    }
+
+    /// Runs every call once; returns the elapsed time.
+    ///
+    /// # Safety
+    /// Every call's ranges are valid, distinct and mapped; for `Pread`, every
+    /// call's source lies in `env`'s file mapping.
+    pub unsafe fn time(&self, calls: &[Call], env: &Env) -> Duration {
+        // SAFETY (every closure below): the caller guarantees the calls' ranges.
+        match *self {
+            Comparator::Mcsafe => timed(calls, |c| {
+                if unsafe { mcsafe::copy_mc(c.dst, c.src, c.len) }.is_err() {
+                    black_box(());
+                }
+            }),
+            Comparator::Strategy(s) => timed(calls, |c| {
+                if unsafe { mcsafe::copy_mc_with(s, c.dst, c.src, c.len) }.is_err() {
+                    black_box(());
+                }
+            }),
+            Comparator::Memcpy => {
+                let memcpy = env.memcpy;
+                timed(calls, |c| unsafe {
+                    memcpy(c.dst.cast(), c.src.cast(), c.len);
+                })
+            }
+            Comparator::CopyNonoverlapping => timed(calls, |c| unsafe {
+                std::ptr::copy_nonoverlapping(c.src, c.dst, c.len);
+            }),
+            Comparator::SigsetjmpGuard => timed(calls, |c| {
+                if unsafe { guarded_memcpy(c.dst, c.src, c.len) }.is_err() {
+                    black_box(());
+                }
+            }),
+            Comparator::Pread => {
+                let (fd, base) = env.file.expect("Pread needs a file-backed workload");
+                timed(calls, |c| unsafe {
+                    let offset = c.src as usize - base as usize;
+                    libc::pread(fd, c.dst.cast(), c.len, offset as libc::off_t);
+                })
+            }
+            Comparator::NonTemporalLoop => timed(calls, |c| unsafe {
+                non_temporal_copy(c.dst, c.src, c.len);
+            }),
+        }
+    }
+}
+
+/// What comparators need besides the calls.
+#[derive(Clone, Copy)]
+pub struct Env {
+    /// glibc's memcpy, laundered through `black_box` once.
+    pub memcpy: MemcpyFn,
+    /// For `Pread`: the file's descriptor and the base of its mapping.
+    pub file: Option<(c_int, *const u8)>,
+}
+
+/// The C `memcpy` signature.
+pub type MemcpyFn = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
+
+impl Env {
+    /// An environment without a file.
+    pub fn new() -> Env {
+        Env {
+            memcpy: black_box(libc::memcpy as MemcpyFn),
+            file: None,
+        }
+    }
+}
+
+impl Default for Env {
+    fn default() -> Env {
+        Env::new()
+    }
+}
+
+/// One timed pass over `calls`, the copy inlined into the loop.
+#[inline(never)]
+fn timed(calls: &[Call], mut copy: impl FnMut(&Call)) -> Duration {
+    let start = Instant::now();
+    for call in calls {
+        copy(black_box(call));
+    }
+    start.elapsed()
+}
+
+// The sigsetjmp guard. `sigsetjmp` returns twice, which Rust cannot express, so
+// the guarded copy is a small assembly function: save the mask and registers
+// with __sigsetjmp(env, 1), memcpy, return 0; after a siglongjmp, return 1.
+core::arch::global_asm!(
+    ".text",
+    ".p2align 4",
+    ".globl mcsafe_bench_guarded_memcpy",
+    ".hidden mcsafe_bench_guarded_memcpy",
+    ".type mcsafe_bench_guarded_memcpy, @function",
+    "mcsafe_bench_guarded_memcpy:",
+    // rdi = dst, rsi = src, rdx = len, rcx = sigjmp_buf; five pushes align the stack.
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
+    "mov rbx, rdi",
+    "mov r12, rsi",
+    "mov r13, rdx",
+    "mov rdi, rcx",
+    "mov esi, 1",
+    "call __sigsetjmp@PLT",
+    "test eax, eax",
+    "jnz 2f",
+    "mov rdi, rbx",
+    "mov rsi, r12",
+    "mov rdx, r13",
+    "call memcpy@PLT",
+    "xor eax, eax",
+    "2:",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "ret",
+    ".size mcsafe_bench_guarded_memcpy, . - mcsafe_bench_guarded_memcpy",
+);
+
+unsafe extern "C" {
+    fn mcsafe_bench_guarded_memcpy(
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+        env: *mut c_void,
+    ) -> c_int;
+    fn siglongjmp(env: *mut c_void, value: c_int) -> !;
+}
+
+/// glibc's `sigjmp_buf` is 200 bytes; this is ample and aligned.
+#[repr(C, align(16))]
+struct JmpBuf([u8; 256]);
+
+static mut GUARD_ENV: JmpBuf = JmpBuf([0; 256]);
+static GUARD_ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// The sigsetjmp guard caught a SIGBUS (and, like such guards, knows no more).
+#[derive(Debug)]
+pub struct Faulted;
+
+/// A memcpy that a SIGBUS turns into `Err(Faulted)`, the sigsetjmp way.
+///
+/// # Safety
+/// As for `memcpy`; one thread at a time (one jump buffer), and
+/// [`install_guard_handler`] must have run.
+pub unsafe fn guarded_memcpy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Faulted> {
+    GUARD_ACTIVE.store(true, Ordering::Relaxed);
+    // SAFETY: the caller's contract; the jump buffer is only used by this thread.
+    let faulted =
+        unsafe { mcsafe_bench_guarded_memcpy(dst, src, len, (&raw mut GUARD_ENV).cast()) };
+    GUARD_ACTIVE.store(false, Ordering::Relaxed);
+    if faulted == 0 { Ok(()) } else { Err(Faulted) }
+}
+
+extern "C" fn guard_handler(signo: c_int, _: *mut libc::siginfo_t, _: *mut c_void) {
+    if GUARD_ACTIVE.swap(false, Ordering::Relaxed) {
+        // SAFETY: a guarded copy is running on this thread and its sigsetjmp
+        // frame is live; siglongjmp is how this guard style returns.
+        unsafe { siglongjmp((&raw mut GUARD_ENV).cast(), 1) };
+    }
+    // Not inside a guarded copy: die by the signal, as without a handler.
+    // SAFETY: async-signal-safe calls.
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+        libc::raise(signo);
+    }
+}
+
+/// Installs the sigsetjmp guard's SIGBUS handler. Call it before mcsafe installs
+/// its own, which then forwards the guard's faults to it.
+pub fn install_guard_handler() {
+    // SAFETY: a valid SA_SIGINFO action for SIGBUS.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = guard_handler as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+    }
+}
+
+/// The plain non-temporal loop: head to a 32-byte destination boundary with
+/// memcpy, 128 bytes per iteration of streaming stores, memcpy for the tail.
+///
+/// # Safety
+/// As for `memcpy`; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn non_temporal_copy(dst: *mut u8, src: *const u8, len: usize) {
+    use std::arch::x86_64::{__m256i, _mm_sfence, _mm256_loadu_si256, _mm256_stream_si256};
+    let head = (dst as usize).wrapping_neg() & 31;
+    if len < head + 128 {
+        // SAFETY: the caller's contract.
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) };
+        return;
+    }
+    // SAFETY: every access below stays inside dst..dst+len and src..src+len;
+    // the streaming stores go to 32-byte aligned addresses.
+    unsafe {
+        std::ptr::copy_nonoverlapping(src, dst, head);
+        let (mut d, mut s, mut left) = (dst.add(head), src.add(head), len - head);
+        while left >= 128 {
+            for i in 0..4 {
+                let v = _mm256_loadu_si256(s.add(32 * i).cast::<__m256i>());
+                _mm256_stream_si256(d.add(32 * i).cast::<__m256i>(), v);
+            }
+            (d, s, left) = (d.add(128), s.add(128), left - 128);
+        }
+        _mm_sfence();
+        std::ptr::copy_nonoverlapping(s, d, left);
+    }
+}

@@ -1,0 +1,17 @@
+//! mcsafe's benchmark harness, shared by `cargo bench --bench copy` (criterion),
+//! `cargo bench --bench summary` and `mcsafe bench`.
+//!
+//! - [`comparators`]: what is measured: mcsafe's copies and what people use
+//!   instead (glibc `memcpy`, `ptr::copy_nonoverlapping`, a sigsetjmp-guarded
+//!   memcpy, `pread(2)`, a plain non-temporal loop);
+//! - [`workload`]: where the bytes are: hot buffers, cold buffers walked
+//!   through, a randomized production-like mix, a page-cache-hot file;
+//! - [`measure`]: comparators measured side by side, interleaved, medians;
+//! - [`summary`]: the table of size classes and the throughput plot.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod comparators;
+pub mod measure;
+pub mod summary;
+pub mod workload;

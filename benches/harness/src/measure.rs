@@ -1,0 +1,67 @@
+//! Comparators measured side by side: the machine is shared and noisy, so each
+//! round runs every comparator once, in a rotated order, on the same workload,
+//! and each comparator's result is its median over the rounds. Ratios of such
+//! medians are what the targets are stated in.
+
+use std::time::Duration;
+
+use crate::comparators::{Comparator, Env};
+use crate::workload::Workload;
+
+/// One comparator's result.
+#[derive(Clone, Copy, Debug)]
+pub struct Measurement {
+    /// Median nanoseconds per call.
+    pub ns_per_call: f64,
+    /// Throughput at that median, in GB/s (10^9 bytes per second).
+    pub gb_per_s: f64,
+}
+
+/// How long one batch should take: long enough to dwarf the timer, short
+/// enough that many rounds fit in a few seconds.
+pub const BATCH_TARGET: Duration = Duration::from_millis(4);
+
+/// Measures `comparators` on `workload`, interleaved over `rounds` rounds.
+///
+/// # Safety
+/// The workload's calls are valid for every comparator (see
+/// [`Comparator::time`]).
+pub unsafe fn side_by_side(
+    comparators: &[Comparator],
+    workload: &mut dyn Workload,
+    env: &Env,
+    rounds: usize,
+) -> Vec<Measurement> {
+    // Calibrate on glibc's memcpy: double the batch until it takes BATCH_TARGET.
+    let mut n = 1;
+    loop {
+        // SAFETY: the caller's contract.
+        let t = unsafe { Comparator::Memcpy.time(workload.batch(n), env) };
+        if t >= BATCH_TARGET || n >= workload.max_batch() {
+            break;
+        }
+        n = (n * 2).min(workload.max_batch());
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); comparators.len()];
+    for round in 0..rounds {
+        for k in 0..comparators.len() {
+            let i = (k + round) % comparators.len();
+            let calls = workload.batch(n);
+            // SAFETY: the caller's contract.
+            let t = unsafe { comparators[i].time(calls, env) };
+            samples[i].push(t.as_secs_f64() * 1e9 / calls.len() as f64);
+        }
+    }
+    let bytes = workload.bytes_per_call();
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            let ns_per_call = s[s.len() / 2];
+            Measurement {
+                ns_per_call,
+                gb_per_s: bytes / ns_per_call,
+            }
+        })
+        .collect()
+}
