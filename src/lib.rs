@@ -86,6 +86,9 @@ mod copy;
 mod fault;
 mod strategy;
 
+#[cfg(all(feature = "inject", target_os = "linux"))]
+pub mod inject;
+
 pub use copy::{copy_mc, copy_mc_with};
 pub use fault::{Fault, FaultKind, InstallError, Side};
 pub use strategy::{STRATEGY_ENV, Strategy};
