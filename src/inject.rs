@@ -611,8 +611,8 @@ fn explain_uffdio_api(errno: i32) -> String {
 
 fn explain_uffdio_poison(errno: i32) -> String {
     match errno {
-        libc::EEXIST => "the page is already poisoned (a marker goes only where the page table \
-                         entry is empty)"
+        libc::EEXIST => "the page is already poisoned, or populated (a marker goes only where \
+                         the page table entry is empty)"
             .into(),
         libc::EINVAL => "the range is not page-aligned or not registered".into(),
         libc::ENOENT | libc::EAGAIN => "the address space changed during the call; retry".into(),
