@@ -295,6 +295,19 @@ const EARLY_KILL_SYSCTL: &str = "/proc/sys/vm/memory_failure_early_kill";
 /// zero-length `MADV_HWPOISON`, a tmpfs mounted and unmounted at once) and
 /// releases it: no page of the caller's is touched, no signal is raised, no
 /// page is poisoned. It costs well under a millisecond but mounting.
+///
+/// ```
+/// use mcsafe::inject::{self, Method};
+///
+/// let caps = inject::capabilities();
+/// assert!(caps.allows(Method::Truncate)); // needs nothing
+/// if let Err(why) = caps.check(Method::MadvHwpoison) {
+///     // e.g. "madv-hwpoison: madvise(MADV_HWPOISON) failed with EINVAL (...):
+///     // this kernel was built without CONFIG_MEMORY_FAILURE ..."
+///     println!("{why}");
+/// }
+/// print!("{caps}"); // one line per method
+/// ```
 pub fn capabilities() -> Capabilities {
     let memory_failure = Path::new(MEMORY_FAILURE_SYSCTL).exists();
     let early_kill = fs::read_to_string(EARLY_KILL_SYSCTL)
@@ -518,6 +531,22 @@ const UFFDIO_POISON: libc::c_ulong = 0xc020_aa08;
 /// descriptor: the marker stays in the page table, and no range is left
 /// registered (so no touch of the mapping can ever wait on a userfaultfd).
 /// Unmapped on drop.
+///
+/// ```
+/// use mcsafe::inject::{self, Method, UffdPoisonMapping};
+///
+/// # if inject::capabilities().allows(Method::UffdPoison) {
+/// let map = UffdPoisonMapping::new(3).unwrap();
+/// let page = 4096; // the page size of x86-64 Linux
+/// map.poison(1).unwrap();
+/// let mut buf = vec![0u8; 3 * page];
+/// // SAFETY: the mapping is ours; page 1 raises SIGBUS, which mcsafe catches.
+/// let fault = unsafe { mcsafe::copy_mc(buf.as_mut_ptr(), map.as_ptr(), 3 * page) }.unwrap_err();
+/// assert_eq!(fault.copied(), page);
+/// assert_eq!(fault.kind(), inject::capabilities().expected_kind(Method::UffdPoison));
+/// map.unpoison(1).unwrap(); // page 1 reads as zeros again
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct UffdPoisonMapping {
     map: Mapping,
@@ -777,6 +806,21 @@ fn explain_unpoison(errno: i32) -> String {
 /// and signals only the child. Unmapped and closed on drop; a page still
 /// poisoned then stays out of use until reboot (or
 /// [`unpoison`](Self::unpoison)).
+///
+/// ```
+/// use mcsafe::inject::{self, HwPoisonMapping, Method};
+///
+/// let map = HwPoisonMapping::new(2).unwrap();
+/// match map.poison(1) {
+///     // Memory-failure kernel, as root: page 1 is gone for every mapping of the file.
+///     Ok(()) => assert!(std::fs::read(map.path()).is_err()),
+///     // Elsewhere the error says what is missing, as the probe does.
+///     Err(e) => assert_eq!(
+///         Some(e.errno()),
+///         inject::capabilities().check(Method::MadvHwpoison).err().map(|w| w.errno())
+///     ),
+/// }
+/// ```
 #[derive(Debug)]
 pub struct HwPoisonMapping {
     map: Mapping,
@@ -1071,6 +1115,17 @@ fn explain_mount(errno: i32) -> String {
 /// Punching a hole in an ordinary file does not lose data this way: the hole
 /// reads as zeros and is allocated on demand. Only the full file system makes
 /// the page-in fail.
+///
+/// ```
+/// use mcsafe::inject::{self, FullTmpfsFile, Method};
+///
+/// # if inject::capabilities().allows(Method::FullTmpfs) {
+/// // 4 pages; page 1 is a hole that cannot be paged in.
+/// let file = FullTmpfsFile::new(4, &[1], |_, page| page.fill(b'x')).unwrap();
+/// assert_eq!(std::fs::read(file.path()).unwrap()[4096], 0); // read(2) sees zeros
+/// // A mapping of file.path() raises BUS_ADRERR at offset 4096..8192.
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct FullTmpfsFile {
     dir: PathBuf,
