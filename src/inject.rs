@@ -798,10 +798,11 @@ fn explain_unpoison(errno: i32) -> String {
 /// this mapping or any other mapping of the file (`/proc/self/fd/N`), and
 /// `read(2)` of the page fails with `EIO`.
 ///
-/// Needs `CONFIG_MEMORY_FAILURE` and `CAP_SYS_ADMIN`. Since Linux 6.10 the
-/// kernel also sends `BUS_MCEERR_AR` to the thread that calls `madvise` at once
-/// (the call is treated as a consumed error); a process without a handler for
-/// it would die there. So the call is made by a short-lived child process that
+/// Needs `CONFIG_MEMORY_FAILURE` and `CAP_SYS_ADMIN`. In current kernels (a
+/// 2024 change passes `MF_ACTION_REQUIRED` from `madvise`) the kernel also
+/// sends `BUS_MCEERR_AR` at once to the thread that calls `madvise` (the call
+/// is treated as a consumed error); a process without a handler for it would
+/// die there. So the call is made by a short-lived child process that
 /// shares the file: the kernel unmaps the page from every mapping, poisons it,
 /// and signals only the child. Unmapped and closed on drop; a page still
 /// poisoned then stays out of use until reboot (or
