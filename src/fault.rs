@@ -8,6 +8,27 @@ use core::fmt;
 /// Returned by [`copy_mc`](crate::copy_mc) and
 /// [`copy_mc_with`](crate::copy_mc_with). The process is unharmed; the bytes of
 /// the lost granule were not touched again after the fault.
+///
+/// ```
+/// # #[cfg(feature = "inject")] {
+/// use mcsafe::{FaultKind, Side};
+/// use mcsafe::inject::TruncatedMapping;
+///
+/// // A mapping of 3 pages whose file ends after 1 page and 10 bytes.
+/// let map = TruncatedMapping::new(3).unwrap();
+/// let page = map.page_size();
+/// map.truncate_to(page + 10).unwrap();
+///
+/// let mut buf = vec![0u8; 3 * page];
+/// // SAFETY: both buffers are mapped; the third page raises SIGBUS.
+/// let fault = unsafe { mcsafe::copy_mc(buf.as_mut_ptr(), map.as_ptr(), 3 * page) }.unwrap_err();
+/// assert_eq!(fault.copied(), 2 * page); // the page holding the end of file is whole
+/// assert_eq!(fault.side(), Side::Source);
+/// assert_eq!(fault.kind(), FaultKind::AddressError);
+/// assert_eq!(fault.addr() & !(fault.granule() - 1), map.as_ptr() as usize + 2 * page);
+/// assert_eq!(fault.raw_os_error(), libc::EFAULT);
+/// # }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fault {
     copied: usize,
@@ -17,7 +38,7 @@ pub struct Fault {
     granule: usize,
 }
 
-/// Which buffer of the copy faulted.
+/// Which buffer of the copy faulted. `Display` prints `source` or `destination`.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -27,7 +48,8 @@ pub enum Side {
     Destination,
 }
 
-/// Why the kernel raised SIGBUS, from its `si_code`.
+/// Why the kernel raised SIGBUS, from its `si_code`. `Display` names the code:
+/// `hardware memory error (BUS_MCEERR_AR)`.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FaultKind {
@@ -168,7 +190,8 @@ impl From<Fault> for std::io::Error {
     }
 }
 
-/// Why the SIGBUS handler could not be put in place, or is no longer in place.
+/// Why the SIGBUS handler could not be put in place, or is no longer in place:
+/// the error of [`install`](crate::install). `Display` explains it in words.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstallError {

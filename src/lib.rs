@@ -71,6 +71,15 @@
 //!   forward what they do not own to the handler they replaced, as `signal-hook`
 //!   does. [`install`] reports a handler that replaced mcsafe's.
 //!
+//! # Testing code that uses mcsafe
+//!
+//! With the `inject` feature, `mcsafe::inject` makes pages go bad on purpose, the
+//! ways the kernel allows (a truncated file, `UFFDIO_POISON`, `MADV_HWPOISON`,
+//! holes of a full tmpfs), says which of them this machine allows, and cleans
+//! up after itself: mcsafe's own tests use it. The `mcsafe` command-line tool
+//! (package `mcsafe-cli`) prints what a machine can recover (`mcsafe probe`)
+//! and copies a damaged file, skipping lost pages (`mcsafe rescue`).
+//!
 //! # Targets
 //!
 //! Fault-safe copies exist on x86-64 Linux only. Elsewhere the crate builds with
@@ -85,6 +94,9 @@ mod arch;
 mod copy;
 mod fault;
 mod strategy;
+
+#[cfg(all(feature = "inject", target_os = "linux"))]
+pub mod inject;
 
 pub use copy::{copy_mc, copy_mc_with};
 pub use fault::{Fault, FaultKind, InstallError, Side};
@@ -106,11 +118,21 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 ///   before mcsafe's, or make it forward.
 /// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
 /// - [`InstallError::Unsupported`] on targets without fault-safe copies.
+///
+/// # Example
+///
+/// ```
+/// match mcsafe::install() {
+///     Ok(()) => println!("SIGBUS in copy_mc will be recovered"),
+///     Err(mcsafe::InstallError::Unsupported) => println!("plain copies on this target"),
+///     Err(e) => panic!("{e}"),
+/// }
+/// ```
 pub fn install() -> Result<(), InstallError> {
     arch::install()
 }
 
-/// Counters of the SIGBUS handler since the process started.
+/// Counters of the SIGBUS handler since the process started; see [`stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     /// Faults inside copy routines, redirected to a fixup (one per signal).
@@ -120,6 +142,16 @@ pub struct Stats {
 }
 
 /// The handler's counters: for monitoring, and for tests that count signals.
+/// Process-wide; all zero on targets without fault-safe copies.
+///
+/// ```
+/// let before = mcsafe::stats();
+/// let (src, mut dst) = (vec![1u8; 64], vec![0u8; 64]);
+/// // SAFETY: two distinct heap buffers.
+/// unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src.as_ptr(), 64) }.unwrap();
+/// // A copy without a fault takes no signal. (Other threads may add to these.)
+/// assert!(mcsafe::stats().recovered >= before.recovered);
+/// ```
 pub fn stats() -> Stats {
     let (recovered, forwarded) = arch::counts();
     Stats {

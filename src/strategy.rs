@@ -8,6 +8,18 @@ use crate::arch;
 /// A copy routine. Every strategy keeps the same contract (exact prefix, one
 /// signal per lost granule); they differ in speed and in which CPUs can recover
 /// from a machine check inside them.
+///
+/// ```
+/// use mcsafe::Strategy;
+///
+/// let src = vec![3u8; 1000];
+/// let mut dst = vec![0u8; 1000];
+/// for strategy in Strategy::available() {
+///     // SAFETY: two distinct heap buffers.
+///     unsafe { mcsafe::copy_mc_with(strategy, dst.as_mut_ptr(), src.as_ptr(), 1000) }.unwrap();
+///     assert_eq!(dst, src, "{strategy}");
+/// }
+/// ```
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Strategy {
@@ -29,11 +41,13 @@ pub enum Strategy {
     Avx512,
 }
 
-/// The environment variable that forces [`Strategy::current`], by [`Strategy::name`].
+/// The environment variable that forces [`Strategy::current`], by [`Strategy::name`]:
+/// `MCSAFE_STRATEGY=fragile` runs every `copy_mc` of the process with the
+/// fragile routine.
 pub const STRATEGY_ENV: &str = "MCSAFE_STRATEGY";
 
 impl Strategy {
-    /// Every strategy, available here or not.
+    /// Every strategy, available here or not, in the order of [`Strategy::available`].
     pub const ALL: [Strategy; 4] = [
         Strategy::Fragile,
         Strategy::RepMovsb,
@@ -43,6 +57,18 @@ impl Strategy {
 
     /// The strategies this CPU (and this target) can run, `Fragile` first.
     /// Empty on targets without fault-safe copies.
+    ///
+    /// ```
+    /// use mcsafe::Strategy;
+    ///
+    /// let here = Strategy::available();
+    /// if mcsafe::install().is_ok() {
+    ///     assert_eq!(here[0], Strategy::Fragile); // runs on every x86-64 CPU
+    ///     assert!(here.contains(&Strategy::current()));
+    /// } else {
+    ///     assert!(here.is_empty()); // no fault-safe copies on this target
+    /// }
+    /// ```
     pub fn available() -> Vec<Strategy> {
         Strategy::ALL
             .into_iter()
@@ -50,7 +76,13 @@ impl Strategy {
             .collect()
     }
 
-    /// Whether this CPU can run this strategy.
+    /// Whether this CPU can run this strategy: [`copy_mc_with`](crate::copy_mc_with)
+    /// panics on one it cannot.
+    ///
+    /// ```
+    /// use mcsafe::Strategy;
+    /// assert_eq!(Strategy::Avx512.is_available(), Strategy::available().contains(&Strategy::Avx512));
+    /// ```
     pub fn is_available(&self) -> bool {
         arch::is_available(*self)
     }
@@ -66,6 +98,11 @@ impl Strategy {
     /// On first use, if `MCSAFE_STRATEGY` names no strategy or one this CPU
     /// cannot run: a forced choice that cannot be honoured is a configuration
     /// error, not something to replace silently.
+    ///
+    /// ```
+    /// let strategy = mcsafe::Strategy::current();
+    /// println!("copies here use the {strategy} routine");
+    /// ```
     pub fn current() -> Strategy {
         static CURRENT: OnceLock<Strategy> = OnceLock::new();
         *CURRENT.get_or_init(|| match std::env::var(STRATEGY_ENV) {
@@ -88,7 +125,11 @@ impl Strategy {
     }
 
     /// The strategy's name, as `MCSAFE_STRATEGY` takes it: `fragile`,
-    /// `rep_movsb`, `avx2`, `avx512`.
+    /// `rep_movsb`, `avx2`, `avx512`. `Display` prints the same.
+    ///
+    /// ```
+    /// assert_eq!(mcsafe::Strategy::RepMovsb.name(), "rep_movsb");
+    /// ```
     pub fn name(&self) -> &'static str {
         match self {
             Strategy::Fragile => "fragile",
@@ -98,7 +139,14 @@ impl Strategy {
         }
     }
 
-    /// The strategy with this [`name`](Strategy::name), ignoring ASCII case.
+    /// The strategy with this [`name`](Strategy::name), ignoring ASCII case
+    /// and surrounding white space.
+    ///
+    /// ```
+    /// use mcsafe::Strategy;
+    /// assert_eq!(Strategy::from_name(" AVX2 "), Some(Strategy::Avx2));
+    /// assert_eq!(Strategy::from_name("memcpy"), None);
+    /// ```
     pub fn from_name(name: &str) -> Option<Strategy> {
         Strategy::ALL
             .into_iter()

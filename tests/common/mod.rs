@@ -2,11 +2,11 @@
 //! patterns, signal counting, child processes, and environment requirements.
 #![allow(dead_code)]
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, ExitStatus};
-use std::ptr;
 use std::sync::{Mutex, MutexGuard};
+
+use mcsafe::inject::{TruncatedMapping, UffdPoisonMapping};
 
 pub const PAGE: usize = 4096;
 
@@ -33,69 +33,37 @@ pub unsafe fn fill(p: *mut u8, len: usize, seed: u64) {
 
 /// A `MAP_SHARED` memfd mapping of `valid + lost` pages whose last `lost` pages
 /// lie past the end of the file: touching them raises SIGBUS `BUS_ADRERR`.
+/// A thin wrapper over the kit's [`mcsafe::inject::TruncatedMapping`].
 pub struct LostTail {
-    base: *mut u8,
-    len: usize,
+    map: TruncatedMapping,
     valid: usize,
-    _fd: OwnedFd,
 }
 
 impl LostTail {
     pub fn new(valid_pages: usize, lost_pages: usize, seed: u64) -> LostTail {
-        let len = (valid_pages + lost_pages) * PAGE;
+        let map = TruncatedMapping::new(valid_pages + lost_pages)
+            .unwrap_or_else(|e| panic!("truncated mapping: {e}"));
         let valid = valid_pages * PAGE;
-        // SAFETY: plain system calls on an fd we own; the mapping is ours.
-        unsafe {
-            let fd = libc::memfd_create(c"mcsafe-test".as_ptr(), libc::MFD_CLOEXEC);
-            assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
-            let fd = OwnedFd::from_raw_fd(fd);
-            assert_eq!(libc::ftruncate(fd.as_raw_fd(), len as i64), 0);
-            let base = libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            );
-            assert_ne!(
-                base,
-                libc::MAP_FAILED,
-                "mmap: {}",
-                std::io::Error::last_os_error()
-            );
-            let base = base.cast::<u8>();
-            fill(base, valid, seed);
-            assert_eq!(libc::ftruncate(fd.as_raw_fd(), valid as i64), 0);
-            LostTail {
-                base,
-                len,
-                valid,
-                _fd: fd,
-            }
-        }
+        // SAFETY: the whole mapping is backed by the file until the truncation.
+        unsafe { fill(map.as_ptr(), valid, seed) };
+        map.truncate_to(valid)
+            .unwrap_or_else(|e| panic!("truncate: {e}"));
+        LostTail { map, valid }
     }
 
     /// First byte of the mapping.
     pub fn base(&self) -> *mut u8 {
-        self.base
+        self.map.as_ptr()
     }
 
     /// First lost byte (page-aligned).
     pub fn boundary(&self) -> *mut u8 {
-        self.base.wrapping_add(self.valid)
+        self.map.as_ptr().wrapping_add(self.valid)
     }
 
     /// Bytes before the boundary.
     pub fn valid_len(&self) -> usize {
         self.valid
-    }
-}
-
-impl Drop for LostTail {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
     }
 }
 
@@ -228,90 +196,31 @@ pub fn killed_by(status: ExitStatus) -> Option<i32> {
 /// A private anonymous mapping with pages poisoned through `UFFDIO_POISON`
 /// (Linux 6.6+): touching them raises SIGBUS (`BUS_MCEERR_AR` with
 /// CONFIG_MEMORY_FAILURE, `BUS_ADRERR` without). The other pages hold data.
+/// A thin wrapper over the kit's [`mcsafe::inject::UffdPoisonMapping`].
 pub struct UffdPoisoned {
-    base: *mut u8,
-    len: usize,
-    _uffd: OwnedFd,
+    map: UffdPoisonMapping,
 }
-
-const UFFD_USER_MODE_ONLY: libc::c_int = 1;
-const UFFD_API: u64 = 0xaa;
-const UFFD_FEATURE_POISON: u64 = 1 << 14;
-const UFFDIO_API: libc::c_ulong = 0xc018_aa3f;
-const UFFDIO_REGISTER: libc::c_ulong = 0xc020_aa00;
-const UFFDIO_REGISTER_MODE_MISSING: u64 = 1;
-const UFFDIO_POISON: libc::c_ulong = 0xc020_aa08;
 
 impl UffdPoisoned {
     /// `pages` pages filled with the pattern of `seed`, with the pages at the
-    /// indices in `poisoned` poisoned.
+    /// indices in `poisoned` poisoned. The error explains what is missing.
     pub fn new(pages: usize, poisoned: &[usize], seed: u64) -> std::io::Result<UffdPoisoned> {
-        let len = pages * PAGE;
-        let last_error = std::io::Error::last_os_error;
-        // SAFETY: system calls on memory and descriptors this function owns.
-        unsafe {
-            let base = libc::mmap(
-                ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            );
-            if base == libc::MAP_FAILED {
-                return Err(last_error());
-            }
-            let base = base.cast::<u8>();
-            fill(base, len, seed);
-            let fd = libc::syscall(libc::SYS_userfaultfd, libc::O_CLOEXEC | UFFD_USER_MODE_ONLY);
-            if fd < 0 {
-                let e = last_error();
-                libc::munmap(base.cast(), len);
-                return Err(e);
-            }
-            let this = UffdPoisoned {
-                base,
-                len,
-                _uffd: OwnedFd::from_raw_fd(fd as i32),
-            };
-            let uffd = this._uffd.as_raw_fd();
-            let mut api = [UFFD_API, UFFD_FEATURE_POISON, 0];
-            if libc::ioctl(uffd, UFFDIO_API, api.as_mut_ptr()) != 0 {
-                return Err(last_error());
-            }
-            let mut register = [base as u64, len as u64, UFFDIO_REGISTER_MODE_MISSING, 0];
-            if libc::ioctl(uffd, UFFDIO_REGISTER, register.as_mut_ptr()) != 0 {
-                return Err(last_error());
-            }
-            for &page in poisoned {
-                let at = base.add(page * PAGE);
-                // The page must be empty (no PTE) to take a poison marker.
-                if libc::madvise(at.cast(), PAGE, libc::MADV_DONTNEED) != 0 {
-                    return Err(last_error());
-                }
-                let mut poison = [at as u64, PAGE as u64, 0, 0];
-                if libc::ioctl(uffd, UFFDIO_POISON, poison.as_mut_ptr()) != 0 {
-                    return Err(last_error());
-                }
-            }
-            Ok(this)
+        let map = UffdPoisonMapping::new(pages)?;
+        // SAFETY: the mapping is ours, populated, and nothing is poisoned yet.
+        unsafe { fill(map.as_ptr(), pages * PAGE, seed) };
+        for &page in poisoned {
+            map.poison(page)?;
         }
+        Ok(UffdPoisoned { map })
     }
 
     pub fn base(&self) -> *mut u8 {
-        self.base
-    }
-}
-
-impl Drop for UffdPoisoned {
-    fn drop(&mut self) {
-        // SAFETY: unmapping our own mapping.
-        unsafe { libc::munmap(self.base.cast(), self.len) };
+        self.map.as_ptr()
     }
 }
 
 /// Whether this kernel has memory-failure support (CONFIG_MEMORY_FAILURE), which
 /// turns UFFDIO_POISON and MADV_HWPOISON faults into `BUS_MCEERR_AR`.
 pub fn kernel_has_memory_failure() -> bool {
-    std::path::Path::new("/proc/sys/vm/memory_failure_recovery").exists()
+    mcsafe::inject::capabilities().memory_failure()
 }
