@@ -3,7 +3,7 @@
 //! ```text
 //! mcsafe probe                      CPU, strategies, kernel capabilities, SIGBUS handler
 //! mcsafe rescue [OPTIONS] SRC DST   copy SRC to DST through a mapping, skipping lost pages
-//! mcsafe bench                      the speed summary (arrives with the speed work)
+//! mcsafe bench [OPTIONS]            the speed summary, measured side by side
 //! ```
 //!
 //! Exit status: 0 success; 1 `rescue` lost data (the map says where); 2 usage
@@ -26,7 +26,7 @@ pub const EXIT_IO: u8 = 3;
 const USAGE: &str = "\
 usage: mcsafe probe
        mcsafe rescue [--map FILE] [--size BYTES] [--block BYTES] [--progress|--no-progress] SRC DST
-       mcsafe bench
+       mcsafe bench [--quick] [--rounds N] [--max-size BYTES] [--cold BYTES] [--plot FILE]
 
 probe    CPU features, the chosen and available copy strategies, kernel
          capabilities (memory-failure support, early kill, UFFDIO_POISON,
@@ -43,13 +43,21 @@ rescue   Copy SRC (a file, or a block/DAX device with --size) to DST through a
            --progress      always draw the progress bar on stderr
            --no-progress   never draw it (default: when stderr is a terminal
                            and SRC is at least 16 MiB)
-bench    The speed summary table (not available yet).";
+bench    The speed summary: copy_mc against glibc memcpy, copy_nonoverlapping,
+         every strategy, a sigsetjmp-guarded memcpy, pread(2) and a plain
+         non-temporal loop, per size class, hot and cold, aligned and
+         misaligned, measured side by side; then the speed targets, met or not.
+           --quick         5 rounds, sizes up to 16 MiB (default: 9 rounds, all)
+           --rounds N      rounds per measurement (medians of N)
+           --max-size B    leave out size classes above B bytes
+           --cold BYTES    size of each cold region (default 1 GiB)
+           --plot FILE     also write the throughput plot (SVG)";
 
 /// A parsed command line: one variant per command.
 enum Command {
     Probe,
     Rescue(rescue::Options),
-    Bench,
+    Bench(bench::BenchOptions),
     Help,
 }
 
@@ -60,9 +68,9 @@ fn parse(args: &[String]) -> Result<Command, String> {
     match command.as_str() {
         "probe" if rest.is_empty() => Ok(Command::Probe),
         "rescue" => rescue::Options::parse(rest).map(Command::Rescue),
-        "bench" if rest.is_empty() => Ok(Command::Bench),
+        "bench" => bench::BenchOptions::parse(rest).map(Command::Bench),
         "help" | "-h" | "--help" => Ok(Command::Help),
-        "probe" | "bench" => Err(format!("{command} takes no arguments")),
+        "probe" => Err(format!("{command} takes no arguments")),
         other => Err(format!("unknown command {other:?}")),
     }
 }
@@ -79,7 +87,7 @@ fn main() -> ExitCode {
     match command {
         Command::Probe => probe::run(),
         Command::Rescue(options) => rescue::run(&options),
-        Command::Bench => bench::run(),
+        Command::Bench(options) => bench::run(&options),
         Command::Help => {
             println!("{USAGE}");
             ExitCode::SUCCESS
@@ -128,7 +136,13 @@ mod tests {
     fn each_command_parses_to_its_own_variant() {
         let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
         assert!(matches!(parse(&args("probe")), Ok(Command::Probe)));
-        assert!(matches!(parse(&args("bench")), Ok(Command::Bench)));
+        assert!(matches!(parse(&args("bench")), Ok(Command::Bench(_))));
+        assert!(matches!(
+            parse(&args("bench --quick --rounds 3")),
+            Ok(Command::Bench(_))
+        ));
+        assert!(parse(&args("bench --rounds 0")).is_err());
+        assert!(parse(&args("bench --frobnicate")).is_err());
         assert!(matches!(parse(&args("rescue a b")), Ok(Command::Rescue(_))));
         assert!(matches!(parse(&args("--help")), Ok(Command::Help)));
         assert!(parse(&args("probe extra")).is_err());

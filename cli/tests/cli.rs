@@ -257,8 +257,37 @@ fn probe_reports_cpu_kernel_injection_and_handler() {
 }
 
 #[test]
-fn bench_says_it_is_not_there_yet() {
-    let out = mcsafe(&["bench"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("once the speed work lands"));
+fn bench_prints_the_summary_and_writes_the_plot() {
+    // A tiny run: one round, classes up to 64 bytes, small cold regions.
+    let plot = std::env::temp_dir().join(format!("mcsafe-cli-bench-{}.svg", std::process::id()));
+    let out = mcsafe(&[
+        "bench",
+        "--rounds",
+        "1",
+        "--max-size",
+        "64",
+        "--cold",
+        "64M",
+        "--plot",
+        plot.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    for part in [
+        "### hot, aligned",
+        "### cold, misaligned",
+        "| 33-64 |",
+        "### randomized mix",
+        "pread",
+        "### fault path",
+        "### targets",
+    ] {
+        assert!(table.contains(part), "no {part:?} in:\n{table}");
+    }
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    let _ = std::fs::remove_file(&plot);
+    assert!(
+        svg.starts_with("<svg") && svg.contains("glibc memcpy (hot)"),
+        "not the plot"
+    );
 }

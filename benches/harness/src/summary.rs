@@ -86,14 +86,19 @@ pub struct Options {
     pub rounds: usize,
     /// Skip classes above this size (to keep a quick run quick).
     pub max_size: usize,
+    /// Bytes of each cold region (source and destination): the walk must
+    /// outrun the last-level cache for "cold" to mean cold.
+    pub cold_region: usize,
 }
 
 impl Options {
-    /// The full run: 9 rounds, every class.
+    /// The full run: 9 rounds, every class, 1 GiB cold regions (or 4x the
+    /// largest copy).
     pub fn full() -> Options {
         Options {
             rounds: 9,
             max_size: usize::MAX,
+            cold_region: 1 << 30,
         }
     }
 
@@ -102,6 +107,7 @@ impl Options {
         Options {
             rounds: 5,
             max_size: 16 * MIB,
+            ..Options::full()
         }
     }
 }
@@ -242,9 +248,8 @@ pub fn run(options: Options) -> Report {
 
     let hot_src = Region::new(largest + 2 * 4096);
     let hot_dst = Region::new(largest + 2 * 4096);
-    // Cold regions: at least 4x the largest copy and 1 GiB, so the walk outruns
-    // any last-level cache this machine reports.
-    let cold_len = (4 * largest).max(1 << 30);
+    // Cold regions: at least 4x the largest copy, so the walk outruns the cache.
+    let cold_len = (4 * largest).max(options.cold_region);
     let cold_src = Region::new(cold_len);
     let cold_dst = Region::new(cold_len);
 
@@ -304,6 +309,7 @@ pub fn run(options: Options) -> Report {
 
     // pread(2) from a page-cache-hot file against copies out of its mapping.
     let file = HotFile::new(MIB);
+    let file_dst = Region::new(MIB);
     let file_env = Env {
         file: Some((file.fd(), file.map().0)),
         ..env
@@ -312,8 +318,8 @@ pub fn run(options: Options) -> Report {
     let mut rows = Vec::new();
     for size in [64, 256, KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB] {
         eprintln!("measuring pread: {size}");
-        let mut w = FromFile::new(&file, &hot_dst, &[size]);
-        // SAFETY: sources lie in the file's mapping, destinations in hot_dst.
+        let mut w = FromFile::new(&file, &file_dst, &[size]);
+        // SAFETY: sources lie in the file's mapping, destinations in file_dst.
         let results = unsafe { side_by_side(&pread_cmp, &mut w, &file_env, options.rounds) };
         rows.push(Row {
             label: bytes_label(size),
