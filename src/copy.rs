@@ -82,55 +82,88 @@ pub unsafe fn copy_mc_with(
 #[track_caller]
 fn check_ranges(dst: *mut u8, src: *const u8, len: usize) {
     let (d, s) = (dst as usize, src as usize);
-    for (name, start) in [("source", s), ("destination", d)] {
-        assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
-        assert!(
-            len <= isize::MAX as usize && start.checked_add(len).is_some(),
-            "mcsafe: {name} range {start:#x} + {len} wraps the address space"
-        );
-    }
+    check_range("source", s, len);
+    check_range("destination", d, len);
     assert!(
         s + len <= d || d + len <= s,
         "mcsafe: source {s:#x} and destination {d:#x} overlap (len {len})"
     );
 }
 
+/// Panics, naming the problem, unless `start..start + len` is a usable range
+/// (`len > 0`): not null, not wrapping, at most `isize::MAX` bytes.
+#[track_caller]
+pub(crate) fn check_range(name: &str, start: usize, len: usize) {
+    assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
+    assert!(
+        len <= isize::MAX as usize && start.checked_add(len).is_some(),
+        "mcsafe: {name} range {start:#x} + {len} wraps the address space"
+    );
+}
+
 /// Runs `routine` over the whole range; after a fault, the careful forward step.
-///
-/// The routine stops with `progress` bytes known copied, and a lost granule `g`
-/// that cuts the copy at `limit` bytes (the bytes before `g`). If the routine was
-/// behind (progress < limit: loads run ahead of stores, a machine check is
-/// reported late), the same routine copies `progress..limit`, which ends before
-/// `g` on both sides and so never touches it. That step may fault on another,
-/// earlier granule: then it is the new cut, and so on. Each round strictly
-/// shortens the range, so the loop ends.
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
-unsafe fn copy_with(
+pub(crate) unsafe fn copy_with(
     routine: arch::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
 ) -> Result<(), Fault> {
+    // SAFETY: per this function's contract.
+    unsafe { copy_first_with(routine, routine, dst, src, len) }
+}
+
+/// Runs `first` over the whole range, then `rest` for the forward steps: for
+/// `write_mc`, whose first routine copies exactly `len` bytes and nothing else.
+///
+/// # Safety
+/// As for `routines::call`, for `dst..dst+len` and `src..src+len`, with both
+/// routines.
+pub(crate) unsafe fn copy_first_with(
+    first: arch::Routine,
+    rest: arch::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    forward_step(len, |from, to| {
+        let routine = if (from, to) == (0, len) { first } else { rest };
+        let (d, s) = (dst.wrapping_add(from), src.wrapping_add(from));
+        // SAFETY: from < to <= len, so both sub-ranges lie inside the caller's.
+        let result = unsafe { arch::call(routine, d, s, to - from) };
+        result.map_err(|stopped| {
+            let fault = describe(stopped, d, s, to - from, None).shifted(from);
+            (from + stopped.progress, fault)
+        })
+    })
+}
+
+/// The careful forward step, for any routine that keeps the progress
+/// invariant over bytes `0..len` of an operation.
+///
+/// `once(from, to)` runs the routine over bytes `from..to`; when a fault stops
+/// it, it returns the bytes known done (from the start of the operation) and the
+/// fault, its `copied` also counted from the start. The routine stops with
+/// `progress` bytes known done, and a lost granule `g` that cuts the operation at
+/// `limit` bytes (the bytes before `g`). If the routine was behind (progress <
+/// limit: loads run ahead of stores, a machine check is reported late), `once`
+/// runs again over `progress..limit`, which ends before `g` and so never touches
+/// it. That step may fault on another, earlier granule: then it is the new cut,
+/// and so on. Each round strictly shortens the range, so the loop ends.
+pub(crate) fn forward_step(
+    len: usize,
+    mut once: impl FnMut(usize, usize) -> Result<(), (usize, Fault)>,
+) -> Result<(), Fault> {
     let mut done = 0;
     let mut end = len;
     let mut cut_at: Option<Fault> = None;
     loop {
-        // SAFETY: done < end <= len, so both sub-ranges lie inside the caller's.
-        let result = unsafe { arch::call(routine, dst.add(done), src.add(done), end - done) };
-        let stopped = match result {
+        let (progress, fault) = match once(done, end) {
             Ok(()) => return cut_at.map_or(Ok(()), Err),
             Err(stopped) => stopped,
         };
-        let fault = describe(
-            stopped,
-            dst.wrapping_add(done),
-            src.wrapping_add(done),
-            end - done,
-        )
-        .shifted(done);
-        let progress = done + stopped.progress;
         if progress >= fault.copied() {
             return Err(fault);
         }
@@ -141,7 +174,15 @@ unsafe fn copy_with(
 }
 
 /// The [`Fault`] of a stopped routine, relative to the range it was called on.
-fn describe(stopped: arch::Stopped, dst: *mut u8, src: *const u8, len: usize) -> Fault {
+/// `only` names the side of a routine that has one buffer (fill: the
+/// destination, a checksum: the source), passed as both `dst` and `src`.
+pub(crate) fn describe(
+    stopped: arch::Stopped,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    only: Option<Side>,
+) -> Fault {
     let kind = match stopped.code {
         libc::BUS_MCEERR_AR => FaultKind::Poison,
         libc::BUS_OBJERR => FaultKind::ObjectError,
@@ -152,7 +193,7 @@ fn describe(stopped: arch::Stopped, dst: *mut u8, src: *const u8, len: usize) ->
     // here gives the same answer from the same registers' values.
     let (side, copied) =
         cut(stopped.addr, granule, dst as usize, src as usize, len).unwrap_or((Side::Source, 0));
-    Fault::new(copied, side, kind, stopped.addr, granule)
+    Fault::new(copied, only.unwrap_or(side), kind, stopped.addr, granule)
 }
 
 /// Bytes in the unit the kernel reports lost: `1 << si_addr_lsb`, or the page

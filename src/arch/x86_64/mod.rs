@@ -14,7 +14,7 @@ pub(crate) mod table;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 pub(crate) use handler::{counts, install, page_size};
-pub(crate) use routines::{Routine, Stopped, call};
+pub(crate) use routines::{Routine, Stopped, call, call_crc32c, call_fill};
 
 use crate::Strategy;
 
@@ -60,7 +60,27 @@ pub(crate) fn routine_for(strategy: Strategy) -> Routine {
     Routine::of(strategy)
 }
 
-fn ensure_installed() {
+/// The one-load, one-store routine for an access of `size` bytes (1, 2, 4 or
+/// 8), or `None` where the copy path must do it: other sizes, and a load that
+/// crosses a cache line (`load_at` is its address) when the current strategy is
+/// `Fragile`: those CPUs cannot recover from poison consumed by such a load.
+pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routine> {
+    let routine = Routine::exact(size)?;
+    let fragile = current_routine() == Routine::of(Strategy::Fragile);
+    let splits = load_at.is_some_and(|a| a % 64 + size > 64);
+    (!(fragile && splits)).then_some(routine)
+}
+
+/// Whether `call_crc32c` can run here (SSE4.2); otherwise the checksum copies
+/// into a buffer with `copy_mc` and computes in software. The handler is
+/// installed either way once this returns.
+pub(crate) fn has_crc32c() -> bool {
+    ensure_installed();
+    cpu::has_crc32c()
+}
+
+/// Installs the handler if it is not yet; for routines other than copies.
+pub(crate) fn ensure_installed() {
     if !handler::is_installed() {
         if let Err(e) = install() {
             panic!("mcsafe: cannot install the SIGBUS handler: {e}");
@@ -72,3 +92,10 @@ fn ensure_installed() {
 pub(crate) fn routine_addr(strategy: Strategy) -> usize {
     Routine::of(strategy).addr()
 }
+
+/// Address of the exact-size routine of `size` bytes, for tests that trace it.
+pub(crate) fn exact_addr(size: usize) -> Option<usize> {
+    Routine::exact(size).map(Routine::addr)
+}
+
+pub(crate) use routines::{crc32c_addr, fill_addr};
