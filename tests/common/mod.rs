@@ -315,3 +315,20 @@ impl Drop for UffdPoisoned {
 pub fn kernel_has_memory_failure() -> bool {
     std::path::Path::new("/proc/sys/vm/memory_failure_recovery").exists()
 }
+
+/// CRC32C of `data`, bit by bit: the slow, obvious reference the crate's
+/// checksums are compared with (it shares no code with them).
+pub fn crc32c_reference(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
