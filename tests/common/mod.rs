@@ -320,6 +320,11 @@ pub fn kernel_has_memory_failure() -> bool {
 /// reference the crate's checksums are compared with (it shares no code with
 /// them).
 pub fn crc32c_reference(data: &[u8]) -> u32 {
+    crc32c_reference_from(0, data)
+}
+
+/// [`crc32c_reference`] continuing from the CRC `crc` of earlier bytes.
+pub fn crc32c_reference_from(crc: u32, data: &[u8]) -> u32 {
     static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
     let table = TABLE.get_or_init(|| {
         std::array::from_fn(|i| {
@@ -332,7 +337,7 @@ pub fn crc32c_reference(data: &[u8]) -> u32 {
             })
         })
     });
-    !data.iter().fold(!0u32, |crc, &b| {
+    !data.iter().fold(!crc, |crc, &b| {
         (crc >> 8) ^ table[((crc ^ u32::from(b)) & 0xff) as usize]
     })
 }
