@@ -279,7 +279,6 @@ fn bad_input_is_an_error_and_touches_nothing() {
         ErrorKind::WriteZero
     );
     assert_eq!(cursor.position(), 100);
-    drop(cursor);
     drop((read_only, writable));
     assert_eq!(memory[..98], [1u8; 98], "nothing written before offset 98");
     assert_eq!(&memory[98..], b"xy");
@@ -300,7 +299,7 @@ fn a_null_region_with_a_length_panics() {
 #[test]
 fn a_fault_in_the_callers_buffer_is_efault_not_the_regions() {
     let lost = LostTail::new(1, 1, 3);
-    let memory = vec![9u8; 64];
+    let memory = [9u8; 64];
     // SAFETY: `memory` outlives the region.
     let region = unsafe { MappedRegion::from_raw_parts(memory.as_ptr(), 64) };
     let _serial = signal_lock();
