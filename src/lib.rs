@@ -23,6 +23,22 @@
 //! # }
 //! ```
 //!
+//! # For storage engines
+//!
+//! Beyond copies, the same contract for what engines do straight on a mapping:
+//!
+//! - [`read_mc`] / [`write_mc`]: one value, one load or store instruction for
+//!   1, 2, 4 and 8-byte types (a header word, a page LSN);
+//! - [`fill_mc`]: `memset` (zeroing a page);
+//! - [`crc32c_mc`]: CRC32C in place, with the SSE4.2 `crc32` instruction, to
+//!   verify a block without copying it; on a fault, the CRC of exactly the bytes
+//!   before the lost granule;
+//! - [`MappedRegion`]: safe `read_at` / `write_at` / `read_exact_at` /
+//!   `crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
+//!   [`Seek`](std::io::Seek) cursor over a mapping (with the `memmap2` feature,
+//!   built from a `memmap2::Mmap`), whose errors are `pread(2)`'s `EIO` with the
+//!   file offsets of the lost range ([`RegionFault`]).
+//!
 //! # The contract
 //!
 //! 1. **Exact prefix.** On `Err(f)`, `dst[..f.copied()] == src[..f.copied()]`,
