@@ -18,6 +18,32 @@ use crate::{Fault, Side, arch, copy_mc};
 /// CRC32C of those bytes (continuing the CRC the call started from).
 ///
 /// [`crc`]: CrcFault::crc
+///
+/// # Example
+///
+/// A memfd of two pages, mapped, then cut to one: the second page is lost.
+///
+/// ```
+/// use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+///
+/// // SAFETY: system calls on a descriptor and a mapping this example owns.
+/// let (map, fd) = unsafe {
+///     let fd = OwnedFd::from_raw_fd(libc::memfd_create(c"doc".as_ptr(), 0));
+///     libc::ftruncate(fd.as_raw_fd(), 8192);
+///     let map = libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ | libc::PROT_WRITE,
+///                          libc::MAP_SHARED, fd.as_raw_fd(), 0);
+///     assert_ne!(map, libc::MAP_FAILED);
+///     std::ptr::write_bytes(map.cast::<u8>(), 0xab, 8192);
+///     libc::ftruncate(fd.as_raw_fd(), 4096);
+///     (map.cast::<u8>(), fd)
+/// };
+/// let start = map.wrapping_add(4000);
+/// // SAFETY: mapped; the second page faults, and mcsafe survives it.
+/// let e = unsafe { mcsafe::crc32c_mc(0, start, 1000) }.unwrap_err();
+/// assert_eq!(e.checked(), 96); // exactly the bytes before the lost page
+/// assert_eq!(e.crc(), mcsafe::crc32c(0, &[0xab; 96]));
+/// # drop(fd);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CrcFault {
     crc: u32,

@@ -231,6 +231,19 @@ impl MappedRegion {
     ///
     /// When the read starts in a lost granule: an error carrying a
     /// [`RegionFault`] (see [the type's docs](MappedRegion#errors-and-the-lost-range)).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let memory = *b"0123456789";
+    /// // SAFETY: `memory` outlives the region and is only read through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(memory.as_ptr(), 10) };
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(region.read_at(6, &mut buf)?, 4); // short: the region ends
+    /// assert_eq!(&buf[..4], b"6789");
+    /// assert_eq!(region.read_at(10, &mut buf)?, 0); // at the end
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         let Some((start, n)) = self.span(offset, buf.len()) else {
             return Ok(0);
@@ -250,6 +263,20 @@ impl MappedRegion {
     /// is lost; `buf` then holds the bytes before it
     /// (`RegionFault::fault().copied()` of them), and the lost granule was
     /// touched once.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let memory = *b"0123456789";
+    /// // SAFETY: `memory` outlives the region and is only read through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(memory.as_ptr(), 10) };
+    /// let mut buf = [0u8; 4];
+    /// region.read_exact_at(2, &mut buf)?;
+    /// assert_eq!(&buf, b"2345");
+    /// let past = region.read_exact_at(8, &mut buf).unwrap_err();
+    /// assert_eq!(past.kind(), std::io::ErrorKind::UnexpectedEof);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let start = self.whole(offset, buf.len(), io::ErrorKind::UnexpectedEof)?;
         // SAFETY: as in read_at; the whole range lies in the region.
@@ -266,6 +293,23 @@ impl MappedRegion {
     ///
     /// `PermissionDenied` on a read-only region. When the write starts in a lost
     /// granule: an error carrying a [`RegionFault`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut memory = [0u8; 10];
+    /// // SAFETY: `memory` outlives the region and is only used through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts_mut(memory.as_mut_ptr(), 10) };
+    /// assert_eq!(region.write_at(7, b"abcdef")?, 3); // short: the region ends
+    /// drop(region);
+    /// assert_eq!(&memory[7..], b"abc");
+    ///
+    /// // SAFETY: as above.
+    /// let read_only = unsafe { mcsafe::MappedRegion::from_raw_parts(memory.as_ptr(), 10) };
+    /// let denied = read_only.write_at(0, b"x").unwrap_err();
+    /// assert_eq!(denied.kind(), std::io::ErrorKind::PermissionDenied);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_at(&self, offset: u64, buf: &[u8]) -> io::Result<usize> {
         self.check_writable()?;
         let Some((start, n)) = self.span(offset, buf.len()) else {
@@ -284,6 +328,20 @@ impl MappedRegion {
     /// anything, if the range does not lie in the region. An error carrying a
     /// [`RegionFault`] if a granule of the range is lost; the bytes before it
     /// were written.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let mut memory = [0u8; 10];
+    /// // SAFETY: `memory` outlives the region and is only used through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts_mut(memory.as_mut_ptr(), 10) };
+    /// region.write_all_at(2, b"xyz")?;
+    /// let full = region.write_all_at(8, b"xyz").unwrap_err();
+    /// assert_eq!(full.kind(), std::io::ErrorKind::WriteZero);
+    /// drop(region);
+    /// assert_eq!(&memory[..6], b"\0\0xyz\0");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn write_all_at(&self, offset: u64, buf: &[u8]) -> io::Result<()> {
         self.check_writable()?;
         let start = self.whole(offset, buf.len(), io::ErrorKind::WriteZero)?;
@@ -301,6 +359,16 @@ impl MappedRegion {
     /// `UnexpectedEof`, before reading anything, if the range does not lie in
     /// the region. An error carrying a [`RegionFault`] if a granule of the range
     /// is lost. (For the CRC of the bytes before it, call `crc32c_mc`.)
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let block = *b"--123456789--";
+    /// // SAFETY: `block` outlives the region and is only read through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(block.as_ptr(), 13) };
+    /// assert_eq!(region.crc32c_at(2, 9)?, 0xe306_9283);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn crc32c_at(&self, offset: u64, len: usize) -> io::Result<u32> {
         let start = self.whole(offset, len, io::ErrorKind::UnexpectedEof)?;
         // SAFETY: the range lies in the region.
@@ -309,6 +377,25 @@ impl MappedRegion {
     }
 
     /// A cursor at offset 0 that implements [`Read`], [`Write`] and [`Seek`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::{Read, Seek, SeekFrom, Write};
+    ///
+    /// let mut memory = [0u8; 16];
+    /// // SAFETY: `memory` outlives the region and is only used through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts_mut(memory.as_mut_ptr(), 16) };
+    /// let mut cursor = region.cursor();
+    /// cursor.write_all(b"header")?;
+    /// cursor.seek(SeekFrom::End(-4))?;
+    /// cursor.write_all(b"tail")?;
+    /// cursor.rewind()?;
+    /// let mut all = Vec::new();
+    /// cursor.read_to_end(&mut all)?;
+    /// assert_eq!(&all, b"header\0\0\0\0\0\0tail");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn cursor(&self) -> RegionCursor<'_> {
         RegionCursor {
             region: self,
@@ -391,6 +478,44 @@ impl MappedRegion {
 /// Carried by the [`io::Error`]s of a region's accesses; [`RegionFault::of`] gets
 /// it back. See [`MappedRegion`] for why the `io::Error` holds this payload
 /// rather than a raw `EIO`.
+///
+/// # Example
+///
+/// A file of three pages, mapped whole, then cut to one page: the mapping's
+/// last two pages have no file behind them.
+///
+/// ```
+/// use std::os::fd::AsRawFd;
+///
+/// let file = tempfile_of(3 * 4096);
+/// // SAFETY: a fresh shared mapping of our own file.
+/// let map = unsafe {
+///     libc::mmap(std::ptr::null_mut(), 3 * 4096, libc::PROT_READ, libc::MAP_SHARED,
+///                file.as_raw_fd(), 0)
+/// };
+/// assert_ne!(map, libc::MAP_FAILED);
+/// file.set_len(4096)?;
+/// // SAFETY: the mapping stays for the rest of the program, read only through it.
+/// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(map.cast(), 3 * 4096) };
+///
+/// let mut buf = vec![0u8; 8192];
+/// assert_eq!(region.read_at(0, &mut buf)?, 4096); // short, like pread(2)
+/// let err = region.read_at(4096 + 10, &mut buf).unwrap_err();
+/// let lost = mcsafe::RegionFault::of(&err).unwrap();
+/// assert_eq!(lost.offset(), 4096 + 10);
+/// assert_eq!(lost.lost(), 4096..8192);
+/// assert_eq!(lost.raw_os_error(), libc::EIO);
+/// assert_eq!(lost.fault().kind(), mcsafe::FaultKind::AddressError);
+/// # fn tempfile_of(len: u64) -> std::fs::File {
+/// #     let path = std::env::temp_dir().join(format!("mcsafe-doc-{}", std::process::id()));
+/// #     let f = std::fs::OpenOptions::new().read(true).write(true).create(true)
+/// #         .truncate(true).open(&path).unwrap();
+/// #     std::fs::remove_file(&path).unwrap();
+/// #     f.set_len(len).unwrap();
+/// #     f
+/// # }
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionFault {
     fault: Fault,
