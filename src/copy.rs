@@ -92,6 +92,7 @@ fn check_ranges(dst: *mut u8, src: *const u8, len: usize) {
 
 /// Panics, naming the problem, unless `start..start + len` is a usable range
 /// (`len > 0`): not null, not wrapping, at most `isize::MAX` bytes.
+#[inline]
 #[track_caller]
 pub(crate) fn check_range(name: &str, start: usize, len: usize) {
     assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
@@ -117,10 +118,13 @@ pub(crate) unsafe fn copy_with(
 
 /// Runs `first` over the whole range, then `rest` for the forward steps: for
 /// `write_mc`, whose first routine copies exactly `len` bytes and nothing else.
+/// Inline, so that a `write_mc` that does not fault costs little more than its
+/// one call.
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`, with both
 /// routines.
+#[inline]
 pub(crate) unsafe fn copy_first_with(
     first: arch::Routine,
     rest: arch::Routine,

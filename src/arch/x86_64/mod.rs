@@ -64,6 +64,7 @@ pub(crate) fn routine_for(strategy: Strategy) -> Routine {
 /// 8), or `None` where the copy path must do it: other sizes, and a load that
 /// crosses a cache line (`load_at` is its address) when the current strategy is
 /// `Fragile`: those CPUs cannot recover from poison consumed by such a load.
+#[inline]
 pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routine> {
     let routine = Routine::exact(size)?;
     let fragile = current_routine() == Routine::of(Strategy::Fragile);

@@ -47,6 +47,7 @@ pub(crate) struct Routine(usize);
 
 impl Routine {
     /// The routine that implements `strategy` (whether or not the CPU can run it).
+    #[inline]
     pub(crate) fn of(strategy: Strategy) -> Routine {
         let entry: unsafe extern "C" fn() = match strategy {
             Strategy::Fragile => mcsafe_copy_fragile,
@@ -59,6 +60,7 @@ impl Routine {
 
     /// The routine that copies exactly `size` bytes with one load and one store
     /// (`asm/copy_exact.s`), for sizes 1, 2, 4 and 8.
+    #[inline]
     pub(crate) fn exact(size: usize) -> Option<Routine> {
         let entry: unsafe extern "C" fn() = match size {
             1 => mcsafe_copy_exact_1,
@@ -135,6 +137,7 @@ pub(crate) unsafe fn call(
 
 impl Stopped {
     /// The outcome of a routine over `len` bytes from its output registers.
+    #[inline]
     fn decode(len: usize, not_copied: usize, word: usize, addr: usize) -> Result<(), Stopped> {
         if word == 0 {
             return Ok(());
