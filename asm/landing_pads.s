@@ -24,6 +24,13 @@
 # r11 to si_addr, and returns. The fixup turns the invariant into "bytes not copied"
 # (RETURN_BYTES_NOT_COPIED below) and returns to the caller. The handler never
 # retries, and a fixup never touches memory: the caller decides what happens next.
+#
+# Variants, each documented in its file: copy_exact.s (exactly 1, 2, 4 or 8 bytes,
+# one load and one store; rdi never moves), fill.s (one buffer: rsi = rdi = dst,
+# the byte in ecx) and crc32c.s (one buffer, read-only: r8 = r9 = src, rdi is the
+# progress cursor, esi the CRC state, with per-range fixups that count the bytes
+# a `crc32` has just folded in). Routines with one buffer set r8 = r9 so that the
+# handler's overlap check tests that buffer only.
 
 # The table: one row per range, [begin, end) -> fixup. Each field is a 32-bit offset
 # from the field's own address, so the table needs no relocation at load time. Rows

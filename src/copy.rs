@@ -113,94 +113,153 @@ const USER_SPACE_BITS: u32 = 62;
 #[track_caller]
 fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
     let (d, s) = (dst as usize, src as usize);
-    for (name, start) in [("source", s), ("destination", d)] {
-        assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
-        assert!(
-            (start | len) >> USER_SPACE_BITS == 0,
-            "mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space"
-        );
-    }
+    check_range("source", s, len);
+    check_range("destination", d, len);
     panic!("mcsafe: source {s:#x} and destination {d:#x} overlap (len {len})")
 }
 
-/// Runs `routine` over the whole range; a fault goes to [`finish_after_fault`].
+/// Panics, naming the problem, unless `start..start + len` is a usable range
+/// (`len > 0`): not null, inside user space, so it cannot wrap. Every entry
+/// point checks its ranges with it (or with [`ranges_are_bad`]), so they all
+/// refuse the same input with the same words.
+#[inline]
+#[track_caller]
+pub(crate) fn check_range(name: &str, start: usize, len: usize) {
+    assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
+    assert!(
+        (start | len) >> USER_SPACE_BITS == 0,
+        "mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space"
+    );
+}
+
+/// Runs `routine` over the whole range; a fault goes to the careful forward step.
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
 #[inline(always)]
-unsafe fn copy_with(
+pub(crate) unsafe fn copy_with(
     routine: arch::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
 ) -> Result<(), Fault> {
     // SAFETY: per this function's contract.
-    match unsafe { arch::call(routine, dst, src, len) } {
+    unsafe { copy_first_with(routine, routine, dst, src, len) }
+}
+
+/// Runs `first` over the whole range, then `rest` for the forward steps: for
+/// `write_mc`, whose first routine copies exactly `len` bytes and nothing else.
+/// The call is inline; everything after a fault is out of line.
+///
+/// # Safety
+/// As for `routines::call`, for `dst..dst+len` and `src..src+len`, with both
+/// routines.
+#[inline(always)]
+pub(crate) unsafe fn copy_first_with(
+    first: arch::Routine,
+    rest: arch::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    // SAFETY: per this function's contract.
+    match unsafe { arch::call(first, dst, src, len) } {
         Ok(()) => Ok(()),
         // SAFETY: per this function's contract.
-        Err(stopped) => Err(unsafe { finish_after_fault(routine, dst, src, len, stopped) }),
+        Err(stopped) => Err(unsafe { finish_copy(rest, dst, src, len, stopped) }),
     }
 }
 
-/// The careful forward step, after `routine` stopped on a fault.
-///
-/// The routine stopped with `progress` bytes known copied, and a lost granule `g`
-/// that cuts the copy at `limit` bytes (the bytes before `g`). If the routine was
-/// behind (progress < limit: loads run ahead of stores, a machine check is
-/// reported late), the same routine copies `progress..limit`, which ends before
-/// `g` on both sides and so never touches it. That step may fault on another,
-/// earlier granule: then it is the new cut, and so on. Each round strictly
-/// shortens the range, so the loop ends.
+/// The rest of a copy whose first run stopped on a fault.
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
 #[cold]
 #[inline(never)]
-unsafe fn finish_after_fault(
+unsafe fn finish_copy(
     routine: arch::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-    first: arch::Stopped,
+    stopped: arch::Stopped,
 ) -> Fault {
-    let mut done = 0;
-    let mut stopped = first;
-    let mut sub_len = len;
-    loop {
-        let fault = describe(
-            stopped,
-            dst.wrapping_add(done),
-            src.wrapping_add(done),
-            sub_len,
-        )
-        .shifted(done);
-        let progress = done + stopped.progress;
-        if progress >= fault.copied() {
-            return fault;
-        }
-        done = progress;
-        sub_len = fault.copied() - done;
-        // SAFETY: done < fault.copied() <= len: the sub-ranges lie inside the caller's.
-        match unsafe { arch::call(routine, dst.add(done), src.add(done), sub_len) } {
-            Ok(()) => return fault,
-            Err(next) => stopped = next,
-        }
+    let first = (stopped.progress, describe(stopped, dst, src, len, None));
+    forward_step_after(first, |from, to| {
+        // SAFETY: from < to <= len, so both sub-ranges lie inside the caller's.
+        let result = unsafe { arch::call(routine, dst.add(from), src.add(from), to - from) };
+        result.map_err(|stopped| {
+            (
+                from + stopped.progress,
+                describe(stopped, dst, src, len, None),
+            )
+        })
+    })
+}
+
+/// The careful forward step, for any routine that keeps the progress
+/// invariant over bytes `0..len` of an operation.
+///
+/// `once(from, to)` runs the routine over bytes `from..to`; when a fault stops
+/// it, it returns the bytes known done (from the start of the operation) and the
+/// fault, described over the whole operation (see [`describe`]).
+pub(crate) fn forward_step(
+    len: usize,
+    mut once: impl FnMut(usize, usize) -> Result<(), (usize, Fault)>,
+) -> Result<(), Fault> {
+    match once(0, len) {
+        Ok(()) => Ok(()),
+        Err(first) => Err(forward_step_after(first, once)),
     }
 }
 
-/// The [`Fault`] of a stopped routine, relative to the range it was called on.
-fn describe(stopped: arch::Stopped, dst: *mut u8, src: *const u8, len: usize) -> Fault {
+/// The forward step after a first run stopped with `(progress, fault)`.
+///
+/// The routine stopped with `progress` bytes known done, and a lost granule `g`
+/// that cuts the operation at `fault.copied()` bytes (the bytes before `g`). If
+/// the routine was behind (loads run ahead of stores, a machine check is
+/// reported late), `once` runs again over `progress..cut`, which ends before
+/// `g` and so never touches it. That step may fault on another, earlier
+/// granule: then it is the new cut, and so on. Each round strictly shortens the
+/// range, so the loop ends. If the routine was ahead (progress >= cut), the
+/// bytes before the cut are already done.
+pub(crate) fn forward_step_after(
+    first: (usize, Fault),
+    mut once: impl FnMut(usize, usize) -> Result<(), (usize, Fault)>,
+) -> Fault {
+    let (mut progress, mut fault) = first;
+    while progress < fault.copied() {
+        match once(progress, fault.copied()) {
+            Ok(()) => break,
+            Err(next) => (progress, fault) = next,
+        }
+    }
+    fault
+}
+
+/// The [`Fault`] of a stopped routine, measured over the whole operation
+/// (`dst..dst+len`, `src..src+len`), whatever sub-range the routine ran on: a
+/// granule lost before the sub-range's start (under a forward step, or under a
+/// copy racing a truncation) still cuts the operation at its own boundary.
+/// `only` names the side of a routine that has one buffer (fill: the
+/// destination, a checksum: the source), passed as both `dst` and `src`.
+pub(crate) fn describe(
+    stopped: arch::Stopped,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    only: Option<Side>,
+) -> Fault {
     let kind = match stopped.code {
         libc::BUS_MCEERR_AR => FaultKind::Poison,
         libc::BUS_OBJERR => FaultKind::ObjectError,
         _ => FaultKind::AddressError,
     };
     let granule = granule(stopped.addr_lsb, arch::page_size());
-    // The handler redirected only because `cut` found an overlap; recomputing it
-    // here gives the same answer from the same registers' values.
+    // The handler redirected only because `cut` found an overlap with the
+    // routine's range, which lies inside this one.
     let (side, copied) =
         cut(stopped.addr, granule, dst as usize, src as usize, len).unwrap_or((Side::Source, 0));
-    Fault::new(copied, side, kind, stopped.addr, granule)
+    Fault::new(copied, only.unwrap_or(side), kind, stopped.addr, granule)
 }
 
 /// Bytes in the unit the kernel reports lost: `1 << si_addr_lsb`, or the page

@@ -125,13 +125,10 @@ impl Fault {
         }
     }
 
-    /// The same fault with `copied` counted from `offset` bytes earlier: for a
-    /// copy done in pieces.
-    pub(crate) fn shifted(self, offset: usize) -> Fault {
-        Fault {
-            copied: self.copied + offset,
-            ..self
-        }
+    /// The same fault with another `copied`: for an operation done in pieces,
+    /// whose cut is counted from the start of the whole.
+    pub(crate) fn with_copied(self, copied: usize) -> Fault {
+        Fault { copied, ..self }
     }
 }
 

@@ -23,6 +23,22 @@
 //! # }
 //! ```
 //!
+//! # For storage engines
+//!
+//! Beyond copies, the same contract for what engines do straight on a mapping:
+//!
+//! - [`read_mc`] / [`write_mc`]: one value, one load or store instruction for
+//!   1, 2, 4 and 8-byte types (a header word, a page LSN);
+//! - [`fill_mc`]: `memset` (zeroing a page);
+//! - [`crc32c_mc`]: CRC32C in place, with the SSE4.2 `crc32` instruction, to
+//!   verify a block without copying it; on a fault, the CRC of exactly the bytes
+//!   before the lost granule;
+//! - [`MappedRegion`]: safe `read_at` / `write_at` / `read_exact_at` /
+//!   `crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
+//!   [`Seek`](std::io::Seek) cursor over a mapping (with the `memmap2` feature,
+//!   built from a `memmap2::Mmap`), whose errors are `pread(2)`'s `EIO` with the
+//!   file offsets of the lost range ([`RegionFault`]).
+//!
 //! # The contract
 //!
 //! 1. **Exact prefix.** On `Err(f)`, `dst[..f.copied()] == src[..f.copied()]`,
@@ -90,16 +106,22 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+mod access;
 mod arch;
 mod copy;
+mod crc32c;
 mod fault;
+mod region;
 mod strategy;
 
 #[cfg(all(feature = "inject", target_os = "linux"))]
 pub mod inject;
 
+pub use access::{fill_mc, read_mc, write_mc};
 pub use copy::{copy_mc, copy_mc_with};
+pub use crc32c::{CrcFault, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Side};
+pub use region::{MappedRegion, RegionCursor, RegionFault};
 pub use strategy::{STRATEGY_ENV, Strategy};
 
 /// Installs the process-wide SIGBUS handler, or checks that it is still there.
@@ -187,5 +209,42 @@ pub mod internals {
     #[cfg(mcsafe_protected)]
     pub fn set_thresholds(thresholds: Thresholds) {
         crate::arch::set_thresholds(thresholds)
+    }
+
+    /// Entry address of the exact-size routine (`read_mc`, `write_mc`) of
+    /// `size` bytes (1, 2, 4 or 8).
+    #[cfg(mcsafe_protected)]
+    pub fn exact_addr(size: usize) -> Option<usize> {
+        crate::arch::exact_addr(size)
+    }
+
+    /// Entry address of the fill routine (`fill_mc`).
+    #[cfg(mcsafe_protected)]
+    pub fn fill_addr() -> usize {
+        crate::arch::fill_addr()
+    }
+
+    /// Entry address of the `crc32` routine (`crc32c_mc` with SSE4.2).
+    #[cfg(mcsafe_protected)]
+    pub fn crc32c_addr() -> usize {
+        crate::arch::crc32c_addr()
+    }
+
+    /// `crc32c_mc` through the fallback that CPUs without SSE4.2 use: copy_mc
+    /// into a stack buffer, then the software CRC.
+    ///
+    /// # Safety
+    /// As for [`crc32c_mc`](crate::crc32c_mc).
+    pub unsafe fn crc32c_mc_fallback(
+        crc: u32,
+        src: *const u8,
+        len: usize,
+    ) -> Result<u32, crate::CrcFault> {
+        if len == 0 {
+            return Ok(crc);
+        }
+        crate::copy::check_range("source", src as usize, len);
+        // SAFETY: per this function's contract, range checked.
+        unsafe { crate::crc32c::through_copies(crc, src, len) }
     }
 }

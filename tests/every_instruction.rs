@@ -3,22 +3,24 @@
 //! instruction boundary of a loop (QEMU's at the start of a translated block, a
 //! Skylake-SP erratum after `rep movs`), not only at the load that consumed it.
 //!
-//! Under ptrace, for each strategy and a set of copies that cross pages on both
-//! sides and run through every path of every routine:
+//! Under ptrace, for each routine (each copy strategy, the exact-size routines
+//! of `read_mc`/`write_mc`, the fill of `fill_mc`, the `crc32` checksum of
+//! `crc32c_mc`) and a set of calls that cross pages and run through every path:
 //!
 //! 1. Step pass: single-step the routine. At each instruction inside a range,
 //!    the range registers hold the call's buffers and every byte below rdi is
-//!    already stored (read through a shared memfd mapping). Only the three
-//!    prologue instructions lie outside the ranges.
+//!    already stored (read through a shared memfd mapping; for the checksum,
+//!    esi is the CRC state of exactly the bytes its fixup would count). Only
+//!    the three prologue instructions lie outside the ranges.
 //! 2. Injection passes: for each in-range instruction k (every dynamic
 //!    instruction; of a `rep movsb`, whose iterations are steps at one address,
 //!    the first 8 iterations and every 16th), run the copy again, stop
 //!    at k, make one page of the source (then of the destination) unreadable by
 //!    truncating its memfd, and deliver a forged `BUS_MCEERR_AR` for that page,
 //!    page-aligned, lsb 12, exactly as the kernel reports a machine check. The
-//!    copy must return `Poison` with exactly the bytes before that page, an exact
-//!    prefix, and one signal: touching the "poisoned" page again would raise a
-//!    second, real SIGBUS.
+//!    call must return `Poison` with exactly the bytes before that page, an exact
+//!    prefix (the CRC of exactly those bytes), and one signal: touching the
+//!    "poisoned" page again would raise a second, real SIGBUS.
 //! 3. Coverage: with `objdump`, every instruction of every range was executed
 //!    (and so injected at) by some copy.
 //!
@@ -33,7 +35,9 @@ use std::process::Command;
 use std::ptr;
 
 use common::*;
-use mcsafe::internals::{Thresholds, landing_pads, routine_addr, set_thresholds};
+use mcsafe::internals::{
+    Thresholds, crc32c_addr, exact_addr, fill_addr, landing_pads, routine_addr, set_thresholds,
+};
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
 use nix::sys::signal::{Signal, raise};
@@ -221,6 +225,56 @@ fn worth_injecting(rips: &[usize], k: usize) -> bool {
     repeats < 8 || repeats % 16 == 0
 }
 
+/// The routine under test, and the public call that runs it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    /// `copy_mc_with(strategy, dst, src, len)`.
+    Copy(Strategy),
+    /// `read_mc` of a `len`-byte integer at src (len 1, 2, 4 or 8).
+    Read,
+    /// `write_mc` of a `len`-byte integer at dst.
+    Write,
+    /// `fill_mc(dst, FILL_BYTE, len)`.
+    Fill,
+    /// `crc32c_mc(0, src, len)`.
+    Crc32c,
+}
+
+const FILL_BYTE: u8 = 0x3c;
+
+impl Op {
+    /// Entry of the routine that the call runs first.
+    fn entry(self, len: usize) -> usize {
+        match self {
+            Op::Copy(strategy) => routine_addr(strategy),
+            Op::Read | Op::Write => exact_addr(len).expect("an exact size"),
+            Op::Fill => fill_addr(),
+            Op::Crc32c => crc32c_addr(),
+        }
+    }
+
+    /// The sides whose memory the routine touches (so can lose).
+    fn sides(self) -> &'static [Side] {
+        match self {
+            Op::Copy(_) => &[Side::Source, Side::Destination],
+            Op::Read | Op::Crc32c => &[Side::Source],
+            Op::Write | Op::Fill => &[Side::Destination],
+        }
+    }
+}
+
+/// The bytes `write_mc` stores: distinct, and unlike the source pattern.
+fn written(len: usize) -> u64 {
+    0x8877_6655_4433_2211u64 & (u64::MAX >> (64 - 8 * len))
+}
+
+/// The source pattern's bytes at `at..at + len`.
+fn source_bytes(at: usize, len: usize) -> Vec<u8> {
+    (at..at + len).map(|i| byte_at(SRC_SEED, i)).collect()
+}
+
+const SRC_SEED: u64 = 0x1234;
+
 #[derive(Clone, Copy, Debug)]
 enum Plan {
     /// Check the progress invariant at every instruction.
@@ -247,9 +301,9 @@ fn in_a_range(rip: usize) -> bool {
     landing_pads().any(|p| p.begin <= rip && rip < p.end)
 }
 
-/// The traced child: stops, copies, checks the outcome the plan expects, exits
-/// 0 if all is as it should be.
-fn child(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> ! {
+/// The traced child: stops, runs the call, checks the outcome the plan
+/// expects, exits 0 if all is as it should be.
+fn child(world: &World, op: Op, copy: Copy, plan: Plan) -> ! {
     ptrace::traceme().unwrap();
     raise(Signal::SIGSTOP).unwrap();
     let (dst, src) = (
@@ -257,16 +311,96 @@ fn child(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> ! {
         world.src.base.wrapping_add(copy.src_at),
     );
     let before = mcsafe::stats().recovered;
+    let problem = match run(op, dst, src, copy) {
+        Ok(outcome) => check_outcome(op, copy, plan, outcome, before, dst, src),
+        Err(problem) => Some(problem),
+    };
+    if let Some(problem) = problem {
+        eprintln!("{op:?} {copy:?} {plan:?}: {problem}");
+        // SAFETY: leaving the forked child without running the parent's atexit work.
+        unsafe { libc::_exit(1) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
+/// What a call returned: the fault (if any), and for a checksum its CRC.
+struct Outcome {
+    fault: Option<mcsafe::Fault>,
+    crc: Option<u32>,
+}
+
+/// Runs the op's public call; `Err` for a result of the wrong shape.
+fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, String> {
+    let len = copy.len;
+    let plain = |r: Result<(), mcsafe::Fault>| Outcome {
+        fault: r.err(),
+        crc: None,
+    };
     // SAFETY: both mappings are ours; the tracer may take pages away (SIGBUS).
-    let result = unsafe { mcsafe::copy_mc_with(strategy, dst, src, copy.len) };
+    unsafe {
+        Ok(match op {
+            Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
+            Op::Read => {
+                let value = match len {
+                    1 => mcsafe::read_mc(src).map(|v: u8| u64::from(v)),
+                    2 => mcsafe::read_mc(src.cast::<u16>()).map(u64::from),
+                    4 => mcsafe::read_mc(src.cast::<u32>()).map(u64::from),
+                    _ => mcsafe::read_mc(src.cast::<u64>()),
+                };
+                match value {
+                    Ok(v) if v.to_le_bytes()[..len] != source_bytes(copy.src_at, len) => {
+                        return Err(format!("read {v:#x}"));
+                    }
+                    v => plain(v.map(|_| ())),
+                }
+            }
+            Op::Write => {
+                let v = written(len);
+                plain(match len {
+                    1 => mcsafe::write_mc(dst, v as u8),
+                    2 => mcsafe::write_mc(dst.cast::<u16>(), v as u16),
+                    4 => mcsafe::write_mc(dst.cast::<u32>(), v as u32),
+                    _ => mcsafe::write_mc(dst.cast::<u64>(), v),
+                })
+            }
+            Op::Fill => plain(mcsafe::fill_mc(dst, FILL_BYTE, len)),
+            Op::Crc32c => match mcsafe::crc32c_mc(0, src, len) {
+                Ok(crc) => Outcome {
+                    fault: None,
+                    crc: Some(crc),
+                },
+                Err(e) => Outcome {
+                    fault: Some(e.fault()),
+                    crc: Some(e.crc()),
+                },
+            },
+        })
+    }
+}
+
+/// Checks a call's outcome against the plan: no fault and everything done for
+/// a step pass; for an injection, `Poison` with exactly the bytes before the
+/// page, and one signal. Then the exact prefix: the destination holds what the
+/// call stores, the CRC is that of exactly the bytes counted.
+fn check_outcome(
+    op: Op,
+    copy: Copy,
+    plan: Plan,
+    outcome: Outcome,
+    before: u64,
+    dst: *mut u8,
+    src: *const u8,
+) -> Option<String> {
     let signals = mcsafe::stats().recovered - before;
-    let (copied, problem) = match (plan, result) {
-        (Plan::Step, Ok(())) => (
-            copy.len,
-            (signals != 0).then(|| format!("{signals} signals")),
-        ),
-        (Plan::Inject { side, page, .. }, Err(f)) => {
-            let start = if side == Side::Source { src } else { dst } as usize;
+    let done = match (plan, outcome.fault) {
+        (Plan::Step, None) if signals == 0 => copy.len,
+        (Plan::Inject { side, page, .. }, Some(f)) => {
+            let start = if side == Side::Source {
+                src
+            } else {
+                dst.cast_const()
+            } as usize;
             let want = page.saturating_sub(start);
             let ok = f.copied() == want
                 && f.side() == side
@@ -274,24 +408,33 @@ fn child(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> ! {
                 && f.granule() == PAGE
                 && f.addr() == page
                 && signals == 1;
-            (
-                f.copied(),
-                (!ok).then(|| format!("got {f:?} after {signals} signals, want copied {want}")),
-            )
+            if !ok {
+                return Some(format!(
+                    "got {f:?} after {signals} signals, want copied {want}"
+                ));
+            }
+            want
         }
-        (_, r) => (0, Some(format!("unexpected result {r:?}"))),
+        (_, fault) => return Some(format!("unexpected {fault:?} after {signals} signals")),
     };
-    // SAFETY: the prefix lies before any page the tracer took away.
-    let problem = problem.or_else(|| {
-        unsafe { first_difference(dst, src, copied) }.map(|i| format!("prefix differs at {i}"))
-    });
-    if let Some(problem) = problem {
-        eprintln!("{strategy} {copy:?} {plan:?}: {problem}");
-        // SAFETY: leaving the forked child without running the parent's atexit work.
-        unsafe { libc::_exit(1) };
+    // SAFETY: the compared bytes lie before any page the tracer took away.
+    let stored = |want: &[u8]| unsafe {
+        first_difference(dst, want.as_ptr(), want.len()).map(|i| format!("byte {i} not stored"))
+    };
+    match op {
+        // SAFETY: as above.
+        Op::Copy(_) => {
+            unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
+        }
+        Op::Read => None,
+        Op::Write => stored(&written(copy.len).to_le_bytes()[..done]),
+        Op::Fill => stored(&vec![FILL_BYTE; done]),
+        Op::Crc32c => {
+            let want = crc32c_reference(&source_bytes(copy.src_at, done));
+            (outcome.crc != Some(want))
+                .then(|| format!("crc {:x?} of {done} bytes, want {want:#x}", outcome.crc))
+        }
     }
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) }
 }
 
 fn wait_stop(pid: Pid) -> Signal {
@@ -301,18 +444,18 @@ fn wait_stop(pid: Pid) -> Signal {
     }
 }
 
-/// Runs one traced copy; returns what the step pass saw (empty for injections).
-fn trace(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> Trace {
+/// Runs one traced call; returns what the step pass saw (empty for injections).
+fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
     // SAFETY: this binary is single-threaded (harness = false), so the child may
     // run ordinary code after fork.
     let pid = match unsafe { fork() }.unwrap() {
-        ForkResult::Child => child(world, strategy, copy, plan),
+        ForkResult::Child => child(world, op, copy, plan),
         ForkResult::Parent { child } => child,
     };
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
 
     // Run to the routine's entry with a breakpoint, then step from there.
-    let entry = routine_addr(strategy);
+    let entry = op.entry(copy.len);
     let word = ptrace::read(pid, entry as ptrace::AddressType).unwrap();
     ptrace::write(pid, entry as ptrace::AddressType, (word & !0xff) | 0xcc).unwrap();
     ptrace::cont(pid, None).unwrap();
@@ -335,7 +478,7 @@ fn trace(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> Trace {
     };
     let mut outside = 0;
     let mut checked = 0;
-    let what = format!("{strategy} {copy:?}");
+    let what = format!("{op:?} {copy:?}");
     loop {
         let regs = ptrace::getregs(pid).unwrap();
         let rip = regs.rip as usize;
@@ -356,32 +499,7 @@ fn trace(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> Trace {
                     break;
                 }
             } else {
-                assert_eq!(
-                    (regs.r8, regs.r9, regs.r10),
-                    (dst as u64, src as u64, copy.len as u64),
-                    "{what}: range registers at {rip:#x}"
-                );
-                let progress = (regs.rdi as usize)
-                    .checked_sub(dst)
-                    .filter(|&p| p <= copy.len);
-                let progress = progress.unwrap_or_else(|| {
-                    panic!("{what}: rdi {:#x} outside dst at {rip:#x}", regs.rdi)
-                });
-                if progress > checked {
-                    // SAFETY: both ranges are readable in this process too (shared mappings).
-                    let diff = unsafe {
-                        first_difference(
-                            (dst + checked) as *const u8,
-                            (src + checked) as *const u8,
-                            progress - checked,
-                        )
-                    };
-                    assert_eq!(
-                        diff, None,
-                        "{what}: at {rip:#x} rdi says {progress} bytes stored, but they are not"
-                    );
-                    checked = progress;
-                }
+                checked = check_step(op, copy, &regs, (dst, src), checked, &what);
             }
             seen.visited.insert(rip);
             seen.rips.push(rip);
@@ -417,6 +535,88 @@ fn trace(world: &World, strategy: Strategy, copy: Copy, plan: Plan) -> Trace {
     seen
 }
 
+/// The step pass at one in-range instruction: the range registers hold the
+/// call's buffers (a stack temporary of `read_mc`/`write_mc` is not checked),
+/// and the progress register says no more than is done. Returns how many bytes
+/// are now known checked.
+fn check_step(
+    op: Op,
+    copy: Copy,
+    regs: &libc::user_regs_struct,
+    (dst, src): (usize, usize),
+    checked: usize,
+    what: &str,
+) -> usize {
+    let rip = regs.rip as usize;
+    let (r8, r9, len) = (regs.r8 as usize, regs.r9 as usize, copy.len);
+    let expected = match op {
+        Op::Copy(_) => (Some(dst), Some(src)),
+        Op::Read => (None, Some(src)),
+        Op::Write => (Some(dst), None),
+        Op::Fill => (Some(dst), Some(dst)),
+        Op::Crc32c => (Some(src), Some(src)),
+    };
+    assert_eq!(regs.r10 as usize, len, "{what}: r10 at {rip:#x}");
+    for (reg, value, name) in [(r8, expected.0, "r8"), (r9, expected.1, "r9")] {
+        if let Some(value) = value {
+            assert_eq!(reg, value, "{what}: {name} at {rip:#x}");
+        }
+    }
+    let progress = (regs.rdi as usize).checked_sub(r8).filter(|&p| p <= len);
+    let progress =
+        progress.unwrap_or_else(|| panic!("{what}: rdi {:#x} outside r8.. at {rip:#x}", regs.rdi));
+    match op {
+        // rdi never moves in the exact-size routines.
+        Op::Read | Op::Write => assert_eq!(progress, 0, "{what}: rdi moved at {rip:#x}"),
+        Op::Crc32c => {
+            // esi is the CRC state of exactly the bytes the fixup would count.
+            let pad = landing_pads()
+                .find(|p| p.begin <= rip && rip < p.end)
+                .unwrap();
+            let counted = progress + fixup_advance(pad.fixup);
+            let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
+            assert_eq!(
+                regs.rsi as u32, want,
+                "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
+            );
+        }
+        Op::Copy(_) | Op::Fill if progress > checked => {
+            let stored: Vec<u8> = match op {
+                Op::Fill => vec![FILL_BYTE; progress - checked],
+                // SAFETY: the source is readable in this process too (shared mapping).
+                _ => unsafe {
+                    std::slice::from_raw_parts((src + checked) as *const u8, progress - checked)
+                        .to_vec()
+                },
+            };
+            // SAFETY: the destination is readable in this process too (shared mapping).
+            let diff = unsafe {
+                first_difference((dst + checked) as *const u8, stored.as_ptr(), stored.len())
+            };
+            assert_eq!(
+                diff, None,
+                "{what}: at {rip:#x} rdi says {progress} bytes stored, but they are not"
+            );
+            return progress;
+        }
+        _ => {}
+    }
+    checked
+}
+
+/// How many bytes a fixup adds to rdi before returning: the one-instruction
+/// ranges of asm/crc32c.s (`inc %rdi` or `add $8, %rdi`), else 0. Read from
+/// this process's copy of the code, the same binary as the child's.
+fn fixup_advance(fixup: usize) -> usize {
+    // SAFETY: the fixup is code of this binary, mapped readable.
+    let code = unsafe { std::slice::from_raw_parts(fixup as *const u8, 4) };
+    match code {
+        [0x48, 0xff, 0xc7, _] => 1,
+        [0x48, 0x83, 0xc7, n] => usize::from(*n),
+        _ => 0,
+    }
+}
+
 /// The siginfo the kernel sends for a machine check consumed in user mode:
 /// BUS_MCEERR_AR, the page-aligned address, lsb 12.
 fn machine_check(page: usize) -> libc::siginfo_t {
@@ -431,6 +631,44 @@ fn machine_check(page: usize) -> libc::siginfo_t {
         raw.add(24).cast::<i16>().write(12);
         info
     }
+}
+
+/// Every traced call: each copy strategy over [`COPIES`], then the storage
+/// routines over calls that cross pages and run every path of each.
+fn cases() -> Vec<(Op, Copy)> {
+    let mut cases = Vec::new();
+    for strategy in Strategy::available() {
+        for copy in COPIES {
+            if worth_tracing(strategy, copy) {
+                cases.push((Op::Copy(strategy), copy));
+            }
+        }
+    }
+    let at = |len, src_at, dst_at| Copy {
+        len,
+        src_at,
+        dst_at,
+    };
+    for len in [1usize, 2, 4, 8] {
+        // Inside a page, and across a page boundary (one byte before it for len 1).
+        for offset in [2 * PAGE + 5, PAGE - len.div_ceil(2)] {
+            cases.push((Op::Read, at(len, offset, 0)));
+            cases.push((Op::Write, at(len, 0, offset)));
+        }
+    }
+    for (len, dst_at) in [(5, 2 * PAGE - 3), (300, PAGE - 100)] {
+        cases.push((Op::Fill, at(len, 0, dst_at)));
+    }
+    // Bytes only; a misaligned head, words and a tail; aligned words only.
+    for (len, src_at) in [
+        (5, PAGE - 2),
+        (1000, PAGE - 493),
+        (64, 2 * PAGE - 32),
+        (13, PAGE - 8),
+    ] {
+        cases.push((Op::Crc32c, at(len, src_at, 0)));
+    }
+    cases
 }
 
 /// Pages of `start..start+len`, as addresses.
@@ -479,34 +717,50 @@ fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
 
 fn main() {
     let world = World {
-        src: SharedFile::new(Some(0x1234)),
+        src: SharedFile::new(Some(SRC_SEED)),
         dst: SharedFile::new(None),
     };
     mcsafe::install().unwrap();
     set_thresholds(THRESHOLDS);
     let mut visited = BTreeSet::new();
     let mut injections = 0;
-    for strategy in Strategy::available() {
-        for copy in COPIES {
-            if !worth_tracing(strategy, copy) {
-                continue;
-            }
-            let steps = trace(&world, strategy, copy, Plan::Step);
-            visited.extend(&steps.visited);
-            let src_pages = pages_of(world.src.base as usize + copy.src_at, copy.len);
-            let dst_pages = pages_of(world.dst.base as usize + copy.dst_at, copy.len);
-            for k in (0..steps.in_range).filter(|&k| worth_injecting(&steps.rips, k)) {
-                for (side, pages) in [(Side::Source, &src_pages), (Side::Destination, &dst_pages)] {
-                    let page = pages[k % pages.len()];
-                    trace(&world, strategy, copy, Plan::Inject { k, side, page });
+    for (op, copy) in cases() {
+        let steps = trace(&world, op, copy, Plan::Step);
+        visited.extend(&steps.visited);
+        let pages = |side: Side| match side {
+            Side::Source => pages_of(world.src.base as usize + copy.src_at, copy.len),
+            _ => pages_of(world.dst.base as usize + copy.dst_at, copy.len),
+        };
+        let sides: Vec<(Side, Vec<usize>)> = op.sides().iter().map(|&s| (s, pages(s))).collect();
+        let page_count: usize = sides.iter().map(|(_, p)| p.len()).sum();
+        // Short routines: every page of every side at every instruction; long
+        // ones: one page per side at each instruction, in turn.
+        let every_page = steps.in_range * page_count <= 200;
+        for k in (0..steps.in_range).filter(|&k| worth_injecting(&steps.rips, k)) {
+            for (side, pages) in &sides {
+                let chosen = if every_page {
+                    pages.clone()
+                } else {
+                    vec![pages[k % pages.len()]]
+                };
+                for page in chosen {
+                    let side = *side;
+                    trace(&world, op, copy, Plan::Inject { k, side, page });
                     injections += 1;
                 }
             }
-            eprintln!(
-                "{strategy:>9} len {:>4}: {:>4} instructions stepped and injected at (both sides)",
-                copy.len, steps.in_range
-            );
         }
+        eprintln!(
+            "{:>16} len {:>4}: {:>4} instructions stepped, each one injected on {}",
+            format!("{op:?}"),
+            copy.len,
+            steps.in_range,
+            if every_page {
+                "every page"
+            } else {
+                "each side"
+            }
+        );
     }
     match instructions_in_ranges() {
         Ok(all) => {

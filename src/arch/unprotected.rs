@@ -62,6 +62,35 @@ pub(crate) unsafe fn call(
     Ok(())
 }
 
+/// Nothing to install here.
+pub(crate) fn ensure_installed() {}
+
+/// No one-load routine here: `read_mc`/`write_mc` take the plain copy path.
+pub(crate) fn exact_routine(_: usize, _: Option<usize>) -> Option<Routine> {
+    None
+}
+
+/// No `crc32` routine here: the checksum uses the copy-and-software path.
+pub(crate) fn has_crc32c() -> bool {
+    false
+}
+
+/// # Safety
+/// As for `ptr::write_bytes`.
+pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(), Stopped> {
+    // SAFETY: the caller's contract is write_bytes'.
+    unsafe { core::ptr::write_bytes(dst, byte, len) };
+    Ok(())
+}
+
+/// Never called: [`has_crc32c`] is false.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_crc32c(_: *const u8, _: usize, _: u32) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no crc32 routine on this target")
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{InstallError, Strategy};

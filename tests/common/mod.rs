@@ -224,3 +224,47 @@ impl UffdPoisoned {
 pub fn kernel_has_memory_failure() -> bool {
     mcsafe::inject::capabilities().memory_failure()
 }
+
+/// CRC32C of `data`, from the polynomial with a byte table built here: the
+/// reference the crate's checksums are compared with (it shares no code with
+/// them).
+pub fn crc32c_reference(data: &[u8]) -> u32 {
+    crc32c_reference_from(0, data)
+}
+
+/// [`crc32c_reference`] continuing from the CRC `crc` of earlier bytes.
+pub fn crc32c_reference_from(crc: u32, data: &[u8]) -> u32 {
+    static TABLE: std::sync::OnceLock<[u32; 256]> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            (0..8).fold(i as u32, |c, _| {
+                if c & 1 == 1 {
+                    (c >> 1) ^ 0x82f6_3b78
+                } else {
+                    c >> 1
+                }
+            })
+        })
+    });
+    !data.iter().fold(!crc, |crc, &b| {
+        (crc >> 8) ^ table[((crc ^ u32::from(b)) & 0xff) as usize]
+    })
+}
+
+/// Positions for a buffer that starts `misalign` bytes past a 64-byte boundary
+/// and `b` bytes before a lost page: from inside the lost page, through every
+/// 64-byte step that keeps the misalignment, to one past `len` (no fault).
+pub fn positions(misalign: usize, len: usize) -> impl Iterator<Item = isize> {
+    let first = (64 - misalign) % 64;
+    std::iter::once(-(misalign as isize)).chain((first..=len + 64).step_by(64).map(|b| b as isize))
+}
+
+/// The bytes before a lost page that cuts an access of `len` bytes starting `b`
+/// bytes before it: `None` if the access does not reach the page.
+pub fn expected_cut(b: isize, len: usize) -> Option<usize> {
+    if len == 0 || b >= len as isize {
+        None
+    } else {
+        Some(b.max(0) as usize)
+    }
+}

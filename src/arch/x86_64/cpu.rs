@@ -38,6 +38,11 @@ fn vendor() -> Vendor {
     }
 }
 
+/// Whether the CPU has the SSE4.2 `crc32` instruction (`asm/crc32c.s`).
+pub(crate) fn has_crc32c() -> bool {
+    std::arch::is_x86_feature_detected!("sse4.2")
+}
+
 /// Intel family 6 models on which the kernel enables `copy_mc_fragile`
 /// (its Brickland and Purley platform quirks): Ivy Bridge-EX, Haswell-EX,
 /// Broadwell-EX and Skylake-SP / Cascade Lake / Cooper Lake. The kernel also

@@ -15,7 +15,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 
 pub(crate) use handler::{counts, install, page_size};
-pub(crate) use routines::{Routine, Stopped, call};
+pub(crate) use routines::{Routine, Stopped, call, call_crc32c, call_fill};
 
 use crate::Strategy;
 
@@ -93,6 +93,32 @@ fn init() {
     });
 }
 
+/// The one-load, one-store routine for an access of `size` bytes (1, 2, 4 or
+/// 8), or `None` where the copy path must do it: other sizes, and a load that
+/// crosses a cache line (`load_at` is its address) when the current strategy is
+/// `Fragile`: those CPUs cannot recover from poison consumed by such a load.
+#[inline]
+pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routine> {
+    let routine = Routine::exact(size)?;
+    let fragile = current_routine() == Routine::of(Strategy::Fragile);
+    let splits = load_at.is_some_and(|a| a % 64 + size > 64);
+    (!(fragile && splits)).then_some(routine)
+}
+
+/// Whether `call_crc32c` can run here (SSE4.2); otherwise the checksum copies
+/// into a buffer with `copy_mc` and computes in software. The handler is
+/// installed either way once this returns.
+pub(crate) fn has_crc32c() -> bool {
+    ensure_installed();
+    cpu::has_crc32c()
+}
+
+/// Installs the handler (and resolves the routines) if not done yet; for
+/// routines other than copies, which do not go through the routine table.
+pub(crate) fn ensure_installed() {
+    init();
+}
+
 /// Address of the routine of `strategy`, for tests that trace the routines.
 pub(crate) fn routine_addr(strategy: Strategy) -> usize {
     Routine::of(strategy).addr()
@@ -110,3 +136,10 @@ pub(crate) fn set_thresholds(thresholds: Thresholds) {
     routines::set_thresholds(thresholds);
 }
 pub use cpu::Thresholds;
+
+/// Address of the exact-size routine of `size` bytes, for tests that trace it.
+pub(crate) fn exact_addr(size: usize) -> Option<usize> {
+    Routine::exact(size).map(Routine::addr)
+}
+
+pub(crate) use routines::{crc32c_addr, fill_addr};

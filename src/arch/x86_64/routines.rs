@@ -22,6 +22,9 @@ global_asm!(
     include_str!("../../../asm/copy_rep_movsb.s"),
     include_str!("../../../asm/copy_avx2.s"),
     include_str!("../../../asm/copy_avx512.s"),
+    include_str!("../../../asm/copy_exact.s"),
+    include_str!("../../../asm/fill.s"),
+    include_str!("../../../asm/crc32c.s"),
     include_str!("../../../asm/landing_pads_end.s"),
     options(att_syntax, raw)
 );
@@ -32,6 +35,12 @@ unsafe extern "C" {
     fn mcsafe_copy_rep_movsb();
     fn mcsafe_copy_avx2();
     fn mcsafe_copy_avx512();
+    fn mcsafe_copy_exact_1();
+    fn mcsafe_copy_exact_2();
+    fn mcsafe_copy_exact_4();
+    fn mcsafe_copy_exact_8();
+    fn mcsafe_fill();
+    fn mcsafe_crc32c();
 }
 
 unsafe extern "C" {
@@ -68,6 +77,7 @@ pub(crate) struct Routine(usize);
 
 impl Routine {
     /// The routine that implements `strategy` (whether or not the CPU can run it).
+    #[inline]
     pub(crate) fn of(strategy: Strategy) -> Routine {
         let entry: unsafe extern "C" fn() = match strategy {
             Strategy::Fragile => mcsafe_copy_fragile,
@@ -76,6 +86,20 @@ impl Routine {
             Strategy::Avx512 => mcsafe_copy_avx512,
         };
         Routine(entry as usize)
+    }
+
+    /// The routine that copies exactly `size` bytes with one load and one store
+    /// (`asm/copy_exact.s`), for sizes 1, 2, 4 and 8.
+    #[inline]
+    pub(crate) fn exact(size: usize) -> Option<Routine> {
+        let entry: unsafe extern "C" fn() = match size {
+            1 => mcsafe_copy_exact_1,
+            2 => mcsafe_copy_exact_2,
+            4 => mcsafe_copy_exact_4,
+            8 => mcsafe_copy_exact_8,
+            _ => return None,
+        };
+        Some(Routine(entry as usize))
     }
 
     pub(crate) fn from_addr(addr: usize) -> Routine {
@@ -138,13 +162,96 @@ pub(crate) unsafe fn call(
             clobber_abi("C"),
         );
     }
-    if word == 0 {
-        return Ok(());
+    Stopped::decode(len, not_copied, word, addr)
+}
+
+impl Stopped {
+    /// The outcome of a routine over `len` bytes from its output registers.
+    #[inline]
+    fn decode(len: usize, not_copied: usize, word: usize, addr: usize) -> Result<(), Stopped> {
+        if word == 0 {
+            return Ok(());
+        }
+        Err(Stopped {
+            progress: len - not_copied.min(len),
+            code: (word & 0xffff) as u16 as i16 as i32,
+            addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
+            addr,
+        })
     }
-    Err(Stopped {
-        progress: len - not_copied.min(len),
-        code: (word & 0xffff) as u16 as i16 as i32,
-        addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
-        addr,
-    })
+}
+
+/// Entry address of `mcsafe_fill`, for tests that trace it.
+pub(crate) fn fill_addr() -> usize {
+    mcsafe_fill as *const () as usize
+}
+
+/// Entry address of `mcsafe_crc32c`, for tests that trace it.
+pub(crate) fn crc32c_addr() -> usize {
+    mcsafe_crc32c as *const () as usize
+}
+
+/// Runs `mcsafe_fill` once over `dst..dst+len` with `byte` (no forward step).
+///
+/// # Safety
+/// `len > 0`; `dst..dst+len` does not wrap and is mapped writable, except where
+/// it may fault with SIGBUS while the handler is installed.
+#[inline]
+pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(), Stopped> {
+    let not_filled: usize;
+    let word: usize;
+    let addr: usize;
+    // SAFETY: the routine follows the fill variant of the convention (asm/fill.s):
+    // it writes only dst..dst+len (valid per this function's contract), uses no
+    // stack beyond its return address, keeps DF clear, and clobbers nothing
+    // outside the operands and the C ABI's caller-saved set.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") fill_addr() => not_filled,
+            inlateout("rdi") dst => _,
+            inlateout("rsi") dst => _,
+            inlateout("rdx") len => _,
+            inlateout("rcx") usize::from(byte) => word,
+            lateout("r11") addr,
+            clobber_abi("C"),
+        );
+    }
+    Stopped::decode(len, not_filled, word, addr)
+}
+
+/// Runs `mcsafe_crc32c` once over `src..src+len`, continuing the CRC state
+/// `state` (not inverted). Returns the state of the bytes it checksummed: all of
+/// them, or, when stopped, exactly `progress` of them (see asm/crc32c.s).
+///
+/// # Safety
+/// `len > 0`; the CPU has SSE4.2; `src..src+len` does not wrap and is mapped
+/// readable, except where it may fault with SIGBUS while the handler is installed.
+#[inline]
+pub(crate) unsafe fn call_crc32c(
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    let not_done: usize;
+    let word: usize;
+    let addr: usize;
+    let state_out: usize;
+    // SAFETY: the routine follows the crc32c variant of the convention
+    // (asm/crc32c.s): it reads only src..src+len (valid per this function's
+    // contract), writes no memory, uses no stack beyond its return address, and
+    // clobbers nothing outside the operands and the C ABI's caller-saved set.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") crc32c_addr() => not_done,
+            inlateout("rdi") src => _,
+            inlateout("rsi") state as usize => state_out,
+            inlateout("rdx") len => _,
+            lateout("rcx") word,
+            lateout("r11") addr,
+            clobber_abi("C"),
+        );
+    }
+    (state_out as u32, Stopped::decode(len, not_done, word, addr))
 }

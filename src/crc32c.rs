@@ -1,0 +1,376 @@
+//! CRC32C (Castagnoli) over memory that may fault, without copying it: storage
+//! engines verify blocks straight from the mapping.
+//!
+//! With SSE4.2, `asm/crc32c.s` folds the bytes in place with the `crc32`
+//! instruction. Without it, [`copy_mc`] copies chunks into a stack buffer and a
+//! table-driven software CRC runs over what was copied. Both keep the exact
+//! progress contract of copies.
+
+use core::fmt;
+
+use crate::copy::{check_range, describe};
+use crate::{Fault, Side, arch, copy_mc};
+
+/// A checksum stopped by a lost granule: the CRC of exactly the bytes before it.
+///
+/// Returned by [`crc32c_mc`]. `fault().copied()` is the number of bytes
+/// checksummed, exactly the bytes before the lost granule, and [`crc`] is the
+/// CRC32C of those bytes (continuing the CRC the call started from).
+///
+/// [`crc`]: CrcFault::crc
+///
+/// # Example
+///
+/// A memfd of two pages, mapped, then cut to one: the second page is lost.
+///
+/// ```
+/// use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+///
+/// // SAFETY: system calls on a descriptor and a mapping this example owns.
+/// let (map, fd) = unsafe {
+///     let fd = OwnedFd::from_raw_fd(libc::memfd_create(c"doc".as_ptr(), 0));
+///     libc::ftruncate(fd.as_raw_fd(), 8192);
+///     let map = libc::mmap(std::ptr::null_mut(), 8192, libc::PROT_READ | libc::PROT_WRITE,
+///                          libc::MAP_SHARED, fd.as_raw_fd(), 0);
+///     assert_ne!(map, libc::MAP_FAILED);
+///     std::ptr::write_bytes(map.cast::<u8>(), 0xab, 8192);
+///     libc::ftruncate(fd.as_raw_fd(), 4096);
+///     (map.cast::<u8>(), fd)
+/// };
+/// let start = map.wrapping_add(4000);
+/// // SAFETY: mapped; the second page faults, and mcsafe survives it.
+/// let e = unsafe { mcsafe::crc32c_mc(0, start, 1000) }.unwrap_err();
+/// assert_eq!(e.checked(), 96); // exactly the bytes before the lost page
+/// assert_eq!(e.crc(), mcsafe::crc32c(0, &[0xab; 96]));
+/// # drop(fd);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrcFault {
+    crc: u32,
+    fault: Fault,
+}
+
+impl CrcFault {
+    /// The CRC32C of the bytes before the lost granule ([`checked`] of them).
+    ///
+    /// [`checked`]: CrcFault::checked
+    pub fn crc(&self) -> u32 {
+        self.crc
+    }
+
+    /// Bytes checksummed: exactly those before the lost granule.
+    pub fn checked(&self) -> usize {
+        self.fault.copied()
+    }
+
+    /// The fault, with [`Side::Source`]; its `copied()` is [`checked`].
+    ///
+    /// [`checked`]: CrcFault::checked
+    pub fn fault(&self) -> Fault {
+        self.fault
+    }
+}
+
+impl fmt::Display for CrcFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "CRC32C stopped after {} bytes (CRC {:#010x} so far): {}",
+            self.checked(),
+            self.crc,
+            self.fault
+        )
+    }
+}
+
+impl std::error::Error for CrcFault {}
+
+/// Converts to an [`std::io::Error`] that carries the `CrcFault`, as
+/// `From<Fault>` does (kind `Other`, `raw_os_error()` is `None`; see there).
+impl From<CrcFault> for std::io::Error {
+    fn from(fault: CrcFault) -> std::io::Error {
+        std::io::Error::other(fault)
+    }
+}
+
+/// CRC32C (the Castagnoli polynomial, as iSCSI, ext4, Btrfs and RocksDB use it)
+/// of `len` bytes at `src`, continuing `crc` (0 to start), surviving a SIGBUS.
+///
+/// Returns the CRC, equal to [`crc32c`] over the same bytes. When a page (or
+/// another unit, see [`Fault::granule`]) of the range is lost, returns
+/// `Err(CrcFault)` with the CRC of exactly the bytes before the lost unit and
+/// how many they are ([`CrcFault::checked`]). The bytes are never copied: with
+/// SSE4.2 the `crc32` instruction reads them in place (one signal per lost
+/// granule); without it, [`copy_mc`] copies them in chunks to a stack buffer.
+///
+/// Installs the SIGBUS handler on first use, as `copy_mc` does.
+///
+/// # Safety
+///
+/// `src..src + len` must be mapped and readable, except where it may raise
+/// SIGBUS (see [`copy_mc`]). Do not form Rust references to memory that may
+/// fault.
+///
+/// # Panics
+///
+/// Before touching memory, if `len > 0` and `src` is null or the range wraps
+/// the address space, with the same messages as `copy_mc`. `len == 0` returns
+/// `Ok(crc)`.
+///
+/// # Example
+///
+/// ```
+/// let block = b"123456789";
+/// // SAFETY: `block` is ordinary memory.
+/// let crc = unsafe { mcsafe::crc32c_mc(0, block.as_ptr(), block.len()) }.unwrap();
+/// assert_eq!(crc, 0xe306_9283); // the standard check value of CRC32C
+/// // In two pieces: continue from the first CRC.
+/// let first = unsafe { mcsafe::crc32c_mc(0, block.as_ptr(), 4) }.unwrap();
+/// let both = unsafe { mcsafe::crc32c_mc(first, block.as_ptr().wrapping_add(4), 5) }.unwrap();
+/// assert_eq!(both, crc);
+/// ```
+#[track_caller]
+pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    if len == 0 {
+        return Ok(crc);
+    }
+    check_range("source", src as usize, len);
+    if arch::has_crc32c() {
+        // SAFETY: range checked, SSE4.2 present; the caller vouches for the rest.
+        unsafe { hardware(crc, src, len) }
+    } else {
+        // SAFETY: as above.
+        unsafe { through_copies(crc, src, len) }
+    }
+}
+
+/// CRC32C of ordinary memory, continuing `crc` (0 to start): the checksum
+/// [`crc32c_mc`] computes, for data that cannot fault (records being written,
+/// expected values).
+///
+/// # Panics
+///
+/// If reading `data` raises a SIGBUS that mcsafe recovers (a slice over a file
+/// mapping that lost a page, which a `&[u8]` must not be): use [`crc32c_mc`]
+/// with a raw pointer for such memory.
+///
+/// # Example
+///
+/// ```
+/// assert_eq!(mcsafe::crc32c(0, b""), 0);
+/// assert_eq!(mcsafe::crc32c(0, &[0u8; 32]), 0x8a91_36aa); // RFC 3720, B.4
+/// ```
+pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: a slice is readable memory.
+    match unsafe { crc32c_mc(crc, data.as_ptr(), data.len()) } {
+        Ok(crc) => crc,
+        Err(e) => panic!("mcsafe::crc32c: the slice faulted ({e}); use crc32c_mc"),
+    }
+}
+
+/// The `crc32` routine, with the careful forward step. A routine stopped before
+/// the cut (progress < cut) continues from where it stopped; one stopped after
+/// it (a machine check reported after the `crc32` that consumed the poison, so
+/// the state may hold poison) starts again from the beginning up to the cut.
+/// Either way the range ends before the lost granule, and each round shortens it.
+///
+/// # Safety
+/// As for [`crc32c_mc`], with `len > 0`, the range checked and SSE4.2 present.
+unsafe fn hardware(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    let mut done = 0;
+    let mut end = len;
+    let mut state = !crc;
+    let mut cut_at: Option<Fault> = None;
+    loop {
+        let at = src.wrapping_add(done);
+        // SAFETY: done < end <= len: inside the caller's range.
+        let (out, result) = unsafe { arch::call_crc32c(at, end - done, state) };
+        let stopped = match result {
+            Ok(()) => {
+                return match cut_at {
+                    None => Ok(!out),
+                    Some(fault) => Err(CrcFault { crc: !out, fault }),
+                };
+            }
+            Err(stopped) => stopped,
+        };
+        // Measured over the whole range: a granule lost before `done` still cuts
+        // at its own start.
+        let fault = describe(stopped, src.cast_mut(), src, len, Some(Side::Source));
+        let progress = done + stopped.progress;
+        let cut = fault.copied();
+        if progress == cut {
+            return Err(CrcFault { crc: !out, fault });
+        }
+        (done, state) = if progress < cut {
+            (progress, out)
+        } else {
+            (0, !crc)
+        };
+        if done == cut {
+            return Err(CrcFault { crc: !state, fault });
+        }
+        end = cut;
+        cut_at = Some(fault);
+    }
+}
+
+/// Bytes copied at a time by the fallback: a few pages' worth of stack.
+const CHUNK: usize = 4096;
+
+/// The fallback without SSE4.2: [`copy_mc`] a chunk into a stack buffer, then
+/// the software CRC over what was copied. A fault ends it with the CRC of the
+/// exact prefix `copy_mc` reports.
+///
+/// # Safety
+/// As for [`crc32c_mc`], with `len > 0` and the range checked.
+pub(crate) unsafe fn through_copies(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    let mut buf = [0u8; CHUNK];
+    let mut state = !crc;
+    let mut done = 0;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        // SAFETY: inside the caller's range; `buf` is ours.
+        let copied = unsafe { copy_mc(buf.as_mut_ptr(), src.add(done), n) };
+        match copied {
+            Ok(()) => state = software(state, &buf[..n]),
+            Err(fault) => {
+                // The cut over the whole range: bytes before the lost granule.
+                let lost_at = (fault.addr() & !(fault.granule() - 1)).saturating_sub(src as usize);
+                let cut = (done + fault.copied()).min(lost_at);
+                let fault = fault.with_copied(cut);
+                if cut < done {
+                    // The granule began in an earlier chunk and was lost since
+                    // (a truncation racing the checksum): the CRC stops at its start.
+                    // SAFETY: 0 < cut < len, inside the caller's range.
+                    return match unsafe { through_copies(crc, src, cut) } {
+                        Ok(crc) => Err(CrcFault { crc, fault }),
+                        Err(earlier) => Err(earlier),
+                    };
+                }
+                let crc = !software(state, &buf[..cut - done]);
+                return Err(CrcFault { crc, fault });
+            }
+        }
+        done += n;
+    }
+    Ok(!state)
+}
+
+/// The reflected Castagnoli polynomial.
+const POLY: u32 = 0x82f6_3b78;
+
+/// Slice-by-8 tables: `TABLES[0]` is the byte-at-a-time table, `TABLES[k]` the
+/// contribution of a byte followed by `k` more.
+static TABLES: [[u32; 256]; 8] = tables();
+
+const fn tables() -> [[u32; 256]; 8] {
+    let mut t = [[0u32; 256]; 8];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 != 0 { (c >> 1) ^ POLY } else { c >> 1 };
+            bit += 1;
+        }
+        t[0][i] = c;
+        i += 1;
+    }
+    let mut k = 1;
+    while k < 8 {
+        let mut i = 0;
+        while i < 256 {
+            let prev = t[k - 1][i];
+            t[k][i] = (prev >> 8) ^ t[0][(prev & 0xff) as usize];
+            i += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// The software CRC32C state after `data`, from `state` (not inverted).
+pub(crate) fn software(mut state: u32, data: &[u8]) -> u32 {
+    let t = &TABLES;
+    let mut words = data.chunks_exact(8);
+    for w in &mut words {
+        let lo = u32::from_le_bytes([w[0], w[1], w[2], w[3]]) ^ state;
+        let hi = u32::from_le_bytes([w[4], w[5], w[6], w[7]]);
+        let byte = |x: u32, n: u32| ((x >> (8 * n)) & 0xff) as usize;
+        state = t[7][byte(lo, 0)]
+            ^ t[6][byte(lo, 1)]
+            ^ t[5][byte(lo, 2)]
+            ^ t[4][byte(lo, 3)]
+            ^ t[3][byte(hi, 0)]
+            ^ t[2][byte(hi, 1)]
+            ^ t[1][byte(hi, 2)]
+            ^ t[0][byte(hi, 3)];
+    }
+    for &b in words.remainder() {
+        state = (state >> 8) ^ t[0][((state ^ u32::from(b)) & 0xff) as usize];
+    }
+    state
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 3720 (iSCSI) appendix B.4 and the "123456789" check value.
+    pub(crate) fn vectors() -> Vec<(Vec<u8>, u32)> {
+        let pdu: Vec<u8> = [
+            0x01, 0xc0, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+            0x00, 0x00, 0x14, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x14,
+            0x00, 0x00, 0x00, 0x18, 0x28, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        ]
+        .to_vec();
+        vec![
+            (b"123456789".to_vec(), 0xe306_9283),
+            (vec![0; 32], 0x8a91_36aa),
+            (vec![0xff; 32], 0x62a8_ab43),
+            ((0..32).collect(), 0x46dd_794e),
+            ((0..32).rev().collect(), 0x113f_db5c),
+            (pdu, 0xd996_3a56),
+            (Vec::new(), 0),
+        ]
+    }
+
+    #[test]
+    fn software_matches_the_standard_vectors() {
+        for (data, want) in vectors() {
+            assert_eq!(!software(!0, &data), want, "{data:02x?}");
+        }
+    }
+
+    #[test]
+    fn every_path_matches_the_standard_vectors_at_every_offset() {
+        for (data, want) in vectors() {
+            // Shift the data through every alignment, so the hardware routine
+            // runs its byte head, words and byte tail in every combination.
+            for shift in 0..16 {
+                let mut buf = vec![0x5au8; shift];
+                buf.extend_from_slice(&data);
+                let p = buf.as_ptr().wrapping_add(shift);
+                assert_eq!(crc32c(0, &buf[shift..]), want, "shift {shift}");
+                if !data.is_empty() {
+                    // SAFETY: `p..p+len` lies in `buf`.
+                    let fallback = unsafe { through_copies(0, p, data.len()) };
+                    assert_eq!(fallback, Ok(want), "fallback, shift {shift}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn continuing_a_crc_equals_one_crc_of_the_whole() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 31 + i / 7) as u8).collect();
+        let whole = crc32c(0, &data);
+        for split in [0, 1, 7, 8, 9, 4095, 4096, 4097, 9999, 10_000] {
+            let first = crc32c(0, &data[..split]);
+            assert_eq!(crc32c(first, &data[split..]), whole, "split {split}");
+        }
+        assert_eq!(!software(!0, &data), whole);
+    }
+}

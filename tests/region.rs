@@ -1,0 +1,352 @@
+//! `MappedRegion` over a file mapped from an offset and truncated under the
+//! mapping: `pread(2)`-like short counts, errors that carry the fault and the
+//! file offsets of the lost range, the cursor's `Read`/`Write`/`Seek`, and bad
+//! input answered with errors.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::ptr;
+
+use common::*;
+use mcsafe::{FaultKind, MappedRegion, RegionFault, Side};
+
+const FILE_PAGES: usize = 8;
+/// The mapping covers file pages 2..8: region offset 0 is file offset 2 pages.
+const MAP_FROM: usize = 2 * PAGE;
+const MAP_LEN: usize = 6 * PAGE;
+/// After the truncation the file ends 100 bytes into its page 5; from file page
+/// 6 (region offset 4 pages) on, the mapping has nothing behind it.
+const FILE_END: usize = 5 * PAGE + 100;
+const LOST_FROM: usize = 6 * PAGE;
+const SEED: u64 = 0xf11e;
+
+/// A memfd of `FILE_PAGES` pages holding the pattern, mapped from `MAP_FROM`
+/// (shared, read-write), then truncated to `FILE_END`.
+struct TruncatedFile {
+    map: *mut u8,
+    _fd: OwnedFd,
+}
+
+impl TruncatedFile {
+    fn new() -> TruncatedFile {
+        // SAFETY: system calls on a descriptor and a mapping this test owns.
+        unsafe {
+            let fd = OwnedFd::from_raw_fd(libc::memfd_create(c"region".as_ptr(), 0));
+            let len = (FILE_PAGES * PAGE) as i64;
+            assert_eq!(libc::ftruncate(fd.as_raw_fd(), len), 0);
+            let whole = libc::mmap(
+                ptr::null_mut(),
+                FILE_PAGES * PAGE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            );
+            assert_ne!(whole, libc::MAP_FAILED);
+            fill(whole.cast(), FILE_PAGES * PAGE, SEED);
+            libc::munmap(whole, FILE_PAGES * PAGE);
+            let map = libc::mmap(
+                ptr::null_mut(),
+                MAP_LEN,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                MAP_FROM as i64,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            assert_eq!(libc::ftruncate(fd.as_raw_fd(), FILE_END as i64), 0);
+            TruncatedFile {
+                map: map.cast(),
+                _fd: fd,
+            }
+        }
+    }
+
+    fn region(&self, writable: bool) -> MappedRegion {
+        // SAFETY: the mapping outlives the region (both live in the test), and
+        // is only accessed through the region.
+        let region = unsafe {
+            if writable {
+                MappedRegion::from_raw_parts_mut(self.map, MAP_LEN)
+            } else {
+                MappedRegion::from_raw_parts(self.map, MAP_LEN)
+            }
+        };
+        region.with_file_offset(MAP_FROM as u64)
+    }
+}
+
+impl Drop for TruncatedFile {
+    fn drop(&mut self) {
+        // SAFETY: our mapping.
+        unsafe { libc::munmap(self.map.cast(), MAP_LEN) };
+    }
+}
+
+/// What the file holds at `file_offset..+len`: the pattern up to its end, then
+/// the zeros the kernel shows for the rest of the last page.
+fn file_bytes(file_offset: usize, len: usize) -> Vec<u8> {
+    (file_offset..file_offset + len)
+        .map(|i| if i < FILE_END { byte_at(SEED, i) } else { 0 })
+        .collect()
+}
+
+/// The region's fault inside `err`, checked against the lost file page.
+fn lost_page(err: &std::io::Error, side: Side) -> &RegionFault {
+    assert_eq!(err.kind(), ErrorKind::Other, "{err}");
+    assert_eq!(err.raw_os_error(), None, "the payload, not a raw code");
+    let lost = RegionFault::of(err).unwrap_or_else(|| panic!("no RegionFault in {err:?}"));
+    assert_eq!(lost.raw_os_error(), libc::EIO);
+    assert_eq!(lost.lost(), LOST_FROM as u64..(LOST_FROM + PAGE) as u64);
+    assert_eq!(lost.fault().kind(), FaultKind::AddressError);
+    assert_eq!(lost.fault().side(), side);
+    lost
+}
+
+/// Region offset of file offset `f`.
+fn at(f: usize) -> u64 {
+    (f - MAP_FROM) as u64
+}
+
+#[test]
+fn read_at_is_short_before_a_lost_page_then_eio_with_the_file_offsets() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    let _serial = signal_lock();
+    let before = recovered();
+
+    // Up to the lost page: a short count and the file's bytes (then zeros).
+    let mut buf = vec![0u8; 300];
+    let n = region.read_at(at(LOST_FROM - 10), &mut buf).unwrap();
+    assert_eq!(n, 10);
+    assert_eq!(buf[..10], file_bytes(LOST_FROM - 10, 10));
+
+    // From the lost page: EIO with the offsets.
+    let err = region.read_at(at(LOST_FROM), &mut buf).unwrap_err();
+    let lost = lost_page(&err, Side::Source);
+    assert_eq!(lost.offset(), LOST_FROM as u64);
+    assert_eq!(lost.fault().copied(), 0);
+    // Starting inside it: the access's own start.
+    let err = region.read_at(at(LOST_FROM + 5), &mut buf).unwrap_err();
+    assert_eq!(
+        lost_page(&err, Side::Source).offset(),
+        (LOST_FROM + 5) as u64
+    );
+    assert!(err.to_string().contains("file offset 24581"), "{err}");
+    assert_eq!(
+        recovered() - before,
+        3,
+        "one signal per call that reached the page"
+    );
+
+    // Before the page, whole reads work, including the zeros past the file end.
+    let mut buf = vec![0u8; 2 * PAGE];
+    let n = region.read_at(at(4 * PAGE), &mut buf).unwrap();
+    assert_eq!(
+        (n, &buf[..]),
+        (2 * PAGE, &file_bytes(4 * PAGE, 2 * PAGE)[..])
+    );
+}
+
+#[test]
+fn read_exact_at_stops_at_the_lost_page_with_one_signal_and_the_prefix() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    let _serial = signal_lock();
+    let before = recovered();
+    let mut buf = vec![0u8; 3 * PAGE];
+    let from = LOST_FROM - PAGE - 7;
+    let err = region.read_exact_at(at(from), &mut buf).unwrap_err();
+    let lost = lost_page(&err, Side::Source);
+    assert_eq!(lost.fault().copied(), PAGE + 7);
+    assert_eq!(lost.offset(), LOST_FROM as u64);
+    assert_eq!(buf[..PAGE + 7], file_bytes(from, PAGE + 7));
+    assert_eq!(recovered() - before, 1);
+    region.read_exact_at(at(MAP_FROM), &mut buf).unwrap();
+    assert_eq!(buf, file_bytes(MAP_FROM, 3 * PAGE));
+}
+
+#[test]
+fn crc32c_at_verifies_in_place_and_fails_on_the_lost_page() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    let _serial = signal_lock();
+    let whole = region.crc32c_at(1, 4 * PAGE - 1).unwrap();
+    assert_eq!(
+        whole,
+        crc32c_reference(&file_bytes(MAP_FROM + 1, 4 * PAGE - 1))
+    );
+    let err = region.crc32c_at(100, MAP_LEN - 100).unwrap_err();
+    assert_eq!(lost_page(&err, Side::Source).offset(), LOST_FROM as u64);
+    let err = region.crc32c_at(0, MAP_LEN + 1).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+}
+
+#[test]
+fn write_at_is_short_before_a_lost_page_and_writes_reach_the_file() {
+    let file = TruncatedFile::new();
+    let region = file.region(true);
+    let _serial = signal_lock();
+    let data = [0x77u8; 64];
+    assert_eq!(region.write_at(at(LOST_FROM - 3), &data).unwrap(), 3);
+    let err = region.write_at(at(LOST_FROM), &data).unwrap_err();
+    assert_eq!(
+        lost_page(&err, Side::Destination).offset(),
+        LOST_FROM as u64
+    );
+    let err = region.write_all_at(at(LOST_FROM - 3), &data).unwrap_err();
+    let lost = lost_page(&err, Side::Destination);
+    assert_eq!(
+        (lost.offset(), lost.fault().copied()),
+        (LOST_FROM as u64, 3)
+    );
+
+    region.write_all_at(at(MAP_FROM + 10), b"record").unwrap();
+    let mut back = [0u8; 6];
+    region.read_exact_at(at(MAP_FROM + 10), &mut back).unwrap();
+    assert_eq!(&back, b"record");
+    // Through the mapping, so through the file: the region wrote in place.
+    // SAFETY: a readable byte of the mapping.
+    assert_eq!(unsafe { file.map.add(10).read() }, b'r');
+}
+
+#[test]
+fn the_cursor_reads_up_to_the_lost_page_then_fails_and_seeks_like_a_file() {
+    let file = TruncatedFile::new();
+    let region = file.region(true);
+    let _serial = signal_lock();
+    let mut cursor = region.cursor();
+    let mut all = Vec::new();
+    let err = cursor.read_to_end(&mut all).unwrap_err();
+    assert_eq!(lost_page(&err, Side::Source).offset(), LOST_FROM as u64);
+    assert_eq!(all, file_bytes(MAP_FROM, LOST_FROM - MAP_FROM));
+    assert_eq!(cursor.position(), at(LOST_FROM));
+
+    assert_eq!(
+        cursor.seek(SeekFrom::End(-10)).unwrap(),
+        (MAP_LEN - 10) as u64
+    );
+    assert!(RegionFault::of(&cursor.read(&mut [0u8; 4]).unwrap_err()).is_some());
+    assert_eq!(cursor.seek(SeekFrom::Start(8)).unwrap(), 8);
+    cursor.write_all(b"abc").unwrap();
+    assert_eq!(cursor.seek(SeekFrom::Current(-3)).unwrap(), 8);
+    let mut back = [0u8; 3];
+    cursor.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"abc");
+    let err = cursor.seek(SeekFrom::Current(-12)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    assert_eq!(cursor.position(), 11, "a failed seek does not move");
+    cursor.flush().unwrap();
+}
+
+#[test]
+fn bad_input_is_an_error_and_touches_nothing() {
+    let mut memory = vec![1u8; 100];
+    // SAFETY: `memory` outlives the regions and is only used through them.
+    let (read_only, writable) = unsafe {
+        (
+            MappedRegion::from_raw_parts(memory.as_ptr(), 100),
+            MappedRegion::from_raw_parts_mut(memory.as_mut_ptr(), 100),
+        )
+    };
+    let err = read_only.write_at(0, b"x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert_eq!(
+        read_only.write_all_at(0, b"x").unwrap_err().kind(),
+        ErrorKind::PermissionDenied
+    );
+    let mut buf = [0u8; 10];
+    assert_eq!(writable.read_at(100, &mut buf).unwrap(), 0, "at the end");
+    assert_eq!(writable.read_at(u64::MAX, &mut buf).unwrap(), 0);
+    assert_eq!(writable.read_at(95, &mut buf).unwrap(), 5, "up to the end");
+    assert_eq!(
+        writable.write_at(100, b"x").unwrap(),
+        0,
+        "the region does not grow"
+    );
+    let eof = writable.read_exact_at(95, &mut buf).unwrap_err();
+    assert_eq!(eof.kind(), ErrorKind::UnexpectedEof);
+    assert!(eof.to_string().contains("do not fit"), "{eof}");
+    let full = writable.write_all_at(u64::MAX, b"xy").unwrap_err();
+    assert_eq!(full.kind(), ErrorKind::WriteZero);
+    let mut cursor = writable.cursor();
+    cursor.seek(SeekFrom::Start(98)).unwrap();
+    assert_eq!(
+        cursor.write_all(b"xyz").unwrap_err().kind(),
+        ErrorKind::WriteZero
+    );
+    assert_eq!(cursor.position(), 100);
+    drop((read_only, writable));
+    assert_eq!(memory[..98], [1u8; 98], "nothing written before offset 98");
+    assert_eq!(&memory[98..], b"xy");
+
+    // SAFETY: an empty region touches nothing.
+    let empty = unsafe { MappedRegion::from_raw_parts(ptr::null(), 0) };
+    assert!(empty.is_empty());
+    assert_eq!(empty.read_at(0, &mut buf).unwrap(), 0);
+}
+
+#[test]
+#[should_panic(expected = "mcsafe: null region pointer with len 4")]
+fn a_null_region_with_a_length_panics() {
+    // SAFETY: rejected before any access.
+    let _ = unsafe { MappedRegion::from_raw_parts(ptr::null(), 4) };
+}
+
+#[test]
+fn a_fault_in_the_callers_buffer_is_efault_not_the_regions() {
+    let lost = LostTail::new(1, 1, 3);
+    let memory = [9u8; 64];
+    // SAFETY: `memory` outlives the region.
+    let region = unsafe { MappedRegion::from_raw_parts(memory.as_ptr(), 64) };
+    let _serial = signal_lock();
+    // A slice over a lost page: what a `&mut [u8]` must never be, made here to
+    // show how the region reports it.
+    // SAFETY: only copy_mc writes through it, and it survives the fault.
+    let buf = unsafe { std::slice::from_raw_parts_mut(lost.boundary(), 64) };
+    let err = region.read_at(0, buf).unwrap_err();
+    assert!(RegionFault::of(&err).is_none());
+    let fault = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<mcsafe::Fault>())
+        .unwrap();
+    assert_eq!(
+        (fault.side(), fault.raw_os_error()),
+        (Side::Destination, libc::EFAULT)
+    );
+}
+
+#[cfg(feature = "memmap2")]
+#[test]
+fn a_region_owns_a_memmap2_mapping_and_survives_its_file_shrinking() {
+    let path = std::env::temp_dir().join(format!("mcsafe-region-{}", std::process::id()));
+    let data: Vec<u8> = (0..4 * PAGE).map(|i| byte_at(5, i)).collect();
+    std::fs::write(&path, &data).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // SAFETY: the file is this test's own; shrinking it is the point.
+    let map = unsafe { memmap2::MmapMut::map_mut(&file) }.unwrap();
+    let region = MappedRegion::from_mmap_mut(map);
+    assert!(region.is_writable());
+    file.set_len(2 * PAGE as u64).unwrap();
+    let _serial = signal_lock();
+    let mut buf = vec![0u8; 4 * PAGE];
+    assert_eq!(region.read_at(0, &mut buf).unwrap(), 2 * PAGE);
+    assert_eq!(buf[..2 * PAGE], data[..2 * PAGE]);
+    let err = region.read_at(2 * PAGE as u64, &mut buf).unwrap_err();
+    assert_eq!(
+        RegionFault::of(&err).unwrap().lost(),
+        2 * PAGE as u64..3 * PAGE as u64
+    );
+    // SAFETY: as above, read-only this time.
+    let read_only = MappedRegion::from_mmap(unsafe { memmap2::Mmap::map(&file) }.unwrap());
+    assert_eq!(read_only.len(), 2 * PAGE);
+    assert!(!read_only.is_writable());
+    std::fs::remove_file(&path).unwrap();
+}
