@@ -6,7 +6,7 @@ mod common;
 use std::ptr;
 
 use common::*;
-use mcsafe::{Fault, FaultKind, InstallError, Side, Strategy};
+use mcsafe::{Fault, FaultKind, InstallError, Replacement, Side, Strategy};
 
 #[test]
 fn len_zero_touches_nothing_and_accepts_null() {
@@ -205,8 +205,8 @@ fn install_reports_a_handler_that_replaced_ours() {
         // SAFETY: replacing SIGBUS with SIG_DFL in this child only.
         unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
         let err = mcsafe::install().unwrap_err();
-        assert_eq!(err, InstallError::Replaced);
-        assert!(err.to_string().contains("replaced by another one"), "{err}");
+        assert_eq!(err, InstallError::Replaced(Replacement::Default));
+        assert!(err.to_string().contains("replaced by SIG_DFL"), "{err}");
     });
     assert!(status.success(), "{status:?}");
 }

@@ -3,11 +3,13 @@
 //! - `routines`: the assembly routines and the `asm!` call that runs one;
 //! - `table`: the landing-pad table the assembly emits, and its lookup;
 //! - `handler`: the SIGBUS handler, its installation and its chaining;
+//! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
 //! - `cpu`: CPUID facts that decide which routines can run and which is default;
 //! - this file: dispatch, the routine `copy_mc` calls, cached after first use.
 
 mod cpu;
 mod handler;
+mod probe;
 mod routines;
 pub(crate) mod table;
 
