@@ -854,3 +854,104 @@ fn the_probe_works_in_a_busy_multithreaded_process_with_sigchld_ignored() {
     );
     assert!(status.success(), "{status:?}");
 }
+
+// ---- details of the default action and of SA_RESETHAND ----
+
+/// Dies by a foreign SIGBUS in a fresh directory with core files allowed,
+/// with or without mcsafe.
+fn die_with_core_allowed(with_mcsafe: bool) {
+    let dir = std::env::var("MCSAFE_CORE_DIR").unwrap();
+    std::env::set_current_dir(dir).unwrap();
+    let limit = libc::rlimit {
+        rlim_cur: 1 << 30,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: raising this child's core limit (root may raise the maximum too).
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
+    set_action(libc::SIG_DFL, 0);
+    if with_mcsafe {
+        mcsafe::install().unwrap();
+    }
+    let lost = LostTail::new(1, 1, 0);
+    // SAFETY: the page is lost: SIGBUS.
+    unsafe { lost.boundary().read_volatile() };
+}
+
+#[test]
+fn sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe() {
+    use std::os::unix::process::ExitStatusExt;
+    const TEST: &str = "sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe";
+    if let Ok(with) = std::env::var("MCSAFE_WITH") {
+        in_child(TEST, || die_with_core_allowed(with == "1"));
+        return;
+    }
+    let mut dumped = Vec::new();
+    for with in ["0", "1"] {
+        let dir = std::env::temp_dir().join(format!("mcsafe-core-{}-{with}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = in_child_with_env(
+            TEST,
+            &[
+                ("MCSAFE_WITH", with),
+                ("MCSAFE_CORE_DIR", dir.to_str().unwrap()),
+            ],
+            || {},
+        );
+        assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        dumped.push((status.core_dumped(), files > 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!(
+        "core dumped (flag, file) without mcsafe {:?}, with {:?}",
+        dumped[0], dumped[1]
+    );
+    assert_eq!(dumped[0], dumped[1], "same as without mcsafe");
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.trim() == "core" {
+        assert_eq!(dumped[1], (true, true), "core_pattern is a plain file here");
+    }
+}
+
+extern "C" fn reset_hand_handler(
+    signo: i32,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    // SAFETY: installed with SA_SIGINFO.
+    unsafe { record(signo, info, context.cast()) };
+}
+
+#[test]
+fn sa_resethand_before_gets_one_signal_then_the_default_applies() {
+    let status = in_child(
+        "sa_resethand_before_gets_one_signal_then_the_default_applies",
+        || {
+            set_action(
+                reset_hand_handler as *const () as usize,
+                libc::SA_SIGINFO | libc::SA_RESETHAND,
+            );
+            mcsafe::install().unwrap();
+            copy_faults_are_recovered();
+            assert_calls(Before::SigInfo, 0, "copy faults");
+            expect_signal(libc::SI_TKILL, usize::MAX, -1);
+            // SAFETY: signalling this thread.
+            let tgkill = || unsafe {
+                libc::syscall(
+                    libc::SYS_tgkill,
+                    libc::getpid(),
+                    libc::gettid(),
+                    libc::SIGBUS,
+                )
+            };
+            tgkill();
+            assert_calls(Before::SigInfo, 1, "first");
+            // The reset applies to the action mcsafe forwards to, not to mcsafe's.
+            assert_eq!(mcsafe::install(), Ok(()));
+            copy_faults_are_recovered();
+            tgkill();
+            eprintln!("survived the second SIGBUS");
+        },
+    );
+    assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
+}
