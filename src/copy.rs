@@ -102,8 +102,10 @@ fn check_ranges(dst: *mut u8, src: *const u8, len: usize) {
 /// behind (progress < limit: loads run ahead of stores, a machine check is
 /// reported late), the same routine copies `progress..limit`, which ends before
 /// `g` on both sides and so never touches it. That step may fault on another,
-/// earlier granule: then it is the new cut, and so on. Each round strictly
-/// shortens the range, so the loop ends.
+/// earlier granule: then it is the new cut, and so on; if that granule begins
+/// before the step's start (it was lost while the copy ran), the cut falls
+/// below the progress and the copy ends there. Each round strictly shortens
+/// the range, so the loop ends.
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
@@ -123,13 +125,11 @@ unsafe fn copy_with(
             Ok(()) => return cut_at.map_or(Ok(()), Err),
             Err(stopped) => stopped,
         };
-        let fault = describe(
-            stopped,
-            dst.wrapping_add(done),
-            src.wrapping_add(done),
-            end - done,
-        )
-        .shifted(done);
+        // The cut is measured over the whole copy, not the piece this call ran:
+        // a granule lost while the copy ran (a file truncated under it) may begin
+        // before the piece, inside bytes an earlier call already copied. The
+        // copy then stops before that granule too, at a granule boundary.
+        let fault = describe(stopped, dst, src, len);
         let progress = done + stopped.progress;
         if progress >= fault.copied() {
             return Err(fault);
@@ -140,7 +140,7 @@ unsafe fn copy_with(
     }
 }
 
-/// The [`Fault`] of a stopped routine, relative to the range it was called on.
+/// The [`Fault`] of a stopped routine, for the whole copy `dst`, `src`, `len`.
 fn describe(stopped: arch::Stopped, dst: *mut u8, src: *const u8, len: usize) -> Fault {
     let kind = match stopped.code {
         libc::BUS_MCEERR_AR => FaultKind::Poison,

@@ -102,15 +102,6 @@ impl Fault {
             FaultKind::AddressError => libc::EFAULT,
         }
     }
-
-    /// The same fault with `copied` counted from `offset` bytes earlier: for a
-    /// copy done in pieces.
-    pub(crate) fn shifted(self, offset: usize) -> Fault {
-        Fault {
-            copied: self.copied + offset,
-            ..self
-        }
-    }
 }
 
 impl fmt::Display for Side {

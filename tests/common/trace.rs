@@ -66,6 +66,29 @@ pub fn inject_at(
     info: libc::siginfo_t,
     tracee: impl FnOnce() -> i32,
 ) -> WaitStatus {
+    let mut seen = 0;
+    inject_when(
+        strategy,
+        |_| {
+            seen += 1;
+            seen > k
+        },
+        || {},
+        info,
+        tracee,
+    )
+}
+
+/// [`inject_at`], stopping at the first in-range instruction where `stop`
+/// (given the registers) says so, and calling `before` just before the
+/// signal is delivered (to take a page away, say).
+pub fn inject_when(
+    strategy: Strategy,
+    mut stop: impl FnMut(&libc::user_regs_struct) -> bool,
+    before: impl FnOnce(),
+    info: libc::siginfo_t,
+    tracee: impl FnOnce() -> i32,
+) -> WaitStatus {
     // SAFETY: the child only runs `tracee` (see the contract) and _exits.
     let pid = match unsafe { fork() }.unwrap() {
         ForkResult::Child => {
@@ -89,24 +112,26 @@ pub fn inject_at(
     ptrace::write(pid, entry as ptrace::AddressType, word).unwrap();
     regs.rip = entry as u64;
     ptrace::setregs(pid, regs).unwrap();
-    // Step to the k-th in-range instruction.
-    let mut seen = 0;
+    // Step to the instruction asked for.
+    let mut in_range = false;
     loop {
-        let rip = ptrace::getregs(pid).unwrap().rip as usize;
-        if in_a_range(rip) {
-            if seen == k {
+        let regs = ptrace::getregs(pid).unwrap();
+        if in_a_range(regs.rip as usize) {
+            in_range = true;
+            if stop(&regs) {
                 break;
             }
-            seen += 1;
         } else {
-            assert_eq!(
-                seen, 0,
-                "left the ranges at {rip:#x} before instruction {k}"
+            assert!(
+                !in_range,
+                "left the ranges at {:#x} before stopping",
+                regs.rip
             );
         }
         ptrace::step(pid, None).unwrap();
         assert_eq!(wait_stop(pid), Signal::SIGTRAP);
     }
+    before();
     ptrace::setsiginfo(pid, &info).unwrap();
     ptrace::cont(pid, Signal::SIGBUS).unwrap();
     loop {
