@@ -193,7 +193,7 @@ fn worker(
     deadline: Instant,
     counts: &Counts,
 ) {
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ (index as u64 + 1) * 0x1234_5678_9abc);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) * 0x1234_5678_9abc));
     let strategies = Strategy::available();
     let mut heap = vec![0u8; FILE_LEN];
     let mut back = vec![0u8; FILE_LEN];
