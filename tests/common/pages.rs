@@ -152,9 +152,9 @@ impl Pages {
                         want[p] = true;
                     }
                 }
-                for page in 0..self.pages {
-                    if want[page] != self.lost[page] {
-                        self.set_uffd_page(page, want[page])?;
+                for (page, want) in want.into_iter().enumerate() {
+                    if want != self.lost[page] {
+                        self.set_uffd_page(page, want)?;
                     }
                 }
                 Ok(())
