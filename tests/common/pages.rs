@@ -9,7 +9,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
 
-use crate::common::{PAGE, byte_at, fill};
+use crate::common::{PAGE, byte_at};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backing {
@@ -24,7 +24,8 @@ pub enum Backing {
 pub struct Pages {
     base: *mut u8,
     pages: usize,
-    seed: u64,
+    /// What the healthy pages hold.
+    pattern: Vec<u8>,
     backing: Backing,
     fd: OwnedFd,
     lost: Vec<bool>,
@@ -88,13 +89,13 @@ impl Pages {
             let this = Pages {
                 base: base.cast(),
                 pages,
-                seed,
+                pattern: (0..len).map(|i| byte_at(seed, i)).collect(),
                 backing,
                 fd,
                 lost: vec![false; pages],
                 size: pages,
             };
-            fill(this.base, len, seed);
+            ptr::copy_nonoverlapping(this.pattern.as_ptr(), this.base, len);
             if backing == Backing::Uffd {
                 let uffd = this.fd.as_raw_fd();
                 let mut api = [UFFD_API, UFFD_FEATURE_POISON, 0];
@@ -129,7 +130,7 @@ impl Pages {
 
     /// The pattern byte at offset `i` of this mapping.
     pub fn expected(&self, i: usize) -> u8 {
-        byte_at(self.seed, i)
+        self.pattern[i]
     }
 
     /// Makes exactly the pages in `lost` lost (for File backing: every page
@@ -215,11 +216,17 @@ impl Pages {
 
     /// Puts the pattern back over `at..at+len`, in the pages that are not lost.
     pub fn restore(&mut self, at: usize, len: usize) {
-        for i in at..(at + len).min(self.pages * PAGE) {
+        let end = (at + len).min(self.pages * PAGE);
+        let mut i = at;
+        while i < end {
+            let stop = ((i / PAGE + 1) * PAGE).min(end);
             if !self.is_lost(i / PAGE) {
                 // SAFETY: inside the mapping, in a page that is not lost.
-                unsafe { self.base.add(i).write(self.expected(i)) };
+                unsafe {
+                    ptr::copy_nonoverlapping(self.pattern[i..].as_ptr(), self.base.add(i), stop - i)
+                };
             }
+            i = stop;
         }
     }
 }
