@@ -44,7 +44,10 @@
 //!    (`BUS_MCEERR_AO`, `SI_KERNEL`, a fault elsewhere, one sent by `kill` or
 //!    `sigqueue`) goes to the handler installed before, as it was installed; if
 //!    that was `SIG_DFL` (or `SIG_IGN` for a fault the kernel forces through),
-//!    the process dies by SIGBUS as it would have without this crate.
+//!    the process dies by SIGBUS as it would have without this crate. If that
+//!    handler changes the SIGBUS action while it runs (Rust std's own handler
+//!    resets it to `SIG_DFL`; `SA_RESETHAND` asks the same), the change applies
+//!    to the action mcsafe forwards to, and mcsafe's handler stays in place.
 //! 5. **Async-signal-safe handler**, installed with
 //!    `SA_SIGINFO | SA_ONSTACK | SA_NODEFER`: it edits the saved registers
 //!    (RIP to a fixup, the fault into two registers) and returns. No longjmp.
@@ -73,6 +76,12 @@
 //!   (it probes with a real copy fault in a forked child) and reports the latter.
 //! - SIGSEGV is not hooked at all: Rust's stack-overflow report and any other
 //!   SIGSEGV handler keep working as without mcsafe.
+//! - On an alternate signal stack, mcsafe's handler needs about 1 KiB beyond
+//!   the kernel's signal frame (which is several KiB with AVX-512 state): size
+//!   such stacks with `sysconf(_SC_SIGSTKSZ)`, not `MINSIGSTKSZ`.
+//! - [`copy_mc`] may be called from a signal handler once the handler is
+//!   installed (call [`install`] first): it then takes no lock and allocates
+//!   nothing.
 //!
 //! # Targets
 //!
