@@ -226,14 +226,15 @@ fn how_small_an_alternate_stack_may_be() {
     // Enough for the kernel's frame and mcsafe's handler: recovered.
     let enough = copy + 256;
     assert!(run(enough).success(), "{enough} bytes are enough");
-    // Enough for the kernel's frame only: mcsafe's handler runs into the guard
-    // page and the process dies by SIGSEGV.
-    let kernel_only = empty + 64;
-    assert_eq!(
-        killed_by(run(kernel_only)),
-        Some(libc::SIGSEGV),
-        "{kernel_only} bytes"
-    );
+    // Enough for the kernel's frame and half of what mcsafe's handler used: it
+    // runs into the guard page and the process dies by SIGSEGV. (Only where the
+    // handler's share is large enough to halve with room to spare, as in the
+    // test profile; an optimised handler may fit in the frame's alignment.)
+    let share = copy - empty;
+    if share >= 256 {
+        let short = empty + share / 2;
+        assert_eq!(killed_by(run(short)), Some(libc::SIGSEGV), "{short} bytes");
+    }
     // MINSIGSTKSZ, smaller than the kernel's frame here: sigaltstack refuses it
     // (Linux checks the size against the frame of this CPU), or the kernel
     // cannot deliver the signal and the process dies by SIGSEGV.
