@@ -5,7 +5,8 @@
 //! page boundary at or past a size the file had during the call, with the
 //! bytes before it exact.
 //!
-//! Bounded: `MCSAFE_STRESS_SECS` seconds (default 3). Prints the counts.
+//! Every other copier thread has an alternate signal stack. Bounded:
+//! `MCSAFE_STRESS_SECS` seconds (default 3). Prints the counts.
 
 mod common;
 
@@ -197,6 +198,18 @@ fn worker(
     let strategies = Strategy::available();
     let mut heap = vec![0u8; FILE_LEN];
     let mut back = vec![0u8; FILE_LEN];
+    // Every other thread takes its faults on an alternate signal stack.
+    let mut altstack = vec![0u8; 64 * 1024];
+    if index % 2 == 1 {
+        let stack = libc::stack_t {
+            ss_sp: altstack.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: altstack.len(),
+        };
+        // SAFETY: the buffer outlives its use: it is removed below, before the
+        // buffer is dropped.
+        assert_eq!(unsafe { libc::sigaltstack(&stack, ptr::null_mut()) }, 0);
+    }
     while Instant::now() < deadline {
         let strategy = strategies[rng.below(strategies.len())];
         let at = rng.below(FILE_LEN);
@@ -273,6 +286,19 @@ fn worker(
             }
         }
         counts.copies.fetch_add(1, Relaxed);
+    }
+    if index % 2 == 1 {
+        let off = libc::stack_t {
+            ss_sp: ptr::null_mut(),
+            ss_flags: libc::SS_DISABLE,
+            ss_size: 0,
+        };
+        // SAFETY: disabling this thread's alternate stack.
+        assert_eq!(unsafe { libc::sigaltstack(&off, ptr::null_mut()) }, 0);
+        assert!(
+            altstack.iter().any(|&b| b != 0),
+            "faults ran on the alternate stack"
+        );
     }
 }
 
