@@ -97,6 +97,9 @@ impl SavedAction {
             return false;
         }
         let next = self.version.load(Relaxed).wrapping_add(1);
+        // A reader that sees any store below into a slot also sees the version
+        // that retired it (the seqlock's write-side fence).
+        fence(Release);
         let slot = &self.slots[next & 1];
         slot.handler.store(action.sa_sigaction, Relaxed);
         slot.flags.store(action.sa_flags as usize, Relaxed);
