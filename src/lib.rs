@@ -79,9 +79,10 @@
 //! - On an alternate signal stack, mcsafe's handler needs about 1 KiB beyond
 //!   the kernel's signal frame (which is several KiB with AVX-512 state): size
 //!   such stacks with `sysconf(_SC_SIGSTKSZ)`, not `MINSIGSTKSZ`.
-//! - [`copy_mc`] may be called from a signal handler once the handler is
-//!   installed (call [`install`] first): it then takes no lock and allocates
-//!   nothing.
+//! - [`copy_mc`] may be called from a signal handler once the process has made
+//!   one non-empty copy, or called [`install`] and [`Strategy::current`] (which
+//!   reads `MCSAFE_STRATEGY` once): from then on a copy takes no lock and
+//!   allocates nothing.
 //!
 //! # Targets
 //!
