@@ -99,8 +99,9 @@ pub unsafe fn copy_mc_with(
 fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     let (d, s) = (dst as usize, src as usize);
     let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
-    // Wrapping: for len >= 2^62 the products wrap, but `null_or_outside` is set.
-    let overlap = d.wrapping_sub(s).wrapping_add(len - 1) < len.wrapping_mul(2) - 1;
+    // Wrapping throughout: for len >= 2^62 the sums wrap, but then
+    // `null_or_outside` is set and the answer is already "bad".
+    let overlap = d.wrapping_sub(s).wrapping_add(len - 1) < len.wrapping_mul(2).wrapping_sub(1);
     (null_or_outside != 0) | overlap
 }
 
@@ -219,7 +220,9 @@ pub(crate) fn forward_step(
 /// the routine was behind (loads run ahead of stores, a machine check is
 /// reported late), `once` runs again over `progress..cut`, which ends before
 /// `g` and so never touches it. That step may fault on another, earlier
-/// granule: then it is the new cut, and so on. Each round strictly shortens the
+/// granule: then it is the new cut, and so on; if that granule begins before
+/// the step's start (it was lost while the operation ran), the cut falls below
+/// the progress and the operation ends there. Each round strictly shortens the
 /// range, so the loop ends. If the routine was ahead (progress >= cut), the
 /// bytes before the cut are already done.
 pub(crate) fn forward_step_after(

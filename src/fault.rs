@@ -1,5 +1,5 @@
 //! What a failed copy reports: [`Fault`], [`Side`], [`FaultKind`], and the
-//! handler's [`InstallError`].
+//! handler's [`InstallError`] and [`Replacement`].
 
 use core::fmt;
 
@@ -197,10 +197,13 @@ pub enum InstallError {
     /// The landing-pad table emitted by the assembly is not sorted or has an empty
     /// or overlapping range: a build defect, reported instead of mis-routing faults.
     CorruptTable,
-    /// Some code replaced mcsafe's SIGBUS handler after it was installed. Faults in
-    /// copies are recovered only if the new handler passes SIGBUS it does not own
-    /// to the handler it replaced (as `signal-hook` does).
-    Replaced,
+    /// Some code replaced mcsafe's SIGBUS handler after it was installed, and the
+    /// replacement does not pass copy faults on to it: a fault inside a copy would
+    /// not be recovered. What the replacement does with one is the
+    /// [`Replacement`]. Install the other handler *before* mcsafe's (mcsafe
+    /// forwards every SIGBUS that is not its own to it), or make it call the
+    /// handler it replaced for SIGBUS it does not own, as `signal-hook` does.
+    Replaced(Replacement),
     /// This target has no fault-safe copy (only x86-64 Linux has one); copies
     /// are plain copies and a fault kills the process.
     Unsupported,
@@ -217,10 +220,11 @@ impl fmt::Display for InstallError {
             InstallError::CorruptTable => f.write_str(
                 "mcsafe's landing-pad table is not sorted or has bad ranges (build defect)",
             ),
-            InstallError::Replaced => f.write_str(
-                "mcsafe's SIGBUS handler was replaced by another one; copy faults are \
-                 recovered only if that handler forwards SIGBUS it does not own to the \
-                 handler it replaced",
+            InstallError::Replaced(by) => write!(
+                f,
+                "mcsafe's SIGBUS handler was replaced by {by}, so copy faults are not \
+                 recovered: install that handler before mcsafe's, or make it forward \
+                 SIGBUS it does not own to the handler it replaced (as signal-hook does)"
             ),
             InstallError::Unsupported => f.write_str(
                 "mcsafe has no fault-safe copy on this target (x86-64 Linux only); \
@@ -231,3 +235,57 @@ impl fmt::Display for InstallError {
 }
 
 impl std::error::Error for InstallError {}
+
+/// What replaced mcsafe's SIGBUS handler, as [`install`](crate::install) found
+/// out: the current action, or, for a handler function, what it did with a real
+/// copy fault taken by a probe in a forked child process.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replacement {
+    /// `SIG_DFL`: a copy fault kills the process by SIGBUS.
+    Default,
+    /// `SIG_IGN`: the kernel forces a copy fault through and kills the process.
+    Ignore,
+    /// A handler that let the probe's copy fault neither finish nor end the
+    /// process within the probe's time limit: one that returns without passing
+    /// the fault on makes the faulting instruction fault again, forever (or it
+    /// blocked).
+    Hung,
+    /// A handler that ended the probe by this signal on a copy fault.
+    Killed(i32),
+    /// A handler that made the probe exit with this status on a copy fault.
+    Exited(i32),
+    /// A handler mcsafe could not check: the probe failed with this errno
+    /// (`fork` failed, or the probe was reaped by someone else).
+    Unverified(i32),
+}
+
+impl fmt::Display for Replacement {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Replacement::Default => f.write_str("SIG_DFL (a copy fault kills the process)"),
+            Replacement::Ignore => f.write_str(
+                "SIG_IGN (the kernel forces a copy fault through and kills the process)",
+            ),
+            Replacement::Hung => f.write_str(
+                "a handler that does not pass copy faults on (a probe copy fault was still \
+                 repeating or blocked when its time ran out)",
+            ),
+            Replacement::Killed(signal) => write!(
+                f,
+                "a handler that does not pass copy faults on (a probe copy fault ended by \
+                 signal {signal})"
+            ),
+            Replacement::Exited(status) => write!(
+                f,
+                "a handler that does not pass copy faults on (a probe copy fault made the \
+                 process exit with status {status})"
+            ),
+            Replacement::Unverified(errno) => write!(
+                f,
+                "a handler mcsafe could not check ({})",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        }
+    }
+}

@@ -60,7 +60,10 @@
 //!    (`BUS_MCEERR_AO`, `SI_KERNEL`, a fault elsewhere, one sent by `kill` or
 //!    `sigqueue`) goes to the handler installed before, as it was installed; if
 //!    that was `SIG_DFL` (or `SIG_IGN` for a fault the kernel forces through),
-//!    the process dies by SIGBUS as it would have without this crate.
+//!    the process dies by SIGBUS as it would have without this crate. If that
+//!    handler changes the SIGBUS action while it runs (Rust std's own handler
+//!    resets it to `SIG_DFL`; `SA_RESETHAND` asks the same), the change applies
+//!    to the action mcsafe forwards to, and mcsafe's handler stays in place.
 //! 5. **Async-signal-safe handler**, installed with
 //!    `SA_SIGINFO | SA_ONSTACK | SA_NODEFER`: it edits the saved registers
 //!    (RIP to a fixup, the fault into two registers) and returns. No longjmp.
@@ -85,7 +88,17 @@
 //! - The handler is process-wide. Install other SIGBUS handlers *before* the
 //!   first copy (they receive every SIGBUS that is not mcsafe's), or make them
 //!   forward what they do not own to the handler they replaced, as `signal-hook`
-//!   does. [`install`] reports a handler that replaced mcsafe's.
+//!   does. [`install`] tells a replacement that forwards from one that does not
+//!   (it probes with a real copy fault in a forked child) and reports the latter.
+//! - SIGSEGV is not hooked at all: Rust's stack-overflow report and any other
+//!   SIGSEGV handler keep working as without mcsafe.
+//! - On an alternate signal stack, mcsafe's handler needs about 1 KiB beyond
+//!   the kernel's signal frame (which is several KiB with AVX-512 state): size
+//!   such stacks with `sysconf(_SC_SIGSTKSZ)`, not `MINSIGSTKSZ`.
+//! - [`copy_mc`] may be called from a signal handler once the process has made
+//!   one non-empty copy, or called [`install`] and [`Strategy::current`] (which
+//!   reads `MCSAFE_STRATEGY` once): from then on a copy takes no lock and
+//!   allocates nothing.
 //!
 //! # Testing code that uses mcsafe
 //!
@@ -120,24 +133,41 @@ pub mod inject;
 pub use access::{fill_mc, read_mc, write_mc};
 pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, crc32c, crc32c_mc};
-pub use fault::{Fault, FaultKind, InstallError, Side};
+pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use region::{MappedRegion, RegionCursor, RegionFault};
 pub use strategy::{STRATEGY_ENV, Strategy};
 
-/// Installs the process-wide SIGBUS handler, or checks that it is still there.
+/// Installs the process-wide SIGBUS handler, or checks that copy faults still
+/// reach it.
 ///
 /// Idempotent and thread-safe; [`copy_mc`] calls it on first use, so calling it
 /// is optional. Call it early if other code installs SIGBUS handlers: mcsafe
 /// saves the handler it replaces and forwards to it every SIGBUS that is not a
 /// copy fault.
 ///
+/// Call it again after any other code may have installed a SIGBUS handler (a
+/// runtime, a profiler, a crash reporter). While mcsafe's handler is the current
+/// one, that costs one `sigaction` query. If another handler function replaced
+/// it, `install` cannot tell from the action alone whether that handler passes
+/// copy faults on, so it checks: a forked child process takes one real copy
+/// fault (on an empty memfd mapping) and the parent waits for it, at most 2
+/// seconds (a handler that returns without passing the fault on makes it repeat
+/// forever; the child is then killed). The child does only async-signal-safe
+/// work, so this is safe in a multithreaded process. The verdict is remembered
+/// for that handler. Not async-signal-safe: do not call it from a signal handler
+/// (a [`copy_mc`] there is fine once the handler is installed).
+///
 /// # Errors
 ///
-/// - [`InstallError::Replaced`] if some code installed another SIGBUS handler
-///   after mcsafe's. Copy faults are then recovered only if that handler
-///   forwards SIGBUS it does not own to the one it replaced (`signal-hook`
-///   does); otherwise they reach that handler. Install the other handler
-///   before mcsafe's, or make it forward.
+/// - [`InstallError::Replaced`] if some code replaced mcsafe's SIGBUS handler
+///   with an action that does not pass copy faults on: `SIG_DFL`, `SIG_IGN`, or
+///   a handler that, on a copy fault, kills the process, exits, or returns
+///   without passing the fault on (see [`Replacement`]). Copy faults would not
+///   be recovered. What to do: install that handler *before* the first call of
+///   `install` or [`copy_mc`] (mcsafe then forwards to it every SIGBUS that is
+///   not its own), or make it call the handler it replaced for SIGBUS it does
+///   not own, as `signal-hook` does. A replacement that does chain (such as a
+///   `signal-hook` registration made after mcsafe's) gives `Ok(())`.
 /// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
 /// - [`InstallError::Unsupported`] on targets without fault-safe copies.
 ///

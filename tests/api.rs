@@ -6,7 +6,7 @@ mod common;
 use std::ptr;
 
 use common::*;
-use mcsafe::{Fault, FaultKind, InstallError, Side, Strategy};
+use mcsafe::{Fault, FaultKind, InstallError, Replacement, Side, Strategy};
 
 #[test]
 fn len_zero_touches_nothing_and_accepts_null() {
@@ -205,8 +205,82 @@ fn install_reports_a_handler_that_replaced_ours() {
         // SAFETY: replacing SIGBUS with SIG_DFL in this child only.
         unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
         let err = mcsafe::install().unwrap_err();
-        assert_eq!(err, InstallError::Replaced);
-        assert!(err.to_string().contains("replaced by another one"), "{err}");
+        assert_eq!(err, InstallError::Replaced(Replacement::Default));
+        assert!(err.to_string().contains("replaced by SIG_DFL"), "{err}");
     });
     assert!(status.success(), "{status:?}");
+}
+
+// ---- more hostile input: every check, through both entry points ----
+
+/// The panic message of a copy that must be refused before touching memory.
+fn refusal(dst: usize, src: usize, len: usize) -> Vec<String> {
+    let mut entry_points: Vec<Option<Strategy>> = vec![None];
+    entry_points.extend(Strategy::available().into_iter().map(Some));
+    entry_points
+        .into_iter()
+        .map(|strategy| {
+            let caught = std::panic::catch_unwind(|| {
+                // SAFETY: refused before any access (what this checks).
+                let _ = unsafe {
+                    match strategy {
+                        None => mcsafe::copy_mc(dst as *mut u8, src as *const u8, len),
+                        Some(s) => mcsafe::copy_mc_with(s, dst as *mut u8, src as *const u8, len),
+                    }
+                };
+            });
+            let payload = caught.expect_err("refused");
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap()
+        })
+        .collect()
+}
+
+fn assert_refused(dst: usize, src: usize, len: usize, expected: &str) {
+    for message in refusal(dst, src, len) {
+        assert!(
+            message.contains(expected),
+            "{message:?} should say {expected:?}"
+        );
+    }
+}
+
+#[test]
+fn hostile_ranges_are_refused_by_every_entry_point() {
+    let mut buf = vec![0u8; 256];
+    let p = buf.as_mut_ptr() as usize;
+    let top = usize::MAX - 15;
+    assert_refused(0, 0, 1, "null source pointer with len 1");
+    assert_refused(p, 0, 1, "null source pointer");
+    assert_refused(0, p, 1, "null destination pointer");
+    assert_refused(top, p, 32, "destination range");
+    assert_refused(top, p, 32, "wraps the address space");
+    assert_refused(p, top, 32, "source range");
+    assert_refused(p, p + 128, usize::MAX, "wraps the address space");
+    // Past isize::MAX bytes without wrapping (a small address): still refused.
+    assert_refused(16, 4096, isize::MAX as usize + 1, "wraps the address space");
+    assert_refused(p, p, 16, "overlap");
+    assert_refused(p + 15, p, 16, "overlap");
+    assert_refused(p, p + 15, 16, "overlap");
+    assert!(buf.iter().all(|&b| b == 0), "nothing was written");
+}
+
+#[test]
+fn a_range_outside_user_space_is_refused_even_if_it_does_not_wrap() {
+    // [usize::MAX - 16, usize::MAX) does not wrap, but no user address lies
+    // above 2^57: the copy is refused with a clear message before any access,
+    // rather than dying of SIGSEGV (which mcsafe does not catch) in kernel space.
+    let mut dst = [0u8; 16];
+    let d = dst.as_mut_ptr();
+    let refused = std::panic::catch_unwind(|| {
+        // SAFETY: refused before any access (what this checks).
+        let _ = unsafe { mcsafe::copy_mc(d, (usize::MAX - 16) as *const u8, 16) };
+    });
+    let payload = refused.expect_err("refused");
+    let message = payload.downcast_ref::<String>().expect("a message");
+    assert!(message.contains("leaves user space"), "{message}");
+    assert_eq!(dst, [0u8; 16]);
 }

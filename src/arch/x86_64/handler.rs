@@ -16,15 +16,16 @@
 use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*};
-use std::sync::OnceLock;
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::*, fence};
+use std::sync::{Mutex, OnceLock};
 
 use libc::{siginfo_t, ucontext_t};
 
+use super::probe;
 use super::routines::WORD_LSB_SHIFT;
 use super::table;
-use crate::InstallError;
 use crate::copy::{cut, granule};
+use crate::{InstallError, Replacement};
 
 /// The start of `siginfo_t` for SIGBUS/SIGSEGV as the kernel lays it out on
 /// x86-64 (include/uapi/asm-generic/siginfo.h: `_sigfault`): the union starts
@@ -40,22 +41,42 @@ struct SigFault {
     addr_lsb: i16,
 }
 
-/// The SIGBUS action that was in place before [`install`], kept in atomics so
-/// that the handler can read it while another thread writes it, without a lock.
+/// The SIGBUS action mcsafe forwards to: the one in place before [`install`],
+/// or what that handler later set in its place (see [`adopt_changed_action`]).
+/// Kept in atomics so that the handler can read it while another thread (or an
+/// interrupted forward on this one) writes it, without a lock: two slots, and a
+/// version whose low bit names the slot readers use. A writer fills the other
+/// slot, then bumps the version; a reader retries if the version moved while it
+/// read (a writer got to its slot), a bounded number of times.
 struct SavedAction {
+    slots: [Slot; 2],
+    version: AtomicUsize,
+    writing: AtomicBool,
+}
+
+struct Slot {
     handler: AtomicUsize,
     flags: AtomicUsize,
     mask: [AtomicU64; SIGSET_WORDS],
-    ready: AtomicBool,
 }
 
 const SIGSET_WORDS: usize = size_of::<libc::sigset_t>() / 8;
 
+impl Slot {
+    /// SIG_DFL with no flags and an empty mask: slot 0 at version 0.
+    const fn empty() -> Slot {
+        Slot {
+            handler: AtomicUsize::new(libc::SIG_DFL),
+            flags: AtomicUsize::new(0),
+            mask: [const { AtomicU64::new(0) }; SIGSET_WORDS],
+        }
+    }
+}
+
 static PREVIOUS: SavedAction = SavedAction {
-    handler: AtomicUsize::new(libc::SIG_DFL),
-    flags: AtomicUsize::new(0),
-    mask: [const { AtomicU64::new(0) }; SIGSET_WORDS],
-    ready: AtomicBool::new(false),
+    slots: [Slot::empty(), Slot::empty()],
+    version: AtomicUsize::new(0),
+    writing: AtomicBool::new(false),
 };
 
 static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
@@ -69,31 +90,49 @@ static FORWARDED: AtomicU64 = AtomicU64::new(0);
 const OUR_FLAGS: c_int = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_NODEFER;
 
 impl SavedAction {
-    fn store(&self, action: &libc::sigaction) {
-        self.handler.store(action.sa_sigaction, Relaxed);
-        self.flags.store(action.sa_flags as usize, Relaxed);
+    /// Saves `action`; false (nothing saved) if another writer is at work.
+    /// Async-signal-safe.
+    fn store(&self, action: &libc::sigaction) -> bool {
+        if self.writing.swap(true, Acquire) {
+            return false;
+        }
+        let next = self.version.load(Relaxed).wrapping_add(1);
+        // A reader that sees any store below into a slot also sees the version
+        // that retired it (the seqlock's write-side fence).
+        fence(Release);
+        let slot = &self.slots[next & 1];
+        slot.handler.store(action.sa_sigaction, Relaxed);
+        slot.flags.store(action.sa_flags as usize, Relaxed);
         // SAFETY: sigset_t is SIGSET_WORDS * 8 plain bytes.
         let words: [u64; SIGSET_WORDS] = unsafe { core::mem::transmute(action.sa_mask) };
-        for (slot, word) in self.mask.iter().zip(words) {
+        for (slot, word) in slot.mask.iter().zip(words) {
             slot.store(word, Relaxed);
         }
-        self.ready.store(true, Release);
+        self.version.store(next, Release);
+        self.writing.store(false, Release);
+        true
     }
 
     /// The saved action, rebuilt on the stack (async-signal-safe).
     fn load(&self) -> libc::sigaction {
         // SAFETY: an all-zero sigaction is SIG_DFL with no flags and an empty mask.
         let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
-        if self.ready.load(Acquire) {
-            action.sa_sigaction = self.handler.load(Relaxed);
-            action.sa_flags = self.flags.load(Relaxed) as c_int;
+        for _ in 0..64 {
+            let version = self.version.load(Acquire);
+            let slot = &self.slots[version & 1];
+            action.sa_sigaction = slot.handler.load(Relaxed);
+            action.sa_flags = slot.flags.load(Relaxed) as c_int;
             let mut words = [0u64; SIGSET_WORDS];
-            for (word, slot) in words.iter_mut().zip(&self.mask) {
+            for (word, slot) in words.iter_mut().zip(&slot.mask) {
                 *word = slot.load(Relaxed);
             }
             // SAFETY: sigset_t is SIGSET_WORDS * 8 plain bytes.
             action.sa_mask =
                 unsafe { core::mem::transmute::<[u64; SIGSET_WORDS], libc::sigset_t>(words) };
+            fence(Acquire);
+            if self.version.load(Relaxed) == version {
+                break;
+            }
         }
         action
     }
@@ -115,16 +154,44 @@ pub(crate) fn is_installed() -> bool {
     INSTALLED.load(Acquire)
 }
 
-/// Installs the handler once; later calls check that it is still in place.
+/// Installs the handler once; later calls check that copy faults still reach it.
+///
+/// Cheap while mcsafe's handler is the current SIGBUS action (one `sigaction`
+/// query). When another action replaced it: `SIG_DFL` and `SIG_IGN` are errors
+/// at once; a handler function is checked by a probe (a forked child takes one
+/// real copy fault, see `probe.rs`), once per (handler, flags): the verdict is
+/// remembered.
 pub(crate) fn install() -> Result<(), InstallError> {
     static FIRST: OnceLock<Result<(), InstallError>> = OnceLock::new();
     let first_time = !is_installed();
     (*FIRST.get_or_init(install_once))?;
-    if first_time || current_action()?.sa_sigaction == our_handler() {
-        Ok(())
-    } else {
-        Err(InstallError::Replaced)
+    if first_time {
+        return Ok(());
     }
+    let current = current_action()?;
+    match current.sa_sigaction {
+        h if h == our_handler() => Ok(()),
+        libc::SIG_DFL => Err(InstallError::Replaced(Replacement::Default)),
+        libc::SIG_IGN => Err(InstallError::Replaced(Replacement::Ignore)),
+        handler => check_replacement(handler, current.sa_flags),
+    }
+}
+
+/// Whether the handler function that replaced mcsafe's passes copy faults on,
+/// probed once per (handler, flags).
+fn check_replacement(handler: usize, flags: c_int) -> Result<(), InstallError> {
+    type Verdict = (usize, c_int, Result<(), Replacement>);
+    static CHECKED: Mutex<Option<Verdict>> = Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    let verdict = match *checked {
+        Some((h, f, verdict)) if (h, f) == (handler, flags) => verdict,
+        _ => {
+            let verdict = probe::copy_fault_reaches_us();
+            *checked = Some((handler, flags, verdict));
+            verdict
+        }
+    };
+    verdict.map_err(InstallError::Replaced)
 }
 
 fn current_action() -> Result<libc::sigaction, InstallError> {
@@ -151,12 +218,7 @@ fn install_once() -> Result<(), InstallError> {
     let before = current_action()?;
     PREVIOUS.store(&before);
 
-    // SAFETY: zeroed is a valid sigaction; the fields that matter are set below.
-    let mut ours: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
-    ours.sa_sigaction = our_handler();
-    ours.sa_flags = OUR_FLAGS;
-    // SAFETY: sa_mask is a valid sigset_t to initialise.
-    unsafe { libc::sigemptyset(&mut ours.sa_mask) };
+    let ours = our_action();
     let mut replaced = MaybeUninit::<libc::sigaction>::zeroed();
     // SAFETY: both pointers are valid; on_sigbus has the SA_SIGINFO signature.
     if unsafe { libc::sigaction(libc::SIGBUS, &ours, replaced.as_mut_ptr()) } != 0 {
@@ -180,6 +242,17 @@ fn errno() -> c_int {
 
 fn our_handler() -> usize {
     on_sigbus as *const () as usize
+}
+
+/// mcsafe's SIGBUS action (async-signal-safe).
+fn our_action() -> libc::sigaction {
+    // SAFETY: zeroed is a valid sigaction; the fields that matter are set below.
+    let mut ours: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+    ours.sa_sigaction = our_handler();
+    ours.sa_flags = OUR_FLAGS;
+    // SAFETY: sa_mask is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut ours.sa_mask) };
+    ours
 }
 
 /// The SIGBUS handler. See the module docs for what it may and may not do.
@@ -297,9 +370,11 @@ unsafe fn call_previous(
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &block, before.as_mut_ptr());
         if previous.sa_flags & libc::SA_RESETHAND != 0 {
+            // The kernel would reset the action to SIG_DFL before the call. The
+            // action it resets is the previous one: mcsafe's stays in place.
             let mut default = *previous;
             default.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(libc::SIGBUS, &default, ptr::null_mut());
+            PREVIOUS.store(&default);
         }
         if previous.sa_flags & libc::SA_SIGINFO != 0 {
             let f: extern "C" fn(c_int, *mut siginfo_t, *mut c_void) =
@@ -309,6 +384,35 @@ unsafe fn call_previous(
             let f: extern "C" fn(c_int) = core::mem::transmute(handler);
             f(signo);
         }
+        adopt_changed_action();
         libc::pthread_sigmask(libc::SIG_SETMASK, before.as_ptr(), ptr::null_mut());
+    }
+}
+
+/// Called after a previous handler returned: if it changed the SIGBUS action,
+/// that change was meant for the SIGBUS that are its business, so it becomes
+/// the action mcsafe forwards to, and mcsafe's handler goes back in place.
+///
+/// Rust's std installs such a handler in every Rust program (for stack overflow
+/// reports; it is what mcsafe finds and saves when nothing else was installed):
+/// on a SIGBUS outside a thread's guard page, it resets SIGBUS to SIG_DFL and
+/// returns, so that the faulting instruction runs again and the process dies.
+/// Left alone, a forwarded `kill -BUS` or `BUS_MCEERR_AO` (which do not repeat)
+/// would leave SIG_DFL in place of mcsafe's handler and the next copy fault
+/// would kill the process. Adopted, a fault that repeats still dies by SIGBUS
+/// (now through mcsafe's forwarding to SIG_DFL), and copy faults stay recovered.
+///
+/// Async-signal-safe: two `sigaction` calls and atomics.
+fn adopt_changed_action() {
+    let mut now = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only queries; `now` is writable.
+    if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), now.as_mut_ptr()) } != 0 {
+        return;
+    }
+    // SAFETY: sigaction filled it in.
+    let now = unsafe { now.assume_init() };
+    if now.sa_sigaction != our_handler() && PREVIOUS.store(&now) {
+        // SAFETY: a valid action; on_sigbus has the SA_SIGINFO signature.
+        unsafe { libc::sigaction(libc::SIGBUS, &our_action(), ptr::null_mut()) };
     }
 }

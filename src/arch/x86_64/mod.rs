@@ -3,11 +3,13 @@
 //! - `routines`: the assembly routines and the `asm!` call that runs one;
 //! - `table`: the landing-pad table the assembly emits, and its lookup;
 //! - `handler`: the SIGBUS handler, its installation and its chaining;
+//! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
 //! - this file: dispatch, the routine each copy calls, resolved once.
 
 mod cpu;
 mod handler;
+mod probe;
 mod routines;
 pub(crate) mod table;
 

@@ -1,0 +1,157 @@
+//! SIGSEGV is not SIGBUS: mcsafe does not hook it. An unmapped source, a
+//! read-only or unmapped destination, a PROT_NONE page: the process dies by
+//! SIGSEGV as with `memcpy`, and mcsafe's handler never sees it. Rust's own
+//! stack-overflow report still works after mcsafe is installed.
+
+mod common;
+
+use std::process::Command;
+use std::ptr;
+
+use common::*;
+
+/// `len` bytes of fresh anonymous memory with protection `prot`.
+fn mapping(len: usize, prot: i32) -> *mut u8 {
+    // SAFETY: a fresh anonymous mapping.
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            prot,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(p, libc::MAP_FAILED);
+    p.cast()
+}
+
+fn unmapped() -> *mut u8 {
+    let p = mapping(4 * PAGE, libc::PROT_READ);
+    // SAFETY: unmapping our own mapping: its addresses are now unmapped.
+    unsafe { libc::munmap(p.cast(), 4 * PAGE) };
+    p
+}
+
+fn sigsegv_action() -> usize {
+    // SAFETY: querying the action.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGSEGV, ptr::null(), &mut action);
+        action.sa_sigaction
+    }
+}
+
+#[test]
+fn mcsafe_does_not_touch_sigsegv() {
+    let before = sigsegv_action();
+    mcsafe::install().unwrap();
+    let lost = LostTail::new(1, 1, 0);
+    let mut dst = vec![0u8; 2 * PAGE];
+    // SAFETY: the second page is lost: a recovered SIGBUS.
+    assert!(unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.base(), 2 * PAGE) }.is_err());
+    assert_eq!(sigsegv_action(), before);
+}
+
+/// Runs `copy` in a child after installing mcsafe; the child must die by
+/// SIGSEGV with mcsafe's counters untouched up to then.
+fn dies_by_sigsegv(test: &str, copy: impl FnOnce()) {
+    let status = in_child(test, || {
+        mcsafe::install().unwrap();
+        copy();
+        eprintln!("the copy returned: {:?}", mcsafe::stats());
+    });
+    assert_eq!(killed_by(status), Some(libc::SIGSEGV), "{test}: {status:?}");
+}
+
+#[test]
+fn an_unmapped_source_kills_by_sigsegv() {
+    dies_by_sigsegv("an_unmapped_source_kills_by_sigsegv", || {
+        let mut dst = vec![0u8; PAGE];
+        // SAFETY: deliberately unmapped: the child dies.
+        let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), unmapped(), PAGE) };
+    });
+}
+
+#[test]
+fn an_unmapped_destination_kills_by_sigsegv() {
+    dies_by_sigsegv("an_unmapped_destination_kills_by_sigsegv", || {
+        let src = vec![0u8; PAGE];
+        // SAFETY: deliberately unmapped: the child dies.
+        let _ = unsafe { mcsafe::copy_mc(unmapped(), src.as_ptr(), PAGE) };
+    });
+}
+
+#[test]
+fn a_read_only_destination_kills_by_sigsegv() {
+    dies_by_sigsegv("a_read_only_destination_kills_by_sigsegv", || {
+        let src = vec![0u8; PAGE];
+        // SAFETY: deliberately read-only: the child dies.
+        let _ = unsafe { mcsafe::copy_mc(mapping(PAGE, libc::PROT_READ), src.as_ptr(), PAGE) };
+    });
+}
+
+#[test]
+fn a_prot_none_page_after_good_ones_kills_by_sigsegv_with_every_strategy() {
+    for strategy in mcsafe::Strategy::available() {
+        let status = in_child_with_env(
+            "a_prot_none_page_after_good_ones_kills_by_sigsegv_with_every_strategy",
+            &[("MCSAFE_STRATEGY", strategy.name())],
+            || {
+                mcsafe::install().unwrap();
+                let src = mapping(3 * PAGE, libc::PROT_READ | libc::PROT_WRITE);
+                // SAFETY: our mapping; its third page becomes inaccessible.
+                unsafe { libc::mprotect(src.add(2 * PAGE).cast(), PAGE, libc::PROT_NONE) };
+                let mut dst = vec![0u8; 3 * PAGE];
+                // SAFETY: deliberately inaccessible: the child dies.
+                let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src, 3 * PAGE) };
+            },
+        );
+        assert_eq!(
+            killed_by(status),
+            Some(libc::SIGSEGV),
+            "{strategy}: {status:?}"
+        );
+    }
+}
+
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = [depth; 64];
+    std::hint::black_box(&frame);
+    recurse(depth + 1) + frame[7]
+}
+
+#[test]
+fn rust_still_reports_a_stack_overflow_after_mcsafe_is_installed() {
+    const TEST: &str = "rust_still_reports_a_stack_overflow_after_mcsafe_is_installed";
+    if std::env::var("MCSAFE_OVERFLOW").is_ok() {
+        mcsafe::install().unwrap();
+        // A recovered copy fault first: mcsafe's handler is live.
+        let lost = LostTail::new(1, 1, 0);
+        let mut dst = vec![0u8; 2 * PAGE];
+        // SAFETY: the second page is lost.
+        assert!(unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.base(), 2 * PAGE) }.is_err());
+        std::thread::Builder::new()
+            .name("deep".into())
+            .spawn(|| recurse(0))
+            .unwrap()
+            .join()
+            .unwrap();
+        return;
+    }
+    let output = Command::new(std::env::current_exe().unwrap())
+        .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env("MCSAFE_OVERFLOW", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("child: {:?}\n{stderr}", output.status);
+    let report = stderr
+        .lines()
+        .find(|l| l.starts_with("thread 'deep'"))
+        .unwrap_or_default();
+    assert!(report.ends_with("has overflowed its stack"), "{stderr}");
+    assert_eq!(killed_by(output.status), Some(libc::SIGABRT));
+}
