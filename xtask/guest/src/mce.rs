@@ -1,0 +1,213 @@
+//! Case 6: real machine checks. For each injection, a child fills a large
+//! source, tells the host the physical address of one of its pages, and copies
+//! the source in a loop until the host's `mce` (QEMU monitor) lands. The #MC
+//! arrives asynchronously, at whatever instruction the CPU is at; the kernel's
+//! memory-failure code poisons and unmaps the page and sends `BUS_MCEERR_AR`
+//! with the page-aligned address. The copy must return Poison/Source with
+//! exactly the bytes before that page, and the child goes on.
+
+use std::time::{Duration, Instant};
+
+use mcsafe::internals::Thresholds;
+use mcsafe::{Side, Strategy};
+
+use crate::cases::routine_at;
+use crate::mem::*;
+use crate::protocol::{INJECTIONS, Line};
+use crate::{Child, Verdict, record};
+
+/// Source size: large, so that the CPU is nearly always inside a copy routine
+/// (an #MC that lands in user mode between two copies kills the child, as it
+/// should: that SIGBUS is not a copy fault).
+const PAGES: usize = 4096;
+
+/// Page positions of the injections: the first pages, both sides of a 2 MiB
+/// boundary, the middle, the last pages.
+const POSITIONS: [usize; 12] = [0, 1, 2, 63, 511, 512, 1000, 2047, 2048, 3333, 4094, 4095];
+
+/// Source misalignments, cycled independently of the positions.
+const SRC_OFFSETS: [usize; 5] = [0, 1, 8, 100, 4095];
+
+/// Tries per injection that the #MC may land outside a copy routine.
+const TRIES: usize = 4;
+
+/// Runs injections `from..INJECTIONS`: one case line each. Returns the verdicts.
+pub fn run(ctx_strategies: &[Strategy], port: &crate::Port, from: usize) -> Vec<bool> {
+    let mut verdicts = Vec::new();
+    for index in from..INJECTIONS {
+        let strategy = ctx_strategies[index % ctx_strategies.len()];
+        let page = POSITIONS[index % POSITIONS.len()];
+        let src_off = SRC_OFFSETS[index % SRC_OFFSETS.len()];
+        let id = format!("6-mce-{index:02}-{strategy}");
+        let mut verdict = None;
+        for attempt in 0..TRIES {
+            // A retry takes a neighbouring page: the first one is poisoned for good.
+            let page = if attempt % 2 == 0 { page } else { page ^ 1 };
+            let outcome = crate::in_child(
+                ctx_strategies.to_vec(),
+                *port,
+                Duration::from_secs(90),
+                |ctx| inject_once(ctx, index, strategy, page, src_off),
+            );
+            let seen = record::seen();
+            match outcome {
+                Verdict::Killed(libc::SIGBUS, _)
+                    if seen.count > 0 && routine_at(seen.rip).is_none() =>
+                {
+                    port.send(&Line::MceOutside {
+                        index,
+                        detail: format!(
+                            "attempt {attempt}: si_code {} at RIP {:#x}, outside every copy routine: killed by SIGBUS",
+                            seen.code, seen.rip
+                        ),
+                    });
+                }
+                Verdict::Killed(libc::SIGBUS, notes) if seen.count > 0 => {
+                    verdict = Some(Err(format!(
+                        "mcsafe forwarded a fault at RIP {:#x} inside the {} routine (si_code {}, addr {:#x}); {notes}",
+                        seen.rip,
+                        routine_at(seen.rip).unwrap_or("?"),
+                        seen.code,
+                        seen.addr
+                    )));
+                    break;
+                }
+                other => {
+                    verdict = Some(other.into_result(None));
+                    break;
+                }
+            }
+        }
+        let result = verdict.unwrap_or_else(|| {
+            Err(format!(
+                "{TRIES} injections all landed outside a copy routine"
+            ))
+        });
+        verdicts.push(result.is_ok());
+        port.send(&Line::Case {
+            id,
+            pass: result.is_ok(),
+            detail: result.unwrap_or_else(|e| e),
+        });
+    }
+    verdicts
+}
+
+/// How a vector strategy copies this injection's 16 MiB: by default with `rep
+/// movsb` (from 2112 bytes), so every third injection of such a strategy runs
+/// its aligned vector loop instead, and every third its non-temporal loop, by
+/// moving the thresholds in the injection's own process.
+fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thresholds>) {
+    if matches!(strategy, Strategy::Fragile | Strategy::RepMovsb) {
+        return ("", None);
+    }
+    let never = usize::MAX;
+    match (index / 3) % 3 {
+        0 => (" (rep movsb)", None),
+        1 => (
+            " (vector loop)",
+            Some(Thresholds {
+                rep_movsb: never,
+                non_temporal: never,
+            }),
+        ),
+        _ => (
+            " (non-temporal loop)",
+            Some(Thresholds {
+                rep_movsb: never,
+                non_temporal: 0,
+            }),
+        ),
+    }
+}
+
+fn inject_once(
+    ctx: &mut Child,
+    index: usize,
+    strategy: Strategy,
+    page: usize,
+    src_off: usize,
+) -> Result<String, String> {
+    record::install(true);
+    mcsafe::install().map_err(|e| e.to_string())?;
+    let (method, thresholds) = vector_method(strategy, index);
+    if let Some(t) = thresholds {
+        mcsafe::internals::set_thresholds(t);
+    }
+    let src = Mapping::anon_small_pages(PAGES * PAGE)?;
+    // Successive copies go to two destinations 64 bytes apart, so that what an
+    // earlier clean copy left there cannot pass for the faulting copy's prefix.
+    let dst = Mapping::anon_small_pages(PAGES * PAGE + PAGE)?;
+    // SAFETY: fresh memory; filling the destination also faults it in, so the
+    // loop below spends its time copying, not in the kernel.
+    unsafe {
+        fill(src.base, src.len, index as u64);
+        fill(dst.base, dst.len, !0);
+    }
+    let lost = src.base as usize + page * PAGE;
+    let paddr = physical_page(lost)?;
+    let (from, len) = (src.at(src_off), src.len - src_off);
+    let want = Want {
+        lost,
+        granule: PAGE,
+        side: Side::Source,
+    };
+    let cpu = copy_cpu()?;
+    ctx.port.send(&Line::MceReady { index, cpu, paddr });
+    let before = mcsafe::stats().recovered;
+    let start = Instant::now();
+    let mut clean = 0u64;
+    let (fault, to) = loop {
+        let to = dst.at(clean as usize % 2 * 64);
+        // SAFETY: our buffers; the machine check may poison `lost` at any time.
+        match unsafe { mcsafe::copy_mc_with(strategy, to, from, len) } {
+            Ok(()) => clean += 1,
+            Err(fault) => break (fault, to),
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "no machine check arrived within 60 s ({clean} clean copies)"
+            ));
+        }
+    };
+    let waited = start.elapsed();
+    let signals = mcsafe::stats().recovered - before;
+    let copied = lost.saturating_sub(from as usize);
+    let exact = fault.kind() == mcsafe::FaultKind::Poison
+        && fault.side() == want.side
+        && fault.granule() == PAGE
+        && fault.addr() == lost
+        && fault.copied() == copied
+        && signals == 1;
+    if !exact {
+        return Err(format!(
+            "{strategy}{method}: {fault} ({signals} signals); want Poison/source at {lost:#x} (page-aligned), copied {copied}"
+        ));
+    }
+    // SAFETY: the prefix ends before the lost page on both sides.
+    if let Some(i) = unsafe { first_difference(to, from, copied) } {
+        return Err(format!("{strategy}{method}: prefix differs at byte {i}"));
+    }
+    Ok(format!(
+        "{strategy}{method}: page {page} of {PAGES} at {paddr:#x}, src +{src_off}: Poison, source, si_addr page-aligned, copied {copied} \
+         exact, one signal; #MC after {clean} clean copies ({:.1} s)",
+        waited.as_secs_f64()
+    ))
+}
+
+/// Moves this process to the last CPU (isolated, tickless: see the host's
+/// kernel command line) and returns its number.
+fn copy_cpu() -> Result<usize, String> {
+    // SAFETY: sysconf and sched_setaffinity on this process, with a local set.
+    unsafe {
+        let cpus = libc::sysconf(libc::_SC_NPROCESSORS_ONLN).max(1) as usize;
+        let cpu = cpus - 1;
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(os_error("sched_setaffinity"));
+        }
+        libc::sched_yield();
+        Ok(cpu)
+    }
+}
