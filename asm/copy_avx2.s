@@ -7,8 +7,9 @@
 #   129..256     four vectors from each end
 #   257..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end;
-#                from mcsafe_rep_movsb_threshold: rep movsb;
-#                from mcsafe_non_temporal_threshold: the loop with non-temporal stores.
+#                from mcsafe_avx2_rep_movsb_threshold: rep movsb instead;
+#                from mcsafe_non_temporal_threshold (checked first, whatever the
+#                rep movsb threshold): the loop with non-temporal stores.
 # Small classes leave rdi at the start (see copy_avx512.s). Every exit that used a
 # ymm register runs vzeroupper, so later SSE code pays no transition penalty.
 
@@ -118,8 +119,10 @@ mcsafe_copy_avx2:
 	ret
 
 .Lavx2_more_8x_vec:
-	cmp	mcsafe_rep_movsb_threshold(%rip), %rdx
-	jae	.Lavx2_rep_or_nt
+	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
+	jae	.Lavx2_non_temporal
+	cmp	mcsafe_avx2_rep_movsb_threshold(%rip), %rdx
+	jae	.Lavx2_rep_movsb
 .Lavx2_loop_4x:
 	vmovdqu	(%rsi), %ymm0			# store the first vector as it is,
 	vmovdqu	%ymm0, (%rdi)
@@ -157,9 +160,7 @@ mcsafe_copy_avx2:
 	xor	%ecx, %ecx
 	ret
 
-.Lavx2_rep_or_nt:
-	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
-	jae	.Lavx2_non_temporal
+.Lavx2_rep_movsb:
 	mov	%rdx, %rcx
 	rep movsb				# leaves rcx = 0: no fault
 	ret
@@ -175,7 +176,11 @@ mcsafe_copy_avx2:
 	add	%rcx, %rdi
 	sub	%rcx, %rdx
 .Lavx2_non_temporal_body:
-	vmovdqu	(%rsi), %ymm0			# four vectors per iteration, stored
+	cmp	$1152, %rdx			# prefetch 1 KiB ahead, only inside
+	jb	1f				# the source (see copy_avx512.s)
+	prefetcht0 1024(%rsi)
+	prefetcht0 1088(%rsi)
+1:	vmovdqu	(%rsi), %ymm0			# four vectors per iteration, stored
 	vmovdqu	32(%rsi), %ymm1			# around the cache
 	vmovdqu	64(%rsi), %ymm2
 	vmovdqu	96(%rsi), %ymm3

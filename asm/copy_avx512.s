@@ -7,13 +7,14 @@
 #   257..512     four vectors from each end
 #   513..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end;
-#                from mcsafe_rep_movsb_threshold: rep movsb;
-#                from mcsafe_non_temporal_threshold: the loop with non-temporal stores.
+#                from mcsafe_avx512_rep_movsb_threshold: rep movsb instead;
+#                from mcsafe_non_temporal_threshold (checked first, whatever the
+#                rep movsb threshold): the loop with non-temporal stores.
 # Small classes load everything before storing anything and leave rdi at the start:
 # after a fault the careful forward step (src/copy.rs) copies the prefix again, with
 # a shorter length that no longer reaches the lost granule.
 #
-# Only zmm16-31 are used (EVEX): their upper halves never make
+# Only zmm16-31 (and their ymm halves) are used (EVEX): their upper halves never make
 # later SSE code pay a transition penalty, so no vzeroupper is needed.
 
 	.text
@@ -85,8 +86,10 @@ mcsafe_copy_avx512:
 	ret
 
 .Lavx512_more_8x_vec:
-	cmp	mcsafe_rep_movsb_threshold(%rip), %rdx
-	jae	.Lavx512_rep_or_nt
+	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
+	jae	.Lavx512_non_temporal
+	cmp	mcsafe_avx512_rep_movsb_threshold(%rip), %rdx
+	jae	.Lavx512_rep_movsb
 .Lavx512_loop_4x:
 	vmovdqu64 (%rsi), %zmm16		# store the first vector as it is,
 	vmovdqu64 %zmm16, (%rdi)
@@ -124,9 +127,7 @@ mcsafe_copy_avx512:
 	xor	%ecx, %ecx
 	ret
 
-.Lavx512_rep_or_nt:
-	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
-	jae	.Lavx512_non_temporal
+.Lavx512_rep_movsb:
 	mov	%rdx, %rcx
 	rep movsb				# leaves rcx = 0: no fault
 	ret
@@ -142,14 +143,28 @@ mcsafe_copy_avx512:
 	add	%rcx, %rdi
 	sub	%rcx, %rdx
 .Lavx512_non_temporal_body:
-	vmovdqu64 (%rsi), %zmm16		# four vectors per iteration, stored
-	vmovdqu64 64(%rsi), %zmm17		# around the cache
-	vmovdqu64 128(%rsi), %zmm18
-	vmovdqu64 192(%rsi), %zmm19
-	vmovntdq %zmm16, (%rdi)
-	vmovntdq %zmm17, 64(%rdi)
-	vmovntdq %zmm18, 128(%rdi)
-	vmovntdq %zmm19, 192(%rdi)
+	cmp	$1280, %rdx			# prefetch 1 KiB ahead, but only
+	jb	1f				# inside the source: never into
+	prefetcht0 1024(%rsi)			# bytes past len, which may be a
+	prefetcht0 1088(%rsi)			# lost granule (the forward step
+	prefetcht0 1152(%rsi)			# ends right before one)
+	prefetcht0 1216(%rsi)
+1:	vmovdqu64 (%rsi), %ymm16		# eight 32-byte halves per iteration,
+	vmovdqu64 32(%rsi), %ymm17		# stored around the cache (32-byte
+	vmovdqu64 64(%rsi), %ymm18		# streaming stores outrun 64-byte ones
+	vmovdqu64 96(%rsi), %ymm19		# on the CPUs measured: see README)
+	vmovdqu64 128(%rsi), %ymm20
+	vmovdqu64 160(%rsi), %ymm21
+	vmovdqu64 192(%rsi), %ymm22
+	vmovdqu64 224(%rsi), %ymm23
+	vmovntdq %ymm16, (%rdi)
+	vmovntdq %ymm17, 32(%rdi)
+	vmovntdq %ymm18, 64(%rdi)
+	vmovntdq %ymm19, 96(%rdi)
+	vmovntdq %ymm20, 128(%rdi)
+	vmovntdq %ymm21, 160(%rdi)
+	vmovntdq %ymm22, 192(%rdi)
+	vmovntdq %ymm23, 224(%rdi)
 	add	$256, %rsi
 	add	$256, %rdi
 	sub	$256, %rdx

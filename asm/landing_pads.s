@@ -56,9 +56,13 @@ mcsafe_landing_pads_start:
 # the CPU may lack.
 	.pushsection .data.mcsafe_thresholds, "aw"
 	.balign 8
-	.globl	mcsafe_rep_movsb_threshold
-	.hidden	mcsafe_rep_movsb_threshold
-mcsafe_rep_movsb_threshold:			# from this many bytes: rep movsb
+	.globl	mcsafe_avx2_rep_movsb_threshold
+	.hidden	mcsafe_avx2_rep_movsb_threshold
+mcsafe_avx2_rep_movsb_threshold:		# from this many bytes, copy_avx2: rep movsb
+	.quad	-1
+	.globl	mcsafe_avx512_rep_movsb_threshold
+	.hidden	mcsafe_avx512_rep_movsb_threshold
+mcsafe_avx512_rep_movsb_threshold:		# the same for copy_avx512
 	.quad	-1
 	.globl	mcsafe_non_temporal_threshold
 	.hidden	mcsafe_non_temporal_threshold

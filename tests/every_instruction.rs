@@ -198,7 +198,8 @@ const COPIES: [Copy; 15] = [
 /// routines: the aligned loop (516 bytes), `rep movsb` (530) and the
 /// non-temporal loop (from 700).
 const THRESHOLDS: Thresholds = Thresholds {
-    rep_movsb: 520,
+    avx2_rep_movsb: 520,
+    avx512_rep_movsb: 520,
     non_temporal: 600,
 };
 

@@ -25,7 +25,8 @@ fn two_bad_pages_in_one_copy_stop_at_the_first() {
     // loads: keep the vector routines in their loop, whose loads run ahead.
     let defaults = mcsafe::internals::thresholds();
     mcsafe::internals::set_thresholds(mcsafe::internals::Thresholds {
-        rep_movsb: usize::MAX,
+        avx2_rep_movsb: usize::MAX,
+        avx512_rep_movsb: usize::MAX,
         non_temporal: usize::MAX,
     });
     let restore = Restore(defaults);

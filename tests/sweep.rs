@@ -279,7 +279,8 @@ fn with_low_thresholds(body: impl FnOnce()) {
     let _serial = signal_lock();
     let defaults = thresholds();
     set_thresholds(Thresholds {
-        rep_movsb: 1024,
+        avx2_rep_movsb: 1024,
+        avx512_rep_movsb: 1024,
         non_temporal: 4096,
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));

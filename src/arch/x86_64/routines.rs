@@ -45,17 +45,19 @@ unsafe extern "C" {
 
 unsafe extern "C" {
     // Size thresholds read by the vector routines (asm/landing_pads.s).
-    static mcsafe_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_avx2_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_avx512_rep_movsb_threshold: AtomicUsize;
     static mcsafe_non_temporal_threshold: AtomicUsize;
 }
 
 /// Sets the size thresholds of the vector routines; called once, before any
 /// routine is published.
 pub(crate) fn set_thresholds(t: Thresholds) {
-    // SAFETY: two 8-byte aligned words in .data, declared by the assembly and
+    // SAFETY: three 8-byte aligned words in .data, declared by the assembly and
     // only ever accessed as atomics (the routines only read them).
     unsafe {
-        mcsafe_rep_movsb_threshold.store(t.rep_movsb, Ordering::Relaxed);
+        mcsafe_avx2_rep_movsb_threshold.store(t.avx2_rep_movsb, Ordering::Relaxed);
+        mcsafe_avx512_rep_movsb_threshold.store(t.avx512_rep_movsb, Ordering::Relaxed);
         mcsafe_non_temporal_threshold.store(t.non_temporal, Ordering::Relaxed);
     }
 }
@@ -65,7 +67,8 @@ pub(crate) fn thresholds() -> Thresholds {
     // SAFETY: as in `set_thresholds`.
     unsafe {
         Thresholds {
-            rep_movsb: mcsafe_rep_movsb_threshold.load(Ordering::Relaxed),
+            avx2_rep_movsb: mcsafe_avx2_rep_movsb_threshold.load(Ordering::Relaxed),
+            avx512_rep_movsb: mcsafe_avx512_rep_movsb_threshold.load(Ordering::Relaxed),
             non_temporal: mcsafe_non_temporal_threshold.load(Ordering::Relaxed),
         }
     }

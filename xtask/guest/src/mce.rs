@@ -107,14 +107,16 @@ fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thre
         1 => (
             " (vector loop)",
             Some(Thresholds {
-                rep_movsb: never,
+                avx2_rep_movsb: never,
+                avx512_rep_movsb: never,
                 non_temporal: never,
             }),
         ),
         _ => (
             " (non-temporal loop)",
             Some(Thresholds {
-                rep_movsb: never,
+                avx2_rep_movsb: never,
+                avx512_rep_movsb: never,
                 non_temporal: 0,
             }),
         ),
