@@ -46,8 +46,16 @@ fn sizes() -> Vec<usize> {
         p *= 2;
     }
     // The routines' own class boundaries and thresholds, +-1.
-    for edge in [64, 128, 256, 512, t.rep_movsb, t.non_temporal] {
-        if edge <= max {
+    for edge in [
+        64,
+        128,
+        256,
+        512,
+        t.avx2_rep_movsb,
+        t.avx512_rep_movsb,
+        t.non_temporal,
+    ] {
+        if edge <= max && edge > 0 {
             v.extend([edge - 1, edge, edge + 1]);
         }
     }
