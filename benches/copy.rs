@@ -149,7 +149,7 @@ fn hot(c: &mut Criterion) {
 fn cold(c: &mut Criterion) {
     let env = setup();
     let sizes: Vec<usize> = sizes().into_iter().filter(|&s| s <= 64 * MIB).collect();
-    let region = (4 * sizes.iter().max().copied().unwrap_or(0)).max(1 << 30);
+    let region = (8 * sizes.iter().max().copied().unwrap_or(0)).max(3 << 30);
     let (src, dst) = (Region::new(region), Region::new(region));
     for (s, d) in alignments() {
         let mut group = c.benchmark_group(format!("cold/src+{s}/dst+{d}"));

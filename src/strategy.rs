@@ -35,9 +35,8 @@ pub enum Strategy {
     /// `rep movsb` and non-temporal stores above thresholds set from CPUID.
     /// Offered on CPUs with AVX2.
     Avx2,
-    /// The same shape with 64-byte AVX-512 vectors (EVEX registers 16-31 only),
-    /// and one masked move, without size branches, below 64 bytes. Offered on
-    /// CPUs with AVX-512F, AVX-512BW and BMI2.
+    /// The same shape with 64-byte AVX-512 vectors (EVEX registers 16-31 only,
+    /// so no `vzeroupper`). Offered on CPUs with AVX-512F and AVX-512VL.
     Avx512,
 }
 

@@ -50,7 +50,7 @@ bench    The speed summary: copy_mc against glibc memcpy, copy_nonoverlapping,
            --quick         5 rounds, sizes up to 16 MiB (default: 9 rounds, all)
            --rounds N      rounds per measurement (medians of N)
            --max-size B    leave out size classes above B bytes
-           --cold BYTES    size of each cold region (default 1 GiB)
+           --cold BYTES    size of each cold region (default 3 GiB)
            --plot FILE     also write the throughput plot (SVG)";
 
 /// A parsed command line: one variant per command.

@@ -48,6 +48,9 @@ pub unsafe fn side_by_side(
         }
         n = (n * 2).min(workload.max_batch());
     }
+    // Per comparator and round: (nanoseconds per call, bytes per nanosecond),
+    // from the bytes this batch really copied (a class's sizes are not evenly
+    // spread over short batches).
     let mut samples = vec![Vec::with_capacity(rounds); comparators.len()];
     for round in 0..rounds {
         for k in 0..comparators.len() {
@@ -55,20 +58,22 @@ pub unsafe fn side_by_side(
             // SAFETY: the caller's contract.
             unsafe { comparators[i].time(workload.batch(n.div_ceil(4)), env) };
             let calls = workload.batch(n);
+            let bytes: usize = calls.iter().map(|c| c.len).sum();
             // SAFETY: the caller's contract.
-            let t = unsafe { comparators[i].time(calls, env) };
-            samples[i].push(t.as_secs_f64() * 1e9 / calls.len() as f64);
+            let ns = unsafe { comparators[i].time(calls, env) }.as_secs_f64() * 1e9;
+            samples[i].push((ns / calls.len() as f64, bytes as f64 / ns));
         }
     }
-    let bytes = workload.bytes_per_call();
     samples
         .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            let ns_per_call = s[s.len() / 2];
+        .map(|s| {
+            let median = |mut v: Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
             Measurement {
-                ns_per_call,
-                gb_per_s: bytes / ns_per_call,
+                ns_per_call: median(s.iter().map(|x| x.0).collect()),
+                gb_per_s: median(s.iter().map(|x| x.1).collect()),
             }
         })
         .collect()
