@@ -187,6 +187,40 @@ mcsafe_copy_avx512:
 	add	%rcx, %rsi
 	add	%rcx, %rdi
 	sub	%rcx, %rdx
+.Lavx512_non_temporal_4_pages:
+	cmp	$17408, %rdx			# four pages left, and the last step's
+	jb	.Lavx512_non_temporal_body	# prefetch (+1 KiB) still inside them
+	mov	$64, %ecx			# 4 KiB per page, 64 bytes a step
+.Lavx512_non_temporal_4_pages_step:
+	prefetcht0 1024(%rsi)			# four streams, one per page: the
+	prefetcht0 5120(%rsi)			# same offset in four consecutive
+	prefetcht0 9216(%rsi)			# pages of the source (all inside it)
+	prefetcht0 13312(%rsi)
+	vmovdqu64 (%rsi), %ymm16
+	vmovdqu64 32(%rsi), %ymm17
+	vmovdqu64 4096(%rsi), %ymm18
+	vmovdqu64 4128(%rsi), %ymm19
+	vmovdqu64 8192(%rsi), %ymm20
+	vmovdqu64 8224(%rsi), %ymm21
+	vmovdqu64 12288(%rsi), %ymm22
+	vmovdqu64 12320(%rsi), %ymm23
+	vmovntdq %ymm16, (%rdi)
+	vmovntdq %ymm17, 32(%rdi)
+	vmovntdq %ymm18, 4096(%rdi)
+	vmovntdq %ymm19, 4128(%rdi)
+	vmovntdq %ymm20, 8192(%rdi)
+	vmovntdq %ymm21, 8224(%rdi)
+	vmovntdq %ymm22, 12288(%rdi)
+	vmovntdq %ymm23, 12320(%rdi)
+	add	$64, %rsi
+	add	$64, %rdi			# walks the first page; the other
+	dec	%ecx				# three run ahead at the same offset
+	jnz	.Lavx512_non_temporal_4_pages_step
+	add	$12288, %rsi			# the other three pages are stored
+	add	$12288, %rdi			# too: past the whole group
+	sub	$16384, %rdx
+	jmp	.Lavx512_non_temporal_4_pages
+
 .Lavx512_non_temporal_body:
 	cmp	$1280, %rdx			# prefetch 1 KiB ahead, but only
 	jb	1f				# inside the source: never into

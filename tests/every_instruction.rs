@@ -14,7 +14,8 @@
 //!    the three prologue instructions lie outside the ranges.
 //! 2. Injection passes: for each in-range instruction k (every dynamic
 //!    instruction; of a `rep movsb`, whose iterations are steps at one address,
-//!    the first 8 iterations and every 16th), run the copy again, stop
+//!    the first 8 iterations and every 16th; in the one long copy, each
+//!    instruction's first 4 executions and every 16th), run the copy again, stop
 //!    at k, make one page of the source (then of the destination) unreadable by
 //!    truncating its memfd, and deliver a forged `BUS_MCEERR_AR` for that page,
 //!    page-aligned, lsb 12, exactly as the kernel reports a machine check. The
@@ -44,7 +45,7 @@ use nix::sys::signal::{Signal, raise};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
-const PAGES: usize = 4;
+const PAGES: usize = 8;
 
 /// A MAP_SHARED memfd mapping: the tracer sees what the traced child writes,
 /// and can take pages away from it by truncating the file.
@@ -116,7 +117,7 @@ struct Copy {
 /// words; and every size class of the vector routines (masked or overlapping
 /// small moves, 2, 4 and 8 vectors, the aligned loop, `rep movsb` and the
 /// non-temporal loop, reached with the thresholds of `THRESHOLDS`).
-const COPIES: [Copy; 15] = [
+const COPIES: [Copy; 16] = [
     Copy {
         len: 1,
         src_at: PAGE - 1,
@@ -192,7 +193,17 @@ const COPIES: [Copy; 15] = [
         src_at: PAGE - 1001,
         dst_at: 2 * PAGE - 2001,
     },
+    // Past 17 KiB: the AVX-512 routine's four-page streaming loop.
+    Copy {
+        len: 18000,
+        src_at: PAGE - 1001,
+        dst_at: 2 * PAGE - 2033,
+    },
 ];
+
+/// Copies long enough that injecting at every dynamic instruction would take
+/// minutes (the passes are quadratic in the steps).
+const LONG: usize = 4096;
 
 /// Low thresholds, so that short copies reach every method of the vector
 /// routines: the aligned loop (516 bytes), `rep movsb` (530) and the
@@ -210,6 +221,8 @@ fn worth_tracing(strategy: Strategy, copy: Copy) -> bool {
     match strategy {
         Strategy::Fragile => copy.len <= 1000,
         Strategy::RepMovsb => copy.len <= 310,
+        // Only AVX-512 has a path that needs a long copy.
+        _ if copy.len >= LONG => strategy == Strategy::Avx512,
         _ => true,
     }
 }
@@ -217,7 +230,14 @@ fn worth_tracing(strategy: Strategy, copy: Copy) -> bool {
 /// Whether to inject at the step pass's k-th in-range instruction. Every one,
 /// except inside one string instruction that repeats at the same address (each
 /// `rep movsb` iteration is a step): its first 8 iterations and every 16th.
-fn worth_injecting(rips: &[usize], k: usize) -> bool {
+/// In a long copy (`LONG` bytes or more), each instruction's first 4
+/// executions and every 16th: every instruction of every loop is still
+/// injected at, early, late and in between.
+fn worth_injecting(rips: &[usize], k: usize, len: usize) -> bool {
+    if len >= LONG {
+        let seen = rips[..k].iter().filter(|&&r| r == rips[k]).count();
+        return seen < 4 || seen % 16 == 0;
+    }
     let repeats = rips[..k]
         .iter()
         .rev()
@@ -737,7 +757,8 @@ fn main() {
         // Short routines: every page of every side at every instruction; long
         // ones: one page per side at each instruction, in turn.
         let every_page = steps.in_range * page_count <= 200;
-        for k in (0..steps.in_range).filter(|&k| worth_injecting(&steps.rips, k)) {
+        let before = injections;
+        for k in (0..steps.in_range).filter(|&k| worth_injecting(&steps.rips, k, copy.len)) {
             for (side, pages) in &sides {
                 let chosen = if every_page {
                     pages.clone()
@@ -752,14 +773,15 @@ fn main() {
             }
         }
         eprintln!(
-            "{:>16} len {:>4}: {:>4} instructions stepped, each one injected on {}",
+            "{:>16} len {:>5}: {:>4} instructions stepped, {:>4} machine checks injected ({})",
             format!("{op:?}"),
             copy.len,
             steps.in_range,
+            injections - before,
             if every_page {
-                "every page"
+                "every page at each"
             } else {
-                "each side"
+                "one page per side at each"
             }
         );
     }
