@@ -154,8 +154,16 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 /// seconds (a handler that returns without passing the fault on makes it repeat
 /// forever; the child is then killed). The child does only async-signal-safe
 /// work, so this is safe in a multithreaded process. The verdict is remembered
-/// for that handler. Not async-signal-safe: do not call it from a signal handler
-/// (a [`copy_mc`] there is fine once the handler is installed).
+/// for that handler. Not async-signal-safe: do not call it from a signal handler.
+///
+/// It also picks the copy routines ([`Strategy::current`]), so that after it
+/// returns `Ok`, every copy is async-signal-safe: [`copy_mc`] and the other
+/// entry points then take no lock, read no environment and allocate nothing, and
+/// may run inside a signal handler. (Without `install`, the first copy does this.)
+///
+/// # Panics
+///
+/// If `MCSAFE_STRATEGY` names a strategy this CPU cannot run, or none.
 ///
 /// # Errors
 ///
@@ -224,11 +232,9 @@ pub mod internals {
         crate::arch::routine_addr(strategy)
     }
 
-    #[cfg(mcsafe_protected)]
     pub use crate::arch::Thresholds;
 
     /// The vector routines' size thresholds in force (initializes the crate).
-    #[cfg(mcsafe_protected)]
     pub fn thresholds() -> Thresholds {
         crate::arch::thresholds()
     }
@@ -236,7 +242,6 @@ pub mod internals {
     /// Replaces the size thresholds, so that tests can reach every path of the
     /// vector routines with small copies and benchmarks can compare methods.
     /// Copies stay correct under any thresholds; only their speed changes.
-    #[cfg(mcsafe_protected)]
     pub fn set_thresholds(thresholds: Thresholds) {
         crate::arch::set_thresholds(thresholds)
     }

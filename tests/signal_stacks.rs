@@ -267,10 +267,9 @@ extern "C" fn copying_handler(_: i32) {
 }
 
 fn copy_in_a_handler(flags: i32, stack: Option<&AltStack>) {
-    // What makes copy_mc async-signal-safe: the handler installed and the
-    // strategy chosen (the only steps that lock or allocate).
+    // What makes copy_mc async-signal-safe: install() installs the handler and
+    // picks the routines (the only steps that lock or allocate).
     mcsafe::install().unwrap();
-    let _ = Strategy::current();
     let lost = LostTail::new(1, 1, 8);
     let mut dst = vec![0u8; 2 * PAGE];
     SRC.store(lost.base() as usize, SeqCst);

@@ -11,4 +11,6 @@ pub(crate) use x86_64::*;
 #[cfg(not(mcsafe_protected))]
 mod unprotected;
 #[cfg(not(mcsafe_protected))]
+pub use unprotected::Thresholds;
+#[cfg(not(mcsafe_protected))]
 pub(crate) use unprotected::*;

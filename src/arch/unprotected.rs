@@ -28,6 +28,28 @@ pub(crate) fn page_size() -> usize {
     4096
 }
 
+/// The vector routines' size thresholds, as on x86-64 Linux: there are no
+/// vector routines here, so every method is "never".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Unused here.
+    pub avx2_rep_movsb: usize,
+    /// Unused here.
+    pub avx512_rep_movsb: usize,
+    /// Unused here.
+    pub non_temporal: usize,
+}
+
+pub(crate) fn thresholds() -> Thresholds {
+    Thresholds {
+        avx2_rep_movsb: usize::MAX,
+        avx512_rep_movsb: usize::MAX,
+        non_temporal: usize::MAX,
+    }
+}
+
+pub(crate) fn set_thresholds(_: Thresholds) {}
+
 #[derive(Clone, Copy)]
 pub(crate) struct Routine;
 

@@ -14,9 +14,9 @@ mod routines;
 pub(crate) mod table;
 
 use core::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Once;
+use std::sync::OnceLock;
 
-pub(crate) use handler::{counts, install, page_size};
+pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{Routine, Stopped, call, call_crc32c, call_fill};
 
 use crate::Strategy;
@@ -64,7 +64,7 @@ pub(crate) fn routine_for(strategy: Strategy) -> Routine {
 #[inline(never)]
 #[track_caller]
 fn resolve(strategy: Option<Strategy>) -> Routine {
-    init();
+    ready();
     let slot = strategy.map_or(CURRENT, |s| s as usize);
     match ROUTINES[slot].load(Ordering::Acquire) {
         0 => panic!(
@@ -76,13 +76,16 @@ fn resolve(strategy: Option<Strategy>) -> Routine {
 }
 
 /// Installs the handler, sets the routines' size thresholds, and publishes the
-/// routines, in that order, once.
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        if let Err(e) = install() {
-            panic!("mcsafe: cannot install the SIGBUS handler: {e}");
-        }
+/// routines, in that order, once. Afterwards a copy takes no lock, reads no
+/// environment variable and allocates nothing: it is async-signal-safe.
+///
+/// # Panics
+/// If `MCSAFE_STRATEGY` asks for a strategy this CPU cannot run (see
+/// [`Strategy::current`]).
+fn init() -> Result<(), crate::InstallError> {
+    static INIT: OnceLock<Result<(), crate::InstallError>> = OnceLock::new();
+    *INIT.get_or_init(|| {
+        handler::install()?;
         routines::set_thresholds(cpu::thresholds());
         for strategy in Strategy::ALL {
             if cpu::can_run(strategy) {
@@ -92,7 +95,22 @@ fn init() {
         }
         let current = Routine::of(Strategy::current()).addr();
         ROUTINES[CURRENT].store(current, Ordering::Release);
-    });
+        Ok(())
+    })
+}
+
+/// [`init`], for paths that cannot return an `InstallError`.
+fn ready() {
+    if let Err(e) = init() {
+        panic!("mcsafe: cannot install the SIGBUS handler: {e}");
+    }
+}
+
+/// `mcsafe::install`: [`init`] (handler and routines), then the check that the
+/// handler is still in place, or still reached (`handler::install`).
+pub(crate) fn install() -> Result<(), crate::InstallError> {
+    init()?;
+    handler::install()
 }
 
 /// The one-load, one-store routine for an access of `size` bytes (1, 2, 4 or
@@ -118,7 +136,7 @@ pub(crate) fn has_crc32c() -> bool {
 /// Installs the handler (and resolves the routines) if not done yet; for
 /// routines other than copies, which do not go through the routine table.
 pub(crate) fn ensure_installed() {
-    init();
+    ready();
 }
 
 /// Address of the routine of `strategy`, for tests that trace the routines.
@@ -128,13 +146,13 @@ pub(crate) fn routine_addr(strategy: Strategy) -> usize {
 
 /// The size thresholds in force, for benchmarks and `mcsafe probe`.
 pub(crate) fn thresholds() -> Thresholds {
-    init();
+    ready();
     routines::thresholds()
 }
 
 /// Replaces the size thresholds (after `init`, which would overwrite them).
 pub(crate) fn set_thresholds(thresholds: Thresholds) {
-    init();
+    ready();
     routines::set_thresholds(thresholds);
 }
 pub use cpu::Thresholds;
