@@ -598,6 +598,15 @@ impl Report {
         use plotters::prelude::*;
         let hot = &self.tables[0];
         let cold = &self.tables[2];
+        let min_gb = self.tables[..4]
+            .iter()
+            .flat_map(|t| {
+                t.rows
+                    .iter()
+                    .flat_map(|r| r.results.iter().map(|m| m.gb_per_s))
+            })
+            .fold(f64::INFINITY, f64::min)
+            .max(0.01);
         let max_gb = self.tables[..4]
             .iter()
             .flat_map(|t| {
@@ -617,11 +626,14 @@ impl Report {
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(60)
-            .build_cartesian_2d((4.0f64..max_size * 1.5).log_scale(), 0.0..max_gb * 1.05)?;
+            .build_cartesian_2d(
+                (4.0f64..max_size * 1.5).log_scale(),
+                (min_gb * 0.8..max_gb * 1.25).log_scale(),
+            )?;
         chart
             .configure_mesh()
             .x_desc("bytes per copy (mean of the size class)")
-            .y_desc("GB/s")
+            .y_desc("GB/s (log scale)")
             .x_label_formatter(&|x| bytes_label(*x as usize))
             .draw()?;
         // (label, points, dashed)
