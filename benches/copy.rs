@@ -19,7 +19,7 @@ use std::time::Duration;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use mcsafe::Strategy;
 use mcsafe_bench::comparators::{Comparator, Env, guarded_memcpy, install_guard_handler};
-use mcsafe_bench::workload::{Cold, Hot, Randomized, Region, Workload};
+use mcsafe_bench::workload::{Cold, HalfLost, Hot, Randomized, Region, Workload};
 
 const MIB: usize = 1 << 20;
 const OFFSETS: [usize; 5] = [0, 1, 15, 31, 63];
@@ -123,50 +123,43 @@ fn bench(
     });
 }
 
-fn hot(c: &mut Criterion) {
+/// One group per alignment, one benchmark per size and comparator, on the
+/// workload `make` builds for (size, src offset, dst offset).
+fn by_size<'a, W: Workload + 'a>(
+    c: &mut Criterion,
+    name: &str,
+    sizes: &[usize],
+    mut make: impl FnMut(usize, usize, usize) -> W,
+) {
     let env = setup();
-    let sizes = sizes();
-    let largest = sizes.iter().max().copied().unwrap_or(0);
-    let (src, dst) = (Region::new(largest + 8192), Region::new(largest + 8192));
     for (s, d) in alignments() {
-        let mut group = c.benchmark_group(format!("hot/src+{s}/dst+{d}"));
-        for &size in &sizes {
+        let mut group = c.benchmark_group(format!("{name}/src+{s}/dst+{d}"));
+        for &size in sizes {
             group.throughput(Throughput::Bytes(size as u64));
             for cmp in comparators() {
-                bench(
-                    &mut group,
-                    cmp,
-                    size,
-                    &env,
-                    &mut Hot::new(&src, &dst, &[size], s, d),
-                );
+                bench(&mut group, cmp, size, &env, &mut make(size, s, d));
             }
         }
         group.finish();
     }
 }
 
+fn hot(c: &mut Criterion) {
+    let sizes = sizes();
+    let largest = sizes.iter().max().copied().unwrap_or(0);
+    let (src, dst) = (Region::new(largest + 8192), Region::new(largest + 8192));
+    by_size(c, "hot", &sizes, |size, s, d| {
+        Hot::new(&src, &dst, &[size], s, d)
+    });
+}
+
 fn cold(c: &mut Criterion) {
-    let env = setup();
     let sizes: Vec<usize> = sizes().into_iter().filter(|&s| s <= 64 * MIB).collect();
     let region = (8 * sizes.iter().max().copied().unwrap_or(0)).max(3 << 30);
     let (src, dst) = (Region::new(region), Region::new(region));
-    for (s, d) in alignments() {
-        let mut group = c.benchmark_group(format!("cold/src+{s}/dst+{d}"));
-        for &size in &sizes {
-            group.throughput(Throughput::Bytes(size as u64));
-            for cmp in comparators() {
-                bench(
-                    &mut group,
-                    cmp,
-                    size,
-                    &env,
-                    &mut Cold::new(&src, &dst, &[size.max(1)], s, d),
-                );
-            }
-        }
-        group.finish();
-    }
+    by_size(c, "cold", &sizes, |size, s, d| {
+        Cold::new(&src, &dst, &[size.max(1)], s, d)
+    });
 }
 
 fn random(c: &mut Criterion) {
@@ -187,23 +180,8 @@ fn random(c: &mut Criterion) {
 fn fault(c: &mut Criterion) {
     setup();
     // A 4 KiB copy whose source loses its second half: one SIGBUS per call.
-    // SAFETY: a memfd mapping of two pages, the second past the end of the file.
-    let src = unsafe {
-        let fd = libc::memfd_create(c"mcsafe-bench".as_ptr(), libc::MFD_CLOEXEC);
-        libc::ftruncate(fd, 8192);
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            8192,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        libc::ftruncate(fd, 4096);
-        libc::close(fd);
-        p.cast::<u8>().add(2048)
-    };
+    let lost = HalfLost::new();
+    let src = lost.source();
     let mut dst = vec![0u8; 4096];
     let mut group = c.benchmark_group("fault");
     group.bench_function("copy_mc", |b| {

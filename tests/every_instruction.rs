@@ -476,16 +476,7 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
 
     // Run to the routine's entry with a breakpoint, then step from there.
-    let entry = op.entry(copy.len);
-    let word = ptrace::read(pid, entry as ptrace::AddressType).unwrap();
-    ptrace::write(pid, entry as ptrace::AddressType, (word & !0xff) | 0xcc).unwrap();
-    ptrace::cont(pid, None).unwrap();
-    assert_eq!(wait_stop(pid), Signal::SIGTRAP);
-    let mut regs = ptrace::getregs(pid).unwrap();
-    assert_eq!(regs.rip as usize, entry + 1, "stopped at the breakpoint");
-    ptrace::write(pid, entry as ptrace::AddressType, word).unwrap();
-    regs.rip = entry as u64;
-    ptrace::setregs(pid, regs).unwrap();
+    let regs = run_to(pid, op.entry(copy.len));
     let return_to = ptrace::read(pid, regs.rsp as ptrace::AddressType).unwrap() as u64;
 
     let (dst, src) = (

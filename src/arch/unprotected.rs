@@ -4,6 +4,7 @@
 //! [`install`](crate::install) says so with [`InstallError::Unsupported`].
 //! A fault kills the process, exactly as it would with `memcpy`.
 
+use super::Thresholds;
 use crate::{InstallError, Strategy};
 
 pub(crate) fn is_available(_: Strategy) -> bool {
@@ -26,18 +27,6 @@ pub(crate) fn counts() -> (u64, u64) {
 
 pub(crate) fn page_size() -> usize {
     4096
-}
-
-/// The vector routines' size thresholds, as on x86-64 Linux: there are no
-/// vector routines here, so every method is "never".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Thresholds {
-    /// Unused here.
-    pub avx2_rep_movsb: usize,
-    /// Unused here.
-    pub avx512_rep_movsb: usize,
-    /// Unused here.
-    pub non_temporal: usize,
 }
 
 pub(crate) fn thresholds() -> Thresholds {

@@ -102,16 +102,7 @@ pub fn inject_when(
     };
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
     // Run to the routine's entry with a breakpoint.
-    let entry = routine_addr(strategy);
-    let word = ptrace::read(pid, entry as ptrace::AddressType).unwrap();
-    ptrace::write(pid, entry as ptrace::AddressType, (word & !0xff) | 0xcc).unwrap();
-    ptrace::cont(pid, None).unwrap();
-    assert_eq!(wait_stop(pid), Signal::SIGTRAP);
-    let mut regs = ptrace::getregs(pid).unwrap();
-    assert_eq!(regs.rip as usize, entry + 1, "stopped at the breakpoint");
-    ptrace::write(pid, entry as ptrace::AddressType, word).unwrap();
-    regs.rip = entry as u64;
-    ptrace::setregs(pid, regs).unwrap();
+    super::run_to(pid, routine_addr(strategy));
     // Step to the instruction asked for.
     let mut in_range = false;
     loop {

@@ -9,7 +9,7 @@ use mcsafe::Strategy;
 
 use crate::comparators::{Comparator, Env, install_guard_handler};
 use crate::measure::{Measurement, side_by_side};
-use crate::workload::{Cold, FromFile, Hot, HotFile, Randomized, Region, Workload};
+use crate::workload::{Cold, HalfLost, Hot, HotFile, Randomized, Region, Workload};
 
 /// A size class: its name and the sizes its calls cycle through.
 pub struct Class {
@@ -326,7 +326,7 @@ pub fn run(options: Options) -> Report {
     let mut rows = Vec::new();
     for size in [64, 256, KIB, 4 * KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB] {
         eprintln!("measuring pread: {size}");
-        let mut w = FromFile::new(&file, &file_dst, &[size]);
+        let mut w = Hot::from_file(&file, &file_dst, &[size]);
         // SAFETY: sources lie in the file's mapping, destinations in file_dst.
         let results = unsafe { side_by_side(&pread_cmp, &mut w, &file_env, options.rounds) };
         rows.push(Row {
@@ -434,24 +434,8 @@ fn bytes_label(size: usize) -> String {
 /// Nanoseconds per faulting copy: a 4 KiB copy whose source loses its second
 /// half (a truncated memfd), through mcsafe and through the sigsetjmp guard.
 fn fault_path() -> (f64, f64) {
-    // SAFETY: a memfd mapping of two pages, the second past the end of the file.
-    let src = unsafe {
-        let fd = libc::memfd_create(c"mcsafe-bench-fault".as_ptr(), libc::MFD_CLOEXEC);
-        assert!(fd >= 0);
-        libc::ftruncate(fd, 2 * 4096);
-        let p = libc::mmap(
-            std::ptr::null_mut(),
-            2 * 4096,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            fd,
-            0,
-        );
-        assert_ne!(p, libc::MAP_FAILED);
-        libc::ftruncate(fd, 4096);
-        libc::close(fd);
-        p.cast::<u8>()
-    };
+    let lost = HalfLost::new();
+    let half = lost.source();
     let mut dst = vec![0u8; 4096];
     let n = 20_000;
     let time = |f: &mut dyn FnMut()| {
@@ -461,7 +445,6 @@ fn fault_path() -> (f64, f64) {
         }
         start.elapsed().as_secs_f64() * 1e9 / n as f64
     };
-    let half = src.wrapping_add(2048);
     // SAFETY: the source's second page faults with SIGBUS, which both catch.
     let ours =
         time(&mut || assert!(unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), half, 4096) }.is_err()));

@@ -94,11 +94,25 @@ impl Hot {
     pub fn new(src: &Region, dst: &Region, sizes: &[usize], src_off: usize, dst_off: usize) -> Hot {
         let largest = sizes.iter().max().copied().unwrap_or(0);
         assert!(largest + src_off.max(dst_off) <= src.len().min(dst.len()));
+        Hot::at(
+            src.ptr().wrapping_add(src_off),
+            dst.ptr().wrapping_add(dst_off),
+            sizes,
+        )
+    }
+
+    /// `sizes` read from the start of `file`'s mapping into `dst`.
+    pub fn from_file(file: &HotFile, dst: &Region, sizes: &[usize]) -> Hot {
+        assert!(sizes.iter().all(|&s| s <= file.len && s <= dst.len()));
+        Hot::at(file.map, dst.ptr(), sizes)
+    }
+
+    fn at(src: *const u8, dst: *mut u8, sizes: &[usize]) -> Hot {
         Hot {
             calls: Vec::new(),
             sizes: sizes.to_vec(),
-            src: src.ptr().wrapping_add(src_off),
-            dst: dst.ptr().wrapping_add(dst_off),
+            src,
+            dst,
         }
     }
 }
@@ -338,42 +352,51 @@ impl Drop for HotFile {
     }
 }
 
-/// Calls that cycle through `sizes`, reading from the start of a mapped file.
-pub struct FromFile {
-    calls: Vec<Call>,
-    sizes: Vec<usize>,
-    src: *const u8,
-    dst: *mut u8,
+/// A 4 KiB source whose second half is lost (a memfd mapping of two pages, the
+/// second past the end of the file): every copy of it takes one SIGBUS. For
+/// measuring the fault path.
+pub struct HalfLost {
+    map: *mut u8,
 }
 
-impl FromFile {
-    /// `sizes` read from `file`'s mapping (offset 0) into `dst`.
-    pub fn new(file: &HotFile, dst: &Region, sizes: &[usize]) -> FromFile {
-        assert!(sizes.iter().all(|&s| s <= file.len && s <= dst.len()));
-        FromFile {
-            calls: Vec::new(),
-            sizes: sizes.to_vec(),
-            src: file.map,
-            dst: dst.ptr(),
+impl HalfLost {
+    /// Maps it.
+    pub fn new() -> HalfLost {
+        // SAFETY: a memfd we own, mapped whole, then truncated to one page.
+        unsafe {
+            let fd = libc::memfd_create(c"mcsafe-bench-fault".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+            assert_eq!(libc::ftruncate(fd, 2 * 4096), 0);
+            let map = libc::mmap(
+                ptr::null_mut(),
+                2 * 4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED);
+            assert_eq!(libc::ftruncate(fd, 4096), 0);
+            libc::close(fd);
+            HalfLost { map: map.cast() }
         }
+    }
+
+    /// The 4 KiB source: its last 2 KiB are lost.
+    pub fn source(&self) -> *const u8 {
+        self.map.wrapping_add(2048)
     }
 }
 
-impl Workload for FromFile {
-    fn batch(&mut self, n: usize) -> &[Call] {
-        if self.calls.len() != n {
-            self.calls = (0..n)
-                .map(|i| Call {
-                    dst: self.dst,
-                    src: self.src,
-                    len: self.sizes[i % self.sizes.len()],
-                })
-                .collect();
-        }
-        &self.calls
+impl Default for HalfLost {
+    fn default() -> HalfLost {
+        HalfLost::new()
     }
+}
 
-    fn bytes_per_call(&self) -> f64 {
-        self.sizes.iter().sum::<usize>() as f64 / self.sizes.len() as f64
+impl Drop for HalfLost {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping.
+        unsafe { libc::munmap(self.map.cast(), 2 * 4096) };
     }
 }

@@ -5,6 +5,7 @@
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
 use crate::Strategy;
+use crate::arch::Thresholds;
 
 /// Whether this CPU can execute the routine of `strategy`.
 pub(crate) fn can_run(strategy: Strategy) -> bool {
@@ -77,17 +78,6 @@ pub(crate) fn default_strategy() -> Strategy {
         .copied()
         .find(|s| can_run(*s))
         .unwrap_or(Strategy::Fragile)
-}
-
-/// Sizes at which the vector strategies change method (`usize::MAX`: never).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Thresholds {
-    /// From this many bytes, the AVX2 routine copies with `rep movsb`.
-    pub avx2_rep_movsb: usize,
-    /// From this many bytes, the AVX-512 routine copies with `rep movsb`.
-    pub avx512_rep_movsb: usize,
-    /// From this many bytes, both copy with non-temporal stores (checked first).
-    pub non_temporal: usize,
 }
 
 /// The thresholds for this CPU.

@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{Routine, Stopped, call, call_crc32c, call_fill};
 
+use super::Thresholds;
 use crate::Strategy;
 
 pub(crate) fn is_available(strategy: Strategy) -> bool {
@@ -155,7 +156,6 @@ pub(crate) fn set_thresholds(thresholds: Thresholds) {
     ready();
     routines::set_thresholds(thresholds);
 }
-pub use cpu::Thresholds;
 
 /// Address of the exact-size routine of `size` bytes, for tests that trace it.
 pub(crate) fn exact_addr(size: usize) -> Option<usize> {

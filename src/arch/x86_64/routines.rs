@@ -9,8 +9,8 @@
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use super::cpu::Thresholds;
 use crate::Strategy;
+use crate::arch::Thresholds;
 
 // One `global_asm!` so that every file lands in one object, in this order: the
 // table opened by landing_pads.s collects the rows of each routine in address
