@@ -36,7 +36,8 @@ use crate::{Fault, Side, arch};
 ///
 /// # Panics
 ///
-/// Before touching memory, if `T` is not zero-sized and `src` is null or its
+/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
+/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. Before touching memory, if `T` is not zero-sized and `src` is null or its
 /// range wraps the address space, with the same messages as `copy_mc`.
 ///
 /// # Example
@@ -92,7 +93,8 @@ pub unsafe fn read_mc<T: Copy>(src: *const T) -> Result<T, Fault> {
 ///
 /// # Panics
 ///
-/// Before touching memory, if `T` is not zero-sized and `dst` is null or its
+/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
+/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. Before touching memory, if `T` is not zero-sized and `dst` is null or its
 /// range wraps the address space, with the same messages as `copy_mc`.
 ///
 /// # Example
@@ -137,7 +139,8 @@ pub unsafe fn write_mc<T: Copy>(dst: *mut T, value: T) -> Result<(), Fault> {
 ///
 /// # Panics
 ///
-/// Before touching memory, if `len > 0` and `dst` is null or the range wraps
+/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
+/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. Before touching memory, if `len > 0` and `dst` is null or the range wraps
 /// the address space, with the same messages as `copy_mc`. `len == 0` returns
 /// `Ok(())` and touches nothing.
 ///

@@ -26,10 +26,17 @@ use crate::{Fault, FaultKind, Side, Strategy};
 ///   written are plain bytes (any type stored there must accept them).
 /// - Do not form Rust references (`&[u8]`) to memory that may fault: the
 ///   compiler may read through them on its own. Pass raw pointers.
+/// - SIGBUS must not be blocked in the calling thread, nor be in the `sa_mask`
+///   of a signal handler that calls this: the kernel forces a blocked
+///   synchronous SIGBUS to its default action, and the process dies.
+///   [`install`](crate::install) reports a blocked SIGBUS in its thread.
 ///
 /// # Panics
 ///
-/// Before touching memory, if `len > 0` and a pointer is null, a range wraps
+/// On first use (of any mcsafe entry point), if the SIGBUS handler cannot be
+/// installed or `MCSAFE_STRATEGY` names a strategy this CPU cannot run, or none
+/// (see [`Strategy::current`]). Before touching memory, if `len > 0` and a pointer
+/// is null, a range wraps
 /// the address space or leaves user space (starts or ends at or above 2^62; user
 /// space ends below 2^57), or the two ranges overlap
 /// (overlap is a caller bug, as for `memcpy`; this crate does not move

@@ -113,7 +113,8 @@ impl From<CrcFault> for std::io::Error {
 ///
 /// # Panics
 ///
-/// Before touching memory, if `len > 0` and `src` is null or the range wraps
+/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
+/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. Before touching memory, if `len > 0` and `src` is null or the range wraps
 /// the address space, with the same messages as `copy_mc`. `len == 0` returns
 /// `Ok(crc)`.
 ///
@@ -150,7 +151,8 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
 ///
 /// # Panics
 ///
-/// If reading `data` raises a SIGBUS that mcsafe recovers (a slice over a file
+/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
+/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. If reading `data` raises a SIGBUS that mcsafe recovers (a slice over a file
 /// mapping that lost a page, which a `&[u8]` must not be): use [`crc32c_mc`]
 /// with a raw pointer for such memory.
 ///

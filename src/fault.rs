@@ -204,6 +204,12 @@ pub enum InstallError {
     /// forwards every SIGBUS that is not its own to it), or make it call the
     /// handler it replaced for SIGBUS it does not own, as `signal-hook` does.
     Replaced(Replacement),
+    /// SIGBUS is blocked in the calling thread. The handler is installed, but
+    /// a copy fault in this thread (or in threads that inherit its signal mask)
+    /// would kill the process: the kernel forces a blocked synchronous SIGBUS to
+    /// its default action. Unblock SIGBUS in every thread that copies, and keep
+    /// it out of the `sa_mask` of signal handlers that copy.
+    SigbusBlocked,
     /// This target has no fault-safe copy (only x86-64 Linux has one); copies
     /// are plain copies and a fault kills the process.
     Unsupported,
@@ -225,6 +231,11 @@ impl fmt::Display for InstallError {
                 "mcsafe's SIGBUS handler was replaced by {by}, so copy faults are not \
                  recovered: install that handler before mcsafe's, or make it forward \
                  SIGBUS it does not own to the handler it replaced (as signal-hook does)"
+            ),
+            InstallError::SigbusBlocked => f.write_str(
+                "SIGBUS is blocked in this thread: a copy fault here would kill the process \
+                 (the kernel forces a blocked synchronous SIGBUS to its default action); \
+                 unblock SIGBUS in every thread that copies (pthread_sigmask(SIG_UNBLOCK, ...))",
             ),
             InstallError::Unsupported => f.write_str(
                 "mcsafe has no fault-safe copy on this target (x86-64 Linux only); \

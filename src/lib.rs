@@ -83,8 +83,13 @@
 //!   is not protected.
 //! - SIGSEGV (unmapped memory, a read-only destination) is not SIGBUS: it is not
 //!   caught, and kills the process as with `memcpy`.
-//! - Overlapping buffers, null pointers with `len > 0` and wrapping ranges are
-//!   rejected with a panic before any memory is touched.
+//! - Overlapping buffers, null pointers with `len > 0` and ranges that wrap or
+//!   leave user space are rejected with a panic before any memory is touched.
+//! - SIGBUS must not be blocked in a thread that copies, nor be in the
+//!   `sa_mask` of a signal handler that copies: the kernel forces a blocked
+//!   synchronous SIGBUS to its default action and the process dies. Programs
+//!   that block every signal and `sigwait` in one thread must unblock SIGBUS;
+//!   [`install`] reports it blocked in the thread that calls it.
 //! - The handler is process-wide. Install other SIGBUS handlers *before* the
 //!   first copy (they receive every SIGBUS that is not mcsafe's), or make them
 //!   forward what they do not own to the handler they replaced, as `signal-hook`
@@ -95,10 +100,9 @@
 //! - On an alternate signal stack, mcsafe's handler needs about 1 KiB beyond
 //!   the kernel's signal frame (which is several KiB with AVX-512 state): size
 //!   such stacks with `sysconf(_SC_SIGSTKSZ)`, not `MINSIGSTKSZ`.
-//! - [`copy_mc`] may be called from a signal handler once the process has made
-//!   one non-empty copy, or called [`install`] and [`Strategy::current`] (which
-//!   reads `MCSAFE_STRATEGY` once): from then on a copy takes no lock and
-//!   allocates nothing.
+//! - [`copy_mc`] may be called from a signal handler once [`install`] has
+//!   returned `Ok` (or the process has made one copy): from then on a copy
+//!   takes no lock, reads no environment and allocates nothing.
 //!
 //! # Testing code that uses mcsafe
 //!
@@ -176,6 +180,9 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 ///   not its own), or make it call the handler it replaced for SIGBUS it does
 ///   not own, as `signal-hook` does. A replacement that does chain (such as a
 ///   `signal-hook` registration made after mcsafe's) gives `Ok(())`.
+/// - [`InstallError::SigbusBlocked`] if SIGBUS is blocked in the calling
+///   thread: the handler is installed, but a copy fault in this thread (or in
+///   threads that inherit its mask) would kill the process.
 /// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
 /// - [`InstallError::Unsupported`] on targets without fault-safe copies.
 ///

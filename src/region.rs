@@ -189,7 +189,8 @@ impl MappedRegion {
     }
 
     /// The same region, noting that its first byte is at `offset` in the mapped
-    /// file (0 by default): errors then report file offsets.
+    /// file (0 by default): errors then report file offsets (which saturate at
+    /// `u64::MAX` if `offset` plus the region's length would pass it).
     pub fn with_file_offset(self, offset: u64) -> MappedRegion {
         MappedRegion {
             file_offset: offset,
@@ -463,10 +464,13 @@ impl MappedRegion {
         let lost_end = (fault.addr() | (fault.granule() - 1))
             .saturating_add(1)
             .min(base + self.len);
-        let file = |at: usize| self.file_offset + (at - base) as u64;
+        // Saturating: `with_file_offset` takes any u64, and an error must not panic.
+        let file = |at: usize| self.file_offset.saturating_add((at - base) as u64);
         RegionFault {
             fault,
-            offset: self.file_offset + (start + fault.copied()) as u64,
+            offset: self
+                .file_offset
+                .saturating_add((start + fault.copied()) as u64),
             lost: file(lost_begin)..file(lost_end.max(lost_begin)),
         }
         .into()

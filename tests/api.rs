@@ -284,3 +284,30 @@ fn a_range_outside_user_space_is_refused_even_if_it_does_not_wrap() {
     assert!(message.contains("leaves user space"), "{message}");
     assert_eq!(dst, [0u8; 16]);
 }
+
+#[test]
+fn install_reports_sigbus_blocked_in_its_thread_where_a_copy_fault_would_kill() {
+    let status = in_child(
+        "install_reports_sigbus_blocked_in_its_thread_where_a_copy_fault_would_kill",
+        || {
+            // The "block every signal, sigwait in one thread" pattern.
+            // SAFETY: changing this child thread's signal mask.
+            unsafe {
+                let mut all: libc::sigset_t = std::mem::zeroed();
+                libc::sigfillset(&mut all);
+                libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
+            }
+            let err = mcsafe::install().unwrap_err();
+            assert_eq!(err, InstallError::SigbusBlocked);
+            assert!(err.to_string().contains("unblock SIGBUS"), "{err}");
+            // What the error warns of: the kernel forces the blocked fault through
+            // to the default action.
+            let lost = LostTail::new(1, 1, 3);
+            let mut dst = [0u8; 64];
+            // SAFETY: the mapping's second page is lost: a SIGBUS, blocked here.
+            let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.boundary(), 64) };
+            eprintln!("survived a copy fault with SIGBUS blocked");
+        },
+    );
+    assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
+}

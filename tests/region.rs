@@ -350,3 +350,16 @@ fn a_region_owns_a_memmap2_mapping_and_survives_its_file_shrinking() {
     assert!(!read_only.is_writable());
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn a_file_offset_near_u64_max_saturates_in_errors_instead_of_panicking() {
+    let file = TruncatedFile::new();
+    let region = file.region(false).with_file_offset(u64::MAX - 10);
+    let mut buf = vec![0u8; PAGE];
+    let err = region
+        .read_exact_at(at(LOST_FROM - 16), &mut buf)
+        .unwrap_err();
+    let lost = RegionFault::of(&err).expect("a RegionFault");
+    assert_eq!(lost.offset(), u64::MAX);
+    assert_eq!(lost.lost(), u64::MAX..u64::MAX);
+}

@@ -113,10 +113,14 @@ impl SavedAction {
         true
     }
 
-    /// The saved action, rebuilt on the stack (async-signal-safe).
+    /// The saved action, rebuilt on the stack (async-signal-safe). A writer
+    /// interrupted by this very reader (same thread) never makes it retry: the
+    /// reader reads the slot the writer is not writing. Should 64 reads in a row
+    /// still race writers, it gives `SIG_DFL` rather than a mix of two actions.
     fn load(&self) -> libc::sigaction {
         // SAFETY: an all-zero sigaction is SIG_DFL with no flags and an empty mask.
-        let mut action: libc::sigaction = unsafe { MaybeUninit::zeroed().assume_init() };
+        let zeroed = || unsafe { MaybeUninit::<libc::sigaction>::zeroed().assume_init() };
+        let mut action = zeroed();
         for _ in 0..64 {
             let version = self.version.load(Acquire);
             let slot = &self.slots[version & 1];
@@ -131,10 +135,10 @@ impl SavedAction {
                 unsafe { core::mem::transmute::<[u64; SIGSET_WORDS], libc::sigset_t>(words) };
             fence(Acquire);
             if self.version.load(Relaxed) == version {
-                break;
+                return action;
             }
         }
-        action
+        zeroed()
     }
 }
 
@@ -233,6 +237,17 @@ fn install_once() -> Result<(), InstallError> {
     }
     INSTALLED.store(true, Release);
     Ok(())
+}
+
+/// Whether SIGBUS is blocked in the calling thread (where a copy fault would
+/// then kill the process).
+pub(crate) fn blocked_in_this_thread() -> bool {
+    let mut mask = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: a null new set only queries; `mask` is writable and then filled.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), mask.as_mut_ptr()) == 0
+            && libc::sigismember(mask.as_ptr(), libc::SIGBUS) == 1
+    }
 }
 
 fn errno() -> c_int {
@@ -411,7 +426,12 @@ fn adopt_changed_action() {
     }
     // SAFETY: sigaction filled it in.
     let now = unsafe { now.assume_init() };
-    if now.sa_sigaction != our_handler() && PREVIOUS.store(&now) {
+    if now.sa_sigaction != our_handler() {
+        // Forward to the new action from now on, unless another thread is saving
+        // one at this moment (then a slightly stale action is forwarded to); but
+        // put mcsafe's handler back either way: without it the next copy fault
+        // would kill the process.
+        PREVIOUS.store(&now);
         // SAFETY: a valid action; on_sigbus has the SA_SIGINFO signature.
         unsafe { libc::sigaction(libc::SIGBUS, &our_action(), ptr::null_mut()) };
     }

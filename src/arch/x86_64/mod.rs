@@ -111,7 +111,11 @@ fn ready() {
 /// handler is still in place, or still reached (`handler::install`).
 pub(crate) fn install() -> Result<(), crate::InstallError> {
     init()?;
-    handler::install()
+    handler::install()?;
+    if handler::blocked_in_this_thread() {
+        return Err(crate::InstallError::SigbusBlocked);
+    }
+    Ok(())
 }
 
 /// The one-load, one-store routine for an access of `size` bytes (1, 2, 4 or
