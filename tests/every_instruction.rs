@@ -29,6 +29,8 @@
 //! forking is only safe from a single-threaded process.
 
 mod common;
+#[path = "common/trace.rs"]
+mod trace;
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -476,7 +478,7 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
 
     // Run to the routine's entry with a breakpoint, then step from there.
-    let regs = run_to(pid, op.entry(copy.len));
+    let regs = trace::run_to(pid, op.entry(copy.len));
     let return_to = ptrace::read(pid, regs.rsp as ptrace::AddressType).unwrap() as u64;
 
     let (dst, src) = (

@@ -268,26 +268,3 @@ pub fn expected_cut(b: isize, len: usize) -> Option<usize> {
         Some(b.max(0) as usize)
     }
 }
-
-/// Runs a traced child, stopped, on to `entry` through a one-shot breakpoint
-/// (int3), and leaves it stopped there with RIP back at `entry`. Returns its
-/// registers at that point.
-pub fn run_to(pid: nix::unistd::Pid, entry: usize) -> libc::user_regs_struct {
-    use nix::sys::ptrace;
-    use nix::sys::signal::Signal;
-    use nix::sys::wait::{WaitStatus, waitpid};
-    let at = entry as ptrace::AddressType;
-    let word = ptrace::read(pid, at).unwrap();
-    ptrace::write(pid, at, (word & !0xff) | 0xcc).unwrap();
-    ptrace::cont(pid, None).unwrap();
-    match waitpid(pid, None).unwrap() {
-        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
-        other => panic!("the tracee did not reach the breakpoint: {other:?}"),
-    }
-    let mut regs = ptrace::getregs(pid).unwrap();
-    assert_eq!(regs.rip as usize, entry + 1, "stopped at the breakpoint");
-    ptrace::write(pid, at, word).unwrap();
-    regs.rip = entry as u64;
-    ptrace::setregs(pid, regs).unwrap();
-    regs
-}

@@ -102,7 +102,7 @@ pub fn inject_when(
     };
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
     // Run to the routine's entry with a breakpoint.
-    super::run_to(pid, routine_addr(strategy));
+    run_to(pid, routine_addr(strategy));
     // Step to the instruction asked for.
     let mut in_range = false;
     loop {
@@ -131,4 +131,24 @@ pub fn inject_when(
             ended => return ended,
         }
     }
+}
+
+/// Runs a traced child, stopped, on to `entry` through a one-shot breakpoint
+/// (int3), and leaves it stopped there with RIP back at `entry`. Returns its
+/// registers at that point.
+pub fn run_to(pid: Pid, entry: usize) -> libc::user_regs_struct {
+    let at = entry as ptrace::AddressType;
+    let word = ptrace::read(pid, at).unwrap();
+    ptrace::write(pid, at, (word & !0xff) | 0xcc).unwrap();
+    ptrace::cont(pid, None).unwrap();
+    match waitpid(pid, None).unwrap() {
+        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+        other => panic!("the tracee did not reach the breakpoint: {other:?}"),
+    }
+    let mut regs = ptrace::getregs(pid).unwrap();
+    assert_eq!(regs.rip as usize, entry + 1, "stopped at the breakpoint");
+    ptrace::write(pid, at, word).unwrap();
+    regs.rip = entry as u64;
+    ptrace::setregs(pid, regs).unwrap();
+    regs
 }
