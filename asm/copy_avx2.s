@@ -1,4 +1,4 @@
-# mcsafe_copy_avx2: 32-byte vectors, the same shape as mcsafe_copy_avx512.
+# mcsafe_asm_copy_avx2: 32-byte vectors, the same shape as mcsafe_asm_copy_avx512.
 #
 # Size classes (VEC = 32 bytes):
 #   0..31        two overlapping moves of 1, 2, 4, 8 or 16 bytes (head and tail)
@@ -7,18 +7,18 @@
 #   129..256     four vectors from each end
 #   257..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end;
-#                from mcsafe_avx2_rep_movsb_threshold: rep movsb instead;
-#                from mcsafe_non_temporal_threshold (checked first, whatever the
+#                from mcsafe_asm_avx2_rep_movsb_threshold: rep movsb instead;
+#                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
 # Small classes leave rdi at the start (see copy_avx512.s). Every exit that used a
 # ymm register runs vzeroupper, so later SSE code pays no transition penalty.
 
 	.text
 	.p2align 6
-	.globl	mcsafe_copy_avx2
-	.hidden	mcsafe_copy_avx2
-	.type	mcsafe_copy_avx2, @function
-mcsafe_copy_avx2:
+	.globl	mcsafe_asm_copy_avx2
+	.hidden	mcsafe_asm_copy_avx2
+	.type	mcsafe_asm_copy_avx2, @function
+mcsafe_asm_copy_avx2:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers (landing_pads.s)
 	mov	%rsi, %r9
@@ -119,9 +119,9 @@ mcsafe_copy_avx2:
 	ret
 
 .Lavx2_more_8x_vec:
-	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
+	cmp	mcsafe_asm_non_temporal_threshold(%rip), %rdx
 	jae	.Lavx2_non_temporal
-	cmp	mcsafe_avx2_rep_movsb_threshold(%rip), %rdx
+	cmp	mcsafe_asm_avx2_rep_movsb_threshold(%rip), %rdx
 	jae	.Lavx2_rep_movsb
 .Lavx2_loop_4x:
 	vmovdqu	(%rsi), %ymm0			# store the first vector as it is,
@@ -202,5 +202,5 @@ mcsafe_copy_avx2:
 	sfence					# non-temporal stores visible first
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_copy_avx2, . - mcsafe_copy_avx2
+	.size	mcsafe_asm_copy_avx2, . - mcsafe_asm_copy_avx2
 	LANDING_PAD .Lavx2_begin, .Lavx2_end, .Lavx2_fixup

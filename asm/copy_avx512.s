@@ -1,4 +1,4 @@
-# mcsafe_copy_avx512: 64-byte vectors, shaped like glibc's memmove-vec-unaligned-erms.
+# mcsafe_asm_copy_avx512: 64-byte vectors, shaped like glibc's memmove-vec-unaligned-erms.
 #
 # Size classes (VEC = 64 bytes):
 #   0..63        two overlapping moves of 1, 2, 4, 8, 16 or 32 bytes (head and
@@ -10,8 +10,8 @@
 #   257..512     four vectors from each end
 #   513..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end;
-#                from mcsafe_avx512_rep_movsb_threshold: rep movsb instead;
-#                from mcsafe_non_temporal_threshold (checked first, whatever the
+#                from mcsafe_asm_avx512_rep_movsb_threshold: rep movsb instead;
+#                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
 # Small classes load everything before storing anything and leave rdi at the start:
 # after a fault the careful forward step (src/copy.rs) copies the prefix again, with
@@ -22,10 +22,10 @@
 
 	.text
 	.p2align 6
-	.globl	mcsafe_copy_avx512
-	.hidden	mcsafe_copy_avx512
-	.type	mcsafe_copy_avx512, @function
-mcsafe_copy_avx512:
+	.globl	mcsafe_asm_copy_avx512
+	.hidden	mcsafe_asm_copy_avx512
+	.type	mcsafe_asm_copy_avx512, @function
+mcsafe_asm_copy_avx512:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers (landing_pads.s)
 	mov	%rsi, %r9
@@ -131,9 +131,9 @@ mcsafe_copy_avx512:
 	ret
 
 .Lavx512_more_8x_vec:
-	cmp	mcsafe_non_temporal_threshold(%rip), %rdx
+	cmp	mcsafe_asm_non_temporal_threshold(%rip), %rdx
 	jae	.Lavx512_non_temporal
-	cmp	mcsafe_avx512_rep_movsb_threshold(%rip), %rdx
+	cmp	mcsafe_asm_avx512_rep_movsb_threshold(%rip), %rdx
 	jae	.Lavx512_rep_movsb
 .Lavx512_loop_4x:
 	vmovdqu64 (%rsi), %zmm16		# store the first vector as it is,
@@ -257,5 +257,5 @@ mcsafe_copy_avx512:
 	sfence					# non-temporal stores visible first
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_copy_avx512, . - mcsafe_copy_avx512
+	.size	mcsafe_asm_copy_avx512, . - mcsafe_asm_copy_avx512
 	LANDING_PAD .Lavx512_begin, .Lavx512_end, .Lavx512_fixup

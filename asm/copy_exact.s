@@ -1,5 +1,5 @@
-# mcsafe_copy_exact_{1,2,4,8}: copies of exactly 1, 2, 4 or 8 bytes with ONE load
-# and ONE store, for read_mc and write_mc (src/single.rs).
+# mcsafe_asm_copy_exact_{1,2,4,8}: copies of exactly 1, 2, 4 or 8 bytes with ONE load
+# and ONE store, for read_mc and write_mc (src/access.rs).
 #
 # The standard calling convention (landing_pads.s) with rdx = the size: read_mc
 # passes a stack temporary as dst, write_mc a stack copy of the value as src, so
@@ -16,10 +16,10 @@
 .macro COPY_EXACT size, load, wide, narrow
 	.text
 	.p2align 4
-	.globl	mcsafe_copy_exact_\size
-	.hidden	mcsafe_copy_exact_\size
-	.type	mcsafe_copy_exact_\size, @function
-mcsafe_copy_exact_\size:
+	.globl	mcsafe_asm_copy_exact_\size
+	.hidden	mcsafe_asm_copy_exact_\size
+	.type	mcsafe_asm_copy_exact_\size, @function
+mcsafe_asm_copy_exact_\size:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers (landing_pads.s)
 	mov	%rsi, %r9
@@ -35,7 +35,7 @@ mcsafe_copy_exact_\size:
 .Lexact_\size\()_fixup:
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_copy_exact_\size, . - mcsafe_copy_exact_\size
+	.size	mcsafe_asm_copy_exact_\size, . - mcsafe_asm_copy_exact_\size
 	LANDING_PAD .Lexact_\size\()_begin, .Lexact_\size\()_end, .Lexact_\size\()_fixup
 .endm
 

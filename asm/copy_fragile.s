@@ -1,4 +1,4 @@
-# mcsafe_copy_fragile: the shape of the kernel's copy_mc_fragile.
+# mcsafe_asm_copy_fragile: the shape of the kernel's copy_mc_fragile.
 #
 # Some Xeon generations (the kernel's Brickland and Purley quirks) cannot recover
 # from poison consumed by a fast-string move or by a load that straddles two cache
@@ -7,10 +7,10 @@
 
 	.text
 	.p2align 5
-	.globl	mcsafe_copy_fragile
-	.hidden	mcsafe_copy_fragile
-	.type	mcsafe_copy_fragile, @function
-mcsafe_copy_fragile:
+	.globl	mcsafe_asm_copy_fragile
+	.hidden	mcsafe_asm_copy_fragile
+	.type	mcsafe_asm_copy_fragile, @function
+mcsafe_asm_copy_fragile:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers (landing_pads.s)
 	mov	%rsi, %r9
@@ -81,5 +81,5 @@ mcsafe_copy_fragile:
 .Lfragile_fixup:
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_copy_fragile, . - mcsafe_copy_fragile
+	.size	mcsafe_asm_copy_fragile, . - mcsafe_asm_copy_fragile
 	LANDING_PAD .Lfragile_begin, .Lfragile_end, .Lfragile_fixup

@@ -1,4 +1,4 @@
-# mcsafe_copy_rep_movsb: one `rep movsb` (fast on CPUs with ERMS/FSRM).
+# mcsafe_asm_copy_rep_movsb: one `rep movsb` (fast on CPUs with ERMS/FSRM).
 #
 # On a fault inside a string move, rdi/rsi/rcx describe the iterations that
 # completed, so the progress invariant holds at the instruction itself. A
@@ -7,10 +7,10 @@
 
 	.text
 	.p2align 5
-	.globl	mcsafe_copy_rep_movsb
-	.hidden	mcsafe_copy_rep_movsb
-	.type	mcsafe_copy_rep_movsb, @function
-mcsafe_copy_rep_movsb:
+	.globl	mcsafe_asm_copy_rep_movsb
+	.hidden	mcsafe_asm_copy_rep_movsb
+	.type	mcsafe_asm_copy_rep_movsb, @function
+mcsafe_asm_copy_rep_movsb:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers (landing_pads.s)
 	mov	%rsi, %r9
@@ -26,5 +26,5 @@ mcsafe_copy_rep_movsb:
 .Lrep_movsb_fixup:
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_copy_rep_movsb, . - mcsafe_copy_rep_movsb
+	.size	mcsafe_asm_copy_rep_movsb, . - mcsafe_asm_copy_rep_movsb
 	LANDING_PAD .Lrep_movsb_begin, .Lrep_movsb_end, .Lrep_movsb_fixup

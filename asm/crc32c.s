@@ -1,4 +1,4 @@
-# mcsafe_crc32c: CRC32C of a buffer that may fault, with the SSE4.2 `crc32`
+# mcsafe_asm_crc32c: CRC32C of a buffer that may fault, with the SSE4.2 `crc32`
 # instruction, for crc32c_mc (src/crc32c.rs). Read-only: no destination.
 #
 # A variant of the calling convention (landing_pads.s):
@@ -29,10 +29,10 @@
 
 	.text
 	.p2align 5
-	.globl	mcsafe_crc32c
-	.hidden	mcsafe_crc32c
-	.type	mcsafe_crc32c, @function
-mcsafe_crc32c:
+	.globl	mcsafe_asm_crc32c
+	.hidden	mcsafe_asm_crc32c
+	.type	mcsafe_asm_crc32c, @function
+mcsafe_asm_crc32c:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers: r8 = r9 = src
 	mov	%rdi, %r9
@@ -76,7 +76,7 @@ mcsafe_crc32c:
 .Lcrc_fixup:
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_crc32c, . - mcsafe_crc32c
+	.size	mcsafe_asm_crc32c, . - mcsafe_asm_crc32c
 	LANDING_PAD .Lcrc_begin, .Lcrc_byte_step, .Lcrc_fixup
 	LANDING_PAD .Lcrc_byte_step, .Lcrc_byte_stepped, .Lcrc_fixup_byte
 	LANDING_PAD .Lcrc_byte_stepped, .Lcrc_word_step, .Lcrc_fixup

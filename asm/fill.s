@@ -1,4 +1,4 @@
-# mcsafe_fill: memset that survives SIGBUS, for fill_mc (src/single.rs).
+# mcsafe_asm_fill: memset that survives SIGBUS, for fill_mc (src/access.rs).
 #
 # A variant of the calling convention (landing_pads.s) for a routine with one
 # buffer, the destination:
@@ -13,10 +13,10 @@
 
 	.text
 	.p2align 4
-	.globl	mcsafe_fill
-	.hidden	mcsafe_fill
-	.type	mcsafe_fill, @function
-mcsafe_fill:
+	.globl	mcsafe_asm_fill
+	.hidden	mcsafe_asm_fill
+	.type	mcsafe_asm_fill, @function
+mcsafe_asm_fill:
 	.cfi_startproc
 	mov	%rdi, %r8			# range registers (landing_pads.s)
 	mov	%rsi, %r9
@@ -33,5 +33,5 @@ mcsafe_fill:
 .Lfill_fixup:
 	RETURN_BYTES_NOT_COPIED
 	.cfi_endproc
-	.size	mcsafe_fill, . - mcsafe_fill
+	.size	mcsafe_asm_fill, . - mcsafe_asm_fill
 	LANDING_PAD .Lfill_begin, .Lfill_end, .Lfill_fixup

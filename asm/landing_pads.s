@@ -38,9 +38,9 @@
 # src/arch/x86_64/table.rs checks that at install time and binary-searches it.
 	.pushsection .rodata.mcsafe_landing_pads, "a"
 	.balign 4
-	.globl	mcsafe_landing_pads_start
-	.hidden	mcsafe_landing_pads_start
-mcsafe_landing_pads_start:
+	.globl	mcsafe_asm_landing_pads_start
+	.hidden	mcsafe_asm_landing_pads_start
+mcsafe_asm_landing_pads_start:
 	.popsection
 
 .macro LANDING_PAD begin, end, fixup
@@ -56,17 +56,17 @@ mcsafe_landing_pads_start:
 # the CPU may lack.
 	.pushsection .data.mcsafe_thresholds, "aw"
 	.balign 8
-	.globl	mcsafe_avx2_rep_movsb_threshold
-	.hidden	mcsafe_avx2_rep_movsb_threshold
-mcsafe_avx2_rep_movsb_threshold:		# from this many bytes, copy_avx2: rep movsb
+	.globl	mcsafe_asm_avx2_rep_movsb_threshold
+	.hidden	mcsafe_asm_avx2_rep_movsb_threshold
+mcsafe_asm_avx2_rep_movsb_threshold:		# from this many bytes, copy_avx2: rep movsb
 	.quad	-1
-	.globl	mcsafe_avx512_rep_movsb_threshold
-	.hidden	mcsafe_avx512_rep_movsb_threshold
-mcsafe_avx512_rep_movsb_threshold:		# the same for copy_avx512
+	.globl	mcsafe_asm_avx512_rep_movsb_threshold
+	.hidden	mcsafe_asm_avx512_rep_movsb_threshold
+mcsafe_asm_avx512_rep_movsb_threshold:		# the same for copy_avx512
 	.quad	-1
-	.globl	mcsafe_non_temporal_threshold
-	.hidden	mcsafe_non_temporal_threshold
-mcsafe_non_temporal_threshold:			# from this many bytes: non-temporal stores
+	.globl	mcsafe_asm_non_temporal_threshold
+	.hidden	mcsafe_asm_non_temporal_threshold
+mcsafe_asm_non_temporal_threshold:			# from this many bytes: non-temporal stores
 	.quad	-1
 	.popsection
 

@@ -231,9 +231,17 @@ fn how_small_an_alternate_stack_may_be() {
     // handler's share is large enough to halve with room to spare, as in the
     // test profile; an optimised handler may fit in the frame's alignment.)
     let share = copy - empty;
-    if share >= 256 {
-        let short = empty + share / 2;
+    // sigaltstack refuses stacks below MINSIGSTKSZ, which on CPUs with a small
+    // signal frame (AMD Zen 3 here: 1,352 bytes) is more than the frame plus
+    // half the handler's share: then the shortest stack it allows is the one.
+    let short = (empty + share / 2).max(libc::MINSIGSTKSZ);
+    if share >= 256 && short + share / 4 <= copy {
         assert_eq!(killed_by(run(short)), Some(libc::SIGSEGV), "{short} bytes");
+    } else {
+        eprintln!(
+            "NOT RUN: a stack too short for mcsafe's handler: the shortest one \
+             sigaltstack allows ({short} bytes) leaves it nearly all it needs ({copy})"
+        );
     }
     // MINSIGSTKSZ, smaller than the kernel's frame here: sigaltstack refuses it
     // (Linux checks the size against the frame of this CPU), or the kernel

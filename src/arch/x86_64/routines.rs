@@ -31,23 +31,23 @@ global_asm!(
 
 unsafe extern "C" {
     // Not C functions: declared only to take their addresses.
-    fn mcsafe_copy_fragile();
-    fn mcsafe_copy_rep_movsb();
-    fn mcsafe_copy_avx2();
-    fn mcsafe_copy_avx512();
-    fn mcsafe_copy_exact_1();
-    fn mcsafe_copy_exact_2();
-    fn mcsafe_copy_exact_4();
-    fn mcsafe_copy_exact_8();
-    fn mcsafe_fill();
-    fn mcsafe_crc32c();
+    fn mcsafe_asm_copy_fragile();
+    fn mcsafe_asm_copy_rep_movsb();
+    fn mcsafe_asm_copy_avx2();
+    fn mcsafe_asm_copy_avx512();
+    fn mcsafe_asm_copy_exact_1();
+    fn mcsafe_asm_copy_exact_2();
+    fn mcsafe_asm_copy_exact_4();
+    fn mcsafe_asm_copy_exact_8();
+    fn mcsafe_asm_fill();
+    fn mcsafe_asm_crc32c();
 }
 
 unsafe extern "C" {
     // Size thresholds read by the vector routines (asm/landing_pads.s).
-    static mcsafe_avx2_rep_movsb_threshold: AtomicUsize;
-    static mcsafe_avx512_rep_movsb_threshold: AtomicUsize;
-    static mcsafe_non_temporal_threshold: AtomicUsize;
+    static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_asm_non_temporal_threshold: AtomicUsize;
 }
 
 /// Sets the size thresholds of the vector routines; called once, before any
@@ -56,9 +56,9 @@ pub(crate) fn set_thresholds(t: Thresholds) {
     // SAFETY: three 8-byte aligned words in .data, declared by the assembly and
     // only ever accessed as atomics (the routines only read them).
     unsafe {
-        mcsafe_avx2_rep_movsb_threshold.store(t.avx2_rep_movsb, Ordering::Relaxed);
-        mcsafe_avx512_rep_movsb_threshold.store(t.avx512_rep_movsb, Ordering::Relaxed);
-        mcsafe_non_temporal_threshold.store(t.non_temporal, Ordering::Relaxed);
+        mcsafe_asm_avx2_rep_movsb_threshold.store(t.avx2_rep_movsb, Ordering::Relaxed);
+        mcsafe_asm_avx512_rep_movsb_threshold.store(t.avx512_rep_movsb, Ordering::Relaxed);
+        mcsafe_asm_non_temporal_threshold.store(t.non_temporal, Ordering::Relaxed);
     }
 }
 
@@ -67,9 +67,9 @@ pub(crate) fn thresholds() -> Thresholds {
     // SAFETY: as in `set_thresholds`.
     unsafe {
         Thresholds {
-            avx2_rep_movsb: mcsafe_avx2_rep_movsb_threshold.load(Ordering::Relaxed),
-            avx512_rep_movsb: mcsafe_avx512_rep_movsb_threshold.load(Ordering::Relaxed),
-            non_temporal: mcsafe_non_temporal_threshold.load(Ordering::Relaxed),
+            avx2_rep_movsb: mcsafe_asm_avx2_rep_movsb_threshold.load(Ordering::Relaxed),
+            avx512_rep_movsb: mcsafe_asm_avx512_rep_movsb_threshold.load(Ordering::Relaxed),
+            non_temporal: mcsafe_asm_non_temporal_threshold.load(Ordering::Relaxed),
         }
     }
 }
@@ -83,10 +83,10 @@ impl Routine {
     #[inline]
     pub(crate) fn of(strategy: Strategy) -> Routine {
         let entry: unsafe extern "C" fn() = match strategy {
-            Strategy::Fragile => mcsafe_copy_fragile,
-            Strategy::RepMovsb => mcsafe_copy_rep_movsb,
-            Strategy::Avx2 => mcsafe_copy_avx2,
-            Strategy::Avx512 => mcsafe_copy_avx512,
+            Strategy::Fragile => mcsafe_asm_copy_fragile,
+            Strategy::RepMovsb => mcsafe_asm_copy_rep_movsb,
+            Strategy::Avx2 => mcsafe_asm_copy_avx2,
+            Strategy::Avx512 => mcsafe_asm_copy_avx512,
         };
         Routine(entry as usize)
     }
@@ -96,10 +96,10 @@ impl Routine {
     #[inline]
     pub(crate) fn exact(size: usize) -> Option<Routine> {
         let entry: unsafe extern "C" fn() = match size {
-            1 => mcsafe_copy_exact_1,
-            2 => mcsafe_copy_exact_2,
-            4 => mcsafe_copy_exact_4,
-            8 => mcsafe_copy_exact_8,
+            1 => mcsafe_asm_copy_exact_1,
+            2 => mcsafe_asm_copy_exact_2,
+            4 => mcsafe_asm_copy_exact_4,
+            8 => mcsafe_asm_copy_exact_8,
             _ => return None,
         };
         Some(Routine(entry as usize))
@@ -184,17 +184,17 @@ impl Stopped {
     }
 }
 
-/// Entry address of `mcsafe_fill`, for tests that trace it.
+/// Entry address of `mcsafe_asm_fill`, for tests that trace it.
 pub(crate) fn fill_addr() -> usize {
-    mcsafe_fill as *const () as usize
+    mcsafe_asm_fill as *const () as usize
 }
 
-/// Entry address of `mcsafe_crc32c`, for tests that trace it.
+/// Entry address of `mcsafe_asm_crc32c`, for tests that trace it.
 pub(crate) fn crc32c_addr() -> usize {
-    mcsafe_crc32c as *const () as usize
+    mcsafe_asm_crc32c as *const () as usize
 }
 
-/// Runs `mcsafe_fill` once over `dst..dst+len` with `byte` (no forward step).
+/// Runs `mcsafe_asm_fill` once over `dst..dst+len` with `byte` (no forward step).
 ///
 /// # Safety
 /// `len > 0`; `dst..dst+len` does not wrap and is mapped writable, except where
@@ -223,7 +223,7 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     Stopped::decode(len, not_filled, word, addr)
 }
 
-/// Runs `mcsafe_crc32c` once over `src..src+len`, continuing the CRC state
+/// Runs `mcsafe_asm_crc32c` once over `src..src+len`, continuing the CRC state
 /// `state` (not inverted). Returns the state of the bytes it checksummed: all of
 /// them, or, when stopped, exactly `progress` of them (see asm/crc32c.s).
 ///

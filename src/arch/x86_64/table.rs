@@ -14,8 +14,8 @@ struct Row {
 }
 
 unsafe extern "C" {
-    static mcsafe_landing_pads_start: [Row; 0];
-    static mcsafe_landing_pads_end: [Row; 0];
+    static mcsafe_asm_landing_pads_start: [Row; 0];
+    static mcsafe_asm_landing_pads_end: [Row; 0];
 }
 
 /// One resolved row: a fault with RIP in `begin..end` resumes at `fixup`.
@@ -30,8 +30,8 @@ pub struct LandingPad {
 }
 
 fn rows() -> &'static [Row] {
-    let start = (&raw const mcsafe_landing_pads_start).cast::<Row>();
-    let end = (&raw const mcsafe_landing_pads_end).cast::<Row>();
+    let start = (&raw const mcsafe_asm_landing_pads_start).cast::<Row>();
+    let end = (&raw const mcsafe_asm_landing_pads_end).cast::<Row>();
     let count = (end as usize - start as usize) / size_of::<Row>();
     // SAFETY: the two symbols bracket the table section of one object
     // (landing_pads.s opens it, landing_pads_end.s closes it), which holds
