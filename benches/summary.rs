@@ -15,7 +15,7 @@ fn main() {
         Options::full()
     });
     println!("{}", report.render());
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/mcsafe-bench");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mcsafe-bench");
     std::fs::create_dir_all(&dir).expect("create target/mcsafe-bench");
     let plot = dir.join("throughput.svg");
     match report.plot(&plot) {
