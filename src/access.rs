@@ -4,7 +4,7 @@
 
 use core::mem::{MaybeUninit, size_of};
 
-use crate::copy::{check_range, copy_first_with, describe, forward_step};
+use crate::copy::{check_range, copy_first_with, describe, forward_step, stopped};
 use crate::{Fault, Side, arch};
 
 /// Reads a `T` from memory that may fault, with one load instruction for 1, 2,
@@ -63,7 +63,7 @@ pub unsafe fn read_mc<T: Copy>(src: *const T) -> Result<T, Fault> {
         // One call, no forward step: the value is dropped on a fault anyway.
         // SAFETY: `dst` is our own MaybeUninit; the caller vouches for `src`.
         Some(exact) => unsafe { arch::call(exact, dst, src, size) }
-            .map_err(|stopped| describe(stopped, dst, src, size, None)),
+            .map_err(|exit| describe(stopped(exit), dst, src, size, None)),
         // SAFETY: as above; the range was checked, and a stack temporary cannot
         // overlap memory the caller vouches for.
         None => unsafe { crate::copy::copy_with(arch::current_routine(), dst, src, size) },

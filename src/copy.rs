@@ -54,14 +54,16 @@ use crate::{Fault, FaultKind, Side, Strategy};
 #[inline]
 #[track_caller]
 pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
-    if len == 0 {
-        return Ok(());
+    // The hot path is one indirect call and one test: the routine checks the
+    // arguments itself (asm/landing_pads.s, CHECK_COPY_ARGUMENTS), and everything
+    // else (first use, bad input, a fault) is out of line.
+    // SAFETY: the routine refuses bad ranges before any access; the caller vouches
+    // for the rest.
+    match unsafe { arch::call_current(dst, src, len) } {
+        Ok(()) => Ok(()),
+        // SAFETY: the exit of that call.
+        Err(exit) => unsafe { after_exit(arch::Slot::Current, exit) },
     }
-    if ranges_are_bad(dst, src, len) {
-        reject(dst, src, len);
-    }
-    // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { copy_with(arch::current_routine(), dst, src, len) }
 }
 
 /// [`copy_mc`] with a chosen [`Strategy`] instead of [`Strategy::current`].
@@ -82,28 +84,54 @@ pub unsafe fn copy_mc_with(
     src: *const u8,
     len: usize,
 ) -> Result<(), Fault> {
-    if len == 0 {
-        return Ok(());
+    // SAFETY: as in copy_mc.
+    match unsafe { arch::call_strategy(strategy, dst, src, len) } {
+        Ok(()) => Ok(()),
+        // SAFETY: the exit of that call.
+        Err(exit) => unsafe { after_exit(arch::Slot::Of(strategy), exit) },
     }
-    if ranges_are_bad(dst, src, len) {
-        reject(dst, src, len);
+}
+
+/// Everything after a copy routine ended early: a fault goes to the careful
+/// forward step; refused ranges to the panic that names them; a dispatch word
+/// not set yet to the first-use installation and the same call again.
+///
+/// # Safety
+/// `exit` is the exit of a copy called with the caller's ranges through `slot`.
+#[cold]
+#[inline(never)]
+#[track_caller]
+unsafe fn after_exit(slot: arch::Slot, mut exit: arch::Exit) -> Result<(), Fault> {
+    loop {
+        match exit.why() {
+            // SAFETY: per this function's contract.
+            arch::Why::Fault(stopped) => return Err(unsafe { finish_copy(exit, stopped) }),
+            arch::Why::BadArguments => reject(exit.dst, exit.src, exit.len),
+            arch::Why::NotReady => {
+                let routine = arch::resolve(slot);
+                // SAFETY: the same call, now with a routine (which checks again).
+                match unsafe { arch::call(routine, exit.dst, exit.src, exit.len) } {
+                    Ok(()) => return Ok(()),
+                    Err(next) => exit = next,
+                }
+            }
+        }
     }
-    // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { copy_with(arch::routine_for(strategy), dst, src, len) }
 }
 
 /// Whether a copy of `len > 0` bytes between these pointers must be refused: a
 /// null pointer, a range outside the user address space (which covers every
-/// range that wraps and every `len > isize::MAX`), or overlapping ranges.
+/// range that wraps and every `len > isize::MAX`), or overlapping ranges. The same
+/// rule as the routines' `CHECK_COPY_ARGUMENTS` (asm/landing_pads.s), for targets
+/// without them and for the test that compares the two.
 ///
-/// On the hot path of every copy, so it is a few instructions and one branch:
 /// - user-space addresses are below 2^57 on x86-64 (2^47 with 4-level paging),
 ///   so if `src - 1`, `dst - 1` and `len` are all below 2^62, neither pointer is
 ///   null (0 - 1 wraps to all ones) and neither range can wrap;
 /// - with that, the ranges overlap exactly when `|dst - src| < len`, that is
 ///   when `dst - src + len - 1 < 2 * len - 1` in wrapping unsigned arithmetic.
-#[inline(always)]
-fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
+#[cfg(any(test, not(mcsafe_protected)))]
+pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     let (d, s) = (dst as usize, src as usize);
     let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
     // Wrapping throughout: for len >= 2^62 the sums wrap, but then
@@ -143,7 +171,8 @@ pub(crate) fn check_range(name: &str, start: usize, len: usize) {
 /// Runs `routine` over the whole range; a fault goes to the careful forward step.
 ///
 /// # Safety
-/// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
+/// As for `routines::call`, for `dst..dst+len` and `src..src+len`, whose ranges
+/// the caller has checked.
 #[inline(always)]
 pub(crate) unsafe fn copy_with(
     routine: arch::Routine,
@@ -161,7 +190,7 @@ pub(crate) unsafe fn copy_with(
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`, with both
-/// routines.
+/// routines, and the ranges checked by the caller.
 #[inline(always)]
 pub(crate) unsafe fn copy_first_with(
     first: arch::Routine,
@@ -174,28 +203,40 @@ pub(crate) unsafe fn copy_first_with(
     match unsafe { arch::call(first, dst, src, len) } {
         Ok(()) => Ok(()),
         // SAFETY: per this function's contract.
-        Err(stopped) => Err(unsafe { finish_copy(rest, dst, src, len, stopped) }),
+        Err(exit) => Err(unsafe { finish_copy(exit.with_routine(rest), stopped(exit)) }),
     }
 }
 
-/// The rest of a copy whose first run stopped on a fault.
+/// The fault of an exit from a routine whose ranges were checked and whose
+/// routine was resolved: nothing else can end it early.
+pub(crate) fn stopped(exit: arch::Exit) -> arch::Stopped {
+    match exit.why() {
+        arch::Why::Fault(stopped) => stopped,
+        why => unreachable!("mcsafe: a checked copy ended with {why:?}"),
+    }
+}
+
+/// The rest of a copy whose first run stopped on a fault: the careful forward
+/// step with the routine that stopped (`exit.routine`), over `exit`'s ranges.
 ///
 /// # Safety
-/// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
+/// As for `routines::call`, for the exit's ranges and routine.
 #[cold]
 #[inline(never)]
-unsafe fn finish_copy(
-    routine: arch::Routine,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-    stopped: arch::Stopped,
-) -> Fault {
+unsafe fn finish_copy(exit: arch::Exit, stopped: arch::Stopped) -> Fault {
+    let arch::Exit {
+        routine,
+        dst,
+        src,
+        len,
+        ..
+    } = exit;
     let first = (stopped.progress, describe(stopped, dst, src, len, None));
     forward_step_after(first, |from, to| {
         // SAFETY: from < to <= len, so both sub-ranges lie inside the caller's.
         let result = unsafe { arch::call(routine, dst.add(from), src.add(from), to - from) };
-        result.map_err(|stopped| {
+        result.map_err(|exit| {
+            let stopped = self::stopped(exit);
             (
                 from + stopped.progress,
                 describe(stopped, dst, src, len, None),

@@ -231,7 +231,7 @@ pub fn stats() -> Stats {
 #[doc(hidden)]
 pub mod internals {
     #[cfg(mcsafe_protected)]
-    pub use crate::arch::table::{LandingPad, landing_pads};
+    pub use crate::arch::table::{LandingPad, Regs, landing_pads};
 
     /// Entry address of a strategy's routine.
     #[cfg(mcsafe_protected)]

@@ -39,11 +39,11 @@ pub(crate) fn thresholds() -> Thresholds {
 
 pub(crate) fn set_thresholds(_: Thresholds) {}
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Routine;
 
 /// Never constructed: no routine stops on a fault here.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Stopped {
     pub(crate) progress: usize,
     pub(crate) code: i32,
@@ -51,13 +51,92 @@ pub(crate) struct Stopped {
     pub(crate) addr: usize,
 }
 
+/// Which strategy a copy asked for; only `Current` copies here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Current,
+    Of(Strategy),
+}
+
+/// Why a copy ended early: here only refused ranges, or a named strategy.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Why {
+    #[allow(dead_code)] // the shape of the protected target's
+    Fault(Stopped),
+    BadArguments,
+    NotReady,
+}
+
+/// A copy that did not happen, with its arguments.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
+    why: Why,
+    pub(crate) routine: Routine,
+    pub(crate) dst: *mut u8,
+    pub(crate) src: *const u8,
+    pub(crate) len: usize,
+}
+
+impl Exit {
+    pub(crate) fn why(&self) -> Why {
+        self.why
+    }
+
+    pub(crate) fn with_routine(self, routine: Routine) -> Exit {
+        Exit { routine, ..self }
+    }
+}
+
 pub(crate) fn current_routine() -> Routine {
     Routine
 }
 
+/// A named strategy: none is available here.
 #[track_caller]
-pub(crate) fn routine_for(strategy: Strategy) -> Routine {
-    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
+pub(crate) fn resolve(slot: Slot) -> Routine {
+    match slot {
+        Slot::Current => Routine,
+        Slot::Of(strategy) => panic!(
+            "mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies"
+        ),
+    }
+}
+
+/// A plain copy, after the same argument check as the routines'.
+///
+/// # Safety
+/// As for `ptr::copy_nonoverlapping`, unless refused.
+pub(crate) unsafe fn call_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Exit> {
+    if len > 0 && crate::copy::ranges_are_bad(dst, src, len) {
+        return Err(Exit {
+            why: Why::BadArguments,
+            routine: Routine,
+            dst,
+            src,
+            len,
+        });
+    }
+    // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
+    unsafe { call(Routine, dst, src, len) }
+}
+
+/// No strategy runs here: always refused, before any check.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_strategy(
+    _: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Exit> {
+    Err(Exit {
+        why: Why::NotReady,
+        routine: Routine,
+        dst,
+        src,
+        len,
+    })
 }
 
 /// # Safety
@@ -67,7 +146,7 @@ pub(crate) unsafe fn call(
     dst: *mut u8,
     src: *const u8,
     len: usize,
-) -> Result<(), Stopped> {
+) -> Result<(), Exit> {
     // SAFETY: the caller's contract is copy_nonoverlapping's.
     unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
     Ok(())

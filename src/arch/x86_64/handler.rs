@@ -303,7 +303,10 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
         return false;
     };
     let reg = |r: c_int| gregs[r as usize] as usize;
-    let (dst, src, len) = (reg(libc::REG_R8), reg(libc::REG_R9), reg(libc::REG_R10));
+    let (dst, src, len) = match pad.regs {
+        table::Regs::Saved => (reg(libc::REG_R8), reg(libc::REG_R9), reg(libc::REG_R10)),
+        table::Regs::Entry => (reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX)),
+    };
     let lsb = info.addr_lsb.clamp(0, 63) as u32;
     if cut(info.addr, granule(lsb, page_size()), dst, src, len).is_none() {
         return false;

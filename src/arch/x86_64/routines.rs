@@ -12,9 +12,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use crate::Strategy;
 use crate::arch::Thresholds;
 
-// One `global_asm!` so that every file lands in one object, in this order: the
-// table opened by landing_pads.s collects the rows of each routine in address
-// order and landing_pads_end.s closes it. `raw`: the AT&T sources contain
+// One `global_asm!`, so that every file lands in one object: landing_pads.s first
+// (its macros serve the others). The landing-pad rows of every routine go to one
+// table section in .text order (see landing_pads.s). `raw`: the AT&T sources contain
 // AVX-512 `{%k1}` operands, which must not be read as format arguments.
 global_asm!(
     include_str!("../../../asm/landing_pads.s"),
@@ -25,7 +25,6 @@ global_asm!(
     include_str!("../../../asm/copy_exact.s"),
     include_str!("../../../asm/fill.s"),
     include_str!("../../../asm/crc32c.s"),
-    include_str!("../../../asm/landing_pads_end.s"),
     options(att_syntax, raw)
 );
 
@@ -41,6 +40,7 @@ unsafe extern "C" {
     fn mcsafe_asm_copy_exact_8();
     fn mcsafe_asm_fill();
     fn mcsafe_asm_crc32c();
+    fn mcsafe_asm_copy_not_ready();
 }
 
 unsafe extern "C" {
@@ -48,6 +48,10 @@ unsafe extern "C" {
     static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
+    // The dispatch words (asm/landing_pads.s): the routine of Strategy::current, and
+    // of each strategy in Strategy::ALL order.
+    static mcsafe_asm_copy_current: AtomicUsize;
+    static mcsafe_asm_copy_strategies: [AtomicUsize; Strategy::ALL.len()];
 }
 
 /// Sets the size thresholds of the vector routines; called once, before any
@@ -72,6 +76,44 @@ pub(crate) fn thresholds() -> Thresholds {
             non_temporal: mcsafe_asm_non_temporal_threshold.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Which dispatch word a copy goes through: [`Strategy::current`]'s, or a named
+/// strategy's ([`copy_mc_with`](crate::copy_mc_with)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Current,
+    Of(Strategy),
+}
+
+impl Slot {
+    fn word(self) -> &'static AtomicUsize {
+        // SAFETY: dispatch words in .data, declared by the assembly, 8-byte aligned,
+        // written only through these atomics (the routines never write them).
+        unsafe {
+            match self {
+                Slot::Current => &mcsafe_asm_copy_current,
+                Slot::Of(s) => &mcsafe_asm_copy_strategies[s as usize],
+            }
+        }
+    }
+
+    /// The routine behind this slot, or `None` until [`Slot::publish`] (and for a
+    /// strategy the CPU cannot run, for good).
+    pub(crate) fn routine(self) -> Option<Routine> {
+        let addr = self.word().load(Ordering::Acquire);
+        (addr != not_ready_addr()).then_some(Routine(addr))
+    }
+
+    /// Makes copies through this slot call `routine`. Only after the handler and
+    /// the thresholds are in place.
+    pub(crate) fn publish(self, routine: Routine) {
+        self.word().store(routine.0, Ordering::Release);
+    }
+}
+
+fn not_ready_addr() -> usize {
+    mcsafe_asm_copy_not_ready as *const () as usize
 }
 
 /// The entry address of one copy routine.
@@ -105,10 +147,6 @@ impl Routine {
         Some(Routine(entry as usize))
     }
 
-    pub(crate) fn from_addr(addr: usize) -> Routine {
-        Routine(addr)
-    }
-
     pub(crate) fn addr(self) -> usize {
         self.0
     }
@@ -132,56 +170,180 @@ pub(crate) struct Stopped {
 /// because the handler only redirects positive si_codes.
 pub(crate) const WORD_LSB_SHIFT: u32 = 16;
 
+/// The status words of asm/landing_pads.s besides faults.
+const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
+const STATUS_NOT_READY: usize = 0x8000_0000_0000_0002;
+
+/// How a copy routine ended without copying every byte, from its output
+/// registers: it hands back the call's arguments too, so that the caller keeps
+/// nothing alive across the call (asm/landing_pads.s, "Calling convention").
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
+    word: usize,
+    not_copied: usize,
+    addr: usize,
+    /// The routine that stopped (its entry address).
+    pub(crate) routine: Routine,
+    pub(crate) dst: *mut u8,
+    pub(crate) src: *const u8,
+    pub(crate) len: usize,
+}
+
+/// Why a copy routine ended early.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Why {
+    /// A lost granule stopped it.
+    Fault(Stopped),
+    /// The argument check refused the ranges; nothing was touched.
+    BadArguments,
+    /// The dispatch word is not set yet; nothing was touched.
+    NotReady,
+}
+
+impl Exit {
+    /// The same exit, as if `routine` had stopped (for `write_mc`, whose forward
+    /// steps use another routine than its first call).
+    pub(crate) fn with_routine(self, routine: Routine) -> Exit {
+        Exit { routine, ..self }
+    }
+
+    pub(crate) fn why(&self) -> Why {
+        match self.word {
+            STATUS_BAD_ARGUMENTS => Why::BadArguments,
+            STATUS_NOT_READY => Why::NotReady,
+            word => Why::Fault(Stopped::from_word(
+                self.len,
+                self.not_copied,
+                word,
+                self.addr,
+            )),
+        }
+    }
+}
+
+impl Stopped {
+    /// The fault of a routine over `len` bytes from its output registers.
+    #[inline]
+    fn from_word(len: usize, not_copied: usize, word: usize, addr: usize) -> Stopped {
+        Stopped {
+            progress: len - not_copied.min(len),
+            code: (word & 0xffff) as u16 as i16 as i32,
+            addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
+            addr,
+        }
+    }
+
+    /// The outcome of a one-buffer routine (fill, checksum) over `len` bytes.
+    #[inline]
+    fn decode(len: usize, not_copied: usize, word: usize, addr: usize) -> Result<(), Stopped> {
+        match word {
+            0 => Ok(()),
+            word => Err(Stopped::from_word(len, not_copied, word, addr)),
+        }
+    }
+}
+
+/// Calls a copy routine: one `call` that names every register of the convention.
+/// `$target` is the call's operand: through a dispatch word, or through rax, which
+/// then holds `rax = ...` on entry.
+macro_rules! call_copy_routine {
+    ($target:literal, $dst:expr, $src:expr, $len:expr) => {
+        call_copy_routine!(@call $target, $dst, $src, $len, not_copied, [lateout("rax") not_copied])
+    };
+    ($target:literal, $dst:expr, $src:expr, $len:expr, rax = $rax:expr) => {
+        call_copy_routine!(
+            @call $target, $dst, $src, $len, not_copied, [inlateout("rax") $rax => not_copied]
+        )
+    };
+    (@call $target:literal, $dst:expr, $src:expr, $len:expr, $not_copied:ident, [$($rax:tt)*]) => {{
+        let (word, $not_copied, addr, routine, dst, src, len): (
+            usize, usize, usize, usize, usize, usize, usize,
+        );
+        // SAFETY: the routine follows the convention in asm/landing_pads.s: it reads
+        // only src..src+len and writes only dst..dst+len (valid per the caller's
+        // contract; a routine that checks its arguments refuses what is not), uses
+        // no stack beyond its return address, keeps DF clear, and clobbers nothing
+        // outside the operands and the C ABI's caller-saved set.
+        unsafe {
+            asm!(
+                $target,
+                $($rax)*,
+                inlateout("rdi") $dst => _,
+                inlateout("rsi") $src => _,
+                inlateout("rdx") $len => routine,
+                lateout("rcx") word,
+                lateout("r11") addr,
+                lateout("r8") dst,
+                lateout("r9") src,
+                lateout("r10") len,
+                clobber_abi("C"),
+            );
+        }
+        match word {
+            0 => Ok(()),
+            word => Err(Exit {
+                word,
+                not_copied: $not_copied,
+                addr,
+                routine: Routine(routine),
+                dst: dst as *mut u8,
+                src: src as *const u8,
+                len,
+            }),
+        }
+    }};
+}
+
+/// Runs the routine of [`Strategy::current`] once over the whole copy: the hot path
+/// of `copy_mc`, one indirect call through the dispatch word.
+///
+/// # Safety
+/// `src..src+len` readable and `dst..dst+len` writable, except where they may
+/// fault with SIGBUS, or refused by the routine's argument check.
+#[inline(always)]
+pub(crate) unsafe fn call_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Exit> {
+    call_copy_routine!(
+        "call qword ptr [rip + mcsafe_asm_copy_current]",
+        dst,
+        src,
+        len
+    )
+}
+
+/// Runs the routine of `strategy` once (`copy_mc_with`).
+///
+/// # Safety
+/// As for [`call_current`].
+#[inline(always)]
+pub(crate) unsafe fn call_strategy(
+    strategy: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Exit> {
+    call_copy_routine!(
+        "lea rcx, [rip + mcsafe_asm_copy_strategies]\n call qword ptr [rcx + 8*rax]",
+        dst,
+        src,
+        len,
+        rax = strategy as usize
+    )
+}
+
 /// Runs one routine once: no retry, no forward step (see `copy.rs`).
 ///
 /// # Safety
-/// `routine` is one of this module's routines and the CPU can run it;
-/// `src..src+len` and `dst..dst+len` do not overlap, do not wrap, and are mapped
-/// readable and writable respectively, except where they may fault with SIGBUS
-/// while the handler is installed.
+/// `routine` is one of this module's routines and the CPU can run it; as for
+/// [`call_current`] for the ranges, which do not overlap (the exact routines do
+/// not check).
 #[inline(always)]
 pub(crate) unsafe fn call(
     routine: Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-) -> Result<(), Stopped> {
-    let not_copied: usize;
-    let word: usize;
-    let addr: usize;
-    // SAFETY: the routine follows the convention in asm/landing_pads.s: it reads
-    // only src..src+len, writes only dst..dst+len (valid per this function's
-    // contract), uses no stack beyond its return address, keeps DF clear, and
-    // clobbers nothing outside the operands and the C ABI's caller-saved set.
-    unsafe {
-        asm!(
-            "call rax",
-            inlateout("rax") routine.0 => not_copied,
-            inlateout("rdi") dst => _,
-            inlateout("rsi") src => _,
-            inlateout("rdx") len => _,
-            lateout("rcx") word,
-            lateout("r11") addr,
-            clobber_abi("C"),
-        );
-    }
-    Stopped::decode(len, not_copied, word, addr)
-}
-
-impl Stopped {
-    /// The outcome of a routine over `len` bytes from its output registers.
-    #[inline]
-    fn decode(len: usize, not_copied: usize, word: usize, addr: usize) -> Result<(), Stopped> {
-        if word == 0 {
-            return Ok(());
-        }
-        Err(Stopped {
-            progress: len - not_copied.min(len),
-            code: (word & 0xffff) as u16 as i16 as i32,
-            addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
-            addr,
-        })
-    }
+) -> Result<(), Exit> {
+    call_copy_routine!("call rax", dst, src, len, rax = routine.0)
 }
 
 /// Entry address of `mcsafe_asm_fill`, for tests that trace it.
