@@ -19,10 +19,7 @@
 	ROUTINE copy_avx2
 	CHECK_COPY_ARGUMENTS
 	cmp	$32, %rdx
-	jae	.Lavx2_vec_or_more
-	SMALL_COPIES avx2, 32, vmovdqu, %xmm0, %xmm1
-
-.Lavx2_vec_or_more:
+	jb	.Lavx2_small			# under one vector: SMALL_COPIES below
 	vmovdqu	(%rsi), %ymm0			# the first vector, whatever the class
 	cmp	$64, %rdx
 	ja	.Lavx2_more_2x_vec
@@ -35,21 +32,10 @@
 
 .Lavx2_more_2x_vec:
 	vmovdqu	32(%rsi), %ymm1
-	cmp	$128, %rdx
-	ja	.Lavx2_more_4x_vec
-	vmovdqu	-64(%rsi,%rdx), %ymm2		# 65..128: two vectors from each end
-	vmovdqu	-32(%rsi,%rdx), %ymm3
-	vmovdqu	%ymm0, (%rdi)
-	vmovdqu	%ymm1, 32(%rdi)
-	vmovdqu	%ymm2, -64(%rdi,%rdx)
-	vmovdqu	%ymm3, -32(%rdi,%rdx)
-	vzeroupper
-	xor	%ecx, %ecx
-	ret
-
-.Lavx2_more_4x_vec:
 	cmp	$256, %rdx
 	ja	.Lavx2_more_8x_vec
+	cmp	$128, %rdx
+	jbe	.Lavx2_up_to_4x_vec
 	vmovdqu	64(%rsi), %ymm2			# 129..256: four vectors from each end
 	vmovdqu	96(%rsi), %ymm3
 	vmovdqu	-128(%rsi,%rdx), %ymm4
@@ -67,6 +53,20 @@
 	vzeroupper
 	xor	%ecx, %ecx
 	ret
+
+.Lavx2_up_to_4x_vec:
+	vmovdqu	-64(%rsi,%rdx), %ymm2		# 65..128: two vectors from each end
+	vmovdqu	-32(%rsi,%rdx), %ymm3
+	vmovdqu	%ymm0, (%rdi)
+	vmovdqu	%ymm1, 32(%rdi)
+	vmovdqu	%ymm2, -64(%rdi,%rdx)
+	vmovdqu	%ymm3, -32(%rdi,%rdx)
+	vzeroupper
+	xor	%ecx, %ecx
+	ret
+
+.Lavx2_small:
+	SMALL_COPIES avx2, 32, vmovdqu, %xmm0, %xmm1
 
 .Lavx2_more_8x_vec:
 	SAVE_RANGE_REGISTERS copy_avx2		# from here rdi, rsi, rdx move

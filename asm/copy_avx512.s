@@ -21,10 +21,7 @@
 	ROUTINE copy_avx512, entry, 6
 	CHECK_COPY_ARGUMENTS
 	cmp	$64, %rdx
-	jae	.Lavx512_vec_or_more
-	SMALL_COPIES avx512, 64, vmovdqu64, %xmm16, %xmm17, %ymm16, %ymm17
-
-.Lavx512_vec_or_more:
+	jb	.Lavx512_small			# under one vector: SMALL_COPIES below
 	vmovdqu64 (%rsi), %zmm16		# the first vector, whatever the class
 	cmp	$128, %rdx
 	ja	.Lavx512_more_2x_vec
@@ -36,20 +33,10 @@
 
 .Lavx512_more_2x_vec:
 	vmovdqu64 64(%rsi), %zmm17
-	cmp	$256, %rdx
-	ja	.Lavx512_more_4x_vec
-	vmovdqu64 -128(%rsi,%rdx), %zmm18	# 129..256: two vectors from each end
-	vmovdqu64 -64(%rsi,%rdx), %zmm19
-	vmovdqu64 %zmm16, (%rdi)
-	vmovdqu64 %zmm17, 64(%rdi)
-	vmovdqu64 %zmm18, -128(%rdi,%rdx)
-	vmovdqu64 %zmm19, -64(%rdi,%rdx)
-	xor	%ecx, %ecx
-	ret
-
-.Lavx512_more_4x_vec:
 	cmp	$512, %rdx
 	ja	.Lavx512_more_8x_vec
+	cmp	$256, %rdx
+	jbe	.Lavx512_up_to_4x_vec
 	vmovdqu64 128(%rsi), %zmm18		# 257..512: four vectors from each end
 	vmovdqu64 192(%rsi), %zmm19
 	vmovdqu64 -256(%rsi,%rdx), %zmm20
@@ -66,6 +53,19 @@
 	vmovdqu64 %zmm23, -64(%rdi,%rdx)
 	xor	%ecx, %ecx
 	ret
+
+.Lavx512_up_to_4x_vec:
+	vmovdqu64 -128(%rsi,%rdx), %zmm18	# 129..256: two vectors from each end
+	vmovdqu64 -64(%rsi,%rdx), %zmm19
+	vmovdqu64 %zmm16, (%rdi)
+	vmovdqu64 %zmm17, 64(%rdi)
+	vmovdqu64 %zmm18, -128(%rdi,%rdx)
+	vmovdqu64 %zmm19, -64(%rdi,%rdx)
+	xor	%ecx, %ecx
+	ret
+
+.Lavx512_small:
+	SMALL_COPIES avx512, 64, vmovdqu64, %xmm16, %xmm17, %ymm16, %ymm17
 
 .Lavx512_more_8x_vec:
 	SAVE_RANGE_REGISTERS copy_avx512	# from here rdi, rsi, rdx move

@@ -299,6 +299,11 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
     ) {
         return false;
     }
+    // User space ends below 2^57 (5-level paging), so the kernel reports no fault
+    // of a user access above; `Fault` keeps addresses in 57 bits.
+    if info.addr >> 57 != 0 {
+        return false;
+    }
     let Some(pad) = table::find(gregs[libc::REG_RIP as usize] as usize) else {
         return false;
     };
