@@ -27,7 +27,7 @@
 	vmovdqu	%ymm0, (%rdi)
 	vmovdqu	%ymm1, -32(%rdi,%rdx)
 	vzeroupper
-	xor	%ecx, %ecx			# every byte copied
+	xor	%eax, %eax			# every byte copied
 	ret
 
 .Lavx2_more_2x_vec:
@@ -51,7 +51,7 @@
 	vmovdqu	%ymm6, -64(%rdi,%rdx)
 	vmovdqu	%ymm7, -32(%rdi,%rdx)
 	vzeroupper
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 
 .Lavx2_up_to_4x_vec:
@@ -62,7 +62,7 @@
 	vmovdqu	%ymm2, -64(%rdi,%rdx)
 	vmovdqu	%ymm3, -32(%rdi,%rdx)
 	vzeroupper
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 
 .Lavx2_small:
@@ -99,13 +99,14 @@
 	vmovdqu	%ymm2, -64(%rdi,%rdx)
 	vmovdqu	%ymm3, -32(%rdi,%rdx)
 	vzeroupper
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 
 .Lavx2_rep_movsb:
 	vzeroupper
 	mov	%rdx, %rcx
-	rep movsb				# leaves rcx = 0: every byte copied
+	rep movsb
+	xor	%eax, %eax			# every byte copied
 	ret
 
 .Lavx2_non_temporal:
@@ -135,4 +136,4 @@
 	vzeroupper				# the fault may leave ymm state dirty,
 	sfence					# and streaming stores go first
 .endm
-	END_ROUTINE copy_avx2, AVX2_BEFORE_FIXUP
+	END_ROUTINE copy_avx2, AVX2_BEFORE_FIXUP, c

@@ -28,7 +28,7 @@
 	vmovdqu64 -64(%rsi,%rdx), %zmm17	# 64..128: first and last vector
 	vmovdqu64 %zmm16, (%rdi)
 	vmovdqu64 %zmm17, -64(%rdi,%rdx)
-	xor	%ecx, %ecx			# every byte copied
+	xor	%eax, %eax			# every byte copied
 	ret
 
 .Lavx512_more_2x_vec:
@@ -51,7 +51,7 @@
 	vmovdqu64 %zmm21, -192(%rdi,%rdx)
 	vmovdqu64 %zmm22, -128(%rdi,%rdx)
 	vmovdqu64 %zmm23, -64(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 
 .Lavx512_up_to_4x_vec:
@@ -61,7 +61,7 @@
 	vmovdqu64 %zmm17, 64(%rdi)
 	vmovdqu64 %zmm18, -128(%rdi,%rdx)
 	vmovdqu64 %zmm19, -64(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 
 .Lavx512_small:
@@ -97,12 +97,13 @@
 	vmovdqu64 %zmm17, -192(%rdi,%rdx)
 	vmovdqu64 %zmm18, -128(%rdi,%rdx)
 	vmovdqu64 %zmm19, -64(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 
 .Lavx512_rep_movsb:
 	mov	%rdx, %rcx
-	rep movsb				# leaves rcx = 0: no fault
+	rep movsb
+	xor	%eax, %eax			# every byte copied
 	ret
 
 .Lavx512_non_temporal:
@@ -171,4 +172,4 @@
 	ja	.Lavx512_non_temporal_body
 	sfence					# order them before the plain stores
 	jmp	.Lavx512_last_4x
-	END_ROUTINE copy_avx512, sfence		# streaming stores visible first
+	END_ROUTINE copy_avx512, sfence, c		# streaming stores visible first

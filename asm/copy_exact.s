@@ -19,7 +19,7 @@
 	ROUTINE copy_exact_\size, entry, 4
 	\load	(%rsi), \wide		# fault point: source (read_mc)
 	mov	\narrow, (%rdi)		# fault point: destination (write_mc)
-	xor	%ecx, %ecx			# copied
+	xor	%eax, %eax			# copied
 	ret
 	END_ROUTINE copy_exact_\size
 .endm

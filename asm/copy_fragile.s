@@ -65,6 +65,6 @@
 	jnz	.Lfragile_byte_loop
 
 .Lfragile_done:
-	xor	%ecx, %ecx			# every byte copied
+	xor	%eax, %eax			# every byte copied
 	ret
-	END_ROUTINE copy_fragile			# the range includes the ret
+	END_ROUTINE copy_fragile, , c			# the range includes the ret

@@ -10,7 +10,7 @@
 	SAVE_RANGE_REGISTERS copy_rep_movsb
 	mov	%rdx, %rcx
 	rep movsb				# fault point: either side
-	xor	%ecx, %ecx			# every byte copied
+	xor	%eax, %eax			# every byte copied
 	ret
-	END_ROUTINE copy_rep_movsb		# the range includes the ret: the
+	END_ROUTINE copy_rep_movsb, , c		# the range includes the ret: the
 						# erratum's late report lands there

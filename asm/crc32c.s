@@ -4,8 +4,8 @@
 # A variant of the calling convention (landing_pads.s):
 #   in:   rdi = src, rdx = len (> 0), esi = CRC state to continue (not inverted
 #         here: the Rust side applies the pre- and post-inversion)
-#   out:  rax = bytes not checksummed, esi = CRC state of the bytes checksummed,
-#         [src, src + len - rax); rcx = fault word and r11 = si_addr, as for copies
+#   out:  rax = status (0, or the fault word), rcx = bytes not checksummed, esi = CRC
+#         state of the bytes checksummed, [src, src + len - rcx); r11 = si_addr
 #   Called with the same `call rax` as copies, from its own asm! block.
 # The prologue (ROUTINE crc32c, one_buffer) sets r8 = r9 = src and r10 = len: the handler's overlap check
 # tests the source (twice) and nothing else. rdi is the cursor that carries the
@@ -53,7 +53,7 @@
 	jb	.Lcrc_word
 	jmp	.Lcrc_next
 .Lcrc_done:
-	xor	%ecx, %ecx			# every byte folded in
+	xor	%eax, %eax			# every byte folded in
 	ret
 .Lcrc_end:
 
@@ -63,8 +63,8 @@
 .Lcrc_fixup_word:
 	add	$8, %rdi			# the word is in esi: count it
 .Lcrc_fixup:
-	lea	(%r8,%r10), %rax		# bytes not checksummed; esi is kept
-	sub	%rdi, %rax
+	lea	(%r8,%r10), %rcx		# bytes not checksummed; esi is kept
+	sub	%rdi, %rcx
 	ret
 	.cfi_endproc
 	.size	mcsafe_asm_crc32c, . - mcsafe_asm_crc32c

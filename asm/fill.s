@@ -3,7 +3,7 @@
 # A variant of the calling convention (landing_pads.s) for a routine with one
 # buffer, the destination:
 #   in:   rdi = dst, rsi = dst (again), rdx = len (> 0), ecx = the byte (low 8 bits)
-#   out:  as for copies: rax = bytes not filled, rcx = fault word, r11 = si_addr
+#   out:  register mode (landing_pads.s): rax = status, rcx = bytes not filled, r11 = si_addr
 # The prologue (ROUTINE fill, saved) sets r8 = r9 = dst and r10 = len, so the
 # handler's overlap check tests the destination (twice) and nothing else; the Rust
 # side knows the side.
@@ -16,6 +16,6 @@
 	mov	%ecx, %eax			# al = the byte
 	mov	%rdx, %rcx
 	rep stosb				# fault point: destination
-	xor	%ecx, %ecx			# every byte filled
+	xor	%eax, %eax			# every byte filled
 	ret
 	END_ROUTINE fill

@@ -5,15 +5,24 @@
 # syntax, by rustc's integrated assembler. "Changing the asm" at the end of this file
 # says what to touch and what to run.
 #
-# Calling convention (called only from routines.rs, never as C functions)
-#   in:   rdi = dst, rsi = src, rdx = len
-#   out:  rcx = status word: 0 when every byte was copied; otherwise a fault
-#               (si_code | si_addr_lsb << 16) or one of the STATUS_* words below
-#         after a fault or a STATUS_* word, and only then:
-#         rax = bytes not copied, r11 = si_addr, rdx = the routine's entry address,
-#         r8 = dst, r9 = src, r10 = len (the call's arguments, so that the caller
-#         keeps nothing alive across the call)
-#   clobbers every caller-saved general, vector and mask register.
+# Two ways in. Every routine takes rdi = dst, rsi = src, rdx = len, and clobbers only
+# what the C ABI lets a function clobber (caller-saved general, vector and mask
+# registers; DF clear), so:
+#   C mode (the strategy routines, mode=c): called as the C function
+#     RawResult routine(void *dst, const void *src, size_t len)
+#   from Rust (src/arch/x86_64/routines.rs, `copy_current`): it returns
+#   `Result<(), Fault>` itself, in rax:rdx (src/fault.rs, RawResult): rax = 0 when
+#   every byte was copied. After a fault the fixup calls the Rust side
+#   (mcsafe_asm_glue_finish_copy: the careful forward step) and returns what it
+#   returns; refused arguments and a dispatch word not set yet jump to the Rust side
+#   too (mcsafe_asm_glue_refused, mcsafe_asm_glue_first_use). So `copy_mc` is one
+#   indirect call, and a caller that only passes the result on tail-calls it.
+#   Register mode (every routine; the strategy routines when called through
+#   mcsafe_asm_call_registers, which the fixups recognise by their return address):
+#   rax = status: 0 when every byte was done, else the fault word (si_code |
+#   si_addr_lsb << 16, written by the handler) or STATUS_BAD_ARGUMENTS; after a
+#   fault or a refusal, and only then: rcx = bytes not done, r11 = si_addr, rdx =
+#   the routine's entry address, r8 = dst, r9 = src, r10 = len.
 #
 # Range registers: the SIGBUS handler must know the call's buffers to tell its own
 # fault from a stray one. Each landing-pad range says where they are:
@@ -28,22 +37,21 @@
 # So rdi only moves forward, and only past bytes already stored; in REGS_ENTRY ranges
 # it never moves. No other register means anything to a fixup.
 #
-# On a fault the handler sets RIP to the range's fixup, rcx to the fault word and r11
+# On a fault the handler sets RIP to the range's fixup, rax to the fault word and r11
 # to si_addr, and returns. The fixup turns the invariant into "bytes not copied" and
-# returns to the caller. The handler never retries, and a fixup never touches memory:
-# the caller decides what happens next (src/copy.rs: the careful forward step).
+# returns to the caller (register mode) or calls the Rust side with it (C mode). The
+# handler never retries, and a fixup never touches the caller's memory: the Rust side
+# decides what happens next (src/copy.rs: the careful forward step).
 #
 # Variants, each documented in its file: copy_exact.s (exactly 1, 2, 4 or 8 bytes, one
 # load and one store), fill.s (one buffer: rsi = rdi = dst, the byte in ecx) and
 # crc32c.s (one buffer, read-only: r8 = r9 = src, rdi the progress cursor, esi the CRC
 # state, with per-range fixups that count the bytes a `crc32` has just folded in).
 
-# ---- Status words (rcx), besides 0 and fault words (which stay below 1 << 24) ----
-# Bad arguments: a null pointer with len > 0, a range at or above 2^62 (so wrapping
+# ---- Status words (rax, register mode), besides 0 and fault words (below 1 << 24) ----
+# Bad arguments: a null pointer with len > 0, a pointer or length at or above 2^61 (so wrapping
 # or leaving user space), or overlapping ranges. Nothing was touched.
 	.set	STATUS_BAD_ARGUMENTS, 0x8000000000000001
-# The dispatch word was not set yet (before the first install): nothing was touched.
-	.set	STATUS_NOT_READY, 0x8000000000000002
 
 	.set	REGS_SAVED, 0
 	.set	REGS_ENTRY, 1
@@ -81,9 +89,10 @@ mcsafe_asm_landing_pads_end:
 # range. With prologue `entry` (the default) the range is REGS_ENTRY and the body may
 # later call SAVE_RANGE_REGISTERS; with `saved` the range registers are saved at once
 # (r8 = rdi, r9 = rsi, r10 = rdx); with `one_buffer` they are r8 = r9 = rdi, r10 = rdx
-# (routines whose rsi is not a buffer). END_ROUTINE name[, before_fixup] closes the
-# range, writes the fixups (`before_fixup`, e.g. `vzeroupper`, runs first), the size
-# and the rows. The body between them is all a routine is.
+# (routines whose rsi is not a buffer). END_ROUTINE name[, before_fixup[, mode]]
+# closes the range, writes the fixups (`before_fixup`, e.g. `vzeroupper`, runs first;
+# mode `c` adds the C-mode exit), the size and the rows. The body between them is all
+# a routine is; every way out of it sets rax = 0 ("all done") and returns.
 .macro ROUTINE name, prologue=entry, align=5
 	.text
 	.p2align \align
@@ -120,7 +129,7 @@ mcsafe_asm_\name:
 .L\name\()_saved:
 .endm
 
-.macro END_ROUTINE name, before_fixup
+.macro END_ROUTINE name, before_fixup, mode=registers
 .L\name\()_end:
 	# Fixups: outside every range (a fault inside one must not be taken for a copy fault).
 	.if .L\name\()_ranges != 2
@@ -131,8 +140,11 @@ mcsafe_asm_\name:
 	.endif
 .L\name\()_fixup:
 	\before_fixup
-	lea	(%r8,%r10), %rax			# bytes not copied = dst end - cursor
-	sub	%rdi, %rax
+	.ifc \mode, c
+	FAULT_TO_RUST \name
+	.endif
+	lea	(%r8,%r10), %rcx			# bytes not done = dst end - cursor
+	sub	%rdi, %rcx
 	lea	mcsafe_asm_\name(%rip), %rdx		# which routine stopped
 	ret
 	.cfi_endproc
@@ -147,10 +159,54 @@ mcsafe_asm_\name:
 	.endif
 .endm
 
+# The C-mode exit of a fixup: unless the routine was called in register mode (its
+# return address is mcsafe_asm_call_registers_return), hand the stopped copy to the
+# Rust side and return the Result it builds. The frame (src/arch/x86_64/routines.rs,
+# FixupFrame) is 7 words on the stack; the CFI follows it, so a panic there unwinds.
+.macro FAULT_TO_RUST name
+	lea	mcsafe_asm_call_registers_return(%rip), %rcx
+	cmp	%rcx, (%rsp)
+	je	1f					# register mode: return registers
+	sub	$56, %rsp				# 16-byte aligned for the call
+	.cfi_adjust_cfa_offset 56
+	mov	%r8, (%rsp)				# dst
+	mov	%r9, 8(%rsp)				# src
+	mov	%r10, 16(%rsp)				# len
+	mov	%rdi, 24(%rsp)				# cursor: [dst, cursor) is stored
+	mov	%rax, 32(%rsp)				# fault word
+	mov	%r11, 40(%rsp)				# si_addr
+	lea	mcsafe_asm_\name(%rip), %rcx
+	mov	%rcx, 48(%rsp)				# the routine, for the forward step
+	mov	%rsp, %rdi
+	call	mcsafe_asm_glue_finish_copy
+	add	$56, %rsp
+	.cfi_adjust_cfa_offset -56
+	ret
+1:
+.endm
+
+# Register mode for a C-mode routine: `call mcsafe_asm_call_registers` with rax = the
+# routine. Its return address tells the routine's fixups which way out to take.
+	.text
+	.p2align 4
+	.globl	mcsafe_asm_call_registers
+	.hidden	mcsafe_asm_call_registers
+	.type	mcsafe_asm_call_registers, @function
+mcsafe_asm_call_registers:
+	.cfi_startproc
+	call	*%rax
+	.globl	mcsafe_asm_call_registers_return
+	.hidden	mcsafe_asm_call_registers_return
+mcsafe_asm_call_registers_return:
+	ret
+	.cfi_endproc
+	.size	mcsafe_asm_call_registers, . - mcsafe_asm_call_registers
+
 # ---- The argument check of every copy routine ----
 # Refuses, before any access, what copy_mc refuses (src/copy.rs `ranges_are_bad` is
-# the same rule in Rust): with len > 0, a null pointer or a range at or above 2^62
-# (user space ends below 2^57, so no accepted range wraps), or overlapping ranges.
+# the same rule in Rust): with len > 0, a null pointer, a pointer or a length at or
+# above 2^61 (user space ends below 2^57; so every accepted range ends at or below
+# 2^62 and none wraps), or overlapping ranges.
 # 11 instructions, two not-taken branches; clobbers rax and rcx. len 0 with any
 # pointers goes to the exit below, which finds it fine.
 .macro CHECK_COPY_ARGUMENTS
@@ -158,7 +214,7 @@ mcsafe_asm_\name:
 	lea	-1(%rsi), %rcx
 	or	%rcx, %rax
 	or	%rdx, %rax
-	shr	$62, %rax
+	shr	$61, %rax
 	jnz	mcsafe_asm_copy_refused
 	lea	-1(%rdi,%rdx), %rax			# overlap: dst - src + len - 1
 	sub	%rsi, %rax				#   < 2 len - 1, unsigned
@@ -172,14 +228,17 @@ mcsafe_asm_\name:
 	.type	mcsafe_asm_copy_refused, @function
 mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	.cfi_startproc
+	lea	mcsafe_asm_call_registers_return(%rip), %rcx
+	cmp	%rcx, (%rsp)
+	jne	mcsafe_asm_glue_refused			# C mode: the Rust side says why
 	mov	%rdi, %r8
 	mov	%rsi, %r9
 	mov	%rdx, %r10
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	test	%rdx, %rdx				# len 0: nothing to copy, nothing wrong
 	jz	1f
-	movabs	$STATUS_BAD_ARGUMENTS, %rcx
-1:	mov	%rdx, %rax
+	movabs	$STATUS_BAD_ARGUMENTS, %rax
+1:	mov	%rdx, %rcx
 	lea	mcsafe_asm_copy_refused(%rip), %rdx
 	ret
 	.cfi_endproc
@@ -200,7 +259,7 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	movq	-8(%rsi,%rdx), %rcx
 	movq	%rax, (%rdi)
 	movq	%rcx, -8(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 .L\name\()_16_up:
 	.if \vec == 64
@@ -211,7 +270,7 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	\vmov	-16(%rsi,%rdx), \x1
 	\vmov	\x0, (%rdi)
 	\vmov	\x1, -16(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 	.if \vec == 64
 .L\name\()_32_63:
@@ -219,7 +278,7 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	\vmov	-32(%rsi,%rdx), \y1
 	\vmov	\y0, (%rdi)
 	\vmov	\y1, -32(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 	.endif
 .L\name\()_0_7:
@@ -234,14 +293,14 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 .L\name\()_1:
 	movb	%cl, (%rdi)
 .L\name\()_0:
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 .L\name\()_4_7:
 	movl	(%rsi), %eax
 	movl	-4(%rsi,%rdx), %ecx
 	movl	%eax, (%rdi)
 	movl	%ecx, -4(%rdi,%rdx)
-	xor	%ecx, %ecx
+	xor	%eax, %eax
 	ret
 .endm
 
@@ -260,42 +319,44 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 .endm
 
 # ---- Dispatch ----
-# The routine copy_mc calls (`call *mcsafe_asm_copy_current(%rip)`), and the routine of
-# each Strategy in Strategy::ALL order (copy_mc_with). Until src/arch/x86_64/mod.rs
-# (init) sets them, after installing the handler and the thresholds, they point at
-# mcsafe_asm_copy_not_ready, so the first call takes the slow path that does it; a
-# strategy the CPU cannot run keeps it for good. One load and one indirect call: no
-# "ready?" test on the hot path.
+# The routine copy_mc calls (`mcsafe_asm_copy_current`, an indirect C call), and the
+# routine of each Strategy in Strategy::ALL order (copy_mc_with). Until
+# src/arch/x86_64/mod.rs (init) sets them, after installing the handler and the
+# thresholds, each points at its not-ready stub, which goes to the Rust side with the
+# slot (0..=3 the strategies, 4 the current one) in ecx to install and copy; a
+# strategy the CPU cannot run keeps its stub for good. No "ready?" test on the hot path.
+.macro NOT_READY slot
+	.globl	mcsafe_asm_copy_not_ready_\slot
+	.hidden	mcsafe_asm_copy_not_ready_\slot
+	.type	mcsafe_asm_copy_not_ready_\slot, @function
+mcsafe_asm_copy_not_ready_\slot:
+	.cfi_startproc
+	mov	$\slot, %ecx
+	jmp	mcsafe_asm_glue_first_use
+	.cfi_endproc
+	.size	mcsafe_asm_copy_not_ready_\slot, . - mcsafe_asm_copy_not_ready_\slot
+.endm
 	.text
 	.p2align 4
-	.globl	mcsafe_asm_copy_not_ready
-	.hidden	mcsafe_asm_copy_not_ready
-	.type	mcsafe_asm_copy_not_ready, @function
-mcsafe_asm_copy_not_ready:
-	.cfi_startproc
-	mov	%rdi, %r8
-	mov	%rsi, %r9
-	mov	%rdx, %r10
-	mov	%rdx, %rax
-	movabs	$STATUS_NOT_READY, %rcx
-	lea	mcsafe_asm_copy_not_ready(%rip), %rdx
-	ret
-	.cfi_endproc
-	.size	mcsafe_asm_copy_not_ready, . - mcsafe_asm_copy_not_ready
+	NOT_READY 0
+	NOT_READY 1
+	NOT_READY 2
+	NOT_READY 3
+	NOT_READY 4
 
 	.pushsection .data.rel.mcsafe_dispatch, "aw"
 	.balign 8
-	.globl	mcsafe_asm_copy_current
-	.hidden	mcsafe_asm_copy_current
-mcsafe_asm_copy_current:
-	.quad	mcsafe_asm_copy_not_ready
 	.globl	mcsafe_asm_copy_strategies
 	.hidden	mcsafe_asm_copy_strategies
 mcsafe_asm_copy_strategies:			# fragile, rep_movsb, avx2, avx512
-	.quad	mcsafe_asm_copy_not_ready
-	.quad	mcsafe_asm_copy_not_ready
-	.quad	mcsafe_asm_copy_not_ready
-	.quad	mcsafe_asm_copy_not_ready
+	.quad	mcsafe_asm_copy_not_ready_0
+	.quad	mcsafe_asm_copy_not_ready_1
+	.quad	mcsafe_asm_copy_not_ready_2
+	.quad	mcsafe_asm_copy_not_ready_3
+	.globl	mcsafe_asm_copy_current
+	.hidden	mcsafe_asm_copy_current
+mcsafe_asm_copy_current:			# slot 4
+	.quad	mcsafe_asm_copy_not_ready_4
 	.popsection
 
 # ---- Size thresholds of the vector routines ----

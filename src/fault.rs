@@ -48,6 +48,66 @@ const COPIED_BITS: u32 = 62;
 const ADDR_BITS: u32 = 57;
 const SIDE_BIT: u32 = 63;
 
+/// `Result<(), Fault>` as the two machine words the copy routines return in
+/// rax:rdx (asm/landing_pads.s, "C mode"): `Ok(())` when the first is 0, else
+/// `Err` of the `Fault` whose words they are. The layout this relies on is
+/// checked at compile time below, so a compiler that laid `Result<(), Fault>`
+/// out otherwise would fail to build mcsafe rather than misread a result.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawResult {
+    first: u64,
+    second: u64,
+}
+
+#[cfg_attr(not(mcsafe_protected), allow(dead_code))] // only the routines return it
+impl RawResult {
+    /// The words of a result.
+    pub(crate) fn from_result(result: Result<(), Fault>) -> RawResult {
+        match result {
+            Ok(()) => RawResult {
+                first: 0,
+                second: 0,
+            },
+            Err(f) => RawResult {
+                first: f.copied_kind.get(),
+                second: f.addr_granule_side,
+            },
+        }
+    }
+
+    /// The result these words are: a no-op on the hot path.
+    #[inline(always)]
+    pub(crate) fn into_result(self) -> Result<(), Fault> {
+        // SAFETY: `Result<(), Fault>` is two words with `Ok` the niche 0 of the
+        // first (checked by LAYOUT below): `first == 0` is `Ok(())`, whatever
+        // `second` (padding then); any other value is `Err` of a valid `Fault`
+        // (a non-zero first word and any second).
+        unsafe { core::mem::transmute::<RawResult, Result<(), Fault>>(self) }
+    }
+}
+
+/// The layout [`RawResult::into_result`] relies on, checked when mcsafe compiles.
+const LAYOUT: () = {
+    use core::mem::{MaybeUninit, size_of, transmute};
+    assert!(size_of::<Result<(), Fault>>() == 16 && size_of::<RawResult>() == 16);
+    // SAFETY: reinterpreting 16 bytes as 16 bytes; only initialized words are read.
+    let ok: [MaybeUninit<u64>; 2] = unsafe { transmute(Ok::<(), Fault>(())) };
+    // SAFETY: the niche word of `Ok` is initialized.
+    assert!(unsafe { ok[0].assume_init() } == 0);
+    let fault = Fault {
+        copied_kind: match NonZeroU64::new(0x4000_0000_0000_1234) {
+            Some(w) => w,
+            None => panic!(),
+        },
+        addr_granule_side: 0x0a00_0000_0000_5678,
+    };
+    // SAFETY: as above; both words of `Err` are initialized.
+    let err: [u64; 2] = unsafe { transmute(Err::<(), Fault>(fault)) };
+    assert!(err[0] == 0x4000_0000_0000_1234 && err[1] == 0x0a00_0000_0000_5678);
+};
+const _: () = LAYOUT;
+
 /// Which buffer of the copy faulted. `Display` prints `source` or `destination`.
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -77,7 +137,7 @@ pub enum FaultKind {
 impl Fault {
     /// A fault of `kind` at `addr`, `granule` bytes lost (a power of two), on
     /// `side`, `copied` bytes before it. `copied < 2^62` and `addr < 2^57`
-    /// always hold for faults the handler takes (lengths are refused from 2^62,
+    /// always hold for faults the handler takes (lengths are refused from 2^61,
     /// and it takes no address from 2^57).
     pub(crate) fn new(
         copied: usize,
@@ -160,7 +220,13 @@ impl Fault {
     /// The same fault with another `copied`: for an operation done in pieces,
     /// whose cut is counted from the start of the whole.
     pub(crate) fn with_copied(self, copied: usize) -> Fault {
-        Fault::new(copied, self.side(), self.kind(), self.addr(), self.granule())
+        Fault::new(
+            copied,
+            self.side(),
+            self.kind(),
+            self.addr(),
+            self.granule(),
+        )
     }
 }
 
@@ -360,8 +426,20 @@ mod tests {
         assert_eq!(size_of::<Result<(), Fault>>(), 16, "Ok is the niche");
         let extremes = [
             (0, Side::Source, FaultKind::Poison, 0, 1),
-            ((1 << 62) - 1, Side::Destination, FaultKind::ObjectError, (1 << 57) - 1, 1 << 63),
-            (4096, Side::Destination, FaultKind::AddressError, 0x7fff_1234_5678, 2 << 20),
+            (
+                (1 << 62) - 1,
+                Side::Destination,
+                FaultKind::ObjectError,
+                (1 << 57) - 1,
+                1 << 63,
+            ),
+            (
+                4096,
+                Side::Destination,
+                FaultKind::AddressError,
+                0x7fff_1234_5678,
+                2 << 20,
+            ),
             (12, Side::Source, FaultKind::Poison, 0x1000, 1 << 30),
         ];
         for (copied, side, kind, addr, granule) in extremes {

@@ -233,20 +233,6 @@ pub mod internals {
     #[cfg(mcsafe_protected)]
     pub use crate::arch::table::{LandingPad, Regs, landing_pads};
 
-    /// The copy routine of [`Strategy::current`](crate::Strategy::current),
-    /// called as `copy_mc` calls it, without building a `Result`: whether every
-    /// byte was copied. For the benchmark that measures what `copy_mc` adds to its
-    /// routine. Before the first `install` it copies nothing and returns false.
-    ///
-    /// # Safety
-    /// As for [`copy_mc`](crate::copy_mc).
-    #[cfg(mcsafe_protected)]
-    #[inline(always)]
-    pub unsafe fn copy_bare(dst: *mut u8, src: *const u8, len: usize) -> bool {
-        // SAFETY: the caller's contract.
-        unsafe { crate::arch::call_current(dst, src, len) }.is_ok()
-    }
-
     /// Entry address of a strategy's routine.
     #[cfg(mcsafe_protected)]
     pub fn routine_addr(strategy: crate::Strategy) -> usize {

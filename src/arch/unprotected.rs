@@ -51,39 +51,22 @@ pub(crate) struct Stopped {
     pub(crate) addr: usize,
 }
 
-/// Which strategy a copy asked for; only `Current` copies here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Current,
-    Of(Strategy),
-}
-
-/// Why a copy ended early: here only refused ranges, or a named strategy.
+/// Never constructed: nothing calls a routine in register mode here.
 #[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit;
+
+/// Why a register-mode call ended early: never, here (the shape of the protected
+/// target's).
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)]
 pub(crate) enum Why {
-    #[allow(dead_code)] // the shape of the protected target's
     Fault(Stopped),
     BadArguments,
-    NotReady,
-}
-
-/// A copy that did not happen, with its arguments.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Exit {
-    why: Why,
-    pub(crate) routine: Routine,
-    pub(crate) dst: *mut u8,
-    pub(crate) src: *const u8,
-    pub(crate) len: usize,
 }
 
 impl Exit {
     pub(crate) fn why(&self) -> Why {
-        self.why
-    }
-
-    pub(crate) fn with_routine(self, routine: Routine) -> Exit {
-        Exit { routine, ..self }
+        unreachable!("mcsafe: no routine runs on this target")
     }
 }
 
@@ -91,65 +74,56 @@ pub(crate) fn current_routine() -> Routine {
     Routine
 }
 
-/// A named strategy: none is available here.
-#[track_caller]
-pub(crate) fn resolve(slot: Slot) -> Routine {
-    match slot {
-        Slot::Current => Routine,
-        Slot::Of(strategy) => panic!(
-            "mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies"
-        ),
-    }
-}
-
-/// A plain copy, after the same argument check as the routines'.
+/// A plain copy, after the same argument check as the routines' (and the same
+/// panic for what it refuses).
 ///
 /// # Safety
 /// As for `ptr::copy_nonoverlapping`, unless refused.
-pub(crate) unsafe fn call_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Exit> {
+pub(crate) unsafe fn copy_current(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), crate::Fault> {
     if len > 0 && crate::copy::ranges_are_bad(dst, src, len) {
-        return Err(Exit {
-            why: Why::BadArguments,
-            routine: Routine,
-            dst,
-            src,
-            len,
-        });
+        crate::copy::reject(dst, src, len);
     }
     // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
-    unsafe { call(Routine, dst, src, len) }
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    Ok(())
 }
 
-/// No strategy runs here: always refused, before any check.
+/// No strategy runs here.
 ///
 /// # Safety
 /// None needed: it touches no memory.
-pub(crate) unsafe fn call_strategy(
-    _: Strategy,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-) -> Result<(), Exit> {
-    Err(Exit {
-        why: Why::NotReady,
-        routine: Routine,
-        dst,
-        src,
-        len,
-    })
+pub(crate) unsafe fn copy_strategy(
+    strategy: Strategy,
+    _: *mut u8,
+    _: *const u8,
+    _: usize,
+) -> Result<(), crate::Fault> {
+    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
 }
 
+/// Never called: nothing here stops on a fault, so there is no forward step.
+///
 /// # Safety
-/// As for `ptr::copy_nonoverlapping`.
-pub(crate) unsafe fn call(
+/// None needed.
+pub(crate) unsafe fn call(_: Routine, _: *mut u8, _: *const u8, _: usize) -> Result<(), Exit> {
+    unreachable!("mcsafe: no routine runs on this target")
+}
+
+/// Never called: [`exact_routine`] is `None` here.
+///
+/// # Safety
+/// None needed.
+pub(crate) unsafe fn call_exact(
     _: Routine,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
+    _: *mut u8,
+    _: *const u8,
+    _: usize,
 ) -> Result<(), Exit> {
-    // SAFETY: the caller's contract is copy_nonoverlapping's.
-    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
-    Ok(())
+    unreachable!("mcsafe: no routine runs on this target")
 }
 
 /// Nothing to install here.

@@ -56,9 +56,6 @@ pub enum Comparator {
     McsafeDyn,
     /// `mcsafe::copy_mc` from another crate's non-inlined function ([`Shape::Crate`]).
     McsafeCrate,
-    /// `copy_mc`'s routine called as `copy_mc` calls it, without the `Result`:
-    /// what `copy_mc` itself adds is `Mcsafe` minus this.
-    Bare,
     /// `mcsafe::copy_mc_with(strategy, ..)`.
     Strategy(Strategy),
     /// glibc's `memcpy` through a function pointer the optimizer cannot see
@@ -89,7 +86,6 @@ impl Comparator {
             Comparator::Mcsafe => "mcsafe".into(),
             Comparator::McsafeDyn => "mcsafe (&dyn)".into(),
             Comparator::McsafeCrate => "mcsafe (crate)".into(),
-            Comparator::Bare => "mcsafe routine alone".into(),
             Comparator::Strategy(s) => format!("mcsafe/{}", s.name()),
             Comparator::Memcpy => "glibc memcpy".into(),
             Comparator::MemcpyDyn => "memcpy (&dyn)".into(),
@@ -132,11 +128,6 @@ impl Comparator {
             }
             Comparator::McsafeCrate => timed(calls, |c| {
                 let _ = black_box(unsafe { mcsafe_bench_caller::copy_mc(c.dst, c.src, c.len) });
-            }),
-            Comparator::Bare => timed(calls, |c| {
-                if !unsafe { mcsafe::internals::copy_bare(c.dst, c.src, c.len) } {
-                    black_box(());
-                }
             }),
             Comparator::Strategy(s) => timed(calls, |c| {
                 if unsafe { mcsafe::copy_mc_with(s, c.dst, c.src, c.len) }.is_err() {

@@ -146,10 +146,7 @@ fn last_level_cache() -> Option<usize> {
     let l3 = unsafe { libc::sysconf(libc::_SC_LEVEL3_CACHE_SIZE) };
     // SAFETY: as above.
     let l2 = unsafe { libc::sysconf(libc::_SC_LEVEL2_CACHE_SIZE) };
-    [l3, l2]
-        .into_iter()
-        .find(|&n| n > 0)
-        .map(|n| n as usize)
+    [l3, l2].into_iter().find(|&n| n > 0).map(|n| n as usize)
 }
 
 /// `MemAvailable` of /proc/meminfo, in bytes.
@@ -262,7 +259,7 @@ fn size_comparators() -> Vec<Comparator> {
             [mcsafe, memcpy]
         })
         .collect();
-    v.extend([Comparator::Bare, Comparator::CopyNonoverlapping]);
+    v.push(Comparator::CopyNonoverlapping);
     v.extend(Strategy::available().into_iter().map(Comparator::Strategy));
     v
 }
@@ -270,9 +267,19 @@ fn size_comparators() -> Vec<Comparator> {
 /// The four size tables' titles, with the short names used in target lists.
 const SIZE_TABLES: [(&str, &str, bool, (usize, usize)); 4] = [
     ("hot, aligned (src+0, dst+0)", "hot aligned", false, (0, 0)),
-    ("hot, misaligned (src+1, dst+63)", "hot misaligned", false, (1, 63)),
+    (
+        "hot, misaligned (src+1, dst+63)",
+        "hot misaligned",
+        false,
+        (1, 63),
+    ),
     ("cold, aligned (src+0, dst+0)", "cold aligned", true, (0, 0)),
-    ("cold, misaligned (src+1, dst+63)", "cold misaligned", true, (1, 63)),
+    (
+        "cold, misaligned (src+1, dst+63)",
+        "cold misaligned",
+        true,
+        (1, 63),
+    ),
 ];
 
 fn machine() -> String {
@@ -552,7 +559,7 @@ impl Report {
                  {ours:.0} ns per call, sigsetjmp guard {guard:.0} ns per call\n"
             );
         }
-        out.push_str("\n### what copy_mc adds to its routine (hot, aligned)\n\n");
+        out.push_str("\n### nanoseconds per call, each call shape (hot, aligned)\n\n");
         out.push_str(&self.wrapper_cost());
         out.push_str("\n### targets\n\n");
         for (ok, text) in self.targets() {
@@ -594,13 +601,14 @@ impl Report {
         out
     }
 
-    /// Nanoseconds per call of `copy_mc` in each shape, of its routine alone, and
-    /// of memcpy called the same way, for the hot aligned classes up to 2 KiB.
+    /// Nanoseconds per call of `copy_mc` and of memcpy in each shape, for the hot
+    /// aligned classes up to 2 KiB: the difference is what mcsafe's call costs
+    /// over memcpy's (its argument check, the result, the dispatch).
     fn wrapper_cost(&self) -> String {
         let hot = &self.tables[0];
         let ns = |c: Comparator, row: &Row| hot.index(c).map(|i| row.results[i].ns_per_call);
         let mut out = String::from(
-            "| size class | routine alone ns | copy_mc ns (inline, &dyn, crate) | memcpy ns (inline, &dyn, crate) |\n|---|---:|---:|---:|\n",
+            "| size class | copy_mc ns (inline, &dyn, crate) | memcpy ns (inline, &dyn, crate) |\n|---|---:|---:|\n",
         );
         for row in hot.rows.iter().filter(|r| r.bytes <= 2048.0) {
             let shape_ns = |pick: fn((Comparator, Comparator)) -> Comparator| {
@@ -613,9 +621,8 @@ impl Report {
             };
             let _ = writeln!(
                 out,
-                "| {} | {} | {} | {} |",
+                "| {} | {} | {} |",
                 row.label,
-                ns(Comparator::Bare, row).map_or("-".into(), |v| format!("{v:.2}")),
                 shape_ns(|p| p.0),
                 shape_ns(|p| p.1),
             );
@@ -629,11 +636,7 @@ impl Report {
     pub fn targets(&self) -> Vec<(bool, String)> {
         let mut out = Vec::new();
         for shape in Shape::ALL {
-            let cells: Vec<_> = self
-                .cells()
-                .into_iter()
-                .filter(|c| c.2 == shape)
-                .collect();
+            let cells: Vec<_> = self.cells().into_iter().filter(|c| c.2 == shape).collect();
             if cells.is_empty() {
                 continue;
             }
@@ -669,7 +672,11 @@ impl Report {
             {
                 out.push((
                     r[0] >= 1.0,
-                    format!("{}: randomized mix >= 1.0x memcpy: {:.2}", shape.name(), r[0]),
+                    format!(
+                        "{}: randomized mix >= 1.0x memcpy: {:.2}",
+                        shape.name(),
+                        r[0]
+                    ),
                 ));
             }
         }
@@ -742,7 +749,11 @@ impl Report {
 
         let gb: Vec<f64> = self.tables[..4.min(self.tables.len())]
             .iter()
-            .flat_map(|t| t.rows.iter().flat_map(|r| r.results.iter().map(|m| m.gb_per_s)))
+            .flat_map(|t| {
+                t.rows
+                    .iter()
+                    .flat_map(|r| r.results.iter().map(|m| m.gb_per_s))
+            })
             .collect();
         let min_gb = gb.iter().copied().fold(f64::INFINITY, f64::min).max(0.01);
         let max_gb = gb.iter().copied().fold(1.0, f64::max);
@@ -761,7 +772,7 @@ impl Report {
             .y_desc("GB/s (log scale)")
             .x_label_formatter(&|x| size_label(*x))
             .draw()?;
-        // (label, points, dashed, colour): the colours are fixed and distinct.
+        // The colours are fixed and distinct.
         let colours = [
             RGBColor(214, 39, 40),   // mcsafe: red
             RGBColor(31, 119, 180),  // memcpy: blue
@@ -772,7 +783,7 @@ impl Report {
             RGBColor(127, 127, 127), // grey
             RGBColor(188, 189, 34),  // olive
         ];
-        let mut series: Vec<(String, Vec<(f64, f64)>, bool, RGBColor)> = Vec::new();
+        let mut series: Vec<Series> = Vec::new();
         let mut others = colours[2..].iter().cycle();
         for c in [Comparator::Mcsafe, Comparator::Memcpy]
             .into_iter()
@@ -784,12 +795,23 @@ impl Report {
                 Comparator::Memcpy => colours[1],
                 _ => *others.next().unwrap_or(&colours[6]),
             };
-            let points = hot.rows.iter().map(|r| (r.bytes, r.results[i].gb_per_s)).collect();
+            let points = hot
+                .rows
+                .iter()
+                .map(|r| (r.bytes, r.results[i].gb_per_s))
+                .collect();
             series.push((format!("{} (hot)", c.name()), points, false, colour));
         }
-        for (c, colour) in [(Comparator::Mcsafe, colours[0]), (Comparator::Memcpy, colours[1])] {
+        for (c, colour) in [
+            (Comparator::Mcsafe, colours[0]),
+            (Comparator::Memcpy, colours[1]),
+        ] {
             if let Some(i) = cold.index(c) {
-                let points = cold.rows.iter().map(|r| (r.bytes, r.results[i].gb_per_s)).collect();
+                let points = cold
+                    .rows
+                    .iter()
+                    .map(|r| (r.bytes, r.results[i].gb_per_s))
+                    .collect();
                 series.push((format!("{} (cold)", c.name()), points, true, colour));
             }
         }
@@ -817,13 +839,18 @@ impl Report {
             .draw()?;
 
         // The ratio panel.
-        let mut ratios: Vec<(String, Vec<(f64, f64)>, bool, RGBColor)> = Vec::new();
+        let mut ratios: Vec<Series> = Vec::new();
         let shape_colours = [colours[0], colours[2], colours[3]];
         for (table, dashed, temperature) in [(hot, false, "hot"), (cold, true, "cold")] {
             for (shape, colour) in Shape::ALL.into_iter().zip(shape_colours) {
                 if let Some(r) = table.ratios(shape) {
                     let points = table.rows.iter().map(|row| row.bytes).zip(r).collect();
-                    ratios.push((format!("{}, {temperature}", shape.name()), points, dashed, colour));
+                    ratios.push((
+                        format!("{}, {temperature}", shape.name()),
+                        points,
+                        dashed,
+                        colour,
+                    ));
                 }
             }
         }
@@ -881,6 +908,9 @@ impl Report {
         Ok(())
     }
 }
+
+/// One line of the plot: label, points, dashed, colour.
+type Series = (String, Vec<(f64, f64)>, bool, plotters::style::RGBColor);
 
 /// An axis label: the nearest power-of-two size in B, KiB, MiB or GiB.
 fn size_label(x: f64) -> String {

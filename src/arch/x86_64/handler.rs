@@ -318,7 +318,7 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
     }
     // The fault word and address the fixup returns (asm/landing_pads.s).
     let word = (info.code as u16 as usize) | (lsb as usize) << WORD_LSB_SHIFT;
-    gregs[libc::REG_RCX as usize] = word as i64;
+    gregs[libc::REG_RAX as usize] = word as i64;
     gregs[libc::REG_R11 as usize] = info.addr as i64;
     gregs[libc::REG_RIP as usize] = pad.fixup as i64;
     RECOVERED.fetch_add(1, Relaxed);

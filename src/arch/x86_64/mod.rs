@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{
-    Exit, Routine, Slot, Stopped, Why, call, call_crc32c, call_current, call_fill, call_strategy,
+    Exit, Routine, Slot, Stopped, Why, call, call_crc32c, call_exact, call_fill, copy_current,
+    copy_strategy,
 };
 
 use super::Thresholds;

@@ -1,16 +1,20 @@
 //! The copy routines of `asm/`, and the one place that calls them.
 //!
-//! The routines use their own calling convention (described at the top of
-//! `asm/landing_pads.s`): a fault ends a routine at a fixup that returns the
-//! bytes not copied together with the fault the SIGBUS handler recorded in
-//! registers. They are called only through [`call`], whose `asm!` block names
-//! every register the convention uses.
+//! Two ways in (asm/landing_pads.s, "Two ways in"): the strategy routines are C
+//! functions that return `Result<(), Fault>` themselves (`copy_current`,
+//! `copy_strategy`: the hot path of `copy_mc`, one indirect call), and every
+//! routine can be called in register mode, where a fault ends it at a fixup that
+//! returns the bytes not done and the fault in registers (`call`, `call_fill`,
+//! `call_crc32c`, whose `asm!` blocks name every register the convention uses).
+//! The glue at the end is what the C-mode exits call: the careful forward step, the
+//! panic for refused arguments, and first use.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::Strategy;
 use crate::arch::Thresholds;
+use crate::fault::RawResult;
+use crate::{Fault, Strategy};
 
 // One `global_asm!`, so that every file lands in one object: landing_pads.s first
 // (its macros serve the others). The landing-pad rows of every routine go to one
@@ -40,7 +44,11 @@ unsafe extern "C" {
     fn mcsafe_asm_copy_exact_8();
     fn mcsafe_asm_fill();
     fn mcsafe_asm_crc32c();
-    fn mcsafe_asm_copy_not_ready();
+    fn mcsafe_asm_copy_not_ready_0();
+    fn mcsafe_asm_copy_not_ready_1();
+    fn mcsafe_asm_copy_not_ready_2();
+    fn mcsafe_asm_copy_not_ready_3();
+    fn mcsafe_asm_copy_not_ready_4();
 }
 
 unsafe extern "C" {
@@ -79,7 +87,8 @@ pub(crate) fn thresholds() -> Thresholds {
 }
 
 /// Which dispatch word a copy goes through: [`Strategy::current`]'s, or a named
-/// strategy's ([`copy_mc_with`](crate::copy_mc_with)).
+/// strategy's ([`copy_mc_with`](crate::copy_mc_with)). The index is the slot
+/// number the not-ready stubs pass to [`glue_first_use`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Slot {
     Current,
@@ -98,11 +107,28 @@ impl Slot {
         }
     }
 
+    fn from_index(index: usize) -> Slot {
+        Strategy::ALL
+            .get(index)
+            .map_or(Slot::Current, |&s| Slot::Of(s))
+    }
+
+    fn not_ready_stub(self) -> usize {
+        let stub: unsafe extern "C" fn() = match self {
+            Slot::Of(Strategy::Fragile) => mcsafe_asm_copy_not_ready_0,
+            Slot::Of(Strategy::RepMovsb) => mcsafe_asm_copy_not_ready_1,
+            Slot::Of(Strategy::Avx2) => mcsafe_asm_copy_not_ready_2,
+            Slot::Of(Strategy::Avx512) => mcsafe_asm_copy_not_ready_3,
+            Slot::Current => mcsafe_asm_copy_not_ready_4,
+        };
+        stub as usize
+    }
+
     /// The routine behind this slot, or `None` until [`Slot::publish`] (and for a
     /// strategy the CPU cannot run, for good).
     pub(crate) fn routine(self) -> Option<Routine> {
         let addr = self.word().load(Ordering::Acquire);
-        (addr != not_ready_addr()).then_some(Routine(addr))
+        (addr != self.not_ready_stub()).then_some(Routine(addr))
     }
 
     /// Makes copies through this slot call `routine`. Only after the handler and
@@ -110,11 +136,38 @@ impl Slot {
     pub(crate) fn publish(self, routine: Routine) {
         self.word().store(routine.0, Ordering::Release);
     }
+
+    /// The C function behind this slot (a not-ready stub, or the routine).
+    #[inline(always)]
+    fn function(self) -> CopyFn {
+        let addr = match self {
+            // The hot path: one load by the symbol's own address, not through the
+            // GOT as a Rust reference to a static of another crate would be.
+            Slot::Current => {
+                let addr: usize;
+                // SAFETY: an aligned load of a dispatch word (as `word().load`;
+                // x86 loads are acquire loads).
+                unsafe {
+                    asm!(
+                        "mov {}, qword ptr [rip + mcsafe_asm_copy_current]",
+                        out(reg) addr,
+                        options(nostack, preserves_flags, readonly)
+                    );
+                }
+                addr
+            }
+            slot => slot.word().load(Ordering::Acquire),
+        };
+        // SAFETY: every value of a dispatch word is the address of a C-mode entry:
+        // a stub of asm/landing_pads.s or a strategy routine (Slot::publish).
+        unsafe { core::mem::transmute::<usize, CopyFn>(addr) }
+    }
 }
 
-fn not_ready_addr() -> usize {
-    mcsafe_asm_copy_not_ready as *const () as usize
-}
+/// A strategy routine called in C mode. `C-unwind`: its refused and first-use
+/// exits jump to Rust code that may panic (bad ranges, a bad `MCSAFE_STRATEGY`),
+/// and that panic unwinds into the caller of the copy.
+type CopyFn = unsafe extern "C-unwind" fn(*mut u8, *const u8, usize) -> RawResult;
 
 /// The entry address of one copy routine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,61 +218,13 @@ pub(crate) struct Stopped {
     pub(crate) addr: usize,
 }
 
-/// The fault word a fixup returns in rcx: si_code in bits 0..16, si_addr_lsb in
-/// bits 16..24. Written by the handler, read here; never 0 for a real fault
-/// because the handler only redirects positive si_codes.
+/// The fault word the handler writes to rax: si_code in bits 0..16, si_addr_lsb
+/// in bits 16..24; never 0 for a real fault because the handler only redirects
+/// positive si_codes.
 pub(crate) const WORD_LSB_SHIFT: u32 = 16;
 
-/// The status words of asm/landing_pads.s besides faults.
+/// The refusal of a routine's argument check in register mode (asm/landing_pads.s).
 const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
-const STATUS_NOT_READY: usize = 0x8000_0000_0000_0002;
-
-/// How a copy routine ended without copying every byte, from its output
-/// registers: it hands back the call's arguments too, so that the caller keeps
-/// nothing alive across the call (asm/landing_pads.s, "Calling convention").
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Exit {
-    word: usize,
-    not_copied: usize,
-    addr: usize,
-    /// The routine that stopped (its entry address).
-    pub(crate) routine: Routine,
-    pub(crate) dst: *mut u8,
-    pub(crate) src: *const u8,
-    pub(crate) len: usize,
-}
-
-/// Why a copy routine ended early.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Why {
-    /// A lost granule stopped it.
-    Fault(Stopped),
-    /// The argument check refused the ranges; nothing was touched.
-    BadArguments,
-    /// The dispatch word is not set yet; nothing was touched.
-    NotReady,
-}
-
-impl Exit {
-    /// The same exit, as if `routine` had stopped (for `write_mc`, whose forward
-    /// steps use another routine than its first call).
-    pub(crate) fn with_routine(self, routine: Routine) -> Exit {
-        Exit { routine, ..self }
-    }
-
-    pub(crate) fn why(&self) -> Why {
-        match self.word {
-            STATUS_BAD_ARGUMENTS => Why::BadArguments,
-            STATUS_NOT_READY => Why::NotReady,
-            word => Why::Fault(Stopped::from_word(
-                self.len,
-                self.not_copied,
-                word,
-                self.addr,
-            )),
-        }
-    }
-}
 
 impl Stopped {
     /// The fault of a routine over `len` bytes from its output registers.
@@ -243,39 +248,87 @@ impl Stopped {
     }
 }
 
-/// Calls a copy routine: one `call` that names every register of the convention.
-/// `$target` is the call's operand: through a dispatch word, or through rax, which
-/// then holds `rax = ...` on entry.
-macro_rules! call_copy_routine {
-    ($target:literal, $dst:expr, $src:expr, $len:expr) => {
-        call_copy_routine!(@call $target, $dst, $src, $len, not_copied, [lateout("rax") not_copied])
-    };
-    ($target:literal, $dst:expr, $src:expr, $len:expr, rax = $rax:expr) => {
-        call_copy_routine!(
-            @call $target, $dst, $src, $len, not_copied, [inlateout("rax") $rax => not_copied]
-        )
-    };
-    (@call $target:literal, $dst:expr, $src:expr, $len:expr, $not_copied:ident, [$($rax:tt)*]) => {{
-        let (word, $not_copied, addr, routine, dst, src, len): (
-            usize, usize, usize, usize, usize, usize, usize,
-        );
+/// How a routine called in register mode ended without doing every byte, from
+/// its output registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
+    word: usize,
+    not_copied: usize,
+    addr: usize,
+    len: usize,
+}
+
+/// Why a routine called in register mode ended early.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Why {
+    /// A lost granule stopped it.
+    Fault(Stopped),
+    /// The argument check refused the ranges; nothing was touched.
+    BadArguments,
+}
+
+impl Exit {
+    pub(crate) fn why(&self) -> Why {
+        match self.word {
+            STATUS_BAD_ARGUMENTS => Why::BadArguments,
+            word => Why::Fault(Stopped::from_word(
+                self.len,
+                self.not_copied,
+                word,
+                self.addr,
+            )),
+        }
+    }
+}
+
+/// Copies with the routine of [`Strategy::current`]: the whole of `copy_mc` on
+/// the hot path, one indirect C call whose result is the `Result`.
+///
+/// # Safety
+/// `src..src+len` readable and `dst..dst+len` writable, except where they may
+/// fault with SIGBUS, or refused by the routine's argument check.
+#[inline(always)]
+pub(crate) unsafe fn copy_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+    // SAFETY: the routine refuses bad ranges before any access; the caller
+    // vouches for the rest.
+    unsafe { Slot::Current.function()(dst, src, len) }.into_result()
+}
+
+/// Copies with the routine of `strategy` (`copy_mc_with`).
+///
+/// # Safety
+/// As for [`copy_current`].
+#[inline(always)]
+pub(crate) unsafe fn copy_strategy(
+    strategy: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    // SAFETY: as in copy_current.
+    unsafe { Slot::Of(strategy).function()(dst, src, len) }.into_result()
+}
+
+/// Calls a routine in register mode: one `call` that names every register of the
+/// convention. `$target` is the call's operand; rax holds `$rax` on entry.
+macro_rules! call_in_register_mode {
+    ($target:literal, $rax:expr, $dst:expr, $src:expr, $len:expr) => {{
+        let len: usize = $len;
+        let (word, not_copied, addr): (usize, usize, usize);
         // SAFETY: the routine follows the convention in asm/landing_pads.s: it reads
         // only src..src+len and writes only dst..dst+len (valid per the caller's
         // contract; a routine that checks its arguments refuses what is not), uses
-        // no stack beyond its return address, keeps DF clear, and clobbers nothing
+        // no stack beyond two return addresses, keeps DF clear, and clobbers nothing
         // outside the operands and the C ABI's caller-saved set.
         unsafe {
             asm!(
                 $target,
-                $($rax)*,
+                inlateout("rax") $rax => word,
                 inlateout("rdi") $dst => _,
                 inlateout("rsi") $src => _,
-                inlateout("rdx") $len => routine,
-                lateout("rcx") word,
+                inlateout("rdx") len => _,
+                lateout("rcx") not_copied,
                 lateout("r11") addr,
-                lateout("r8") dst,
-                lateout("r9") src,
-                lateout("r10") len,
                 clobber_abi("C"),
             );
         }
@@ -283,67 +336,46 @@ macro_rules! call_copy_routine {
             0 => Ok(()),
             word => Err(Exit {
                 word,
-                not_copied: $not_copied,
+                not_copied,
                 addr,
-                routine: Routine(routine),
-                dst: dst as *mut u8,
-                src: src as *const u8,
                 len,
             }),
         }
     }};
 }
 
-/// Runs the routine of [`Strategy::current`] once over the whole copy: the hot path
-/// of `copy_mc`, one indirect call through the dispatch word.
+/// Runs a strategy routine once in register mode (through
+/// `mcsafe_asm_call_registers`, whose return address its fixups recognise): for
+/// the careful forward step, no retry.
 ///
 /// # Safety
-/// `src..src+len` readable and `dst..dst+len` writable, except where they may
-/// fault with SIGBUS, or refused by the routine's argument check.
-#[inline(always)]
-pub(crate) unsafe fn call_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Exit> {
-    call_copy_routine!(
-        "call qword ptr [rip + mcsafe_asm_copy_current]",
-        dst,
-        src,
-        len
-    )
-}
-
-/// Runs the routine of `strategy` once (`copy_mc_with`).
-///
-/// # Safety
-/// As for [`call_current`].
-#[inline(always)]
-pub(crate) unsafe fn call_strategy(
-    strategy: Strategy,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-) -> Result<(), Exit> {
-    call_copy_routine!(
-        "lea rcx, [rip + mcsafe_asm_copy_strategies]\n call qword ptr [rcx + 8*rax]",
-        dst,
-        src,
-        len,
-        rax = strategy as usize
-    )
-}
-
-/// Runs one routine once: no retry, no forward step (see `copy.rs`).
-///
-/// # Safety
-/// `routine` is one of this module's routines and the CPU can run it; as for
-/// [`call_current`] for the ranges, which do not overlap (the exact routines do
-/// not check).
-#[inline(always)]
+/// `routine` is a strategy routine and the CPU can run it; as for
+/// [`copy_current`] for the ranges.
+#[inline]
 pub(crate) unsafe fn call(
     routine: Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
 ) -> Result<(), Exit> {
-    call_copy_routine!("call rax", dst, src, len, rax = routine.0)
+    call_in_register_mode!("call mcsafe_asm_call_registers", routine.0, dst, src, len)
+}
+
+/// Runs an exact-size routine (`Routine::exact`) once: register mode is its only
+/// mode, so it is called directly.
+///
+/// # Safety
+/// `routine` is an exact routine of `len` bytes; `src..src+len` readable and
+/// `dst..dst+len` writable, except where they may fault with SIGBUS, not
+/// overlapping (the exact routines do not check).
+#[inline(always)]
+pub(crate) unsafe fn call_exact(
+    routine: Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Exit> {
+    call_in_register_mode!("call rax", routine.0, dst, src, len)
 }
 
 /// Entry address of `mcsafe_asm_fill`, for tests that trace it.
@@ -373,11 +405,11 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") fill_addr() => not_filled,
+            inlateout("rax") fill_addr() => word,
             inlateout("rdi") dst => _,
             inlateout("rsi") dst => _,
             inlateout("rdx") len => _,
-            inlateout("rcx") usize::from(byte) => word,
+            inlateout("rcx") usize::from(byte) => not_filled,
             lateout("r11") addr,
             clobber_abi("C"),
         );
@@ -409,14 +441,106 @@ pub(crate) unsafe fn call_crc32c(
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") crc32c_addr() => not_done,
+            inlateout("rax") crc32c_addr() => word,
             inlateout("rdi") src => _,
             inlateout("rsi") state as usize => state_out,
             inlateout("rdx") len => _,
-            lateout("rcx") word,
+            lateout("rcx") not_done,
             lateout("r11") addr,
             clobber_abi("C"),
         );
     }
     (state_out as u32, Stopped::decode(len, not_done, word, addr))
+}
+
+// ---- The glue: what the C-mode exits of asm/landing_pads.s jump to ----
+
+// Trampolines with fixed, hidden names for the assembly, to the Rust functions
+// below (whose names are mangled).
+global_asm!(
+    ".pushsection .text.mcsafe_glue, \"ax\", @progbits",
+    ".p2align 4",
+    ".globl mcsafe_asm_glue_finish_copy",
+    ".hidden mcsafe_asm_glue_finish_copy",
+    "mcsafe_asm_glue_finish_copy: jmp {finish}",
+    ".globl mcsafe_asm_glue_refused",
+    ".hidden mcsafe_asm_glue_refused",
+    "mcsafe_asm_glue_refused: jmp {refused}",
+    ".globl mcsafe_asm_glue_first_use",
+    ".hidden mcsafe_asm_glue_first_use",
+    "mcsafe_asm_glue_first_use: jmp {first_use}",
+    ".popsection",
+    finish = sym glue_finish_copy,
+    refused = sym glue_refused,
+    first_use = sym glue_first_use,
+);
+
+/// What a C-mode fixup saves before calling [`glue_finish_copy`] (FAULT_TO_RUST
+/// in asm/landing_pads.s, in this order).
+#[repr(C)]
+struct FixupFrame {
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    cursor: usize,
+    word: usize,
+    addr: usize,
+    routine: usize,
+}
+
+/// A C-mode copy stopped by a fault: the careful forward step, then the `Result`.
+///
+/// # Safety
+/// Called only by a C-mode fixup, with the frame of a routine that was called
+/// with these ranges (which the caller of the copy vouched for) and stopped.
+unsafe extern "C-unwind" fn glue_finish_copy(frame: &FixupFrame) -> RawResult {
+    let done = frame.cursor.wrapping_sub(frame.dst as usize);
+    let stopped = Stopped::from_word(
+        frame.len,
+        frame.len.saturating_sub(done),
+        frame.word,
+        frame.addr,
+    );
+    // SAFETY: per this function's contract.
+    let fault = unsafe {
+        crate::copy::finish_copy(
+            Routine(frame.routine),
+            frame.dst,
+            frame.src,
+            frame.len,
+            stopped,
+        )
+    };
+    RawResult::from_result(Err(fault))
+}
+
+/// A C-mode copy whose argument check refused its ranges: nothing to do for
+/// `len == 0`, else the panic that names the problem.
+///
+/// # Safety
+/// Called only by `mcsafe_asm_copy_refused`, with the copy's arguments; it
+/// touches no memory.
+unsafe extern "C-unwind" fn glue_refused(dst: *mut u8, src: *const u8, len: usize) -> RawResult {
+    if len == 0 {
+        return RawResult::from_result(Ok(()));
+    }
+    crate::copy::reject(dst, src, len)
+}
+
+/// A copy through a dispatch word not set yet: installs everything (or panics
+/// as first use does, e.g. for a strategy this CPU cannot run), then copies.
+///
+/// # Safety
+/// Called only by a not-ready stub, with the copy's arguments (which the
+/// caller vouched for) and its slot.
+unsafe extern "C-unwind" fn glue_first_use(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    slot: usize,
+) -> RawResult {
+    let routine = super::resolve(Slot::from_index(slot));
+    // SAFETY: a strategy routine is a C-mode entry (asm/landing_pads.s); the
+    // arguments are the caller's, and the routine checks them.
+    unsafe { core::mem::transmute::<usize, CopyFn>(routine.0)(dst, src, len) }
 }
