@@ -241,6 +241,13 @@ pub mod internals {
 
     pub use crate::arch::Thresholds;
 
+    /// The rule that picked [`Strategy::current`](crate::Strategy::current)'s
+    /// default and the thresholds on this CPU, in words (`mcsafe probe` prints it):
+    /// the CPU, what glibc's memcpy is here, and why each threshold is what it is.
+    pub fn dispatch_rule() -> String {
+        crate::arch::dispatch_rule()
+    }
+
     /// The vector routines' size thresholds in force (initializes the crate).
     pub fn thresholds() -> Thresholds {
         crate::arch::thresholds()

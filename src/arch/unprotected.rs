@@ -17,6 +17,10 @@ pub(crate) fn default_strategy() -> Strategy {
     Strategy::Fragile
 }
 
+pub(crate) fn dispatch_rule() -> String {
+    "no fault-safe copies on this target: plain copies".into()
+}
+
 pub(crate) fn install() -> Result<(), InstallError> {
     Err(InstallError::Unsupported)
 }

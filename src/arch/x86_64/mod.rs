@@ -33,6 +33,11 @@ pub(crate) fn default_strategy() -> Strategy {
     cpu::default_strategy()
 }
 
+/// The rule that picks the strategy and the thresholds on this CPU, in words.
+pub(crate) fn dispatch_rule() -> String {
+    cpu::rule()
+}
+
 /// The routine behind `slot`, after a copy found it not set: installs everything
 /// on first use ([`init`]).
 ///
