@@ -70,7 +70,10 @@ pub fn run(root: &Path) -> Result<bool, Error> {
             return Err(format!("{name}: the summary printed no cells").into());
         }
     }
-    println!("\n| condition | class | shape | {} | worst | spread |", names());
+    println!(
+        "\n| condition | class | shape | {} | worst | spread |",
+        names()
+    );
     println!("|---|---|---|{}---:|---:|", "---:|".repeat(LAYOUTS.len()));
     let mut worst = f64::INFINITY;
     let mut widest: f64 = 0.0;
@@ -131,11 +134,7 @@ fn build(root: &Path, name: &str, flags: &str) -> Result<std::path::PathBuf, Err
         .output()
         .map_err(|e| format!("cargo bench: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
-            "building {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+        return Err(format!("building {name}: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
     // The compiler-artifact message of the bench target carries its executable.
     let text = String::from_utf8_lossy(&out.stdout);

@@ -223,10 +223,7 @@ fn thresholds_with_reason() -> (Thresholds, String) {
             share >> 20,
             NON_TEMPORAL_CAP >> 20
         ),
-        None => format!(
-            "from {} MiB (no cache information)",
-            non_temporal >> 20
-        ),
+        None => format!("from {} MiB (no cache information)", non_temporal >> 20),
     };
     (
         Thresholds {
@@ -332,6 +329,9 @@ mod tests {
     fn the_rule_names_the_strategy_and_both_thresholds() {
         let rule = rule();
         assert!(rule.contains(default_strategy().name()), "{rule}");
-        assert!(rule.contains("rep movsb") && rule.contains("non-temporal"), "{rule}");
+        assert!(
+            rule.contains("rep movsb") && rule.contains("non-temporal"),
+            "{rule}"
+        );
     }
 }
