@@ -5,17 +5,9 @@
 # lines. So: align the source to 8 bytes with byte moves, copy aligned words (no
 # aligned word crosses a cache line), finish with byte moves. No rep movs.
 
-	.text
-	.p2align 5
-	.globl	mcsafe_asm_copy_fragile
-	.hidden	mcsafe_asm_copy_fragile
-	.type	mcsafe_asm_copy_fragile, @function
-mcsafe_asm_copy_fragile:
-	.cfi_startproc
-	mov	%rdi, %r8			# range registers (landing_pads.s)
-	mov	%rsi, %r9
-	mov	%rdx, %r10
-.Lfragile_begin:
+	ROUTINE copy_fragile
+	CHECK_COPY_ARGUMENTS
+	SAVE_RANGE_REGISTERS copy_fragile	# every path moves rdi
 	cmp	$8, %rdx
 	jb	.Lfragile_bytes			# too short to align: bytes only
 
@@ -73,13 +65,6 @@ mcsafe_asm_copy_fragile:
 	jnz	.Lfragile_byte_loop
 
 .Lfragile_done:
-	xor	%eax, %eax			# nothing left, no fault
-	xor	%ecx, %ecx
+	xor	%eax, %eax			# every byte copied
 	ret
-.Lfragile_end:					# the range includes the ret
-
-.Lfragile_fixup:
-	RETURN_BYTES_NOT_COPIED
-	.cfi_endproc
-	.size	mcsafe_asm_copy_fragile, . - mcsafe_asm_copy_fragile
-	LANDING_PAD .Lfragile_begin, .Lfragile_end, .Lfragile_fixup
+	END_ROUTINE copy_fragile, , c			# the range includes the ret

@@ -4,10 +4,10 @@
 # A variant of the calling convention (landing_pads.s):
 #   in:   rdi = src, rdx = len (> 0), esi = CRC state to continue (not inverted
 #         here: the Rust side applies the pre- and post-inversion)
-#   out:  rax = bytes not checksummed, esi = CRC state of the bytes checksummed,
-#         [src, src + len - rax); rcx = fault word and r11 = si_addr, as for copies
+#   out:  rax = status (0, or the fault word), rcx = bytes not checksummed, esi = CRC
+#         state of the bytes checksummed, [src, src + len - rcx); r11 = si_addr
 #   Called with the same `call rax` as copies, from its own asm! block.
-# The prologue sets r8 = r9 = src and r10 = len: the handler's overlap check
+# The prologue (ROUTINE crc32c, one_buffer) sets r8 = r9 = src and r10 = len: the handler's overlap check
 # tests the source (twice) and nothing else. rdi is the cursor that carries the
 # progress, as the destination cursor does in a copy.
 #
@@ -27,17 +27,7 @@
 # Word loads are 8-aligned (bytes first up to alignment): no load crosses a cache
 # line, which the "fragile" CPUs need to recover from poison.
 
-	.text
-	.p2align 5
-	.globl	mcsafe_asm_crc32c
-	.hidden	mcsafe_asm_crc32c
-	.type	mcsafe_asm_crc32c, @function
-mcsafe_asm_crc32c:
-	.cfi_startproc
-	mov	%rdi, %r8			# range registers: r8 = r9 = src
-	mov	%rdi, %r9
-	mov	%rdx, %r10
-.Lcrc_begin:
+	ROUTINE crc32c, one_buffer		# r8 = r9 = src, r10 = len
 	lea	(%r8,%r10), %rdx		# rdx = end
 	mov	%rdx, %rcx
 	and	$-8, %rcx			# rcx = end rounded down to 8
@@ -63,8 +53,7 @@ mcsafe_asm_crc32c:
 	jb	.Lcrc_word
 	jmp	.Lcrc_next
 .Lcrc_done:
-	xor	%eax, %eax			# nothing left, no fault
-	xor	%ecx, %ecx
+	xor	%eax, %eax			# every byte folded in
 	ret
 .Lcrc_end:
 
@@ -74,11 +63,15 @@ mcsafe_asm_crc32c:
 .Lcrc_fixup_word:
 	add	$8, %rdi			# the word is in esi: count it
 .Lcrc_fixup:
-	RETURN_BYTES_NOT_COPIED
+	lea	(%r8,%r10), %rcx		# bytes not checksummed; esi is kept
+	sub	%rdi, %rcx
+	ret
 	.cfi_endproc
 	.size	mcsafe_asm_crc32c, . - mcsafe_asm_crc32c
-	LANDING_PAD .Lcrc_begin, .Lcrc_byte_step, .Lcrc_fixup
-	LANDING_PAD .Lcrc_byte_step, .Lcrc_byte_stepped, .Lcrc_fixup_byte
-	LANDING_PAD .Lcrc_byte_stepped, .Lcrc_word_step, .Lcrc_fixup
-	LANDING_PAD .Lcrc_word_step, .Lcrc_word_stepped, .Lcrc_fixup_word
-	LANDING_PAD .Lcrc_word_stepped, .Lcrc_end, .Lcrc_fixup
+	# Five ranges, not END_ROUTINE's one: the two one-instruction ranges after
+	# each `crc32` have fixups of their own.
+	LANDING_PAD .Lcrc32c_saved, .Lcrc_byte_step, .Lcrc_fixup, REGS_SAVED
+	LANDING_PAD .Lcrc_byte_step, .Lcrc_byte_stepped, .Lcrc_fixup_byte, REGS_SAVED
+	LANDING_PAD .Lcrc_byte_stepped, .Lcrc_word_step, .Lcrc_fixup, REGS_SAVED
+	LANDING_PAD .Lcrc_word_step, .Lcrc_word_stepped, .Lcrc_fixup_word, REGS_SAVED
+	LANDING_PAD .Lcrc_word_stepped, .Lcrc_end, .Lcrc_fixup, REGS_SAVED

@@ -3,35 +3,19 @@
 # A variant of the calling convention (landing_pads.s) for a routine with one
 # buffer, the destination:
 #   in:   rdi = dst, rsi = dst (again), rdx = len (> 0), ecx = the byte (low 8 bits)
-#   out:  as for copies: rax = bytes not filled, rcx = fault word, r11 = si_addr
-# The prologue sets r8 = r9 = dst and r10 = len, so the handler's overlap check
-# tests the destination (twice) and nothing else; the Rust side knows the side.
+#   out:  register mode (landing_pads.s): rax = status, rcx = bytes not filled, r11 = si_addr
+# The prologue (ROUTINE fill, saved) sets r8 = r9 = dst and r10 = len, so the
+# handler's overlap check tests the destination (twice) and nothing else; the Rust
+# side knows the side.
 #
 # Progress invariant, as for copies: every byte of [r8, rdi) has been stored.
 # `rep stosb` keeps it at every iteration: a fault inside it leaves rdi at the
 # first byte not stored (the architectural state of an interrupted string op).
 
-	.text
-	.p2align 4
-	.globl	mcsafe_asm_fill
-	.hidden	mcsafe_asm_fill
-	.type	mcsafe_asm_fill, @function
-mcsafe_asm_fill:
-	.cfi_startproc
-	mov	%rdi, %r8			# range registers (landing_pads.s)
-	mov	%rsi, %r9
-	mov	%rdx, %r10
-.Lfill_begin:
+	ROUTINE fill, saved, 4
 	mov	%ecx, %eax			# al = the byte
 	mov	%rdx, %rcx
 	rep stosb				# fault point: destination
-	xor	%eax, %eax			# nothing left, no fault
-	xor	%ecx, %ecx
+	xor	%eax, %eax			# every byte filled
 	ret
-.Lfill_end:
-
-.Lfill_fixup:
-	RETURN_BYTES_NOT_COPIED
-	.cfi_endproc
-	.size	mcsafe_asm_fill, . - mcsafe_asm_fill
-	LANDING_PAD .Lfill_begin, .Lfill_end, .Lfill_fixup
+	END_ROUTINE fill

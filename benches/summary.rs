@@ -1,20 +1,30 @@
 //! One command, one run, side by side: `cargo bench --bench summary`.
 //!
 //! Prints the table of size classes (mcsafe and glibc memcpy in GB/s, their
-//! ratio, and every comparator), checks the speed targets, and writes the plot
-//! to `target/mcsafe-bench/throughput.svg`. `-- --quick` measures fewer rounds
-//! and stops at 16 MiB.
+//! ratio in each call shape, and every comparator), checks the speed targets,
+//! and writes the plot to `target/mcsafe-bench/throughput.svg` (it prints the
+//! path). Options after `--`:
+//! - `--quick`: fewer rounds, classes up to 16 MiB;
+//! - `--small`: the size tables up to 8 KiB only (what `cargo xtask
+//!   bench-layout` builds with several code layouts);
+//! - `--cells`: also print every size cell's ratio as a `cell` line, for tools.
 
 use mcsafe_bench::summary::{Options, run};
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let report = run(if quick {
+    let has = |flag: &str| std::env::args().any(|a| a == flag);
+    let options = if has("--small") {
+        Options::small()
+    } else if has("--quick") {
         Options::quick()
     } else {
         Options::full()
-    });
+    };
+    let report = run(options);
     println!("{}", report.render());
+    if has("--cells") {
+        print!("{}", report.cells_text());
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mcsafe-bench");
     std::fs::create_dir_all(&dir).expect("create target/mcsafe-bench");
     let plot = dir.join("throughput.svg");

@@ -4,7 +4,7 @@
 
 use core::mem::{MaybeUninit, size_of};
 
-use crate::copy::{check_range, copy_first_with, describe, forward_step};
+use crate::copy::{check_range, copy_exact_then, describe, forward_step, stopped};
 use crate::{Fault, Side, arch};
 
 /// Reads a `T` from memory that may fault, with one load instruction for 1, 2,
@@ -62,11 +62,11 @@ pub unsafe fn read_mc<T: Copy>(src: *const T) -> Result<T, Fault> {
     let result = match arch::exact_routine(size, Some(src as usize)) {
         // One call, no forward step: the value is dropped on a fault anyway.
         // SAFETY: `dst` is our own MaybeUninit; the caller vouches for `src`.
-        Some(exact) => unsafe { arch::call(exact, dst, src, size) }
-            .map_err(|stopped| describe(stopped, dst, src, size, None)),
-        // SAFETY: as above; the range was checked, and a stack temporary cannot
-        // overlap memory the caller vouches for.
-        None => unsafe { crate::copy::copy_with(arch::current_routine(), dst, src, size) },
+        Some(exact) => unsafe { arch::call_exact(exact, dst, src, size) }
+            .map_err(|exit| describe(stopped(exit), dst, src, size, None)),
+        // SAFETY: as above; a stack temporary cannot overlap memory the caller
+        // vouches for.
+        None => unsafe { crate::copy_mc(dst, src, size) },
     };
     // SAFETY: on success all `size` bytes were copied from a valid T.
     result.map(|()| unsafe { value.assume_init() })
@@ -113,12 +113,16 @@ pub unsafe fn write_mc<T: Copy>(dst: *mut T, value: T) -> Result<(), Fault> {
         return Ok(());
     }
     check_range("destination", dst as usize, size);
-    let general = arch::current_routine();
-    let first = arch::exact_routine(size, None).unwrap_or(general);
     let src = (&raw const value).cast::<u8>();
-    // SAFETY: `src` is our own copy of the value, which no `dst` the caller
-    // vouches for can overlap; the routines read it as plain bytes.
-    unsafe { copy_first_with(first, general, dst.cast::<u8>(), src, size) }
+    match arch::exact_routine(size, None) {
+        // SAFETY: `src` is our own copy of the value, which no `dst` the caller
+        // vouches for can overlap; the routines read it as plain bytes.
+        Some(exact) => unsafe {
+            copy_exact_then(exact, arch::current_routine(), dst.cast::<u8>(), src, size)
+        },
+        // SAFETY: as above.
+        None => unsafe { crate::copy_mc(dst.cast::<u8>(), src, size) },
+    }
 }
 
 /// Fills `len` bytes at `dst` with `byte`, surviving a SIGBUS: `memset` with the

@@ -36,11 +36,13 @@ use crate::{Fault, FaultKind, Side, Strategy};
 /// On first use (of any mcsafe entry point), if the SIGBUS handler cannot be
 /// installed or `MCSAFE_STRATEGY` names a strategy this CPU cannot run, or none
 /// (see [`Strategy::current`]). Before touching memory, if `len > 0` and a pointer
-/// is null, a range wraps
-/// the address space or leaves user space (starts or ends at or above 2^62; user
-/// space ends below 2^57), or the two ranges overlap
+/// is null, a range could wrap the address space or leave user space (a pointer
+/// or a length at or above 2^61, so that every accepted range ends below 2^62;
+/// user space ends below 2^57), or the two ranges overlap
 /// (overlap is a caller bug, as for `memcpy`; this crate does not move
-/// overlapping ranges). `len == 0` returns `Ok(())` and reads no pointer.
+/// overlapping ranges). `len == 0` returns `Ok(())` and reads no pointer. The
+/// check runs inside the copy routine, so the panic's location is in mcsafe; the
+/// message names the ranges, and the backtrace shows the call.
 ///
 /// # Example
 ///
@@ -52,16 +54,15 @@ use crate::{Fault, FaultKind, Side, Strategy};
 /// assert_eq!(src, dst);
 /// ```
 #[inline]
-#[track_caller]
 pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
-    if len == 0 {
-        return Ok(());
-    }
-    if ranges_are_bad(dst, src, len) {
-        reject(dst, src, len);
-    }
-    // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { copy_with(arch::current_routine(), dst, src, len) }
+    // One indirect call whose result is the `Result`: the routine checks the
+    // arguments itself (asm/landing_pads.s, CHECK_COPY_ARGUMENTS), and everything
+    // else (first use, bad input, the forward step after a fault) is reached from
+    // the routine, out of line. A caller that only passes the result on
+    // tail-calls the routine.
+    // SAFETY: the routine refuses bad ranges before any access; the caller vouches
+    // for the rest.
+    unsafe { arch::copy_current(dst, src, len) }
 }
 
 /// [`copy_mc`] with a chosen [`Strategy`] instead of [`Strategy::current`].
@@ -75,51 +76,46 @@ pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fa
 /// As for [`copy_mc`], and if this CPU cannot run `strategy` (see
 /// [`Strategy::available`]).
 #[inline]
-#[track_caller]
 pub unsafe fn copy_mc_with(
     strategy: Strategy,
     dst: *mut u8,
     src: *const u8,
     len: usize,
 ) -> Result<(), Fault> {
-    if len == 0 {
-        return Ok(());
-    }
-    if ranges_are_bad(dst, src, len) {
-        reject(dst, src, len);
-    }
-    // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { copy_with(arch::routine_for(strategy), dst, src, len) }
+    // SAFETY: as in copy_mc.
+    unsafe { arch::copy_strategy(strategy, dst, src, len) }
 }
 
 /// Whether a copy of `len > 0` bytes between these pointers must be refused: a
 /// null pointer, a range outside the user address space (which covers every
-/// range that wraps and every `len > isize::MAX`), or overlapping ranges.
+/// range that wraps and every `len > isize::MAX`), or overlapping ranges. The same
+/// rule as the routines' `CHECK_COPY_ARGUMENTS` (asm/landing_pads.s), for targets
+/// without them and for the test that compares the two.
 ///
-/// On the hot path of every copy, so it is a few instructions and one branch:
 /// - user-space addresses are below 2^57 on x86-64 (2^47 with 4-level paging),
-///   so if `src - 1`, `dst - 1` and `len` are all below 2^62, neither pointer is
-///   null (0 - 1 wraps to all ones) and neither range can wrap;
+///   so if `src - 1`, `dst - 1` and `len` are all below 2^61, neither pointer is
+///   null (0 - 1 wraps to all ones) and both ranges end at or below 2^62: none
+///   wraps, none reaches past user space into what the check lets through;
 /// - with that, the ranges overlap exactly when `|dst - src| < len`, that is
 ///   when `dst - src + len - 1 < 2 * len - 1` in wrapping unsigned arithmetic.
-#[inline(always)]
-fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
+#[cfg(any(test, not(mcsafe_protected)))]
+pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     let (d, s) = (dst as usize, src as usize);
     let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
-    // Wrapping throughout: for len >= 2^62 the sums wrap, but then
+    // Wrapping throughout: for len >= 2^61 the sums may wrap, but then
     // `null_or_outside` is set and the answer is already "bad".
     let overlap = d.wrapping_sub(s).wrapping_add(len - 1) < len.wrapping_mul(2).wrapping_sub(1);
     (null_or_outside != 0) | overlap
 }
 
-/// Every user-space address, and every sensible length, is below `1 << 62`.
-const USER_SPACE_BITS: u32 = 62;
+/// Every user-space address, and every sensible length, is below `1 << 61`; a
+/// pointer and a length both below it make a range that ends at or below 2^62.
+const USER_SPACE_BITS: u32 = 61;
 
 /// Panics, naming the problem with the ranges (`len > 0`).
 #[cold]
 #[inline(never)]
-#[track_caller]
-fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
+pub(crate) fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
     let (d, s) = (dst as usize, src as usize);
     check_range("source", s, len);
     check_range("destination", d, len);
@@ -140,30 +136,16 @@ pub(crate) fn check_range(name: &str, start: usize, len: usize) {
     );
 }
 
-/// Runs `routine` over the whole range; a fault goes to the careful forward step.
+/// Runs `first` (an exact-size routine) over the whole range, then `rest` (a
+/// strategy routine) for the forward steps: `write_mc`, whose first routine copies
+/// exactly `len` bytes and nothing else. The call is inline; everything after a
+/// fault is out of line.
 ///
 /// # Safety
-/// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
+/// As for `routines::call_exact` with `first` and `routines::call` with `rest`,
+/// for `dst..dst+len` and `src..src+len`.
 #[inline(always)]
-pub(crate) unsafe fn copy_with(
-    routine: arch::Routine,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-) -> Result<(), Fault> {
-    // SAFETY: per this function's contract.
-    unsafe { copy_first_with(routine, routine, dst, src, len) }
-}
-
-/// Runs `first` over the whole range, then `rest` for the forward steps: for
-/// `write_mc`, whose first routine copies exactly `len` bytes and nothing else.
-/// The call is inline; everything after a fault is out of line.
-///
-/// # Safety
-/// As for `routines::call`, for `dst..dst+len` and `src..src+len`, with both
-/// routines.
-#[inline(always)]
-pub(crate) unsafe fn copy_first_with(
+pub(crate) unsafe fn copy_exact_then(
     first: arch::Routine,
     rest: arch::Routine,
     dst: *mut u8,
@@ -171,20 +153,30 @@ pub(crate) unsafe fn copy_first_with(
     len: usize,
 ) -> Result<(), Fault> {
     // SAFETY: per this function's contract.
-    match unsafe { arch::call(first, dst, src, len) } {
+    match unsafe { arch::call_exact(first, dst, src, len) } {
         Ok(()) => Ok(()),
         // SAFETY: per this function's contract.
-        Err(stopped) => Err(unsafe { finish_copy(rest, dst, src, len, stopped) }),
+        Err(exit) => Err(unsafe { finish_copy(rest, dst, src, len, stopped(exit)) }),
     }
 }
 
-/// The rest of a copy whose first run stopped on a fault.
+/// The fault of an exit from a routine whose ranges were checked: nothing else
+/// can end it early.
+pub(crate) fn stopped(exit: arch::Exit) -> arch::Stopped {
+    match exit.why() {
+        arch::Why::Fault(stopped) => stopped,
+        why => unreachable!("mcsafe: a checked copy ended with {why:?}"),
+    }
+}
+
+/// The rest of a copy whose first run stopped on a fault: the careful forward
+/// step with `routine`, a strategy routine, in register mode.
 ///
 /// # Safety
 /// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
 #[cold]
 #[inline(never)]
-unsafe fn finish_copy(
+pub(crate) unsafe fn finish_copy(
     routine: arch::Routine,
     dst: *mut u8,
     src: *const u8,
@@ -195,7 +187,8 @@ unsafe fn finish_copy(
     forward_step_after(first, |from, to| {
         // SAFETY: from < to <= len, so both sub-ranges lie inside the caller's.
         let result = unsafe { arch::call(routine, dst.add(from), src.add(from), to - from) };
-        result.map_err(|stopped| {
+        result.map_err(|exit| {
+            let stopped = self::stopped(exit);
             (
                 from + stopped.progress,
                 describe(stopped, dst, src, len, None),
@@ -371,6 +364,52 @@ mod tests {
             cut(0x200000, 0x200000, 0x201000, 0x1ff000, 0x2000),
             Some((Side::Source, 0))
         );
+    }
+
+    /// The routines' argument check (CHECK_COPY_ARGUMENTS) and `ranges_are_bad`
+    /// are one rule: every placement of two ranges around the overlap and
+    /// adjacency boundaries, inside a real buffer, is refused (a panic, nothing
+    /// written) by every strategy exactly when `ranges_are_bad` says so; and
+    /// pointers or lengths that cannot be a range are refused by both.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn the_routines_refuse_exactly_what_ranges_are_bad_refuses() {
+        let mut buf = vec![0u8; 4 * 4096];
+        let base = buf.as_mut_ptr().wrapping_add(4096);
+        for len in [1usize, 2, 3, 31, 32, 33, 64, 100, 257, 600] {
+            for offset in [0, 1, len - 1, len, len + 1, 2 * len] {
+                for (d, s) in [(offset, 0), (0, offset)] {
+                    let (dst, src) = (base.wrapping_add(d), base.wrapping_add(s).cast_const());
+                    let bad = ranges_are_bad(dst, src, len);
+                    assert_eq!(bad, d.abs_diff(s) < len, "len {len} dst+{d} src+{s}");
+                    for strategy in crate::Strategy::available() {
+                        // SAFETY: both ranges lie in `buf`; a refusal touches nothing.
+                        let refused = std::panic::catch_unwind(|| unsafe {
+                            crate::copy_mc_with(strategy, dst, src, len)
+                        })
+                        .is_err();
+                        assert_eq!(refused, bad, "{strategy} len {len} dst+{d} src+{s}");
+                    }
+                }
+            }
+        }
+        let real = base as usize;
+        for (d, s, len) in [
+            (0, real, 1),
+            (real, 0, 1),
+            (real, real + 64, 1 << 61),
+            (real, real + 64, usize::MAX),
+            (1 << 62, real, 1),
+            (real, (1 << 62) - 1, 2),
+            ((1 << 61) + 1, real, 1),
+            (usize::MAX, real, 1),
+        ] {
+            let (dst, src) = (d as *mut u8, s as *const u8);
+            assert!(ranges_are_bad(dst, src, len), "{d:#x} {s:#x} {len}");
+            // SAFETY: refused before any access.
+            let refused = std::panic::catch_unwind(|| unsafe { crate::copy_mc(dst, src, len) });
+            assert!(refused.is_err(), "{d:#x} {s:#x} {len}");
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! handler's [`InstallError`] and [`Replacement`].
 
 use core::fmt;
+use core::num::NonZeroU64;
 
 /// A copy stopped by a memory fault: how far it got, where, and why.
 ///
@@ -29,14 +30,83 @@ use core::fmt;
 /// assert_eq!(fault.raw_os_error(), libc::EFAULT);
 /// # }
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Fault {
-    copied: usize,
-    side: Side,
-    kind: FaultKind,
-    addr: usize,
-    granule: usize,
+    // Two words, so that `Result<(), Fault>` comes back in two registers and a
+    // caller that stores it stores two words (a 32-byte result written by byte
+    // and read back whole stalled store forwarding: README, Performance):
+    /// `copied` in bits 0..62 (it is below the length, and lengths are below
+    /// 2^62), the kind in bits 62..64 (1..=3): never zero, which is the niche
+    /// `Result<(), Fault>` uses for `Ok`.
+    copied_kind: NonZeroU64,
+    /// `addr` in bits 0..57 (user space ends below 2^57; the handler takes no
+    /// fault above), log2 of the granule in bits 57..63, the side in bit 63.
+    addr_granule_side: u64,
 }
+
+const COPIED_BITS: u32 = 62;
+const ADDR_BITS: u32 = 57;
+const SIDE_BIT: u32 = 63;
+
+/// `Result<(), Fault>` as the two machine words the copy routines return in
+/// rax:rdx (asm/landing_pads.s, "C mode"): `Ok(())` when the first is 0, else
+/// `Err` of the `Fault` whose words they are. The layout this relies on is
+/// checked at compile time below, so a compiler that laid `Result<(), Fault>`
+/// out otherwise would fail to build mcsafe rather than misread a result.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawResult {
+    first: u64,
+    second: u64,
+}
+
+#[cfg_attr(not(mcsafe_protected), allow(dead_code))] // only the routines return it
+impl RawResult {
+    /// The words of a result.
+    pub(crate) fn from_result(result: Result<(), Fault>) -> RawResult {
+        match result {
+            Ok(()) => RawResult {
+                first: 0,
+                second: 0,
+            },
+            Err(f) => RawResult {
+                first: f.copied_kind.get(),
+                second: f.addr_granule_side,
+            },
+        }
+    }
+
+    /// The result these words are: a no-op on the hot path.
+    #[inline(always)]
+    pub(crate) fn into_result(self) -> Result<(), Fault> {
+        // SAFETY: `Result<(), Fault>` is two words with `Ok` the niche 0 of the
+        // first (checked by LAYOUT below): `first == 0` is `Ok(())`, whatever
+        // `second` (padding then); any other value is `Err` of a valid `Fault`
+        // (a non-zero first word and any second).
+        unsafe { core::mem::transmute::<RawResult, Result<(), Fault>>(self) }
+    }
+}
+
+/// The layout [`RawResult::into_result`] relies on, checked when mcsafe compiles.
+const LAYOUT: () = {
+    use core::mem::{MaybeUninit, size_of, transmute};
+    assert!(size_of::<Result<(), Fault>>() == 16 && size_of::<RawResult>() == 16);
+    // SAFETY: reinterpreting 16 bytes as 16 bytes; only initialized words are read.
+    let ok: [MaybeUninit<u64>; 2] = unsafe { transmute(Ok::<(), Fault>(())) };
+    // SAFETY: the niche word of `Ok` is initialized.
+    assert!(unsafe { ok[0].assume_init() } == 0);
+    let fault = Fault {
+        copied_kind: match NonZeroU64::new(0x4000_0000_0000_1234) {
+            Some(w) => w,
+            None => panic!(),
+        },
+        addr_granule_side: 0x0a00_0000_0000_5678,
+    };
+    // SAFETY: as above; both words of `Err` are initialized.
+    let err: [u64; 2] = unsafe { transmute(Err::<(), Fault>(fault)) };
+    assert!(err[0] == 0x4000_0000_0000_1234 && err[1] == 0x0a00_0000_0000_5678);
+};
+const _: () = LAYOUT;
 
 /// Which buffer of the copy faulted. `Display` prints `source` or `destination`.
 #[non_exhaustive]
@@ -65,6 +135,10 @@ pub enum FaultKind {
 }
 
 impl Fault {
+    /// A fault of `kind` at `addr`, `granule` bytes lost (a power of two), on
+    /// `side`, `copied` bytes before it. `copied < 2^62` and `addr < 2^57`
+    /// always hold for faults the handler takes (lengths are refused from 2^61,
+    /// and it takes no address from 2^57).
     pub(crate) fn new(
         copied: usize,
         side: Side,
@@ -72,12 +146,22 @@ impl Fault {
         addr: usize,
         granule: usize,
     ) -> Fault {
+        let (copied, addr) = (copied as u64, addr as u64);
+        debug_assert!(copied >> COPIED_BITS == 0 && addr >> ADDR_BITS == 0);
+        debug_assert!(granule.is_power_of_two());
+        let kind_bits = match kind {
+            FaultKind::Poison => 1u64,
+            FaultKind::AddressError => 2,
+            FaultKind::ObjectError => 3,
+        };
+        let side_bit = u64::from(side == Side::Destination);
+        let copied_kind = (copied & ((1 << COPIED_BITS) - 1)) | kind_bits << COPIED_BITS;
         Fault {
-            copied,
-            side,
-            kind,
-            addr,
-            granule,
+            // kind_bits >= 1: never zero, so never the fallback.
+            copied_kind: NonZeroU64::new(copied_kind).unwrap_or(NonZeroU64::MIN),
+            addr_granule_side: (addr & ((1 << ADDR_BITS) - 1))
+                | u64::from(granule.trailing_zeros()) << ADDR_BITS
+                | side_bit << SIDE_BIT,
         }
     }
 
@@ -90,36 +174,44 @@ impl Fault {
     /// byte of either buffer inside it. Bytes of `dst` at or past `copied` may
     /// have been written; bytes past `len` never are.
     pub fn copied(&self) -> usize {
-        self.copied
+        (self.copied_kind.get() & ((1 << COPIED_BITS) - 1)) as usize
     }
 
     /// Which buffer faulted.
     pub fn side(&self) -> Side {
-        self.side
+        if self.addr_granule_side >> SIDE_BIT == 1 {
+            Side::Destination
+        } else {
+            Side::Source
+        }
     }
 
     /// Why it faulted.
     pub fn kind(&self) -> FaultKind {
-        self.kind
+        match self.copied_kind.get() >> COPIED_BITS {
+            1 => FaultKind::Poison,
+            3 => FaultKind::ObjectError,
+            _ => FaultKind::AddressError,
+        }
     }
 
     /// The faulting address as the kernel reported it (`si_addr`): exact for a
     /// page fault, page-aligned for a machine check reported by the hardware.
     pub fn addr(&self) -> usize {
-        self.addr
+        (self.addr_granule_side & ((1 << ADDR_BITS) - 1)) as usize
     }
 
     /// Size in bytes of the lost unit: `1 << si_addr_lsb`, or the page size when
     /// the kernel reports no granularity (`BUS_ADRERR`, `BUS_OBJERR`). A whole
     /// huge page for hugetlb poison.
     pub fn granule(&self) -> usize {
-        self.granule
+        1 << ((self.addr_granule_side >> ADDR_BITS) & 0x3f)
     }
 
     /// The `errno` a `pread(2)` of the same bytes would have failed with:
     /// `EIO` for poison and object errors, `EFAULT` for an address error.
     pub fn raw_os_error(&self) -> i32 {
-        match self.kind {
+        match self.kind() {
             FaultKind::Poison | FaultKind::ObjectError => libc::EIO,
             FaultKind::AddressError => libc::EFAULT,
         }
@@ -128,7 +220,13 @@ impl Fault {
     /// The same fault with another `copied`: for an operation done in pieces,
     /// whose cut is counted from the start of the whole.
     pub(crate) fn with_copied(self, copied: usize) -> Fault {
-        Fault { copied, ..self }
+        Fault::new(
+            copied,
+            self.side(),
+            self.kind(),
+            self.addr(),
+            self.granule(),
+        )
     }
 }
 
@@ -156,8 +254,25 @@ impl fmt::Display for Fault {
         write!(
             f,
             "{} fault: {} at {:#x}, {}-byte unit lost; {} bytes copied before it",
-            self.side, self.kind, self.addr, self.granule, self.copied
+            self.side(),
+            self.kind(),
+            self.addr(),
+            self.granule(),
+            self.copied()
         )
+    }
+}
+
+/// As `#[derive(Debug)]` would print the fields.
+impl fmt::Debug for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Fault")
+            .field("copied", &self.copied())
+            .field("side", &self.side())
+            .field("kind", &self.kind())
+            .field("addr", &self.addr())
+            .field("granule", &self.granule())
+            .finish()
     }
 }
 
@@ -298,5 +413,49 @@ impl fmt::Display for Replacement {
                 std::io::Error::from_raw_os_error(errno)
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_keeps_every_field_in_two_words() {
+        assert_eq!(size_of::<Fault>(), 16);
+        assert_eq!(size_of::<Result<(), Fault>>(), 16, "Ok is the niche");
+        let extremes = [
+            (0, Side::Source, FaultKind::Poison, 0, 1),
+            (
+                (1 << 62) - 1,
+                Side::Destination,
+                FaultKind::ObjectError,
+                (1 << 57) - 1,
+                1 << 63,
+            ),
+            (
+                4096,
+                Side::Destination,
+                FaultKind::AddressError,
+                0x7fff_1234_5678,
+                2 << 20,
+            ),
+            (12, Side::Source, FaultKind::Poison, 0x1000, 1 << 30),
+        ];
+        for (copied, side, kind, addr, granule) in extremes {
+            let f = Fault::new(copied, side, kind, addr, granule);
+            assert_eq!(
+                (f.copied(), f.side(), f.kind(), f.addr(), f.granule()),
+                (copied, side, kind, addr, granule)
+            );
+            assert_eq!(f.with_copied(7).copied(), 7);
+            assert_eq!(f.with_copied(7).addr(), addr);
+            assert!(Err::<(), Fault>(f).is_err());
+        }
+        let f = Fault::new(3, Side::Destination, FaultKind::Poison, 0x5000, 4096);
+        assert_eq!(
+            format!("{f:?}"),
+            "Fault { copied: 3, side: Destination, kind: Poison, addr: 20480, granule: 4096 }"
+        );
     }
 }

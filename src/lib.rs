@@ -231,7 +231,7 @@ pub fn stats() -> Stats {
 #[doc(hidden)]
 pub mod internals {
     #[cfg(mcsafe_protected)]
-    pub use crate::arch::table::{LandingPad, landing_pads};
+    pub use crate::arch::table::{LandingPad, Regs, landing_pads};
 
     /// Entry address of a strategy's routine.
     #[cfg(mcsafe_protected)]
@@ -240,6 +240,13 @@ pub mod internals {
     }
 
     pub use crate::arch::Thresholds;
+
+    /// The rule that picked [`Strategy::current`](crate::Strategy::current)'s
+    /// default and the thresholds on this CPU, in words (`mcsafe probe` prints it):
+    /// the CPU, what glibc's memcpy is here, and why each threshold is what it is.
+    pub fn dispatch_rule() -> String {
+        crate::arch::dispatch_rule()
+    }
 
     /// The vector routines' size thresholds in force (initializes the crate).
     pub fn thresholds() -> Thresholds {

@@ -11,7 +11,8 @@
 //!    the range registers hold the call's buffers and every byte below rdi is
 //!    already stored (read through a shared memfd mapping; for the checksum,
 //!    esi is the CRC state of exactly the bytes its fixup would count). Only
-//!    the three prologue instructions lie outside the ranges.
+//!    the instructions of a prologue lie outside the ranges, and the disassembly
+//!    shows that they touch no memory.
 //! 2. Injection passes: for each in-range instruction k (every dynamic
 //!    instruction; of a `rep movsb`, whose iterations are steps at one address,
 //!    the first 8 iterations and every 16th; in the one long copy, each
@@ -39,7 +40,8 @@ use std::ptr;
 
 use common::*;
 use mcsafe::internals::{
-    Thresholds, crc32c_addr, exact_addr, fill_addr, landing_pads, routine_addr, set_thresholds,
+    Regs, Thresholds, crc32c_addr, exact_addr, fill_addr, landing_pads, routine_addr,
+    set_thresholds,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -490,7 +492,6 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
         visited: BTreeSet::new(),
         rips: Vec::new(),
     };
-    let mut outside = 0;
     let mut checked = 0;
     let what = format!("{op:?} {copy:?}");
     loop {
@@ -523,13 +524,14 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
                 seen.in_range, 0,
                 "{what}: instruction {rip:#x} after the prologue lies outside every range"
             );
-            outside += 1;
         }
         ptrace::step(pid, None).unwrap();
         assert_eq!(wait_stop(pid), Signal::SIGTRAP, "{what}: single step");
     }
     if let Plan::Step = plan {
-        assert_eq!(outside, 3, "{what}: the prologue is three instructions");
+        // Instructions before the first range (a prologue that saves the range
+        // registers) touch no memory: `prologues_touch_no_memory` checks that on
+        // the disassembly.
         ptrace::cont(pid, None).unwrap();
         // SAFETY: the bytes after the copy lie in the destination mapping.
         unsafe {
@@ -562,7 +564,16 @@ fn check_step(
     what: &str,
 ) -> usize {
     let rip = regs.rip as usize;
-    let (r8, r9, len) = (regs.r8 as usize, regs.r9 as usize, copy.len);
+    let pad = landing_pads()
+        .find(|p| p.begin <= rip && rip < p.end)
+        .unwrap();
+    // Where this range keeps the call's buffers (asm/landing_pads.s, "Range
+    // registers"): the arguments themselves, or their copies in r8, r9, r10.
+    let (r8, r9, r10) = match pad.regs {
+        Regs::Entry => (regs.rdi, regs.rsi, regs.rdx),
+        Regs::Saved => (regs.r8, regs.r9, regs.r10),
+    };
+    let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
     let expected = match op {
         Op::Copy(_) => (Some(dst), Some(src)),
         Op::Read => (None, Some(src)),
@@ -570,23 +581,35 @@ fn check_step(
         Op::Fill => (Some(dst), Some(dst)),
         Op::Crc32c => (Some(src), Some(src)),
     };
-    assert_eq!(regs.r10 as usize, len, "{what}: r10 at {rip:#x}");
-    for (reg, value, name) in [(r8, expected.0, "r8"), (r9, expected.1, "r9")] {
+    assert_eq!(
+        r10 as usize, len,
+        "{what}: len register ({:?}) at {rip:#x}",
+        pad.regs
+    );
+    for (reg, value, name) in [(r8, expected.0, "dst"), (r9, expected.1, "src")] {
         if let Some(value) = value {
-            assert_eq!(reg, value, "{what}: {name} at {rip:#x}");
+            assert_eq!(
+                reg, value,
+                "{what}: {name} register ({:?}) at {rip:#x}",
+                pad.regs
+            );
         }
     }
     let progress = (regs.rdi as usize).checked_sub(r8).filter(|&p| p <= len);
     let progress =
         progress.unwrap_or_else(|| panic!("{what}: rdi {:#x} outside r8.. at {rip:#x}", regs.rdi));
+    if pad.regs == Regs::Entry {
+        // An entry range keeps rdi at the start: nothing is claimed stored.
+        assert_eq!(
+            progress, 0,
+            "{what}: rdi moved in an entry range at {rip:#x}"
+        );
+    }
     match op {
         // rdi never moves in the exact-size routines.
         Op::Read | Op::Write => assert_eq!(progress, 0, "{what}: rdi moved at {rip:#x}"),
         Op::Crc32c => {
             // esi is the CRC state of exactly the bytes the fixup would count.
-            let pad = landing_pads()
-                .find(|p| p.begin <= rip && rip < p.end)
-                .unwrap();
             let counted = progress + fixup_advance(pad.fixup);
             let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
             assert_eq!(
@@ -700,23 +723,27 @@ fn unavailable_routines() -> Vec<(Strategy, usize)> {
         .collect()
 }
 
-/// Whether the range starting at `begin` belongs to a routine this CPU runs:
-/// the copy routines are laid out in `Strategy::ALL` order, each one's ranges
-/// between its entry and the next routine's entry.
-fn runs_here(begin: usize) -> bool {
+/// Entry addresses of every routine with landing pads, sorted.
+fn routine_entries() -> Vec<usize> {
     let mut entries: Vec<usize> = Strategy::ALL.into_iter().map(routine_addr).collect();
     entries.extend([1, 2, 4, 8].map(|n| exact_addr(n).unwrap()));
     entries.extend([fill_addr(), crc32c_addr()]);
     entries.sort_unstable();
-    let owner = entries.iter().rev().find(|&&e| e <= begin).copied();
+    entries
+}
+
+/// Whether the range starting at `begin` belongs to a routine this CPU runs:
+/// the copy routines are laid out in `Strategy::ALL` order, each one's ranges
+/// between its entry and the next routine's entry.
+fn runs_here(begin: usize) -> bool {
+    let owner = routine_entries().into_iter().rev().find(|&e| e <= begin);
     !unavailable_routines()
         .iter()
         .any(|&(_, entry)| owner == Some(entry))
 }
 
-/// Instruction addresses inside every range of the routines this CPU runs,
-/// from objdump, or why not.
-fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
+/// The bias from link-time addresses (objdump's) to this process's, or why not.
+fn load_bias() -> Result<usize, String> {
     let exe = std::env::current_exe().unwrap();
     let nm = Command::new("nm")
         .arg(&exe)
@@ -728,24 +755,67 @@ fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
         .find_map(|l| l.strip_suffix(" mcsafe_asm_copy_fragile"))
         .and_then(|l| usize::from_str_radix(l.split(' ').next()?, 16).ok())
         .ok_or("nm: no mcsafe_asm_copy_fragile symbol")?;
-    let bias = routine_addr(Strategy::Fragile) - linked;
+    Ok(routine_addr(Strategy::Fragile) - linked)
+}
+
+/// Each instruction in `start..stop` (this process's addresses) as (address,
+/// objdump's text of it).
+fn disassemble(start: usize, stop: usize, bias: usize) -> Result<Vec<(usize, String)>, String> {
+    let out = Command::new("objdump")
+        .args(["-d", "--no-show-raw-insn"])
+        .arg(format!("--start-address={:#x}", start - bias))
+        .arg(format!("--stop-address={:#x}", stop - bias))
+        .arg(std::env::current_exe().unwrap())
+        .output()
+        .map_err(|e| format!("objdump: {e}"))?;
+    let mut all = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((addr, rest)) = line.trim_start().split_once(":\t") else {
+            continue;
+        };
+        if let (Ok(addr), false) = (usize::from_str_radix(addr, 16), rest.is_empty()) {
+            all.push((addr + bias, rest.to_string()));
+        }
+    }
+    Ok(all)
+}
+
+/// Whether every instruction of a routine before its first range (its prologue)
+/// leaves memory alone: a register-to-register move has no `(` in AT&T syntax.
+fn prologues_touch_no_memory() -> Result<usize, String> {
+    let bias = load_bias()?;
+    let pads: Vec<_> = landing_pads().collect();
+    let mut checked = 0;
+    for entry in routine_entries() {
+        let first = pads
+            .iter()
+            .filter(|p| p.begin >= entry)
+            .map(|p| p.begin)
+            .min()
+            .ok_or("a routine without ranges")?;
+        for (addr, text) in disassemble(entry, first, bias)? {
+            if text.contains('(') {
+                return Err(format!(
+                    "{addr:#x} `{text}` before the first range touches memory"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// Instruction addresses inside every range of the routines this CPU runs,
+/// from objdump, or why not.
+fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
+    let bias = load_bias()?;
     let mut all = BTreeSet::new();
     for pad in landing_pads().filter(|pad| runs_here(pad.begin)) {
-        let out = Command::new("objdump")
-            .args(["-d", "--no-show-raw-insn"])
-            .arg(format!("--start-address={:#x}", pad.begin - bias))
-            .arg(format!("--stop-address={:#x}", pad.end - bias))
-            .arg(&exe)
-            .output()
-            .map_err(|e| format!("objdump: {e}"))?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            let Some((addr, rest)) = line.trim_start().split_once(":\t") else {
-                continue;
-            };
-            if let (Ok(addr), false) = (usize::from_str_radix(addr, 16), rest.is_empty()) {
-                all.insert(addr + bias);
-            }
-        }
+        all.extend(
+            disassemble(pad.begin, pad.end, bias)?
+                .into_iter()
+                .map(|(a, _)| a),
+        );
     }
     if all.is_empty() {
         Err("objdump found no instructions".into())
@@ -802,6 +872,15 @@ fn main() {
                 "one page per side at each"
             }
         );
+    }
+    match prologues_touch_no_memory() {
+        Ok(n) => {
+            eprintln!("prologues: {n} instructions before the first ranges, none touches memory")
+        }
+        Err(why) if why.starts_with("objdump:") || why.starts_with("nm:") => {
+            require(false, "the prologues", &why);
+        }
+        Err(why) => panic!("{why}"),
     }
     match instructions_in_ranges() {
         Ok(all) => {

@@ -17,6 +17,10 @@ pub(crate) fn default_strategy() -> Strategy {
     Strategy::Fragile
 }
 
+pub(crate) fn dispatch_rule() -> String {
+    "no fault-safe copies on this target: plain copies".into()
+}
+
 pub(crate) fn install() -> Result<(), InstallError> {
     Err(InstallError::Unsupported)
 }
@@ -39,11 +43,11 @@ pub(crate) fn thresholds() -> Thresholds {
 
 pub(crate) fn set_thresholds(_: Thresholds) {}
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Routine;
 
 /// Never constructed: no routine stops on a fault here.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Stopped {
     pub(crate) progress: usize,
     pub(crate) code: i32,
@@ -51,26 +55,79 @@ pub(crate) struct Stopped {
     pub(crate) addr: usize,
 }
 
+/// Never constructed: nothing calls a routine in register mode here.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit;
+
+/// Why a register-mode call ended early: never, here (the shape of the protected
+/// target's).
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)]
+pub(crate) enum Why {
+    Fault(Stopped),
+    BadArguments,
+}
+
+impl Exit {
+    pub(crate) fn why(&self) -> Why {
+        unreachable!("mcsafe: no routine runs on this target")
+    }
+}
+
 pub(crate) fn current_routine() -> Routine {
     Routine
 }
 
-#[track_caller]
-pub(crate) fn routine_for(strategy: Strategy) -> Routine {
-    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
-}
-
+/// A plain copy, after the same argument check as the routines' (and the same
+/// panic for what it refuses).
+///
 /// # Safety
-/// As for `ptr::copy_nonoverlapping`.
-pub(crate) unsafe fn call(
-    _: Routine,
+/// As for `ptr::copy_nonoverlapping`, unless refused.
+pub(crate) unsafe fn copy_current(
     dst: *mut u8,
     src: *const u8,
     len: usize,
-) -> Result<(), Stopped> {
-    // SAFETY: the caller's contract is copy_nonoverlapping's.
+) -> Result<(), crate::Fault> {
+    if len > 0 && crate::copy::ranges_are_bad(dst, src, len) {
+        crate::copy::reject(dst, src, len);
+    }
+    // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
     unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
     Ok(())
+}
+
+/// No strategy runs here.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn copy_strategy(
+    strategy: Strategy,
+    _: *mut u8,
+    _: *const u8,
+    _: usize,
+) -> Result<(), crate::Fault> {
+    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
+}
+
+/// Never called: nothing here stops on a fault, so there is no forward step.
+///
+/// # Safety
+/// None needed.
+pub(crate) unsafe fn call(_: Routine, _: *mut u8, _: *const u8, _: usize) -> Result<(), Exit> {
+    unreachable!("mcsafe: no routine runs on this target")
+}
+
+/// Never called: [`exact_routine`] is `None` here.
+///
+/// # Safety
+/// None needed.
+pub(crate) unsafe fn call_exact(
+    _: Routine,
+    _: *mut u8,
+    _: *const u8,
+    _: usize,
+) -> Result<(), Exit> {
+    unreachable!("mcsafe: no routine runs on this target")
 }
 
 /// Nothing to install here.

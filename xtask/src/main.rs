@@ -1,4 +1,7 @@
-//! mcsafe's task runner. `cargo xtask vm-test` (an alias in .cargo/config.toml)
+//! mcsafe's task runner (`cargo xtask`, an alias in .cargo/config.toml).
+//!
+//! `cargo xtask bench-layout` (layout.rs) runs the small-size speed table under
+//! several code layouts and reports the spread. `cargo xtask vm-test`
 //! proves recovery from real hardware poison and real machine checks in a VM
 //! whose kernel has memory-failure support (this machine's has none):
 //!
@@ -13,6 +16,7 @@
 //!    failure, a boot that never reports, or a timeout.
 
 mod cpio;
+mod layout;
 #[allow(dead_code)] // shared with the guest, which uses the other half
 #[path = "../guest/src/protocol.rs"]
 mod protocol;
@@ -41,10 +45,21 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["vm-test"] => vm_test(),
+        ["bench-layout"] => match layout::run(&workspace()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("bench-layout: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
-            eprintln!("usage: cargo xtask vm-test");
+            eprintln!("usage: cargo xtask vm-test | bench-layout");
             eprintln!(
-                "  boots a Debian kernel under QEMU and runs mcsafe's real-fault cases (README: Real faults in a VM)"
+                "  vm-test: boots a Debian kernel under QEMU and runs mcsafe's real-fault cases (docs/vm.md)"
+            );
+            eprintln!(
+                "  bench-layout: the small-size speed table under several code layouts (docs/performance.md)"
             );
             ExitCode::from(2)
         }

@@ -9,16 +9,62 @@ use mcsafe::Strategy;
 
 use crate::workload::Call;
 
+/// How user code calls a copy: the three call shapes the speed targets hold in.
+/// In each, mcsafe and glibc's memcpy are called the same way, and the ratio is
+/// taken between the two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The call inlined into the caller's loop; the result tested with `is_err`.
+    Inline,
+    /// Through a `&dyn Fn` the optimizer cannot see through; the whole result
+    /// passed to `black_box` (as a caller that stores it would).
+    Dyn,
+    /// From a non-inlined function of another crate (`mcsafe-bench-caller`), as
+    /// a storage engine's read path calls it; the result to `black_box`.
+    Crate,
+}
+
+impl Shape {
+    /// Every shape, in table order.
+    pub const ALL: [Shape; 3] = [Shape::Inline, Shape::Dyn, Shape::Crate];
+
+    /// The mcsafe comparator and the memcpy comparator of this shape.
+    pub fn pair(self) -> (Comparator, Comparator) {
+        match self {
+            Shape::Inline => (Comparator::Mcsafe, Comparator::Memcpy),
+            Shape::Dyn => (Comparator::McsafeDyn, Comparator::MemcpyDyn),
+            Shape::Crate => (Comparator::McsafeCrate, Comparator::MemcpyCrate),
+        }
+    }
+
+    /// A short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shape::Inline => "inline",
+            Shape::Dyn => "&dyn Fn",
+            Shape::Crate => "other crate",
+        }
+    }
+}
+
 /// A copy routine under measurement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Comparator {
-    /// `mcsafe::copy_mc`: the default strategy, with its argument checks.
+    /// `mcsafe::copy_mc`, inlined into the loop ([`Shape::Inline`]).
     Mcsafe,
+    /// `mcsafe::copy_mc` through an opaque `&dyn Fn` ([`Shape::Dyn`]).
+    McsafeDyn,
+    /// `mcsafe::copy_mc` from another crate's non-inlined function ([`Shape::Crate`]).
+    McsafeCrate,
     /// `mcsafe::copy_mc_with(strategy, ..)`.
     Strategy(Strategy),
     /// glibc's `memcpy` through a function pointer the optimizer cannot see
-    /// through: no inlining, no constant sizes.
+    /// through: no inlining, no constant sizes ([`Shape::Inline`]'s reference).
     Memcpy,
+    /// glibc's `memcpy` through an opaque `&dyn Fn` ([`Shape::Dyn`]).
+    MemcpyDyn,
+    /// glibc's `memcpy` from another crate's non-inlined function ([`Shape::Crate`]).
+    MemcpyCrate,
     /// `ptr::copy_nonoverlapping`: for sizes unknown at compile time, a call to
     /// `memcpy` through the PLT.
     CopyNonoverlapping,
@@ -38,8 +84,12 @@ impl Comparator {
     pub fn name(&self) -> String {
         match self {
             Comparator::Mcsafe => "mcsafe".into(),
+            Comparator::McsafeDyn => "mcsafe (&dyn)".into(),
+            Comparator::McsafeCrate => "mcsafe (crate)".into(),
             Comparator::Strategy(s) => format!("mcsafe/{}", s.name()),
             Comparator::Memcpy => "glibc memcpy".into(),
+            Comparator::MemcpyDyn => "memcpy (&dyn)".into(),
+            Comparator::MemcpyCrate => "memcpy (crate)".into(),
             Comparator::CopyNonoverlapping => "copy_nonoverlapping".into(),
             Comparator::SigsetjmpGuard => "sigsetjmp+memcpy".into(),
             Comparator::Pread => "pread".into(),
@@ -69,6 +119,16 @@ impl Comparator {
                     black_box(());
                 }
             }),
+            Comparator::McsafeDyn => {
+                let copy: &CopyFn<Result<(), mcsafe::Fault>> =
+                    black_box(&|d, s, l| unsafe { mcsafe::copy_mc(d, s, l) });
+                timed(calls, |c| {
+                    let _ = black_box(copy(c.dst, c.src, c.len));
+                })
+            }
+            Comparator::McsafeCrate => timed(calls, |c| {
+                let _ = black_box(unsafe { mcsafe_bench_caller::copy_mc(c.dst, c.src, c.len) });
+            }),
             Comparator::Strategy(s) => timed(calls, |c| {
                 if unsafe { mcsafe::copy_mc_with(s, c.dst, c.src, c.len) }.is_err() {
                     black_box(());
@@ -80,6 +140,19 @@ impl Comparator {
                     memcpy(c.dst.cast(), c.src.cast(), c.len);
                 })
             }
+            Comparator::MemcpyDyn => {
+                let memcpy = env.memcpy;
+                let closure = move |d: *mut u8, s: *const u8, l| unsafe {
+                    memcpy(d.cast(), s.cast(), l).cast::<u8>()
+                };
+                let copy: &CopyFn<*mut u8> = black_box(&closure);
+                timed(calls, |c| {
+                    let _ = black_box(copy(c.dst, c.src, c.len));
+                })
+            }
+            Comparator::MemcpyCrate => timed(calls, |c| {
+                black_box(unsafe { mcsafe_bench_caller::memcpy(c.dst, c.src, c.len) });
+            }),
             Comparator::CopyNonoverlapping => timed(calls, |c| unsafe {
                 std::ptr::copy_nonoverlapping(c.src, c.dst, c.len);
             }),
@@ -101,6 +174,9 @@ impl Comparator {
         }
     }
 }
+
+/// The `&dyn Fn` of [`Shape::Dyn`], returning `R`.
+type CopyFn<R> = dyn Fn(*mut u8, *const u8, usize) -> R;
 
 /// What comparators need besides the calls.
 #[derive(Clone, Copy)]

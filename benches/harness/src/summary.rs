@@ -7,7 +7,7 @@ use std::path::Path;
 
 use mcsafe::Strategy;
 
-use crate::comparators::{Comparator, Env, install_guard_handler};
+use crate::comparators::{Comparator, Env, Shape, install_guard_handler};
 use crate::measure::{Measurement, side_by_side};
 use crate::workload::{Cold, HalfLost, Hot, HotFile, Randomized, Region, Workload};
 
@@ -87,30 +87,74 @@ pub struct Options {
     /// Skip classes above this size (to keep a quick run quick).
     pub max_size: usize,
     /// Bytes of each cold region (source and destination): the walk must
-    /// outrun the last-level cache for "cold" to mean cold.
+    /// outrun the last-level cache for "cold" to mean cold. [`cold_region_for`]
+    /// sizes it from the largest copy, the cache and the memory there is.
     pub cold_region: usize,
+    /// Only the four size tables: no randomized mix, `pread`, sigsetjmp guard,
+    /// large copies or fault path (the layout runs of `cargo xtask bench-layout`).
+    pub sizes_only: bool,
 }
 
 impl Options {
-    /// The full run: 9 rounds, every class, 3 GiB cold regions (or 8x the
-    /// largest copy): 1 GiB was not enough here, where CPUID reports a 480 MiB
-    /// L3 and comparators measured in turn found each other's bytes cached.
+    /// The full run: 9 rounds, every class up to 256 MiB.
     pub fn full() -> Options {
         Options {
             rounds: 9,
             max_size: usize::MAX,
-            cold_region: 3 << 30,
+            cold_region: cold_region_for(256 * MIB),
+            sizes_only: false,
         }
     }
 
-    /// A quick look: 5 rounds, classes up to 16 MiB.
+    /// A quick look: 5 rounds, classes up to 16 MiB (about 0.5 GB of memory).
     pub fn quick() -> Options {
         Options {
             rounds: 5,
             max_size: 16 * MIB,
-            ..Options::full()
+            cold_region: cold_region_for(16 * MIB),
+            sizes_only: false,
         }
     }
+
+    /// The small-size table alone: the classes up to 8 KiB, every call shape,
+    /// hot and cold, aligned and misaligned (for comparing code layouts).
+    pub fn small() -> Options {
+        Options {
+            rounds: 9,
+            max_size: 8 * KIB,
+            cold_region: cold_region_for(8 * KIB),
+            sizes_only: true,
+        }
+    }
+}
+
+/// Bytes of each cold region for copies of up to `largest` bytes: 8 times the
+/// largest copy and 4 times the last-level cache, so that no call finds its
+/// bytes cached (with 1 GiB regions, comparators measured in turn found each
+/// other's bytes in a Sapphire Rapids guest's 480 MiB reported L3), but at most
+/// a quarter of the memory available, so that the run never swaps or dies.
+pub fn cold_region_for(largest: usize) -> usize {
+    let llc = last_level_cache().unwrap_or(64 * MIB);
+    let wanted = (8 * largest).max(4 * llc).max(64 * MIB);
+    let cap = available_memory().map_or(usize::MAX, |m| m / 4);
+    wanted.min(cap).max(2 * largest + 8 * 4096)
+}
+
+/// The last-level cache's size, as glibc reports it.
+fn last_level_cache() -> Option<usize> {
+    // SAFETY: sysconf has no preconditions.
+    let l3 = unsafe { libc::sysconf(libc::_SC_LEVEL3_CACHE_SIZE) };
+    // SAFETY: as above.
+    let l2 = unsafe { libc::sysconf(libc::_SC_LEVEL2_CACHE_SIZE) };
+    [l3, l2].into_iter().find(|&n| n > 0).map(|n| n as usize)
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn available_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// One row of a table: a class (or a label) and each comparator's measurement.
@@ -138,29 +182,47 @@ impl Table {
         self.comparators.iter().position(|&x| x == c)
     }
 
-    /// mcsafe's throughput over glibc memcpy's, per row.
-    pub fn ratios(&self) -> Vec<f64> {
-        let (m, g) = (
-            self.index(Comparator::Mcsafe).unwrap(),
-            self.index(Comparator::Memcpy).unwrap(),
-        );
-        self.rows
-            .iter()
-            .map(|r| r.results[m].gb_per_s / r.results[g].gb_per_s)
+    /// mcsafe's throughput over glibc memcpy's in `shape`, per row (`None` if
+    /// the table does not measure that shape).
+    pub fn ratios(&self, shape: Shape) -> Option<Vec<f64>> {
+        let (mcsafe, memcpy) = shape.pair();
+        let (m, g) = (self.index(mcsafe)?, self.index(memcpy)?);
+        Some(
+            self.rows
+                .iter()
+                .map(|r| r.results[m].gb_per_s / r.results[g].gb_per_s)
+                .collect(),
+        )
+    }
+
+    /// The shapes this table measures.
+    fn shapes(&self) -> Vec<Shape> {
+        Shape::ALL
+            .into_iter()
+            .filter(|s| self.ratios(*s).is_some())
             .collect()
     }
 
-    /// Renders as a Markdown table: GB/s per comparator and the ratio.
+    /// Renders as a Markdown table: the ratio of each call shape, then GB/s per
+    /// comparator.
     pub fn render(&self) -> String {
-        let mut out = format!("\n### {}\n\n| size class | mcsafe/memcpy |", self.title);
+        let shapes = self.shapes();
+        let mut out = format!("\n### {}\n\n| size class |", self.title);
+        for shape in &shapes {
+            let _ = write!(out, " mcsafe/memcpy, {} |", shape.name());
+        }
         for c in &self.comparators {
             let _ = write!(out, " {} GB/s |", c.name());
         }
-        out.push_str("\n|---|---:|");
-        out.push_str(&"---:|".repeat(self.comparators.len()));
+        out.push_str("\n|---|");
+        out.push_str(&"---:|".repeat(shapes.len() + self.comparators.len()));
         out.push('\n');
-        for (row, ratio) in self.rows.iter().zip(self.ratios()) {
-            let _ = write!(out, "| {} | {:.2} |", row.label, ratio);
+        let ratios: Vec<Vec<f64>> = shapes.iter().filter_map(|s| self.ratios(*s)).collect();
+        for (i, row) in self.rows.iter().enumerate() {
+            let _ = write!(out, "| {} |", row.label);
+            for r in &ratios {
+                let _ = write!(out, " {:.2} |", r[i]);
+            }
             for m in &row.results {
                 let _ = write!(out, " {:.2} |", m.gb_per_s);
             }
@@ -176,11 +238,12 @@ pub struct Report {
     pub header: String,
     /// Size-class tables (hot/cold x aligned/misaligned), then the others.
     pub tables: Vec<Table>,
-    /// Nanoseconds per faulting call: mcsafe, then the sigsetjmp guard.
-    pub fault_ns: (f64, f64),
+    /// Nanoseconds per faulting call: mcsafe, then the sigsetjmp guard (not
+    /// measured with [`Options::sizes_only`]).
+    pub fault_ns: Option<(f64, f64)>,
     /// The randomized mix's shape: share of calls <= 128 B, share of bytes in
     /// calls > 1 KiB.
-    pub random_shape: (f64, f64),
+    pub random_shape: Option<(f64, f64)>,
 }
 
 /// The comparators of the size tables. Those that make a system call per copy
@@ -189,14 +252,35 @@ pub struct Report {
 /// (seen here: with the guard in the rotation, memcpy and mcsafe both ran at
 /// half speed for small copies).
 fn size_comparators() -> Vec<Comparator> {
-    let mut v = vec![
-        Comparator::Mcsafe,
-        Comparator::Memcpy,
-        Comparator::CopyNonoverlapping,
-    ];
+    let mut v: Vec<Comparator> = Shape::ALL
+        .into_iter()
+        .flat_map(|s| {
+            let (mcsafe, memcpy) = s.pair();
+            [mcsafe, memcpy]
+        })
+        .collect();
+    v.push(Comparator::CopyNonoverlapping);
     v.extend(Strategy::available().into_iter().map(Comparator::Strategy));
     v
 }
+
+/// The four size tables' titles, with the short names used in target lists.
+const SIZE_TABLES: [(&str, &str, bool, (usize, usize)); 4] = [
+    ("hot, aligned (src+0, dst+0)", "hot aligned", false, (0, 0)),
+    (
+        "hot, misaligned (src+1, dst+63)",
+        "hot misaligned",
+        false,
+        (1, 63),
+    ),
+    ("cold, aligned (src+0, dst+0)", "cold aligned", true, (0, 0)),
+    (
+        "cold, misaligned (src+1, dst+63)",
+        "cold misaligned",
+        true,
+        (1, 63),
+    ),
+];
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -227,8 +311,9 @@ pub fn run(options: Options) -> Report {
     let header = format!(
         "{}\nmcsafe strategy {} (available: {}); rep movsb from {} B (avx2) and {} B (avx512); \
          non-temporal stores from {} MiB\n\
-         medians of {} interleaved rounds, each batch after an untimed warm-up; \
-         GB/s = 10^9 bytes/s; mcsafe/memcpy = throughput ratio",
+         medians of {} interleaved rounds, each batch after an untimed warm-up; cold regions \
+         {} MiB each; GB/s = 10^9 bytes/s; mcsafe/memcpy = throughput ratio, each call shape \
+         against memcpy called the same way",
         machine(),
         Strategy::current(),
         Strategy::available()
@@ -240,6 +325,7 @@ pub fn run(options: Options) -> Report {
         thresholds.avx512_rep_movsb,
         thresholds.non_temporal >> 20,
         options.rounds,
+        options.cold_region >> 20,
     );
     let env = Env::new();
     let comparators = size_comparators();
@@ -256,18 +342,11 @@ pub fn run(options: Options) -> Report {
 
     let hot_src = Region::new(largest + 2 * 4096);
     let hot_dst = Region::new(largest + 2 * 4096);
-    // Cold regions: at least 8x the largest copy, so the walk outruns the cache.
-    let cold_len = (8 * largest).max(options.cold_region);
-    let cold_src = Region::new(cold_len);
-    let cold_dst = Region::new(cold_len);
+    let cold_src = Region::new(options.cold_region);
+    let cold_dst = Region::new(options.cold_region);
 
     let mut tables = Vec::new();
-    for (title, cold, (src_off, dst_off)) in [
-        ("hot, aligned (src+0, dst+0)", false, (0, 0)),
-        ("hot, misaligned (src+1, dst+63)", false, (1, 63)),
-        ("cold, aligned (src+0, dst+0)", true, (0, 0)),
-        ("cold, misaligned (src+1, dst+63)", true, (1, 63)),
-    ] {
+    for (title, _, cold, (src_off, dst_off)) in SIZE_TABLES {
         let mut rows = Vec::new();
         for class in &classes {
             eprintln!("measuring {title}: {}", class.name);
@@ -294,6 +373,15 @@ pub fn run(options: Options) -> Report {
             comparators: comparators.clone(),
             rows,
         });
+    }
+
+    if options.sizes_only {
+        return Report {
+            header,
+            tables,
+            fault_ns: None,
+            random_shape: None,
+        };
     }
 
     // The randomized mix, in hot 4 MiB regions.
@@ -418,8 +506,8 @@ pub fn run(options: Options) -> Report {
     Report {
         header,
         tables,
-        fault_ns,
-        random_shape,
+        fault_ns: Some(fault_ns),
+        random_shape: Some(random_shape),
     }
 }
 
@@ -464,12 +552,15 @@ impl Report {
         for t in &self.tables {
             out.push_str(&t.render());
         }
-        let _ = write!(
-            out,
-            "\n### fault path\n\nfaulting 4 KiB copy (source loses its second half): mcsafe {:.0} ns per call, \
-             sigsetjmp guard {:.0} ns per call\n",
-            self.fault_ns.0, self.fault_ns.1
-        );
+        if let Some((ours, guard)) = self.fault_ns {
+            let _ = write!(
+                out,
+                "\n### fault path\n\nfaulting 4 KiB copy (source loses its second half): mcsafe \
+                 {ours:.0} ns per call, sigsetjmp guard {guard:.0} ns per call\n"
+            );
+        }
+        out.push_str("\n### nanoseconds per call, each call shape (hot, aligned)\n\n");
+        out.push_str(&self.wrapper_cost());
         out.push_str("\n### targets\n\n");
         for (ok, text) in self.targets() {
             let _ = writeln!(out, "- [{}] {text}", if ok { "x" } else { " " });
@@ -477,50 +568,117 @@ impl Report {
         out
     }
 
-    /// Each target of the speed issue: met or not, with the figures.
-    pub fn targets(&self) -> Vec<(bool, String)> {
-        let size_tables = &self.tables[..4];
-        let mut misses = Vec::new();
-        let mut all = Vec::new();
-        for t in size_tables {
-            for (row, r) in t.rows.iter().zip(t.ratios()) {
-                all.push(r);
-                if r < 0.95 {
-                    misses.push(format!(
-                        "{} {} {:.2}",
-                        t.title.split(' ').next().unwrap_or(""),
-                        row.label,
-                        r
-                    ));
+    /// The four size tables with their short names.
+    fn size_tables(&self) -> impl Iterator<Item = (&'static str, &Table)> {
+        SIZE_TABLES
+            .iter()
+            .map(|t| t.1)
+            .zip(self.tables.iter().take(SIZE_TABLES.len()))
+    }
+
+    /// Every size cell's ratio: (condition, class, shape, ratio), for the layout
+    /// runs (`cargo xtask bench-layout` reads the lines of [`Report::cells_text`]).
+    pub fn cells(&self) -> Vec<(&'static str, String, Shape, f64)> {
+        let mut cells = Vec::new();
+        for (condition, t) in self.size_tables() {
+            for shape in Shape::ALL {
+                if let Some(ratios) = t.ratios(shape) {
+                    for (row, r) in t.rows.iter().zip(ratios) {
+                        cells.push((condition, row.label.clone(), shape, r));
+                    }
                 }
             }
         }
-        let geomean = (all.iter().map(|r| r.ln()).sum::<f64>() / all.len() as f64).exp();
-        let mut out = vec![
-            (
+        cells
+    }
+
+    /// [`Report::cells`] as lines `cell<TAB>condition<TAB>class<TAB>shape<TAB>ratio`.
+    pub fn cells_text(&self) -> String {
+        let mut out = String::new();
+        for (condition, class, shape, r) in self.cells() {
+            let _ = writeln!(out, "cell\t{condition}\t{class}\t{}\t{r:.4}", shape.name());
+        }
+        out
+    }
+
+    /// Nanoseconds per call of `copy_mc` and of memcpy in each shape, for the hot
+    /// aligned classes up to 2 KiB: the difference is what mcsafe's call costs
+    /// over memcpy's (its argument check, the result, the dispatch).
+    fn wrapper_cost(&self) -> String {
+        let hot = &self.tables[0];
+        let ns = |c: Comparator, row: &Row| hot.index(c).map(|i| row.results[i].ns_per_call);
+        let mut out = String::from(
+            "| size class | copy_mc ns (inline, &dyn, crate) | memcpy ns (inline, &dyn, crate) |\n|---|---:|---:|\n",
+        );
+        for row in hot.rows.iter().filter(|r| r.bytes <= 2048.0) {
+            let shape_ns = |pick: fn((Comparator, Comparator)) -> Comparator| {
+                Shape::ALL
+                    .iter()
+                    .filter_map(|s| ns(pick(s.pair()), row))
+                    .map(|v| format!("{v:.2}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                row.label,
+                shape_ns(|p| p.0),
+                shape_ns(|p| p.1),
+            );
+        }
+        out
+    }
+
+    /// Each speed target: met or not, with the figures. Per call shape: every
+    /// size cell >= 0.95x memcpy, the geometric mean >= 1.05x, the randomized mix
+    /// >= 1.0x.
+    pub fn targets(&self) -> Vec<(bool, String)> {
+        let mut out = Vec::new();
+        for shape in Shape::ALL {
+            let cells: Vec<_> = self.cells().into_iter().filter(|c| c.2 == shape).collect();
+            if cells.is_empty() {
+                continue;
+            }
+            let misses: Vec<String> = cells
+                .iter()
+                .filter(|c| c.3 < 0.95)
+                .map(|(cond, class, _, r)| format!("{cond} {class} {r:.2}"))
+                .collect();
+            let worst = cells.iter().map(|c| c.3).fold(f64::INFINITY, f64::min);
+            out.push((
                 misses.is_empty(),
                 format!(
-                    "every size class >= 0.95x memcpy ({} cells; below: {})",
-                    all.len(),
+                    "{}: every size class >= 0.95x memcpy ({} cells, worst {worst:.2}; below: {})",
+                    shape.name(),
+                    cells.len(),
                     if misses.is_empty() {
                         "none".into()
                     } else {
                         misses.join(", ")
                     }
                 ),
-            ),
-            (
-                geomean >= 1.0,
-                format!("geometric mean >= 1.0x: {geomean:.3}"),
-            ),
-        ];
-        if let Some(mix) = self
-            .tables
-            .iter()
-            .find(|t| t.title.starts_with("randomized"))
-        {
-            let r = mix.ratios()[0];
-            out.push((r >= 1.0, format!("randomized mix >= 1.0x memcpy: {r:.2}")));
+            ));
+            let geomean = (cells.iter().map(|c| c.3.ln()).sum::<f64>() / cells.len() as f64).exp();
+            out.push((
+                geomean >= 1.05,
+                format!("{}: geometric mean >= 1.05x: {geomean:.3}", shape.name()),
+            ));
+            if let Some(r) = self
+                .tables
+                .iter()
+                .find(|t| t.title.starts_with("randomized"))
+                .and_then(|t| t.ratios(shape))
+            {
+                out.push((
+                    r[0] >= 1.0,
+                    format!(
+                        "{}: randomized mix >= 1.0x memcpy: {:.2}",
+                        shape.name(),
+                        r[0]
+                    ),
+                ));
+            }
         }
         if let Some(guard) = self.tables.iter().find(|t| t.title.contains("sigsetjmp")) {
             let (m, g) = (
@@ -575,83 +733,92 @@ impl Report {
         out
     }
 
-    /// Writes the throughput of every comparator against size (hot, aligned, and
-    /// cold, aligned for mcsafe and memcpy) as an SVG plot.
+    /// Writes the plot as SVG: above, throughput against size (hot aligned for
+    /// mcsafe, memcpy and each strategy; cold aligned, dashed, for mcsafe and
+    /// memcpy); below, mcsafe's ratio to memcpy in each call shape, hot and cold,
+    /// with the 0.95 target line: at small sizes the ratio is what matters.
     pub fn plot(&self, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
         use plotters::prelude::*;
         let hot = &self.tables[0];
-        let cold = &self.tables[2];
-        let min_gb = self.tables[..4]
-            .iter()
-            .flat_map(|t| {
-                t.rows
-                    .iter()
-                    .flat_map(|r| r.results.iter().map(|m| m.gb_per_s))
-            })
-            .fold(f64::INFINITY, f64::min)
-            .max(0.01);
-        let max_gb = self.tables[..4]
-            .iter()
-            .flat_map(|t| {
-                t.rows
-                    .iter()
-                    .flat_map(|r| r.results.iter().map(|m| m.gb_per_s))
-            })
-            .fold(1.0, f64::max);
+        let cold = self.tables.get(2).unwrap_or(hot);
         let max_size = hot.rows.iter().map(|r| r.bytes).fold(16.0, f64::max);
-        let root = SVGBackend::new(path, (1100, 650)).into_drawing_area();
+        let x_range = || (1.0f64..max_size * 2.0).log_scale();
+        let root = SVGBackend::new(path, (1200, 1000)).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut chart = ChartBuilder::on(&root)
+        let (upper, lower) = root.split_vertically(620);
+
+        let gb: Vec<f64> = self.tables[..4.min(self.tables.len())]
+            .iter()
+            .flat_map(|t| {
+                t.rows
+                    .iter()
+                    .flat_map(|r| r.results.iter().map(|m| m.gb_per_s))
+            })
+            .collect();
+        let min_gb = gb.iter().copied().fold(f64::INFINITY, f64::min).max(0.01);
+        let max_gb = gb.iter().copied().fold(1.0, f64::max);
+        let mut chart = ChartBuilder::on(&upper)
             .caption(
-                "mcsafe: throughput against size (medians, side by side)",
+                "mcsafe copy_mc against glibc memcpy (medians, measured side by side)",
                 ("sans-serif", 22),
             )
-            .margin(15)
+            .margin(20)
             .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(
-                (4.0f64..max_size * 1.5).log_scale(),
-                (min_gb * 0.8..max_gb * 1.25).log_scale(),
-            )?;
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range(), (min_gb * 0.8..max_gb * 1.25).log_scale())?;
         chart
             .configure_mesh()
             .x_desc("bytes per copy (mean of the size class)")
             .y_desc("GB/s (log scale)")
-            .x_label_formatter(&|x| bytes_label(*x as usize))
+            .x_label_formatter(&|x| size_label(*x))
             .draw()?;
-        // (label, points, dashed)
-        type Series = (String, Vec<(f64, f64)>, bool);
-        let mut series: Vec<Series> = hot
-            .comparators
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                (
-                    format!("{} (hot)", c.name()),
-                    hot.rows
-                        .iter()
-                        .map(|r| (r.bytes, r.results[i].gb_per_s))
-                        .collect(),
-                    false,
-                )
-            })
-            .collect();
-        for c in [Comparator::Mcsafe, Comparator::Memcpy] {
-            let i = cold.index(c).unwrap();
-            series.push((
-                format!("{} (cold)", c.name()),
-                cold.rows
+        // The colours are fixed and distinct.
+        let colours = [
+            RGBColor(214, 39, 40),   // mcsafe: red
+            RGBColor(31, 119, 180),  // memcpy: blue
+            RGBColor(44, 160, 44),   // green
+            RGBColor(148, 103, 189), // purple
+            RGBColor(140, 86, 75),   // brown
+            RGBColor(227, 119, 194), // pink
+            RGBColor(127, 127, 127), // grey
+            RGBColor(188, 189, 34),  // olive
+        ];
+        let mut series: Vec<Series> = Vec::new();
+        let mut others = colours[2..].iter().cycle();
+        for c in [Comparator::Mcsafe, Comparator::Memcpy]
+            .into_iter()
+            .chain(Strategy::available().into_iter().map(Comparator::Strategy))
+        {
+            let Some(i) = hot.index(c) else { continue };
+            let colour = match c {
+                Comparator::Mcsafe => colours[0],
+                Comparator::Memcpy => colours[1],
+                _ => *others.next().unwrap_or(&colours[6]),
+            };
+            let points = hot
+                .rows
+                .iter()
+                .map(|r| (r.bytes, r.results[i].gb_per_s))
+                .collect();
+            series.push((format!("{} (hot)", c.name()), points, false, colour));
+        }
+        for (c, colour) in [
+            (Comparator::Mcsafe, colours[0]),
+            (Comparator::Memcpy, colours[1]),
+        ] {
+            if let Some(i) = cold.index(c) {
+                let points = cold
+                    .rows
                     .iter()
                     .map(|r| (r.bytes, r.results[i].gb_per_s))
-                    .collect(),
-                true,
-            ));
+                    .collect();
+                series.push((format!("{} (cold)", c.name()), points, true, colour));
+            }
         }
-        for (k, (name, points, dashed)) in series.into_iter().enumerate() {
-            let color = Palette99::pick(k).to_rgba();
+        for (name, points, dashed, colour) in series {
             let width = if name.starts_with("mcsafe (") { 3 } else { 1 };
             let style = ShapeStyle {
-                color,
+                color: colour.to_rgba(),
                 filled: false,
                 stroke_width: width,
             };
@@ -670,7 +837,94 @@ impl Report {
             .background_style(WHITE.mix(0.85))
             .position(SeriesLabelPosition::UpperLeft)
             .draw()?;
+
+        // The ratio panel.
+        let mut ratios: Vec<Series> = Vec::new();
+        let shape_colours = [colours[0], colours[2], colours[3]];
+        for (table, dashed, temperature) in [(hot, false, "hot"), (cold, true, "cold")] {
+            for (shape, colour) in Shape::ALL.into_iter().zip(shape_colours) {
+                if let Some(r) = table.ratios(shape) {
+                    let points = table.rows.iter().map(|row| row.bytes).zip(r).collect();
+                    ratios.push((
+                        format!("{}, {temperature}", shape.name()),
+                        points,
+                        dashed,
+                        colour,
+                    ));
+                }
+            }
+        }
+        let (lo, hi) = ratios
+            .iter()
+            .flat_map(|s| s.1.iter().map(|p| p.1))
+            .fold((0.9f64, 1.1f64), |(lo, hi), r| (lo.min(r), hi.max(r)));
+        let mut chart = ChartBuilder::on(&lower)
+            .margin(20)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x_range(), (lo - 0.05)..(hi + 0.05))?;
+        chart
+            .configure_mesh()
+            .x_desc("bytes per copy")
+            .y_desc("mcsafe / memcpy (throughput)")
+            .x_label_formatter(&|x| size_label(*x))
+            .draw()?;
+        let target = ShapeStyle {
+            color: BLACK.to_rgba(),
+            filled: false,
+            stroke_width: 1,
+        };
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(1.0, 0.95), (max_size * 2.0, 0.95)],
+                3,
+                3,
+                target,
+            ))?
+            .label("target 0.95")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], target));
+        for (name, points, dashed, colour) in ratios {
+            let style = ShapeStyle {
+                color: colour.to_rgba(),
+                filled: false,
+                stroke_width: 2,
+            };
+            let drawn = if dashed {
+                chart.draw_series(DashedLineSeries::new(points, 6, 4, style))?
+            } else {
+                chart.draw_series(LineSeries::new(points, style))?
+            };
+            drawn
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+        }
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .position(SeriesLabelPosition::LowerRight)
+            .draw()?;
         root.present()?;
         Ok(())
+    }
+}
+
+/// One line of the plot: label, points, dashed, colour.
+type Series = (String, Vec<(f64, f64)>, bool, plotters::style::RGBColor);
+
+/// An axis label: the nearest power-of-two size in B, KiB, MiB or GiB.
+fn size_label(x: f64) -> String {
+    let n = x.round() as u64;
+    let (unit, div) = match n {
+        n if n >= 1 << 30 => ("GiB", 1u64 << 30),
+        n if n >= 1 << 20 => ("MiB", 1 << 20),
+        n if n >= 1 << 10 => ("KiB", 1 << 10),
+        _ => ("B", 1),
+    };
+    let v = n as f64 / div as f64;
+    if (v - v.round()).abs() < 0.05 {
+        format!("{} {unit}", v.round())
+    } else {
+        format!("{v:.1} {unit}")
     }
 }

@@ -1,6 +1,14 @@
 //! CPU facts that pick a strategy and its size thresholds: which routines can run,
 //! whether this is a CPU model that cannot recover from poison consumed by fast
-//! strings, and how large the last-level cache is.
+//! strings, what glibc's memcpy picks here, and how large the last-level cache is.
+//!
+//! The rules follow glibc's (`sysdeps/x86/cpu-features.c`, `dl-cacheinfo.h`,
+//! `sysdeps/x86_64/multiarch/ifunc-memmove.h`; 2.36 as Debian 12 ships it, and
+//! 2.40+), so that mcsafe runs the same kind of code as the memcpy it is
+//! compared with; where mcsafe differs on purpose, [`rule`] says so and why.
+//! docs/cpus.md has the table per CPU family with the sources. Change a rule
+//! here, then run `cargo test -p mcsafe --lib cpu`, `mcsafe probe` and
+//! `cargo bench --bench summary` on the CPU it concerns.
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
@@ -13,6 +21,7 @@ pub(crate) fn can_run(strategy: Strategy) -> bool {
         Strategy::Fragile => true,
         Strategy::RepMovsb => std::arch::is_x86_feature_detected!("ermsb"),
         Strategy::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+        // `is_x86_feature_detected` also checks that the OS saves the zmm state.
         Strategy::Avx512 => {
             std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
@@ -38,6 +47,53 @@ fn vendor() -> Vendor {
     }
 }
 
+/// Display family and model (CPUID leaf 1, with the extended fields).
+fn family_model() -> (u32, u32) {
+    // SAFETY: CPUID leaf 1 exists on every x86-64 CPU.
+    #[allow(unused_unsafe)]
+    let signature = unsafe { __cpuid(1) }.eax;
+    let base = (signature >> 8) & 0xf;
+    let family = if base == 0xf {
+        base + ((signature >> 20) & 0xff)
+    } else {
+        base
+    };
+    let model = ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0);
+    (family, model)
+}
+
+/// CPUID leaf 7 subleaf `sub`, or zeros where the CPU has no such leaf.
+fn leaf7(sub: u32) -> core::arch::x86_64::CpuidResult {
+    // SAFETY: leaf 0 gives the highest basic leaf; CPUID never faults.
+    #[allow(unused_unsafe)]
+    unsafe {
+        if __cpuid(0).eax >= 7 {
+            __cpuid_count(7, sub)
+        } else {
+            core::arch::x86_64::CpuidResult {
+                eax: 0,
+                ebx: 0,
+                ecx: 0,
+                edx: 0,
+            }
+        }
+    }
+}
+
+/// Fast short `rep movsb` (CPUID.(7,0):EDX[4]).
+fn has_fsrm() -> bool {
+    leaf7(0).edx & (1 << 4) != 0
+}
+
+/// glibc's `Prefer_No_AVX512`: set on Intel CPUs without AVX512ER and without
+/// AVX-VNNI (Skylake-SP to Ice Lake: 512-bit code lowers their clock, BZ #21396),
+/// never on AMD. Where it is set, glibc's memcpy is a 32-byte one.
+fn glibc_prefers_no_avx512() -> bool {
+    let avx512er = leaf7(0).ebx & (1 << 27) != 0;
+    let avx_vnni = leaf7(1).eax & (1 << 4) != 0;
+    vendor() == Vendor::Intel && !avx512er && !avx_vnni
+}
+
 /// Whether the CPU has the SSE4.2 `crc32` instruction (`asm/crc32c.s`).
 pub(crate) fn has_crc32c() -> bool {
     std::arch::is_x86_feature_detected!("sse4.2")
@@ -52,67 +108,145 @@ const FRAGILE_MODELS: [u32; 4] = [0x3e, 0x3f, 0x4f, 0x55];
 
 /// True on the CPU models where only the fragile shape is recoverable.
 pub(crate) fn is_fragile_model() -> bool {
-    // SAFETY: CPUID leaf 1 exists on every x86-64 CPU.
-    #[allow(unused_unsafe)]
-    let signature = unsafe { __cpuid(1) }.eax;
-    let family = (signature >> 8) & 0xf;
-    let model = ((signature >> 4) & 0xf) | ((signature >> 12) & 0xf0);
+    let (family, model) = family_model();
     vendor() == Vendor::Intel && family == 6 && FRAGILE_MODELS.contains(&model)
 }
 
-/// The strategy chosen when `MCSAFE_STRATEGY` is not set: `Fragile` where only
-/// it is recoverable; else 64-byte vectors on Intel CPUs with AVX-512 (as glibc
-/// picks `__memcpy_avx512_unaligned_erms` there; Skylake-SP, where 512-bit code
-/// lowers the clock, is a fragile model anyway); else 32-byte vectors (AMD
-/// Zen 4 runs 512-bit operations as two halves); else `rep movsb`.
+/// The strategy chosen when `MCSAFE_STRATEGY` is not set, and why.
+///
+/// - `Fragile` where only it is recoverable (the kernel's rule, not glibc's).
+/// - `Avx512` where glibc's memcpy is its 64-byte zmm one: AVX-512F and VL, and not
+///   `Prefer_No_AVX512` (Sapphire Rapids and later Xeons, with AVX-VNNI; AMD Zen 4
+///   and Zen 5, where glibc never sets it).
+/// - `Avx2` where glibc's memcpy is a 32-byte one: its `avx` or `evex` variants
+///   (AMD Zen 1-3, Intel client CPUs, Skylake-SP to Ice Lake server).
+/// - `RepMovsb` with fast strings but no AVX2 (glibc's `sse2_unaligned_erms` uses
+///   `rep movsb` from 2 KiB; mcsafe has no SSE2 vector routine); else `Fragile`.
 pub(crate) fn default_strategy() -> Strategy {
+    default_with_reason().0
+}
+
+fn default_with_reason() -> (Strategy, &'static str) {
     if is_fragile_model() {
-        return Strategy::Fragile;
+        return (
+            Strategy::Fragile,
+            "an Intel Xeon model the kernel treats as fragile (poison consumed by fast strings \
+             or a split load is not recoverable): the kernel's copy_mc_fragile shape",
+        );
     }
-    let preferred: &[Strategy] = match vendor() {
-        Vendor::Intel => &[Strategy::Avx512, Strategy::Avx2, Strategy::RepMovsb],
-        _ => &[Strategy::Avx2, Strategy::RepMovsb],
-    };
-    preferred
-        .iter()
-        .copied()
-        .find(|s| can_run(*s))
-        .unwrap_or(Strategy::Fragile)
+    if can_run(Strategy::Avx512) && !glibc_prefers_no_avx512() {
+        return (
+            Strategy::Avx512,
+            "AVX-512F and VL, and glibc does not prefer 256-bit code here: glibc's memcpy is \
+             __memmove_avx512_unaligned_erms",
+        );
+    }
+    if can_run(Strategy::Avx2) {
+        return (
+            Strategy::Avx2,
+            if can_run(Strategy::Avx512) {
+                "AVX-512 that glibc avoids here (Prefer_No_AVX512: no AVX-VNNI): glibc's memcpy \
+                 is the 32-byte __memmove_evex_unaligned_erms"
+            } else {
+                "AVX2 without AVX-512: glibc's memcpy is __memmove_avx_unaligned(_erms)"
+            },
+        );
+    }
+    if can_run(Strategy::RepMovsb) {
+        return (
+            Strategy::RepMovsb,
+            "fast strings without AVX2: glibc's memcpy is __memmove_sse2_unaligned_erms, \
+             rep movsb from 2 KiB",
+        );
+    }
+    (
+        Strategy::Fragile,
+        "neither AVX2 nor fast strings: word copies",
+    )
 }
 
 /// The thresholds for this CPU.
 ///
-/// - `rep movsb`: only on Intel CPUs with ERMS; never on AMD, where it is slow
-///   for some alignments and distances. For the AVX2 routine, glibc's rule:
-///   from 2112 bytes with fast short rep moves (FSRM), 8 KiB without. The
-///   AVX-512 routine's 4 x 64-byte loop keeps up with `rep movsb` for longer:
-///   measured on a Sapphire Rapids-class Xeon, it was 1.0 to 1.5x faster up to
-///   16 KiB and `rep movsb` won from about 24 KiB (README, Performance).
+/// - `rep movsb`: never on AMD (glibc 2.40+ never uses it there, BZ 30994: "20x
+///   slower" when the source is aligned and the destination not; measured on a
+///   Zen 3 guest: 1-3 GB/s instead of 35-97 whenever `(dst - src) mod 4096` is 1
+///   to 31, at every size). On Intel with fast strings, glibc's rule for the AVX2
+///   routine: from 2112 bytes with FSRM, 8 KiB without. The AVX-512 routine's
+///   4 x 64-byte loop keeps up with `rep movsb` for longer: measured on a Sapphire
+///   Rapids-class Xeon, it was 1.0 to 1.5x faster up to 16 KiB and `rep movsb`
+///   won from about 24 KiB (docs/performance.md), so it switches at 16 KiB where
+///   glibc switches at 2112.
 /// - Non-temporal stores: from 3/4 of the last-level cache's share per logical
-///   processor sharing it (glibc's rule: a copy that large evicts the cache
-///   anyway, so its stores should not pass through it), but from 8 MiB at most.
-///   The share CPUID reports can be far from what a thread gets: the KVM guest
-///   this was measured on reports a 480 MiB L3 (a 180 MiB threshold), yet even
-///   repeated copies fell out of the cache from about 32 MiB, and from 4 MiB
-///   non-temporal stores were as fast as cached ones hot and 1.6x faster cold.
+///   processor sharing it (glibc's lower bound; on AMD the L3 of the core's own
+///   complex, CPUID 0x8000001D, never the package total of 0x80000006, which a
+///   VM may report as the host's), but from 8 MiB at most: glibc's upper rules
+///   (1/4 of the whole L3, 2.38+) gave 180 MiB on a Sapphire Rapids guest
+///   reporting a 480 MiB L3, where even repeated copies fell out of the cache
+///   from about 32 MiB and, from 4 MiB, non-temporal stores were as fast as
+///   cached ones hot and 1.6x faster cold.
 pub(crate) fn thresholds() -> Thresholds {
+    thresholds_with_reason().0
+}
+
+fn thresholds_with_reason() -> (Thresholds, String) {
     let fast_strings = std::arch::is_x86_feature_detected!("ermsb");
-    // SAFETY: leaf 7 exists whenever ERMS was detected (it is reported there).
-    #[allow(unused_unsafe)]
-    let fsrm = fast_strings && unsafe { __cpuid_count(7, 0) }.edx & (1 << 4) != 0;
-    let intel = vendor() == Vendor::Intel;
-    let (avx2_rep_movsb, avx512_rep_movsb) = match (intel, fast_strings, fsrm) {
-        (true, true, true) => (2112, 16 << 10),
-        (true, true, false) => (8 << 10, 16 << 10),
-        _ => (usize::MAX, usize::MAX),
+    let fsrm = fast_strings && has_fsrm();
+    let (avx2_rep_movsb, avx512_rep_movsb, rep_why) = match (vendor(), fast_strings, fsrm) {
+        (Vendor::Amd, _, _) => (
+            usize::MAX,
+            usize::MAX,
+            "never on AMD (glibc 2.40+ does not either: slow for some distances)".to_string(),
+        ),
+        (Vendor::Intel, true, true) => (
+            2112,
+            16 << 10,
+            "from 2112 B (avx2: glibc's rule with FSRM) and 16 KiB (avx512: measured)".into(),
+        ),
+        (Vendor::Intel, true, false) => (
+            8 << 10,
+            16 << 10,
+            "from 8 KiB (avx2: glibc's rule without FSRM) and 16 KiB (avx512)".into(),
+        ),
+        _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
     };
-    let (llc, sharing) = last_level_cache().unwrap_or((NON_TEMPORAL_CAP, 1));
+    let cache = last_level_cache();
+    let (llc, sharing) = cache.unwrap_or((NON_TEMPORAL_CAP, 1));
     let share = (llc / sharing.max(1)).saturating_mul(3) / 4;
-    Thresholds {
-        avx2_rep_movsb,
-        avx512_rep_movsb,
-        non_temporal: share.clamp(1 << 20, NON_TEMPORAL_CAP),
-    }
+    let non_temporal = share.clamp(1 << 20, NON_TEMPORAL_CAP);
+    let nt_why = match cache {
+        Some((llc, sharing)) => format!(
+            "from {} MiB (3/4 of the {} MiB last-level cache's share per thread ({} sharing it) \
+             is {} MiB; at most {} MiB)",
+            non_temporal >> 20,
+            llc >> 20,
+            sharing,
+            share >> 20,
+            NON_TEMPORAL_CAP >> 20
+        ),
+        None => format!("from {} MiB (no cache information)", non_temporal >> 20),
+    };
+    (
+        Thresholds {
+            avx2_rep_movsb,
+            avx512_rep_movsb,
+            non_temporal,
+        },
+        format!("rep movsb {rep_why}; non-temporal stores {nt_why}"),
+    )
+}
+
+/// The rule that chose [`default_strategy`] and [`thresholds`] on this CPU, in
+/// words, for `mcsafe probe`.
+pub(crate) fn rule() -> String {
+    let (family, model) = family_model();
+    let vendor = match vendor() {
+        Vendor::Intel => "Intel",
+        Vendor::Amd => "AMD",
+        Vendor::Other => "other vendor",
+    };
+    let (strategy, why) = default_with_reason();
+    let (_, thresholds) = thresholds_with_reason();
+    format!("{vendor} family {family:#x} model {model:#x}: {strategy}: {why}; {thresholds}")
 }
 
 /// The largest non-temporal threshold (see [`thresholds`]).
@@ -151,7 +285,7 @@ fn last_level_cache() -> Option<(usize, usize)> {
             best = Some((size, sharing));
         }
     }
-    best
+    best.filter(|&(size, _)| size > 0)
 }
 
 #[cfg(test)]
@@ -178,7 +312,26 @@ mod tests {
     }
 
     #[test]
-    fn the_default_strategy_runs_here() {
-        assert!(can_run(default_strategy()));
+    fn the_default_strategy_runs_here_and_follows_glibc() {
+        let s = default_strategy();
+        assert!(can_run(s));
+        // glibc's zmm memcpy exactly where mcsafe's default is the zmm routine.
+        let zmm = can_run(Strategy::Avx512) && !glibc_prefers_no_avx512();
+        if !is_fragile_model() {
+            assert_eq!(s == Strategy::Avx512, zmm, "{}", rule());
+        }
+        if vendor() == Vendor::Amd {
+            assert!(!glibc_prefers_no_avx512(), "glibc never sets it on AMD");
+        }
+    }
+
+    #[test]
+    fn the_rule_names_the_strategy_and_both_thresholds() {
+        let rule = rule();
+        assert!(rule.contains(default_strategy().name()), "{rule}");
+        assert!(
+            rule.contains("rep movsb") && rule.contains("non-temporal"),
+            "{rule}"
+        );
     }
 }

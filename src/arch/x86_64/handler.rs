@@ -299,18 +299,26 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
     ) {
         return false;
     }
+    // User space ends below 2^57 (5-level paging), so the kernel reports no fault
+    // of a user access above; `Fault` keeps addresses in 57 bits.
+    if info.addr >> 57 != 0 {
+        return false;
+    }
     let Some(pad) = table::find(gregs[libc::REG_RIP as usize] as usize) else {
         return false;
     };
     let reg = |r: c_int| gregs[r as usize] as usize;
-    let (dst, src, len) = (reg(libc::REG_R8), reg(libc::REG_R9), reg(libc::REG_R10));
+    let (dst, src, len) = match pad.regs {
+        table::Regs::Saved => (reg(libc::REG_R8), reg(libc::REG_R9), reg(libc::REG_R10)),
+        table::Regs::Entry => (reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX)),
+    };
     let lsb = info.addr_lsb.clamp(0, 63) as u32;
     if cut(info.addr, granule(lsb, page_size()), dst, src, len).is_none() {
         return false;
     }
     // The fault word and address the fixup returns (asm/landing_pads.s).
     let word = (info.code as u16 as usize) | (lsb as usize) << WORD_LSB_SHIFT;
-    gregs[libc::REG_RCX as usize] = word as i64;
+    gregs[libc::REG_RAX as usize] = word as i64;
     gregs[libc::REG_R11 as usize] = info.addr as i64;
     gregs[libc::REG_RIP as usize] = pad.fixup as i64;
     RECOVERED.fetch_add(1, Relaxed);

@@ -5,7 +5,8 @@
 //! - `handler`: the SIGBUS handler, its installation and its chaining;
 //! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
-//! - this file: dispatch, the routine each copy calls, resolved once.
+//! - this file: dispatch: install once, then publish the routine of each slot
+//!   (asm/landing_pads.s "Dispatch"), which a copy calls with one indirect call.
 
 mod cpu;
 mod handler;
@@ -13,11 +14,13 @@ mod probe;
 mod routines;
 pub(crate) mod table;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
-pub(crate) use routines::{Routine, Stopped, call, call_crc32c, call_fill};
+pub(crate) use routines::{
+    Exit, Routine, Slot, Stopped, Why, call, call_crc32c, call_exact, call_fill, copy_current,
+    copy_strategy,
+};
 
 use super::Thresholds;
 use crate::Strategy;
@@ -30,54 +33,43 @@ pub(crate) fn default_strategy() -> Strategy {
     cpu::default_strategy()
 }
 
-/// The routine of each [`Strategy`] this CPU can run (by `Strategy as usize`),
-/// and at `CURRENT` the one of [`Strategy::current`]; 0 until [`init`] ran, and
-/// stays 0 for a strategy the CPU cannot run. Set only after the handler is
-/// installed, so one load answers both "ready?" and "which routine?".
-static ROUTINES: [AtomicUsize; Strategy::ALL.len() + 1] =
-    [const { AtomicUsize::new(0) }; Strategy::ALL.len() + 1];
-const CURRENT: usize = Strategy::ALL.len();
-
-/// The routine `copy_mc` runs: one atomic load on the hot path.
-#[inline(always)]
-pub(crate) fn current_routine() -> Routine {
-    match ROUTINES[CURRENT].load(Ordering::Acquire) {
-        0 => resolve(None),
-        addr => Routine::from_addr(addr),
-    }
+/// The rule that picks the strategy and the thresholds on this CPU, in words.
+pub(crate) fn dispatch_rule() -> String {
+    cpu::rule()
 }
 
-/// The routine of `strategy`, for `copy_mc_with`: one atomic load on the hot path.
+/// The routine behind `slot`, after a copy found it not set: installs everything
+/// on first use ([`init`]).
 ///
 /// # Panics
-/// If this CPU cannot run `strategy`: running it would raise SIGILL.
-#[inline(always)]
-#[track_caller]
-pub(crate) fn routine_for(strategy: Strategy) -> Routine {
-    match ROUTINES[strategy as usize].load(Ordering::Acquire) {
-        0 => resolve(Some(strategy)),
-        addr => Routine::from_addr(addr),
-    }
-}
-
-/// First use, or a strategy this CPU cannot run.
+/// If this CPU cannot run the strategy (running it would raise SIGILL), or as
+/// [`init`] does.
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn resolve(strategy: Option<Strategy>) -> Routine {
+pub(crate) fn resolve(slot: Slot) -> Routine {
     ready();
-    let slot = strategy.map_or(CURRENT, |s| s as usize);
-    match ROUTINES[slot].load(Ordering::Acquire) {
-        0 => panic!(
+    match slot.routine() {
+        Some(routine) => routine,
+        None => panic!(
             "mcsafe: this CPU cannot run the {} strategy (see Strategy::available())",
-            strategy.unwrap_or(Strategy::Fragile)
+            match slot {
+                Slot::Of(strategy) => strategy,
+                Slot::Current => Strategy::current(),
+            }
         ),
-        addr => Routine::from_addr(addr),
     }
 }
 
+/// The routine `copy_mc` runs (after [`init`]).
+pub(crate) fn current_routine() -> Routine {
+    Slot::Current
+        .routine()
+        .unwrap_or_else(|| resolve(Slot::Current))
+}
+
 /// Installs the handler, sets the routines' size thresholds, and publishes the
-/// routines, in that order, once. Afterwards a copy takes no lock, reads no
+/// routines in the dispatch words, in that order, once. Afterwards a copy takes no lock, reads no
 /// environment variable and allocates nothing: it is async-signal-safe.
 ///
 /// # Panics
@@ -90,12 +82,10 @@ fn init() -> Result<(), crate::InstallError> {
         routines::set_thresholds(cpu::thresholds());
         for strategy in Strategy::ALL {
             if cpu::can_run(strategy) {
-                let addr = Routine::of(strategy).addr();
-                ROUTINES[strategy as usize].store(addr, Ordering::Release);
+                Slot::Of(strategy).publish(Routine::of(strategy));
             }
         }
-        let current = Routine::of(Strategy::current()).addr();
-        ROUTINES[CURRENT].store(current, Ordering::Release);
+        Slot::Current.publish(Routine::of(Strategy::current()));
         Ok(())
     })
 }

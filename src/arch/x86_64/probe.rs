@@ -101,12 +101,12 @@ unsafe fn child(routine: Routine, lost: *mut u8, flag: *mut AtomicU32) -> ! {
         libc::sigaddset(&mut set, libc::SIGBUS);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, ptr::null_mut());
         let result = call(routine, buf.as_mut_ptr(), lost, PROBE_LEN);
-        if let Err(stopped) = result {
-            if stopped.code == libc::BUS_ADRERR
-                && stopped.addr.wrapping_sub(lost as usize) < PROBE_LEN
-            {
-                (*flag).store(RECOVERED, Ordering::Release);
-            }
+        if let Err(exit) = result
+            && let super::Why::Fault(stopped) = exit.why()
+            && stopped.code == libc::BUS_ADRERR
+            && stopped.addr.wrapping_sub(lost as usize) < PROBE_LEN
+        {
+            (*flag).store(RECOVERED, Ordering::Release);
         }
         libc::_exit(0)
     }

@@ -1,20 +1,24 @@
 //! The copy routines of `asm/`, and the one place that calls them.
 //!
-//! The routines use their own calling convention (described at the top of
-//! `asm/landing_pads.s`): a fault ends a routine at a fixup that returns the
-//! bytes not copied together with the fault the SIGBUS handler recorded in
-//! registers. They are called only through [`call`], whose `asm!` block names
-//! every register the convention uses.
+//! Two ways in (asm/landing_pads.s, "Two ways in"): the strategy routines are C
+//! functions that return `Result<(), Fault>` themselves (`copy_current`,
+//! `copy_strategy`: the hot path of `copy_mc`, one indirect call), and every
+//! routine can be called in register mode, where a fault ends it at a fixup that
+//! returns the bytes not done and the fault in registers (`call`, `call_fill`,
+//! `call_crc32c`, whose `asm!` blocks name every register the convention uses).
+//! The glue at the end is what the C-mode exits call: the careful forward step, the
+//! panic for refused arguments, and first use.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::Strategy;
 use crate::arch::Thresholds;
+use crate::fault::RawResult;
+use crate::{Fault, Strategy};
 
-// One `global_asm!` so that every file lands in one object, in this order: the
-// table opened by landing_pads.s collects the rows of each routine in address
-// order and landing_pads_end.s closes it. `raw`: the AT&T sources contain
+// One `global_asm!`, so that every file lands in one object: landing_pads.s first
+// (its macros serve the others). The landing-pad rows of every routine go to one
+// table section in .text order (see landing_pads.s). `raw`: the AT&T sources contain
 // AVX-512 `{%k1}` operands, which must not be read as format arguments.
 global_asm!(
     include_str!("../../../asm/landing_pads.s"),
@@ -25,7 +29,6 @@ global_asm!(
     include_str!("../../../asm/copy_exact.s"),
     include_str!("../../../asm/fill.s"),
     include_str!("../../../asm/crc32c.s"),
-    include_str!("../../../asm/landing_pads_end.s"),
     options(att_syntax, raw)
 );
 
@@ -41,6 +44,11 @@ unsafe extern "C" {
     fn mcsafe_asm_copy_exact_8();
     fn mcsafe_asm_fill();
     fn mcsafe_asm_crc32c();
+    fn mcsafe_asm_copy_not_ready_0();
+    fn mcsafe_asm_copy_not_ready_1();
+    fn mcsafe_asm_copy_not_ready_2();
+    fn mcsafe_asm_copy_not_ready_3();
+    fn mcsafe_asm_copy_not_ready_4();
 }
 
 unsafe extern "C" {
@@ -48,6 +56,10 @@ unsafe extern "C" {
     static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
+    // The dispatch words (asm/landing_pads.s): the routine of Strategy::current, and
+    // of each strategy in Strategy::ALL order.
+    static mcsafe_asm_copy_current: AtomicUsize;
+    static mcsafe_asm_copy_strategies: [AtomicUsize; Strategy::ALL.len()];
 }
 
 /// Sets the size thresholds of the vector routines; called once, before any
@@ -73,6 +85,89 @@ pub(crate) fn thresholds() -> Thresholds {
         }
     }
 }
+
+/// Which dispatch word a copy goes through: [`Strategy::current`]'s, or a named
+/// strategy's ([`copy_mc_with`](crate::copy_mc_with)). The index is the slot
+/// number the not-ready stubs pass to [`glue_first_use`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Current,
+    Of(Strategy),
+}
+
+impl Slot {
+    fn word(self) -> &'static AtomicUsize {
+        // SAFETY: dispatch words in .data, declared by the assembly, 8-byte aligned,
+        // written only through these atomics (the routines never write them).
+        unsafe {
+            match self {
+                Slot::Current => &mcsafe_asm_copy_current,
+                Slot::Of(s) => &mcsafe_asm_copy_strategies[s as usize],
+            }
+        }
+    }
+
+    fn from_index(index: usize) -> Slot {
+        Strategy::ALL
+            .get(index)
+            .map_or(Slot::Current, |&s| Slot::Of(s))
+    }
+
+    fn not_ready_stub(self) -> usize {
+        let stub: unsafe extern "C" fn() = match self {
+            Slot::Of(Strategy::Fragile) => mcsafe_asm_copy_not_ready_0,
+            Slot::Of(Strategy::RepMovsb) => mcsafe_asm_copy_not_ready_1,
+            Slot::Of(Strategy::Avx2) => mcsafe_asm_copy_not_ready_2,
+            Slot::Of(Strategy::Avx512) => mcsafe_asm_copy_not_ready_3,
+            Slot::Current => mcsafe_asm_copy_not_ready_4,
+        };
+        stub as usize
+    }
+
+    /// The routine behind this slot, or `None` until [`Slot::publish`] (and for a
+    /// strategy the CPU cannot run, for good).
+    pub(crate) fn routine(self) -> Option<Routine> {
+        let addr = self.word().load(Ordering::Acquire);
+        (addr != self.not_ready_stub()).then_some(Routine(addr))
+    }
+
+    /// Makes copies through this slot call `routine`. Only after the handler and
+    /// the thresholds are in place.
+    pub(crate) fn publish(self, routine: Routine) {
+        self.word().store(routine.0, Ordering::Release);
+    }
+
+    /// The C function behind this slot (a not-ready stub, or the routine).
+    #[inline(always)]
+    fn function(self) -> CopyFn {
+        let addr = match self {
+            // The hot path: one load by the symbol's own address, not through the
+            // GOT as a Rust reference to a static of another crate would be.
+            Slot::Current => {
+                let addr: usize;
+                // SAFETY: an aligned load of a dispatch word (as `word().load`;
+                // x86 loads are acquire loads).
+                unsafe {
+                    asm!(
+                        "mov {}, qword ptr [rip + mcsafe_asm_copy_current]",
+                        out(reg) addr,
+                        options(nostack, preserves_flags, readonly)
+                    );
+                }
+                addr
+            }
+            slot => slot.word().load(Ordering::Acquire),
+        };
+        // SAFETY: every value of a dispatch word is the address of a C-mode entry:
+        // a stub of asm/landing_pads.s or a strategy routine (Slot::publish).
+        unsafe { core::mem::transmute::<usize, CopyFn>(addr) }
+    }
+}
+
+/// A strategy routine called in C mode. `C-unwind`: its refused and first-use
+/// exits jump to Rust code that may panic (bad ranges, a bad `MCSAFE_STRATEGY`),
+/// and that panic unwinds into the caller of the copy.
+type CopyFn = unsafe extern "C-unwind" fn(*mut u8, *const u8, usize) -> RawResult;
 
 /// The entry address of one copy routine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,10 +200,6 @@ impl Routine {
         Some(Routine(entry as usize))
     }
 
-    pub(crate) fn from_addr(addr: usize) -> Routine {
-        Routine(addr)
-    }
-
     pub(crate) fn addr(self) -> usize {
         self.0
     }
@@ -127,61 +218,164 @@ pub(crate) struct Stopped {
     pub(crate) addr: usize,
 }
 
-/// The fault word a fixup returns in rcx: si_code in bits 0..16, si_addr_lsb in
-/// bits 16..24. Written by the handler, read here; never 0 for a real fault
-/// because the handler only redirects positive si_codes.
+/// The fault word the handler writes to rax: si_code in bits 0..16, si_addr_lsb
+/// in bits 16..24; never 0 for a real fault because the handler only redirects
+/// positive si_codes.
 pub(crate) const WORD_LSB_SHIFT: u32 = 16;
 
-/// Runs one routine once: no retry, no forward step (see `copy.rs`).
+/// The refusal of a routine's argument check in register mode (asm/landing_pads.s).
+const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
+
+impl Stopped {
+    /// The fault of a routine over `len` bytes from its output registers.
+    #[inline]
+    fn from_word(len: usize, not_copied: usize, word: usize, addr: usize) -> Stopped {
+        Stopped {
+            progress: len - not_copied.min(len),
+            code: (word & 0xffff) as u16 as i16 as i32,
+            addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
+            addr,
+        }
+    }
+
+    /// The outcome of a one-buffer routine (fill, checksum) over `len` bytes.
+    #[inline]
+    fn decode(len: usize, not_copied: usize, word: usize, addr: usize) -> Result<(), Stopped> {
+        match word {
+            0 => Ok(()),
+            word => Err(Stopped::from_word(len, not_copied, word, addr)),
+        }
+    }
+}
+
+/// How a routine called in register mode ended without doing every byte, from
+/// its output registers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Exit {
+    word: usize,
+    not_copied: usize,
+    addr: usize,
+    len: usize,
+}
+
+/// Why a routine called in register mode ended early.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Why {
+    /// A lost granule stopped it.
+    Fault(Stopped),
+    /// The argument check refused the ranges; nothing was touched.
+    BadArguments,
+}
+
+impl Exit {
+    pub(crate) fn why(&self) -> Why {
+        match self.word {
+            STATUS_BAD_ARGUMENTS => Why::BadArguments,
+            word => Why::Fault(Stopped::from_word(
+                self.len,
+                self.not_copied,
+                word,
+                self.addr,
+            )),
+        }
+    }
+}
+
+/// Copies with the routine of [`Strategy::current`]: the whole of `copy_mc` on
+/// the hot path, one indirect C call whose result is the `Result`.
 ///
 /// # Safety
-/// `routine` is one of this module's routines and the CPU can run it;
-/// `src..src+len` and `dst..dst+len` do not overlap, do not wrap, and are mapped
-/// readable and writable respectively, except where they may fault with SIGBUS
-/// while the handler is installed.
+/// `src..src+len` readable and `dst..dst+len` writable, except where they may
+/// fault with SIGBUS, or refused by the routine's argument check.
 #[inline(always)]
+pub(crate) unsafe fn copy_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+    // SAFETY: the routine refuses bad ranges before any access; the caller
+    // vouches for the rest.
+    unsafe { Slot::Current.function()(dst, src, len) }.into_result()
+}
+
+/// Copies with the routine of `strategy` (`copy_mc_with`).
+///
+/// # Safety
+/// As for [`copy_current`].
+#[inline(always)]
+pub(crate) unsafe fn copy_strategy(
+    strategy: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    // SAFETY: as in copy_current.
+    unsafe { Slot::Of(strategy).function()(dst, src, len) }.into_result()
+}
+
+/// Calls a routine in register mode: one `call` that names every register of the
+/// convention. `$target` is the call's operand; rax holds `$rax` on entry.
+macro_rules! call_in_register_mode {
+    ($target:literal, $rax:expr, $dst:expr, $src:expr, $len:expr) => {{
+        let len: usize = $len;
+        let (word, not_copied, addr): (usize, usize, usize);
+        // SAFETY: the routine follows the convention in asm/landing_pads.s: it reads
+        // only src..src+len and writes only dst..dst+len (valid per the caller's
+        // contract; a routine that checks its arguments refuses what is not), uses
+        // no stack beyond two return addresses, keeps DF clear, and clobbers nothing
+        // outside the operands and the C ABI's caller-saved set.
+        unsafe {
+            asm!(
+                $target,
+                inlateout("rax") $rax => word,
+                inlateout("rdi") $dst => _,
+                inlateout("rsi") $src => _,
+                inlateout("rdx") len => _,
+                lateout("rcx") not_copied,
+                lateout("r11") addr,
+                clobber_abi("C"),
+            );
+        }
+        match word {
+            0 => Ok(()),
+            word => Err(Exit {
+                word,
+                not_copied,
+                addr,
+                len,
+            }),
+        }
+    }};
+}
+
+/// Runs a strategy routine once in register mode (through
+/// `mcsafe_asm_call_registers`, whose return address its fixups recognise): for
+/// the careful forward step, no retry.
+///
+/// # Safety
+/// `routine` is a strategy routine and the CPU can run it; as for
+/// [`copy_current`] for the ranges.
+#[inline]
 pub(crate) unsafe fn call(
     routine: Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-) -> Result<(), Stopped> {
-    let not_copied: usize;
-    let word: usize;
-    let addr: usize;
-    // SAFETY: the routine follows the convention in asm/landing_pads.s: it reads
-    // only src..src+len, writes only dst..dst+len (valid per this function's
-    // contract), uses no stack beyond its return address, keeps DF clear, and
-    // clobbers nothing outside the operands and the C ABI's caller-saved set.
-    unsafe {
-        asm!(
-            "call rax",
-            inlateout("rax") routine.0 => not_copied,
-            inlateout("rdi") dst => _,
-            inlateout("rsi") src => _,
-            inlateout("rdx") len => _,
-            lateout("rcx") word,
-            lateout("r11") addr,
-            clobber_abi("C"),
-        );
-    }
-    Stopped::decode(len, not_copied, word, addr)
+) -> Result<(), Exit> {
+    call_in_register_mode!("call mcsafe_asm_call_registers", routine.0, dst, src, len)
 }
 
-impl Stopped {
-    /// The outcome of a routine over `len` bytes from its output registers.
-    #[inline]
-    fn decode(len: usize, not_copied: usize, word: usize, addr: usize) -> Result<(), Stopped> {
-        if word == 0 {
-            return Ok(());
-        }
-        Err(Stopped {
-            progress: len - not_copied.min(len),
-            code: (word & 0xffff) as u16 as i16 as i32,
-            addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
-            addr,
-        })
-    }
+/// Runs an exact-size routine (`Routine::exact`) once: register mode is its only
+/// mode, so it is called directly.
+///
+/// # Safety
+/// `routine` is an exact routine of `len` bytes; `src..src+len` readable and
+/// `dst..dst+len` writable, except where they may fault with SIGBUS, not
+/// overlapping (the exact routines do not check).
+#[inline(always)]
+pub(crate) unsafe fn call_exact(
+    routine: Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Exit> {
+    call_in_register_mode!("call rax", routine.0, dst, src, len)
 }
 
 /// Entry address of `mcsafe_asm_fill`, for tests that trace it.
@@ -211,11 +405,11 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") fill_addr() => not_filled,
+            inlateout("rax") fill_addr() => word,
             inlateout("rdi") dst => _,
             inlateout("rsi") dst => _,
             inlateout("rdx") len => _,
-            inlateout("rcx") usize::from(byte) => word,
+            inlateout("rcx") usize::from(byte) => not_filled,
             lateout("r11") addr,
             clobber_abi("C"),
         );
@@ -247,14 +441,106 @@ pub(crate) unsafe fn call_crc32c(
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") crc32c_addr() => not_done,
+            inlateout("rax") crc32c_addr() => word,
             inlateout("rdi") src => _,
             inlateout("rsi") state as usize => state_out,
             inlateout("rdx") len => _,
-            lateout("rcx") word,
+            lateout("rcx") not_done,
             lateout("r11") addr,
             clobber_abi("C"),
         );
     }
     (state_out as u32, Stopped::decode(len, not_done, word, addr))
+}
+
+// ---- The glue: what the C-mode exits of asm/landing_pads.s jump to ----
+
+// Trampolines with fixed, hidden names for the assembly, to the Rust functions
+// below (whose names are mangled).
+global_asm!(
+    ".pushsection .text.mcsafe_glue, \"ax\", @progbits",
+    ".p2align 4",
+    ".globl mcsafe_asm_glue_finish_copy",
+    ".hidden mcsafe_asm_glue_finish_copy",
+    "mcsafe_asm_glue_finish_copy: jmp {finish}",
+    ".globl mcsafe_asm_glue_refused",
+    ".hidden mcsafe_asm_glue_refused",
+    "mcsafe_asm_glue_refused: jmp {refused}",
+    ".globl mcsafe_asm_glue_first_use",
+    ".hidden mcsafe_asm_glue_first_use",
+    "mcsafe_asm_glue_first_use: jmp {first_use}",
+    ".popsection",
+    finish = sym glue_finish_copy,
+    refused = sym glue_refused,
+    first_use = sym glue_first_use,
+);
+
+/// What a C-mode fixup saves before calling [`glue_finish_copy`] (FAULT_TO_RUST
+/// in asm/landing_pads.s, in this order).
+#[repr(C)]
+struct FixupFrame {
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    cursor: usize,
+    word: usize,
+    addr: usize,
+    routine: usize,
+}
+
+/// A C-mode copy stopped by a fault: the careful forward step, then the `Result`.
+///
+/// # Safety
+/// Called only by a C-mode fixup, with the frame of a routine that was called
+/// with these ranges (which the caller of the copy vouched for) and stopped.
+unsafe extern "C-unwind" fn glue_finish_copy(frame: &FixupFrame) -> RawResult {
+    let done = frame.cursor.wrapping_sub(frame.dst as usize);
+    let stopped = Stopped::from_word(
+        frame.len,
+        frame.len.saturating_sub(done),
+        frame.word,
+        frame.addr,
+    );
+    // SAFETY: per this function's contract.
+    let fault = unsafe {
+        crate::copy::finish_copy(
+            Routine(frame.routine),
+            frame.dst,
+            frame.src,
+            frame.len,
+            stopped,
+        )
+    };
+    RawResult::from_result(Err(fault))
+}
+
+/// A C-mode copy whose argument check refused its ranges: nothing to do for
+/// `len == 0`, else the panic that names the problem.
+///
+/// # Safety
+/// Called only by `mcsafe_asm_copy_refused`, with the copy's arguments; it
+/// touches no memory.
+unsafe extern "C-unwind" fn glue_refused(dst: *mut u8, src: *const u8, len: usize) -> RawResult {
+    if len == 0 {
+        return RawResult::from_result(Ok(()));
+    }
+    crate::copy::reject(dst, src, len)
+}
+
+/// A copy through a dispatch word not set yet: installs everything (or panics
+/// as first use does, e.g. for a strategy this CPU cannot run), then copies.
+///
+/// # Safety
+/// Called only by a not-ready stub, with the copy's arguments (which the
+/// caller vouched for) and its slot.
+unsafe extern "C-unwind" fn glue_first_use(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    slot: usize,
+) -> RawResult {
+    let routine = super::resolve(Slot::from_index(slot));
+    // SAFETY: a strategy routine is a C-mode entry (asm/landing_pads.s); the
+    // arguments are the caller's, and the routine checks them.
+    unsafe { core::mem::transmute::<usize, CopyFn>(routine.0)(dst, src, len) }
 }

@@ -5,12 +5,24 @@
 //! read-only section, sorted by address. Read by the SIGBUS handler, so every
 //! function here is async-signal-safe: plain loads from static memory.
 
-/// One row as the assembly lays it out: three offsets, each from its own address.
+/// One row as the assembly lays it out: three offsets, each from its own address,
+/// and where the range registers are (`REGS_*` in asm/landing_pads.s).
 #[repr(C)]
 struct Row {
     begin: i32,
     end: i32,
     fixup: i32,
+    regs: u32,
+}
+
+/// Where a range keeps the call's buffers, for the handler's check that a fault
+/// is this call's (asm/landing_pads.s, "Range registers").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Regs {
+    /// `r8` = dst, `r9` = src, `r10` = len (`REGS_SAVED`).
+    Saved,
+    /// Still the arguments: `rdi` = dst, `rsi` = src, `rdx` = len (`REGS_ENTRY`).
+    Entry,
 }
 
 unsafe extern "C" {
@@ -27,6 +39,8 @@ pub struct LandingPad {
     pub end: usize,
     /// Where execution resumes.
     pub fixup: usize,
+    /// Where the range registers are.
+    pub regs: Regs,
 }
 
 fn rows() -> &'static [Row] {
@@ -34,8 +48,8 @@ fn rows() -> &'static [Row] {
     let end = (&raw const mcsafe_asm_landing_pads_end).cast::<Row>();
     let count = (end as usize - start as usize) / size_of::<Row>();
     // SAFETY: the two symbols bracket the table section of one object
-    // (landing_pads.s opens it, landing_pads_end.s closes it), which holds
-    // `count` rows of three 4-byte fields, 4-aligned, never written.
+    // (landing_pads.s puts them in subsections 0 and 2, every row in 1), which holds
+    // `count` rows of four 4-byte fields, 4-aligned, never written.
     unsafe { core::slice::from_raw_parts(start, count) }
 }
 
@@ -49,6 +63,11 @@ fn landing_pad(row: &Row) -> LandingPad {
         begin: resolve(&row.begin),
         end: resolve(&row.end),
         fixup: resolve(&row.fixup),
+        regs: if row.regs == 1 {
+            Regs::Entry
+        } else {
+            Regs::Saved
+        },
     }
 }
 
@@ -65,11 +84,13 @@ pub(crate) fn find(rip: usize) -> Option<LandingPad> {
     (pad.begin <= rip).then_some(pad)
 }
 
-/// True when the ranges are non-empty, sorted, disjoint, and no fixup lies
-/// inside a range (a fault in a fixup must not be taken for a copy fault).
+/// True when the ranges are non-empty, sorted, disjoint, name a known register
+/// map, and no fixup lies inside a range (a fault in a fixup must not be taken
+/// for a copy fault).
 pub(crate) fn is_well_formed() -> bool {
     let pads: Vec<LandingPad> = landing_pads().collect();
     !pads.is_empty()
+        && rows().iter().all(|r| r.regs <= 1)
         && pads.iter().all(|p| p.begin < p.end)
         && pads.windows(2).all(|w| w[0].end <= w[1].begin)
         && pads.iter().all(|p| find(p.fixup).is_none())
@@ -94,10 +115,12 @@ mod tests {
     #[test]
     fn the_emitted_table_is_well_formed_with_the_ranges_of_every_routine() {
         assert!(is_well_formed());
-        // One range per copy routine (4 strategies, 4 exact sizes) and for the
-        // fill; the crc32c routine has five (asm/crc32c.s: a main range split by
-        // the two one-instruction ranges that follow its `crc32`s).
-        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5);
+        // Two ranges per copy routine (4 strategies: the argument check and the
+        // code that keeps the arguments in place, then the code that moves them),
+        // one per exact size (4) and for the fill; the crc32c routine has five
+        // (asm/crc32c.s: a main range split by the two one-instruction ranges that
+        // follow its `crc32`s).
+        assert_eq!(landing_pads().count(), 4 * 2 + 4 + 1 + 5);
     }
 
     #[test]
@@ -114,18 +137,31 @@ mod tests {
     }
 
     #[test]
-    fn each_routine_is_covered_from_right_after_its_prologue() {
-        // The prologue is three 3-byte `mov`s that set the range registers. A
-        // routine's first range starts right after it; a routine with several
-        // ranges has them back to back, with no instruction outside them.
+    fn each_routine_starts_with_a_range_or_its_argument_check() {
+        // A routine's first range starts at its entry (REGS_ENTRY routines: no
+        // prologue) or right after the moves of the range registers; the copy
+        // routines' first range covers their argument check too. Ranges of one
+        // routine are back to back, with no instruction outside them. (That every
+        // instruction that touches the caller's memory lies in a range is checked
+        // on the disassembly by tests/every_instruction.rs.)
         let entries = entries();
         let pads: Vec<LandingPad> = landing_pads().collect();
-        let firsts: Vec<usize> = pads
-            .iter()
-            .enumerate()
-            .filter(|&(i, p)| i == 0 || pads[i - 1].end != p.begin)
-            .map(|(_, p)| p.begin)
-            .collect();
-        assert_eq!(firsts, entries.iter().map(|e| e + 9).collect::<Vec<_>>());
+        for (i, entry) in entries.iter().enumerate() {
+            let next = entries.get(i + 1).copied().unwrap_or(usize::MAX);
+            let mine: Vec<&LandingPad> = pads
+                .iter()
+                .filter(|p| p.begin >= *entry && p.begin < next)
+                .collect();
+            assert!(!mine.is_empty(), "routine at {entry:#x} has no range");
+            let first = mine[0];
+            match first.regs {
+                Regs::Entry => assert_eq!(first.begin, *entry),
+                // After the prologue, whose length this test does not assume.
+                Regs::Saved => assert!(first.begin > *entry),
+            }
+            for w in mine.windows(2) {
+                assert_eq!(w[0].end, w[1].begin, "ranges of a routine are contiguous");
+            }
+        }
     }
 }
