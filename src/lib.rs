@@ -183,6 +183,10 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 /// - [`InstallError::SigbusBlocked`] if SIGBUS is blocked in the calling
 ///   thread: the handler is installed, but a copy fault in this thread (or in
 ///   threads that inherit its mask) would kill the process.
+/// - [`InstallError::AnotherCopy`] if another copy of mcsafe is loaded in this
+///   process (the C library `libmcsafe.so` next to this crate, say): there must
+///   be one SIGBUS handler, so the copy that comes second does not install its
+///   own, and every copy it is asked for panics.
 /// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
 /// - [`InstallError::Unsupported`] on targets without fault-safe copies.
 ///

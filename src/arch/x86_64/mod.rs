@@ -3,12 +3,14 @@
 //! - `routines`: the assembly routines and the `asm!` call that runs one;
 //! - `table`: the landing-pad table the assembly emits, and its lookup;
 //! - `handler`: the SIGBUS handler, its installation and its chaining;
+//! - `instance`: one copy of mcsafe per process (refuses a second one);
 //! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
 //! - this file: dispatch, the routine each copy calls, resolved once.
 
 mod cpu;
 mod handler;
+mod instance;
 mod probe;
 mod routines;
 pub(crate) mod table;
@@ -86,6 +88,7 @@ fn resolve(strategy: Option<Strategy>) -> Routine {
 fn init() -> Result<(), crate::InstallError> {
     static INIT: OnceLock<Result<(), crate::InstallError>> = OnceLock::new();
     *INIT.get_or_init(|| {
+        instance::ensure_only_one()?;
         handler::install()?;
         routines::set_thresholds(cpu::thresholds());
         for strategy in Strategy::ALL {
@@ -111,6 +114,7 @@ fn ready() {
 /// handler is still in place, or still reached (`handler::install`).
 pub(crate) fn install() -> Result<(), crate::InstallError> {
     init()?;
+    instance::ensure_only_one()?;
     handler::install()?;
     if handler::blocked_in_this_thread() {
         return Err(crate::InstallError::SigbusBlocked);
