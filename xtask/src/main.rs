@@ -1,5 +1,9 @@
-//! mcsafe's task runner. `cargo xtask vm-test` (an alias in .cargo/config.toml)
-//! proves recovery from real hardware poison and real machine checks in a VM
+//! mcsafe's task runner (an alias in .cargo/config.toml).
+//!
+//! `cargo xtask capi --prefix DIR` builds and installs the C library (see
+//! `capi.rs`).
+//!
+//! `cargo xtask vm-test` proves recovery from real hardware poison and real machine checks in a VM
 //! whose kernel has memory-failure support (this machine's has none):
 //!
 //! 1. finds or installs `qemu-system-x86_64` (Debian `qemu-system-x86`);
@@ -12,6 +16,7 @@
 //!    panic, and ends with `N passed, M failed`; exits non-zero on any
 //!    failure, a boot that never reports, or a timeout.
 
+mod capi;
 mod cpio;
 #[allow(dead_code)] // shared with the guest, which uses the other half
 #[path = "../guest/src/protocol.rs"]
@@ -41,7 +46,15 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["vm-test"] => vm_test(),
+        ["capi", ref rest @ ..] => match capi::main(rest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("capi: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
+            eprintln!("usage: {}", capi::usage());
             eprintln!("usage: cargo xtask vm-test");
             eprintln!(
                 "  boots a Debian kernel under QEMU and runs mcsafe's real-fault cases (README: Real faults in a VM)"

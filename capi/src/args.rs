@@ -1,0 +1,77 @@
+//! Argument checks made before any call into the Rust API, so that bad input
+//! from C gets `-EINVAL` and never reaches the API's panics.
+//!
+//! The rules are exactly those the `mcsafe` crate documents for its panics
+//! (`copy_mc`, `fill_mc`, `read_mc`, `crc32c_mc`, "# Panics"): with `len > 0`,
+//! a null pointer, a range whose start or length is at or above 2^62 (which
+//! covers every range that wraps or leaves user space), or overlapping buffers.
+//! Refusing exactly that set keeps C and Rust callers in step. If the crate's
+//! rules change, change [`USER_SPACE_BITS`] and these checks with them and run
+//! `cargo test -p mcsafe-capi` (the unit tests below call the Rust API on the
+//! edges, under `catch_unwind`, to prove that it accepts what we accept).
+
+/// Every user-space address and every sensible length is below `1 << 62`
+/// (user space ends below 2^57 on x86-64); the crate refuses the rest.
+pub(crate) const USER_SPACE_BITS: u32 = 62;
+
+/// Whether `start..start + len` (`len > 0`) is a range the crate accepts: not
+/// null, start and length below 2^62, so that it cannot wrap.
+#[inline(always)]
+pub(crate) fn range_ok(start: usize, len: usize) -> bool {
+    start != 0 && (start | len) >> USER_SPACE_BITS == 0
+}
+
+/// Whether a copy of `len > 0` bytes between these pointers is acceptable:
+/// both ranges acceptable, and not overlapping (`|dst - src| >= len`).
+#[inline(always)]
+pub(crate) fn copy_ok(dst: usize, src: usize, len: usize) -> bool {
+    range_ok(dst, len) && range_ok(src, len) && dst.abs_diff(src) >= len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::catch_unwind;
+
+    /// Whether the Rust API panics (refuses) on a copy of these arguments.
+    /// Only called with arguments that are refused before any access, or with
+    /// real buffers.
+    fn rust_refuses(dst: usize, src: usize, len: usize) -> bool {
+        // SAFETY: either refused before touching memory, or real buffers.
+        catch_unwind(|| unsafe { mcsafe::copy_mc(dst as *mut u8, src as *const u8, len) }).is_err()
+    }
+
+    #[test]
+    fn refuses_what_the_rust_api_refuses() {
+        let top = 1usize << USER_SPACE_BITS;
+        let refused = [
+            (0, 0x1000, 1),
+            (0x1000, 0, 1),
+            (0x10000, 0x20000, top),
+            (top, 0x20000, 1),
+            (0x10000, top, 1),
+            (usize::MAX, 0x20000, 1),
+            (0x10000, 0x10000, 1),
+            (0x10000, 0x10fff, 0x1000),
+            (0x10fff, 0x10000, 0x1000),
+        ];
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        for (dst, src, len) in refused {
+            assert!(!copy_ok(dst, src, len), "{dst:#x} {src:#x} {len}");
+            assert!(rust_refuses(dst, src, len), "{dst:#x} {src:#x} {len}");
+        }
+        std::panic::set_hook(previous);
+    }
+
+    #[test]
+    fn accepts_adjacent_buffers_as_the_rust_api_does() {
+        let mut buf = vec![0u8; 64];
+        let base = buf.as_mut_ptr() as usize;
+        for (dst, src) in [(base, base + 32), (base + 32, base)] {
+            assert!(copy_ok(dst, src, 32));
+            assert!(!rust_refuses(dst, src, 32));
+        }
+        assert!(!copy_ok(base, base + 31, 32));
+    }
+}
