@@ -216,9 +216,10 @@ pub enum InstallError {
     /// Another copy of mcsafe is loaded in this process: for example the C
     /// library `libmcsafe.so` and a Rust program or library that contains this
     /// crate, or two shared libraries that each contain it. The SIGBUS handler
-    /// is process-wide, so there must be one copy. The copy that installs
-    /// second refuses to (its copies panic, or in C return `-EEXIST`); the
-    /// first one keeps working, and its `install` reports this too. Use one
+    /// is process-wide, so there must be one copy. No copy initialises while
+    /// another is loaded (its copies panic, or in C return `-EEXIST`); one that
+    /// initialised before the other was loaded (by `dlopen`) keeps working,
+    /// and its `install` reports this. Use one
     /// copy: from Rust, call the C library (or link everything against one
     /// build of the crate). Each object that contains mcsafe carries an ELF
     /// note named `mcsafe` (`readelf -n`), which is how the copies find each

@@ -185,8 +185,9 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 ///   threads that inherit its mask) would kill the process.
 /// - [`InstallError::AnotherCopy`] if another copy of mcsafe is loaded in this
 ///   process (the C library `libmcsafe.so` next to this crate, say): there must
-///   be one SIGBUS handler, so the copy that comes second does not install its
-///   own, and every copy it is asked for panics.
+///   be one SIGBUS handler, so no copy installs one while another is loaded,
+///   and every copy it is asked for panics (unless it was initialised before
+///   the other was loaded: then it keeps working).
 /// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
 /// - [`InstallError::Unsupported`] on targets without fault-safe copies.
 ///

@@ -17,10 +17,11 @@
  * functions are plain copies (a SIGBUS kills the process, as with memcpy)
  * and mcsafe_install returns -ENOTSUP.
  *
- * One copy of mcsafe per process: the SIGBUS handler is process-wide. A
+ * One copy of mcsafe per process: the SIGBUS handler is process-wide. In a
  * program that loads libmcsafe and also contains the Rust crate mcsafe (or
- * two libraries that each contain it) gets -EEXIST from the copy that
- * initialises second; link one copy only.
+ * two libraries that each contain it), every call returns -EEXIST; linked
+ * statically, the two fail to link (duplicate mcsafe_asm_* symbols). Link
+ * one copy only.
  */
 
 #ifndef MCSAFE_H
@@ -95,9 +96,10 @@ extern "C" {
 //   them). The other functions still work, as plain copies: a SIGBUS in them
 //   kills the process, as with memcpy.
 // - `-EEXIST`: another copy of mcsafe is loaded in this process (this library
-//   and a Rust program or library that contains the `mcsafe` crate, say). The
-//   copy that came second installs nothing and its functions return `-EEXIST`;
-//   the first keeps working. Use one copy.
+//   and a Rust program or library that contains the `mcsafe` crate, say). No
+//   copy initialises while another is loaded: the other functions return
+//   `-EEXIST` too (unless this library was initialised before the other copy
+//   was loaded with dlopen: then they keep working). Use one copy.
 // - `-EBUSY`: some code replaced mcsafe's handler with one that does not pass
 //   copy faults on; faults would not be recovered. Copies still run.
 // - `-EAGAIN`: SIGBUS is blocked in the calling thread, where a copy fault

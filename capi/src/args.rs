@@ -1,24 +1,27 @@
 //! Argument checks made before any call into the Rust API, so that bad input
 //! from C gets `-EINVAL` and never reaches the API's panics.
 //!
-//! The rules are exactly those the `mcsafe` crate documents for its panics
-//! (`copy_mc`, `fill_mc`, `read_mc`, `crc32c_mc`, "# Panics"): with `len > 0`,
-//! a null pointer, a range whose start or length is at or above 2^62 (which
-//! covers every range that wraps or leaves user space), or overlapping buffers.
-//! Refusing exactly that set keeps C and Rust callers in step. If the crate's
-//! rules change, change [`USER_SPACE_BITS`] and these checks with them and run
-//! `cargo test -p mcsafe-capi` (the unit tests below call the Rust API on the
-//! edges, under `catch_unwind`, to prove that it accepts what we accept).
+//! The rules are those the `mcsafe` crate documents for its panics (`copy_mc`,
+//! `fill_mc`, `read_mc`, `crc32c_mc`, "# Panics"): with `len > 0`, a null
+//! pointer, a range that starts or ends at or above 2^62 (which covers every
+//! range that wraps or leaves user space), or overlapping buffers. The crate's
+//! own hot-path check is a little looser at the top (it lets through a range
+//! that starts exactly at 2^62, or ends above it: those fault with SIGSEGV, as
+//! memcpy would); this one refuses every range the crate refuses, and those
+//! too. If the crate's rules change, change [`USER_SPACE_END`] and these checks
+//! with them and run `cargo test -p mcsafe-capi` (the unit tests below call the
+//! Rust API on refused input, under `catch_unwind`, to prove that it refuses
+//! it as well, and on accepted edges with real buffers).
 
-/// Every user-space address and every sensible length is below `1 << 62`
-/// (user space ends below 2^57 on x86-64); the crate refuses the rest.
-pub(crate) const USER_SPACE_BITS: u32 = 62;
+/// Every user-space range ends at or below `1 << 62` (user space ends below
+/// 2^57 on x86-64); the crate refuses ranges that start at or above it.
+pub(crate) const USER_SPACE_END: usize = 1 << 62;
 
-/// Whether `start..start + len` (`len > 0`) is a range the crate accepts: not
-/// null, start and length below 2^62, so that it cannot wrap.
+/// Whether `start..start + len` (`len > 0`) is acceptable: not null, and
+/// ending at or below [`USER_SPACE_END`] without wrapping.
 #[inline(always)]
 pub(crate) fn range_ok(start: usize, len: usize) -> bool {
-    start != 0 && (start | len) >> USER_SPACE_BITS == 0
+    start != 0 && len <= USER_SPACE_END && start <= USER_SPACE_END - len
 }
 
 /// Whether a copy of `len > 0` bytes between these pointers is acceptable:
@@ -43,13 +46,13 @@ mod tests {
 
     #[test]
     fn refuses_what_the_rust_api_refuses() {
-        let top = 1usize << USER_SPACE_BITS;
+        let top = USER_SPACE_END;
         let refused = [
             (0, 0x1000, 1),
             (0x1000, 0, 1),
             (0x10000, 0x20000, top),
-            (top, 0x20000, 1),
-            (0x10000, top, 1),
+            (top + 1, 0x20000, 1),
+            (0x10000, top + 4096, 1),
             (usize::MAX, 0x20000, 1),
             (0x10000, 0x10000, 1),
             (0x10000, 0x10fff, 0x1000),
@@ -62,6 +65,12 @@ mod tests {
             assert!(rust_refuses(dst, src, len), "{dst:#x} {src:#x} {len}");
         }
         std::panic::set_hook(previous);
+        // Refused here though the crate's hot path lets them through (they
+        // would fault with SIGSEGV there): not called.
+        for (dst, src, len) in [(top, 0x20000, 1), (0x10000, top - 1, 2), (0x10000, 1, top)] {
+            assert!(!copy_ok(dst, src, len), "{dst:#x} {src:#x} {len}");
+        }
+        assert!(copy_ok(top - 8, 0x10000, 8));
     }
 
     #[test]

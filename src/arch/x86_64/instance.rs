@@ -8,9 +8,10 @@
 //! would install its own handler over the other's: copies still work through
 //! the chain, but statistics split, `install` probes the other copy as a
 //! foreign replacement, and each copy's chaining rules apply twice. Rather than
-//! that subtle state, the copy that comes second refuses to install
+//! that subtle state, no copy initialises while another is loaded
 //! ([`InstallError::AnotherCopy`]: every copy it is asked to make panics, or in
-//! C returns `-EEXIST`), and the first one's next `install` reports it too.
+//! C returns `-EEXIST`). A copy that initialised before the other was loaded
+//! (by `dlopen`) keeps working, and its next `install` reports the error.
 //!
 //! How a copy finds the others: every object (executable or shared library)
 //! that contains mcsafe carries the ELF note below, in a `PT_NOTE` segment. At
