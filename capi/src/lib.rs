@@ -386,6 +386,36 @@ mod tests {
     use super::*;
     use core::ffi::CStr;
 
+    /// On x86-64 Linux, 0 and a strategy; on other targets (CI builds this
+    /// with MCSAFE_UNPROTECTED=1), -ENOTSUP and plain copies that work.
+    #[test]
+    fn install_says_what_this_target_has_and_copies_work_either_way() {
+        // SAFETY: static strings.
+        let strategy = unsafe { CStr::from_ptr(mcsafe_strategy()) }
+            .to_str()
+            .unwrap();
+        if Strategy::available().is_empty() {
+            assert_eq!(mcsafe_install(), -libc::ENOTSUP);
+            assert_eq!(strategy, "none");
+        } else {
+            assert_eq!(mcsafe_install(), 0);
+            assert_eq!(strategy, Strategy::current().name());
+        }
+        let (src, mut dst) = ([9u8; 100], [0u8; 100]);
+        let mut fault = mcsafe_fault::default();
+        // SAFETY: two distinct stack buffers of 100 bytes.
+        let rc = unsafe {
+            mcsafe_copy(
+                dst.as_mut_ptr().cast(),
+                src.as_ptr().cast(),
+                100,
+                &mut fault,
+            )
+        };
+        assert_eq!((rc, dst), (0, src));
+        assert_eq!(fault, mcsafe_fault::default(), "untouched on success");
+    }
+
     #[test]
     fn names_match_the_rust_api() {
         for strategy in Strategy::ALL {

@@ -153,7 +153,10 @@ mod tests {
             assert!(!describe(*code).to_bytes().starts_with(b"not an mcsafe"));
             assert_eq!(describe(*code), describe(-*code));
         }
-        assert_eq!(install_code(Err(InstallError::Sigaction(libc::EFAULT))), -libc::EFAULT);
+        assert_eq!(
+            install_code(Err(InstallError::Sigaction(libc::EFAULT))),
+            -libc::EFAULT
+        );
         assert_eq!(install_code(Ok(())), 0);
     }
 

@@ -48,7 +48,10 @@ fn toolchain() -> bool {
     common::require(
         missing.is_empty(),
         "the C library from C",
-        &format!("{} not installed (Debian: gcc g++ pkg-config)", missing.join(", ")),
+        &format!(
+            "{} not installed (Debian: gcc g++ pkg-config)",
+            missing.join(", ")
+        ),
     )
 }
 
@@ -61,7 +64,15 @@ fn prefix() -> &'static Path {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let output = Command::new(cargo)
             .current_dir(manifest_dir().parent().unwrap())
-            .args(["run", "--quiet", "--package", "xtask", "--", "capi", "--prefix"])
+            .args([
+                "run",
+                "--quiet",
+                "--package",
+                "xtask",
+                "--",
+                "capi",
+                "--prefix",
+            ])
             .arg(&prefix)
             .output()
             .expect("cargo runs");
@@ -96,7 +107,11 @@ fn build(source: &Path, link: Link, flags: &[&str]) -> PathBuf {
     let name = format!(
         "{}-{}{}",
         source.file_stem().unwrap().to_str().unwrap(),
-        if link == Link::Shared { "shared" } else { "static" },
+        if link == Link::Shared {
+            "shared"
+        } else {
+            "static"
+        },
         if cxx { "-cxx" } else { "" }
     );
     let exe = prefix().join("bin").join(name);
@@ -157,7 +172,11 @@ const C_FLAGS: &[&str] = &["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Werror"];
 
 /// Lines of the dynamic section (`readelf -d`) of an object.
 fn dynamic_section(path: &Path) -> String {
-    let output = Command::new("readelf").arg("-d").arg(path).output().unwrap();
+    let output = Command::new("readelf")
+        .arg("-d")
+        .arg(path)
+        .output()
+        .unwrap();
     String::from_utf8(output.stdout).unwrap()
 }
 
@@ -199,8 +218,14 @@ fn the_truncated_memfd_sweep_passes_for_every_strategy_linked_both_ways() {
         for strategy in Strategy::available() {
             let out = run(&exe, &[], &[("MCSAFE_STRATEGY", strategy.name())]);
             let out = String::from_utf8(out.stdout).unwrap();
-            assert!(out.contains(&format!("strategy {strategy}, 0 failures")), "{out}");
-            assert!(out.contains("9976 cases, 5304 faults recovered exactly"), "{out}");
+            assert!(
+                out.contains(&format!("strategy {strategy}, 0 failures")),
+                "{out}"
+            );
+            assert!(
+                out.contains("9976 cases, 5304 faults recovered exactly"),
+                "{out}"
+            );
         }
     }
 }
@@ -372,7 +397,12 @@ fn a_second_copy_of_mcsafe_in_the_process_is_refused_loudly() {
     let lib = prefix().join("lib/libmcsafe.so.0");
     for rust_first in [true, false] {
         let child = Command::new(std::env::current_exe().unwrap())
-            .args(["two_copies_in_a_child", "--exact", "--nocapture", "--ignored"])
+            .args([
+                "two_copies_in_a_child",
+                "--exact",
+                "--nocapture",
+                "--ignored",
+            ])
             .env("MCSAFE_TEST_LIB", &lib)
             .env("MCSAFE_TEST_RUST_FIRST", if rust_first { "1" } else { "0" })
             .output()
@@ -401,8 +431,8 @@ fn two_copies_in_a_child() {
     if rust_first {
         assert_eq!(mcsafe::install(), Ok(()));
     }
-    let path = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(lib.as_os_str()))
-        .unwrap();
+    let path =
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(lib.as_os_str())).unwrap();
     // SAFETY: loading the library we just installed; its constructors are Rust
     // std's, which do nothing unusual.
     let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
@@ -434,9 +464,9 @@ fn two_copies_in_a_child() {
     assert_eq!(dst[0], 0, "the refused copy touched nothing");
     // The Rust copy says so too.
     assert_eq!(mcsafe::install(), Err(InstallError::AnotherCopy));
-    // SAFETY: two distinct heap buffers.
     let copied = std::panic::catch_unwind(move || {
         let mut dst = dst;
+        // SAFETY: two distinct heap buffers.
         unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src.as_ptr(), 4096) }.map(|()| dst)
     });
     if rust_first {

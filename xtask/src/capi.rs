@@ -62,9 +62,13 @@ pub fn install(prefix: &Path) -> Result<Vec<PathBuf>, Error> {
     fs::create_dir_all(prefix)?;
     let prefix = fs::canonicalize(prefix)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--release", "--package", "mcsafe-capi", "--lib"]))?;
+    run(Command::new(cargo).current_dir(&root).args([
+        "build",
+        "--release",
+        "--package",
+        "mcsafe-capi",
+        "--lib",
+    ]))?;
     let built = target_dir(&root).join("release");
     let version = package_version(&root.join("capi/Cargo.toml"))?;
 
@@ -83,7 +87,10 @@ pub fn install(prefix: &Path) -> Result<Vec<PathBuf>, Error> {
         link(&real, &lib.join(&soname))?,
         link(&soname, &lib.join("libmcsafe.so"))?,
         copy(&built.join("libmcsafe_capi.a"), &lib.join("libmcsafe.a"))?,
-        copy(&root.join("capi/include/mcsafe.h"), &include.join("mcsafe.h"))?,
+        copy(
+            &root.join("capi/include/mcsafe.h"),
+            &include.join("mcsafe.h"),
+        )?,
     ];
     for (name, text) in pkg_config_files(&prefix, &version) {
         let path = pkgconfig.join(name);
@@ -103,7 +110,8 @@ fn pkg_config_files(prefix: &Path, version: &str) -> [(&'static str, String); 2]
         "prefix={}\nlibdir=${{prefix}}/lib\nincludedir=${{prefix}}/include\n\n",
         prefix.display()
     );
-    let description = "Memory copies that survive SIGBUS (hardware poison, truncated mappings, failed page-ins)";
+    let description =
+        "Memory copies that survive SIGBUS (hardware poison, truncated mappings, failed page-ins)";
     [
         (
             "mcsafe.pc",

@@ -119,7 +119,9 @@ unsafe extern "C" fn count_notes(
         // SAFETY: a note segment inside one of the object's loaded segments,
         // mapped while dl_iterate_phdr runs (it holds the loader's lock).
         let notes = unsafe { core::slice::from_raw_parts(at as *const u8, p.p_filesz as usize) };
-        copies.count = copies.count.saturating_add(count_in_segment(notes, p.p_align));
+        copies.count = copies
+            .count
+            .saturating_add(count_in_segment(notes, p.p_align));
         copies.ours_seen |= (at..at.saturating_add(notes.len())).contains(&copies.own);
     }
     0
