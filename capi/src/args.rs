@@ -25,10 +25,19 @@ pub(crate) fn range_ok(start: usize, len: usize) -> bool {
 }
 
 /// Whether a copy of `len > 0` bytes between these pointers is acceptable:
-/// both ranges acceptable, and not overlapping (`|dst - src| >= len`).
+/// both ranges acceptable (as [`range_ok`]), and not overlapping.
+///
+/// On the hot path of `mcsafe_copy`, so it is the crate's own refusal
+/// (`ranges_are_bad` in src/copy.rs: null, outside the first 2^62 bytes, or
+/// `|dst - src| < len`) written the same way, which lets the optimiser share
+/// it with the crate's check that follows, plus the stricter end.
 #[inline(always)]
 pub(crate) fn copy_ok(dst: usize, src: usize, len: usize) -> bool {
-    range_ok(dst, len) && range_ok(src, len) && dst.abs_diff(src) >= len
+    let outside = (dst.wrapping_sub(1) | src.wrapping_sub(1) | len) >= USER_SPACE_END;
+    // When `outside` is false, nothing below wraps.
+    let overlap = dst.wrapping_sub(src).wrapping_add(len - 1) < len.wrapping_mul(2).wrapping_sub(1);
+    let past_end = dst.max(src).wrapping_add(len) > USER_SPACE_END;
+    !(outside | overlap | past_end)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! mcsafe's task runner (an alias in .cargo/config.toml).
 //!
-//! `cargo xtask capi --prefix DIR` builds and installs the C library (see
-//! `capi.rs`).
+//! `cargo xtask capi --prefix DIR` builds and installs the C library, and
+//! `cargo xtask capi-bench` measures it against memcpy from C (see `capi.rs`).
 //!
 //! `cargo xtask vm-test` proves recovery from real hardware poison and real machine checks in a VM
 //! whose kernel has memory-failure support (this machine's has none):
@@ -46,6 +46,14 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["vm-test"] => vm_test(),
+        ["capi-bench", ref rest @ ..] => match capi::bench(rest) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("capi-bench: {e}");
+                ExitCode::from(2)
+            }
+        },
         ["capi", ref rest @ ..] => match capi::main(rest) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
