@@ -278,11 +278,7 @@ pub unsafe extern "C" fn mcsafe_crc32c(
 /// a static string.
 #[unsafe(no_mangle)]
 pub extern "C" fn mcsafe_strategy() -> *const c_char {
-    let none = c"none".as_ptr();
-    if Strategy::available().is_empty() || status::strategy_env_error().is_some() {
-        return none;
-    }
-    std::panic::catch_unwind(|| strategy_name(Strategy::current()).as_ptr()).unwrap_or(none)
+    status::strategy().as_ptr()
 }
 
 /// The library's version, e.g. "0.1.0". A static string.
@@ -371,7 +367,7 @@ fn to_c(fault: Fault) -> mcsafe_fault {
 
 /// The NUL-terminated name of a strategy ("unknown" for one added to the crate
 /// but not here: the unit test below catches that).
-fn strategy_name(strategy: Strategy) -> &'static core::ffi::CStr {
+pub(crate) fn strategy_name(strategy: Strategy) -> &'static core::ffi::CStr {
     match strategy {
         Strategy::Fragile => c"fragile",
         Strategy::RepMovsb => c"rep_movsb",

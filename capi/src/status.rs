@@ -11,6 +11,7 @@
 use core::ffi::{CStr, c_int};
 use core::sync::atomic::{AtomicBool, Ordering};
 use std::panic::{UnwindSafe, catch_unwind};
+use std::sync::OnceLock;
 
 use mcsafe::{InstallError, STRATEGY_ENV, Strategy};
 
@@ -67,8 +68,26 @@ pub(crate) fn initialise() -> c_int {
     };
     if code == 0 || ready_despite(code) {
         READY.store(true, Ordering::Release);
+        strategy(); // cached now, so that later calls are async-signal-safe
     }
     code
+}
+
+/// `mcsafe_strategy`: the name of `Strategy::current`, or "none" where there
+/// is no fault-safe strategy or `MCSAFE_STRATEGY` is invalid (where
+/// `Strategy::current` would panic). Once a strategy is known, one atomic load.
+pub(crate) fn strategy() -> &'static CStr {
+    static NAME: OnceLock<&'static CStr> = OnceLock::new();
+    if let Some(name) = NAME.get() {
+        return name;
+    }
+    if Strategy::available().is_empty() || strategy_env_error().is_some() {
+        return c"none";
+    }
+    match catch_unwind(Strategy::current) {
+        Ok(current) => NAME.get_or_init(|| crate::strategy_name(current)),
+        Err(_) => c"none",
+    }
 }
 
 /// `-EINVAL` if `MCSAFE_STRATEGY` names no strategy, or one this CPU cannot run:

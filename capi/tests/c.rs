@@ -209,6 +209,15 @@ fn the_truncated_memfd_sweep_passes_for_every_strategy_linked_both_ways() {
     }
     for link in [Link::Shared, Link::Static] {
         let exe = build(&c_test("sweep.c"), link, C_FLAGS);
+        // The ELF note that lets a second copy of mcsafe be found (the
+        // shared library carries it, see the exports test).
+        let notes = Command::new("readelf")
+            .arg("-n")
+            .arg(&exe)
+            .output()
+            .unwrap();
+        let has_note = String::from_utf8_lossy(&notes.stdout).contains(".note.mcsafe");
+        assert_eq!(has_note, link == Link::Static, "{link:?}: readelf -n");
         let dynamic = dynamic_section(&exe);
         assert_eq!(
             dynamic.contains("Shared library: [libmcsafe.so.0]"),
@@ -275,6 +284,12 @@ fn the_shared_library_exports_exactly_the_functions_of_the_header() {
     }
     let lib = prefix().join("lib/libmcsafe.so");
     assert!(dynamic_section(&lib).contains("Library soname: [libmcsafe.so.0]"));
+    let notes = Command::new("readelf")
+        .arg("-n")
+        .arg(&lib)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&notes.stdout).contains(".note.mcsafe"));
     let nm = Command::new("nm")
         .args(["-D", "--defined-only"])
         .arg(&lib)
