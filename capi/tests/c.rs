@@ -432,6 +432,48 @@ fn a_second_copy_of_mcsafe_in_the_process_is_refused_loudly() {
     }
 }
 
+/// The static case of two copies: `libmcsafe.a` and a Rust static library
+/// that contains the crate (`tests/fixtures/rust_user`) in one link. The link
+/// fails, loudly, on the routines' global symbols.
+#[test]
+fn two_copies_of_mcsafe_in_one_static_link_fail_to_link() {
+    if !toolchain() {
+        return;
+    }
+    let fixture = manifest_dir().join("tests/fixtures/rust_user");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rust-user");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--quiet",
+            "--manifest-path",
+        ])
+        .arg(fixture.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(built.success(), "building the fixture: {built}");
+    std::fs::create_dir_all(prefix().join("bin")).unwrap();
+    let mut command = Command::new("gcc");
+    command
+        .arg(c_test("two_static.c"))
+        .arg("-o")
+        .arg(prefix().join("bin/two-static"))
+        .arg(target.join("release/librust_user.a"))
+        .args(pkg_config("mcsafe-static"));
+    let output = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "two copies linked: {command:?}");
+    assert!(
+        stderr.contains("multiple definition of `mcsafe_asm_"),
+        "{command:?} failed, but not on mcsafe's symbols:\n{stderr}"
+    );
+}
+
 /// Run only by [`a_second_copy_of_mcsafe_in_the_process_is_refused_loudly`],
 /// in a child process, with the library's path in `MCSAFE_TEST_LIB`.
 #[test]
