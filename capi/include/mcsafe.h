@@ -107,6 +107,8 @@ extern "C" {
 // - `-EINVAL`: the environment variable `MCSAFE_STRATEGY` names a strategy
 //   this CPU cannot run, or none; every other function then returns `-EINVAL`.
 // - `-ENOEXEC`: the landing-pad table is malformed (a build defect).
+// - `-ENOTRECOVERABLE`: mcsafe caught a panic (a bug); any function may
+//   return it, having done nothing more.
 // - another negative errno: `sigaction(2)` failed with it.
 int mcsafe_install(void);
 
