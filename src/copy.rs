@@ -37,8 +37,8 @@ use crate::{Fault, FaultKind, Side, Strategy};
 /// installed or `MCSAFE_STRATEGY` names a strategy this CPU cannot run, or none
 /// (see [`Strategy::current`]). Before touching memory, if `len > 0` and a pointer
 /// is null, a range could wrap the address space or leave user space (a pointer
-/// or a length at or above 2^61, so that every accepted range ends below 2^62;
-/// user space ends below 2^57), or the two ranges overlap
+/// past 2^61 or a length of 2^61 or more, so that every accepted range ends
+/// below 2^62; user space ends below 2^57), or the two ranges overlap
 /// (overlap is a caller bug, as for `memcpy`; this crate does not move
 /// overlapping ranges). `len == 0` returns `Ok(())` and reads no pointer. The
 /// check runs inside the copy routine, so the panic's location is in mcsafe; the
@@ -109,7 +109,7 @@ pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
 }
 
 /// Every user-space address, and every sensible length, is below `1 << 61`; a
-/// pointer and a length both below it make a range that ends at or below 2^62.
+/// pointer at most that and a length below it make a range that ends below 2^62.
 const USER_SPACE_BITS: u32 = 61;
 
 /// Panics, naming the problem with the ranges (`len > 0`).
@@ -123,7 +123,8 @@ pub(crate) fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
 }
 
 /// Panics, naming the problem, unless `start..start + len` is a usable range
-/// (`len > 0`): not null, inside user space, so it cannot wrap. Every entry
+/// (`len > 0`): not null, inside user space, so it cannot wrap (the rule of
+/// [`ranges_are_bad`] for one range: `start - 1` and `len` below 2^61). Every entry
 /// point checks its ranges with it (or with [`ranges_are_bad`]), so they all
 /// refuse the same input with the same words.
 #[inline]
@@ -131,7 +132,7 @@ pub(crate) fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
 pub(crate) fn check_range(name: &str, start: usize, len: usize) {
     assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
     assert!(
-        (start | len) >> USER_SPACE_BITS == 0,
+        (start.wrapping_sub(1) | len) >> USER_SPACE_BITS == 0,
         "mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space"
     );
 }

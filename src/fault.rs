@@ -328,6 +328,18 @@ pub enum InstallError {
     /// This target has no fault-safe copy (only x86-64 Linux has one); copies
     /// are plain copies and a fault kills the process.
     Unsupported,
+    /// Another copy of mcsafe is loaded in this process: for example the C
+    /// library `libmcsafe.so` and a Rust program or library that contains this
+    /// crate, or two shared libraries that each contain it. The SIGBUS handler
+    /// is process-wide, so there must be one copy. No copy initialises while
+    /// another is loaded (its copies panic, or in C return `-EEXIST`); one that
+    /// initialised before the other was loaded (by `dlopen`) keeps working,
+    /// and its `install` reports this. Use one
+    /// copy: from Rust, call the C library (or link everything against one
+    /// build of the crate). Each object that contains mcsafe carries an ELF
+    /// note named `mcsafe` (`readelf -n`), which is how the copies find each
+    /// other.
+    AnotherCopy,
 }
 
 impl fmt::Display for InstallError {
@@ -355,6 +367,12 @@ impl fmt::Display for InstallError {
             InstallError::Unsupported => f.write_str(
                 "mcsafe has no fault-safe copy on this target (x86-64 Linux only); \
                  copies are plain and a fault kills the process",
+            ),
+            InstallError::AnotherCopy => f.write_str(
+                "another copy of mcsafe is loaded in this process (libmcsafe.so and a Rust \
+                 program or library that contains the crate, or two libraries that each \
+                 contain it; `readelf -n` shows an `mcsafe` note in each): its SIGBUS handler \
+                 is process-wide, so use one copy",
             ),
         }
     }

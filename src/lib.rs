@@ -150,15 +150,17 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 /// copy fault.
 ///
 /// Call it again after any other code may have installed a SIGBUS handler (a
-/// runtime, a profiler, a crash reporter). While mcsafe's handler is the current
-/// one, that costs one `sigaction` query. If another handler function replaced
-/// it, `install` cannot tell from the action alone whether that handler passes
-/// copy faults on, so it checks: a forked child process takes one real copy
-/// fault (on an empty memfd mapping) and the parent waits for it, at most 2
-/// seconds (a handler that returns without passing the fault on makes it repeat
-/// forever; the child is then killed). The child does only async-signal-safe
-/// work, so this is safe in a multithreaded process. The verdict is remembered
-/// for that handler. Not async-signal-safe: do not call it from a signal handler.
+/// runtime, a profiler, a crash reporter). While mcsafe's handler is the
+/// current one, that costs one `sigaction` query and a walk over the loaded
+/// objects (`dl_iterate_phdr`, to find another copy of mcsafe). If another
+/// handler function replaced it, `install` cannot tell from the action alone
+/// whether that handler passes copy faults on, so it checks: a forked child
+/// process takes one real copy fault (on an empty memfd mapping) and the parent
+/// waits for it, at most 2 seconds (a handler that returns without passing the
+/// fault on makes it repeat forever; the child is then killed). The child does
+/// only async-signal-safe work, so this is safe in a multithreaded process. The
+/// verdict is remembered for that handler. Not async-signal-safe: do not call
+/// it from a signal handler.
 ///
 /// It also picks the copy routines ([`Strategy::current`]), so that after it
 /// returns `Ok`, every copy is async-signal-safe: [`copy_mc`] and the other
@@ -183,6 +185,11 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 /// - [`InstallError::SigbusBlocked`] if SIGBUS is blocked in the calling
 ///   thread: the handler is installed, but a copy fault in this thread (or in
 ///   threads that inherit its mask) would kill the process.
+/// - [`InstallError::AnotherCopy`] if another copy of mcsafe is loaded in this
+///   process (the C library `libmcsafe.so` next to this crate, say): there must
+///   be one SIGBUS handler, so no copy installs one while another is loaded,
+///   and every copy it is asked for panics (unless it was initialised before
+///   the other was loaded: then it keeps working).
 /// - [`InstallError::Sigaction`] if `sigaction(2)` fails.
 /// - [`InstallError::Unsupported`] on targets without fault-safe copies.
 ///

@@ -1,8 +1,11 @@
 //! mcsafe's task runner (`cargo xtask`, an alias in .cargo/config.toml).
 //!
+//! `cargo xtask capi --prefix DIR` builds and installs the C library, and
+//! `cargo xtask capi-bench` measures it against memcpy from C (see `capi.rs`).
 //! `cargo xtask bench-layout` (layout.rs) runs the small-size speed table under
-//! several code layouts and reports the spread. `cargo xtask vm-test`
-//! proves recovery from real hardware poison and real machine checks in a VM
+//! several code layouts and reports the spread.
+//!
+//! `cargo xtask vm-test` proves recovery from real hardware poison and real machine checks in a VM
 //! whose kernel has memory-failure support (this machine's has none):
 //!
 //! 1. finds or installs `qemu-system-x86_64` (Debian `qemu-system-x86`);
@@ -15,6 +18,7 @@
 //!    panic, and ends with `N passed, M failed`; exits non-zero on any
 //!    failure, a boot that never reports, or a timeout.
 
+mod capi;
 mod cpio;
 mod layout;
 #[allow(dead_code)] // shared with the guest, which uses the other half
@@ -53,7 +57,23 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        ["capi-bench", ref rest @ ..] => match capi::bench(rest) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("capi-bench: {e}");
+                ExitCode::from(2)
+            }
+        },
+        ["capi", ref rest @ ..] => match capi::main(rest) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("capi: {e}");
+                ExitCode::FAILURE
+            }
+        },
         _ => {
+            eprintln!("usage: {}", capi::usage());
             eprintln!("usage: cargo xtask vm-test | bench-layout");
             eprintln!(
                 "  vm-test: boots a Debian kernel under QEMU and runs mcsafe's real-fault cases (docs/vm.md)"

@@ -3,6 +3,7 @@
 //! - `routines`: the assembly routines and the `asm!` call that runs one;
 //! - `table`: the landing-pad table the assembly emits, and its lookup;
 //! - `handler`: the SIGBUS handler, its installation and its chaining;
+//! - `instance`: one copy of mcsafe per process (refuses a second one);
 //! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
 //! - this file: dispatch: install once, then publish the routine of each slot
@@ -10,6 +11,7 @@
 
 mod cpu;
 mod handler;
+mod instance;
 mod probe;
 mod routines;
 pub(crate) mod table;
@@ -78,6 +80,7 @@ pub(crate) fn current_routine() -> Routine {
 fn init() -> Result<(), crate::InstallError> {
     static INIT: OnceLock<Result<(), crate::InstallError>> = OnceLock::new();
     *INIT.get_or_init(|| {
+        instance::ensure_only_one()?;
         handler::install()?;
         routines::set_thresholds(cpu::thresholds());
         for strategy in Strategy::ALL {
@@ -101,6 +104,7 @@ fn ready() {
 /// handler is still in place, or still reached (`handler::install`).
 pub(crate) fn install() -> Result<(), crate::InstallError> {
     init()?;
+    instance::ensure_only_one()?;
     handler::install()?;
     if handler::blocked_in_this_thread() {
         return Err(crate::InstallError::SigbusBlocked);
