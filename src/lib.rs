@@ -120,6 +120,7 @@
 //! `memcpy`), [`Strategy::available`] is empty and [`install`] returns
 //! [`InstallError::Unsupported`]: call it at start-up to find out.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -132,6 +133,7 @@ mod region;
 mod strategy;
 
 #[cfg(all(feature = "inject", target_os = "linux"))]
+#[cfg_attr(docsrs, doc(cfg(all(feature = "inject", target_os = "linux"))))]
 pub mod inject;
 
 pub use access::{fill_mc, read_mc, write_mc};

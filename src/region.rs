@@ -148,6 +148,7 @@ impl MappedRegion {
     /// changed under it by this process's Rust code), and a truncated or
     /// poisoned page is exactly what the region survives.
     #[cfg(feature = "memmap2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "memmap2")))]
     pub fn from_mmap(map: memmap2::Mmap) -> MappedRegion {
         let (ptr, len) = (map.as_ptr().cast_mut(), map.len());
         // SAFETY: the region owns the mapping, so it stays mapped as long as the
@@ -161,6 +162,7 @@ impl MappedRegion {
     /// Writes reach the file as writes to the mapping do; to make them durable,
     /// flush the mapping (`msync(2)`) as you would without mcsafe.
     #[cfg(feature = "memmap2")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "memmap2")))]
     pub fn from_mmap_mut(mut map: memmap2::MmapMut) -> MappedRegion {
         let (ptr, len) = (map.as_mut_ptr(), map.len());
         // SAFETY: as in from_mmap; MmapMut is writable.
