@@ -6,7 +6,8 @@
 #   65..128      two vectors from each end
 #   129..256     four vectors from each end
 #   257..        store the first vector, align the destination, 4 vectors per
-#                iteration with aligned stores, then the last 4 vectors from the end;
+#                iteration with aligned stores, then the last 4 vectors from the end
+#                (backward when dst is 0..255 bytes past src within a page);
 #                from mcsafe_asm_avx2_rep_movsb_threshold: rep movsb instead;
 #                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
@@ -74,6 +75,7 @@
 	jae	.Lavx2_non_temporal
 	cmp	mcsafe_asm_avx2_rep_movsb_threshold(%rip), %rdx
 	jae	.Lavx2_rep_movsb
+	IF_4K_ALIASED .Lavx2_backward
 	STORE_FIRST_VEC_ALIGN_DST 32, vmovdqu, %ymm0
 .Lavx2_loop_4x:
 	vmovdqu	(%rsi), %ymm0			# four vectors per iteration:
@@ -98,6 +100,12 @@
 	vmovdqu	%ymm1, -96(%rdi,%rdx)
 	vmovdqu	%ymm2, -64(%rdi,%rdx)
 	vmovdqu	%ymm3, -32(%rdi,%rdx)
+	vzeroupper
+	xor	%eax, %eax
+	ret
+
+.Lavx2_backward:
+	COPY_4X_BACKWARD 32, vmovdqu, vmovdqa, %ymm0, %ymm1, %ymm2, %ymm3, %ymm4, %ymm5, %ymm6, %ymm7, %ymm8
 	vzeroupper
 	xor	%eax, %eax
 	ret

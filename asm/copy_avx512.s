@@ -8,7 +8,8 @@
 #   129..256     two vectors from each end
 #   257..512     four vectors from each end
 #   513..        store the first vector, align the destination, 4 vectors per
-#                iteration with aligned stores, then the last 4 vectors from the end;
+#                iteration with aligned stores, then the last 4 vectors from the end
+#                (backward when dst is 0..255 bytes past src within a page);
 #                from mcsafe_asm_avx512_rep_movsb_threshold: rep movsb instead;
 #                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
@@ -73,6 +74,7 @@
 	jae	.Lavx512_non_temporal
 	cmp	mcsafe_asm_avx512_rep_movsb_threshold(%rip), %rdx
 	jae	.Lavx512_rep_movsb
+	IF_4K_ALIASED .Lavx512_backward
 	STORE_FIRST_VEC_ALIGN_DST 64, vmovdqu64, %zmm16
 .Lavx512_loop_4x:
 	vmovdqu64 (%rsi), %zmm16		# four vectors per iteration:
@@ -97,6 +99,11 @@
 	vmovdqu64 %zmm17, -192(%rdi,%rdx)
 	vmovdqu64 %zmm18, -128(%rdi,%rdx)
 	vmovdqu64 %zmm19, -64(%rdi,%rdx)
+	xor	%eax, %eax
+	ret
+
+.Lavx512_backward:
+	COPY_4X_BACKWARD 64, vmovdqu64, vmovdqa64, %zmm16, %zmm17, %zmm18, %zmm19, %zmm20, %zmm21, %zmm22, %zmm23, %zmm24
 	xor	%eax, %eax
 	ret
 

@@ -318,6 +318,53 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	sub	%rcx, %rdx
 .endm
 
+# The loop path copied backward, for a destination 0..255 bytes past the source
+# within a page (glibc's 4k-aliasing rule, memmove-vec-unaligned-erms.S): copied
+# forward, each load would wait on a store of the previous iteration whose address
+# matches it in the low 12 bits. `v0` holds the first vector (already loaded);
+# `v1`..`v4` are the loop's, `v5`..`v7` the next three vectors, `v8` the last one.
+# The 4-vector blocks are stored downward from the end, with aligned stores, then
+# the first four vectors and the last one. rdi never moves (progress 0: the forward
+# step redoes the prefix after a fault); rcx and rax are the cursors. Every access
+# lies inside the buffers (len > 8 vectors). The caller writes the exit.
+.macro COPY_4X_BACKWARD vec, vmovu, vmova, v0, v1, v2, v3, v4, v5, v6, v7, v8
+	\vmovu	\vec(%rsi), \v5
+	\vmovu	(2 * \vec)(%rsi), \v6
+	\vmovu	(3 * \vec)(%rsi), \v7
+	\vmovu	-\vec(%rsi,%rdx), \v8
+	lea	(-4 * \vec - 1)(%rdi,%rdx), %rcx	# the last whole 4-vector block of
+	and	$-\vec, %rcx				# dst, aligned down
+	mov	%rcx, %rax				# and its source:
+	sub	%rdi, %rax				# src + (block - dst)
+	add	%rsi, %rax
+1:	\vmovu	(3 * \vec)(%rax), \v1
+	\vmovu	(2 * \vec)(%rax), \v2
+	\vmovu	\vec(%rax), \v3
+	\vmovu	(%rax), \v4
+	\vmova	\v1, (3 * \vec)(%rcx)
+	\vmova	\v2, (2 * \vec)(%rcx)
+	\vmova	\v3, \vec(%rcx)
+	\vmova	\v4, (%rcx)
+	sub	$(4 * \vec), %rax
+	sub	$(4 * \vec), %rcx
+	cmp	%rcx, %rdi				# down to the block that reaches dst
+	jb	1b
+	\vmovu	\v0, (%rdi)				# then the first four vectors
+	\vmovu	\v5, \vec(%rdi)
+	\vmovu	\v6, (2 * \vec)(%rdi)
+	\vmovu	\v7, (3 * \vec)(%rdi)
+	\vmovu	\v8, -\vec(%rdi,%rdx)			# and the last one
+.endm
+
+# Whether the loop path should go backward (see COPY_4X_BACKWARD): jumps to
+# `backward` when (dst - src) mod 4096 is 0..255. Clobbers ecx.
+.macro IF_4K_ALIASED backward
+	mov	%edi, %ecx
+	sub	%esi, %ecx
+	test	$(4096 - 256), %ecx
+	jz	\backward
+.endm
+
 # ---- Dispatch ----
 # The routine copy_mc calls (`mcsafe_asm_copy_current`, an indirect C call), and the
 # routine of each Strategy in Strategy::ALL order (copy_mc_with). Until

@@ -121,7 +121,7 @@ struct Copy {
 /// words; and every size class of the vector routines (masked or overlapping
 /// small moves, 2, 4 and 8 vectors, the aligned loop, `rep movsb` and the
 /// non-temporal loop, reached with the thresholds of `THRESHOLDS`).
-const COPIES: [Copy; 16] = [
+const COPIES: [Copy; 17] = [
     Copy {
         len: 1,
         src_at: PAGE - 1,
@@ -177,6 +177,12 @@ const COPIES: [Copy; 16] = [
         src_at: PAGE - 301,
         dst_at: PAGE - 35,
     },
+    // dst 10 bytes past src within a page: the vector routines' loop backward.
+    Copy {
+        len: 517,
+        src_at: PAGE - 300,
+        dst_at: PAGE - 290,
+    },
     Copy {
         len: 700,
         src_at: PAGE - 299,
@@ -210,8 +216,8 @@ const COPIES: [Copy; 16] = [
 const LONG: usize = 4096;
 
 /// Low thresholds, so that short copies reach every method of the vector
-/// routines: the aligned loop (516 bytes), `rep movsb` (530) and the
-/// non-temporal loop (from 700).
+/// routines: the aligned loop (516 bytes, and backward at 517), `rep movsb` (530)
+/// and the non-temporal loop (from 700).
 const THRESHOLDS: Thresholds = Thresholds {
     avx2_rep_movsb: 520,
     avx512_rep_movsb: 520,
