@@ -112,6 +112,16 @@ fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     (null_or_outside != 0) | overlap
 }
 
+/// Panics as [`copy_mc`] does on bad ranges (`len > 0`): for entry points
+/// that take a copy's two buffers but not its hot path.
+#[inline]
+#[track_caller]
+pub(crate) fn check_copy(dst: *mut u8, src: *const u8, len: usize) {
+    if ranges_are_bad(dst, src, len) {
+        reject(dst, src, len);
+    }
+}
+
 /// Every user-space address, and every sensible length, is below `1 << 62`.
 const USER_SPACE_BITS: u32 = 62;
 

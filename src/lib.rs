@@ -30,6 +30,10 @@
 //! - [`read_mc`] / [`write_mc`]: one value, one load or store instruction for
 //!   1, 2, 4 and 8-byte types (a header word, a page LSN);
 //! - [`fill_mc`]: `memset` (zeroing a page);
+//! - [`copy_mc_lossy`]: a copy that goes on past lost granules, with zeros
+//!   where the source was lost, and returns the lost ranges ([`LossyCopy`]),
+//!   as engines that zero-fill a bad page and let their checksums reject its
+//!   records do; one signal per lost granule, never a retry;
 //! - [`crc32c_mc`]: CRC32C in place, with the SSE4.2 `crc32` instruction, to
 //!   verify a block without copying it; on a fault, the CRC of exactly the bytes
 //!   before the lost granule;
@@ -128,6 +132,7 @@ mod arch;
 mod copy;
 mod crc32c;
 mod fault;
+mod lossy;
 mod region;
 mod strategy;
 
@@ -138,6 +143,7 @@ pub use access::{fill_mc, read_mc, write_mc};
 pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
+pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
 pub use region::{MappedRegion, RegionCursor, RegionFault};
 pub use strategy::{STRATEGY_ENV, Strategy};
 
