@@ -41,7 +41,8 @@
 //!   `crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
 //!   [`Seek`](std::io::Seek) cursor over a mapping (with the `memmap2` feature,
 //!   built from a `memmap2::Mmap`), whose errors are `pread(2)`'s `EIO` with the
-//!   file offsets of the lost range ([`RegionFault`]).
+//!   region and file offsets of the lost range ([`RegionFault`]), a lossy read
+//!   and write ([`MappedRegion::read_lossy_at`]) and `flush`.
 //!
 //! # The contract
 //!
@@ -144,7 +145,7 @@ pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
-pub use region::{MappedRegion, RegionCursor, RegionFault};
+pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
 pub use strategy::{STRATEGY_ENV, Strategy};
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still
