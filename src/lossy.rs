@@ -51,7 +51,9 @@ use crate::{FaultKind, Side, Strategy, arch};
 /// nothing could be written there whatever the source held.
 ///
 /// Uses [`Strategy::current`]; [`copy_mc_lossy_with`] picks the strategy and
-/// can stop the copy early.
+/// can stop the copy early. Allocates (the report, and what it keeps of the
+/// granules it met) only when something is lost: so, unlike [`copy_mc`](crate::copy_mc),
+/// it is async-signal-safe only as long as nothing is lost.
 ///
 /// # Safety
 ///
@@ -89,6 +91,7 @@ use crate::{FaultKind, Side, Strategy, arch};
 /// assert!(buf[2 * page..].iter().all(|&b| b == 0)); // zeros where the source was lost
 /// # }
 /// ```
+#[inline]
 #[track_caller]
 pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCopy {
     if len == 0 {
@@ -97,7 +100,7 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
     check_copy(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe {
-        run(arch::current_routine(), dst, src, len, &mut |_| {
+        lossy(arch::current_routine(), dst, src, len, &mut |_| {
             ControlFlow::Continue(())
         })
     }
@@ -149,6 +152,7 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
 /// # let (src, mut dst) = (vec![1u8; 100], vec![0u8; 100]);
 /// # assert!(read_some(dst.as_mut_ptr(), src.as_ptr(), 100).is_complete());
 /// ```
+#[inline]
 #[track_caller]
 pub unsafe fn copy_mc_lossy_with(
     strategy: Strategy,
@@ -162,7 +166,32 @@ pub unsafe fn copy_mc_lossy_with(
     }
     check_copy(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { run(arch::routine_for(strategy), dst, src, len, &mut on_lost) }
+    unsafe { lossy(arch::routine_for(strategy), dst, src, len, &mut on_lost) }
+}
+
+/// The copy as `copy_mc` makes it, inline: a copy that loses nothing costs
+/// what `copy_mc` costs; the first fault hands over to the loop.
+///
+/// # Safety
+/// As for `copy_with`: `len > 0`, ranges checked, `routine` runnable here.
+#[inline(always)]
+unsafe fn lossy(
+    routine: arch::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
+) -> LossyCopy {
+    // SAFETY: per this function's contract.
+    match unsafe { arch::call(routine, dst, src, len) } {
+        Ok(()) => LossyCopy {
+            lost: Vec::new(),
+            done: len,
+            faults: 0,
+        },
+        // SAFETY: as above.
+        Err(stopped) => unsafe { run(routine, dst, src, len, stopped, on_lost) },
+    }
 }
 
 /// What a lossy copy did: the lost ranges, in order, and how many signals it
@@ -337,21 +366,26 @@ impl Granule {
     }
 }
 
-/// The loop of the module docs. Allocates only when something is lost.
+/// The loop of the module docs, after the first run of the routine over the
+/// whole copy stopped with `first`.
 ///
 /// # Safety
-/// As for `copy_with`: `len > 0`, ranges checked, `routine` runnable here.
+/// As for [`lossy`].
+#[cold]
+#[inline(never)]
 unsafe fn run(
     routine: arch::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
+    first: arch::Stopped,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
     let mut report = LossyCopy::empty();
     let (d, s) = (dst as usize, src as usize);
     let mut known: Vec<Granule> = Vec::new();
-    let mut pos = 0;
+    let fault = describe(first, dst, src, len, None);
+    let mut pos = learn(&mut known, &mut report, fault, first.progress, 0, d, s, len);
     while pos < len {
         known.retain(|g| g.offsets(d, len).end > pos || g.offsets(s, len).end > pos);
         let covering = |base: usize| {

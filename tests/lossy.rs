@@ -436,7 +436,7 @@ fn lossy_copy_over_a_file_on_a_full_tmpfs_with_any_holes() {
         0usize..PAGE + 64,
         positions(),
     );
-    let cases = cases(64);
+    let cases = cases(200);
     let mut runner = TestRunner::new(Config {
         cases,
         ..Config::default()
@@ -586,4 +586,34 @@ fn a_lost_destination_is_skipped_and_the_source_not_read_there() {
         unsafe { first_difference(dst.base(), src.as_ptr(), 2 * PAGE) },
         None
     );
+}
+
+#[test]
+fn a_granule_holding_both_buffers_is_touched_once_and_reported_once() {
+    let _serial = signal_lock();
+    // One lost page holds both the source (its first 100 bytes) and the
+    // destination (bytes 200..300): it is the destination's loss.
+    let map = LostTail::new(1, 1, 5);
+    let page = map.boundary();
+    let before = recovered();
+    // SAFETY: both ranges lie in our mapping's lost page and do not overlap.
+    let copy = unsafe { mcsafe::copy_mc_lossy(page.wrapping_add(200), page, 100) };
+    assert_eq!(recovered() - before, 1, "{copy}");
+    let [lost] = copy.lost() else {
+        panic!("{copy}")
+    };
+    assert_eq!((lost.range(), lost.side()), (0..100, Side::Destination));
+    // The source in good memory, the destination straddling into the lost
+    // page: bytes before the page copied, then one destination range.
+    let src: Vec<u8> = (0..300).map(|i| byte_at(6, i)).collect();
+    let dst = page.wrapping_sub(100);
+    let before = recovered();
+    // SAFETY: `dst..dst+300` is the last 100 bytes of the backed page and the
+    // first 200 of the lost one; `src` is ours.
+    let copy = unsafe { mcsafe::copy_mc_lossy(dst, src.as_ptr(), 300) };
+    assert_eq!(recovered() - before, 1);
+    let got: Vec<_> = copy.lost().iter().map(|l| (l.range(), l.side())).collect();
+    assert_eq!(got, [(100..300, Side::Destination)]);
+    // SAFETY: the first 100 bytes are backed.
+    assert_eq!(unsafe { first_difference(dst, src.as_ptr(), 100) }, None);
 }
