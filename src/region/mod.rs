@@ -499,7 +499,8 @@ impl MappedRegion {
         result.map_err(|e| self.error(e.fault(), start, Side::Source))
     }
 
-    /// A cursor at offset 0 that implements [`Read`], [`Write`] and [`Seek`].
+    /// A cursor at offset 0 that implements [`Read`](std::io::Read),
+    /// [`Write`](std::io::Write) and [`Seek`](std::io::Seek).
     ///
     /// # Example
     ///
