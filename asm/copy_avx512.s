@@ -9,7 +9,8 @@
 #   257..512     four vectors from each end
 #   513..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end
-#                (backward when dst is 0..255 bytes past src within a page);
+#                (backward when dst is 0..255 bytes past src within a page and
+#                each range lies in one page: IF_4K_ALIASED);
 #                from mcsafe_asm_avx512_rep_movsb_threshold: rep movsb instead;
 #                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.

@@ -320,8 +320,8 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 
 # The loop path copied backward, for a destination 0..255 bytes past the source
 # within a page (glibc's 4k-aliasing rule, memmove-vec-unaligned-erms.S): copied
-# forward, each load would wait on a store of the previous iteration whose address
-# matches it in the low 12 bits. `v0` holds the first vector (already loaded);
+# forward, the first loads wait on the stores (of the previous iteration, or the
+# previous copy of the same buffers) whose addresses match them in the low 12 bits. `v0` holds the first vector (already loaded);
 # `v1`..`v4` are the loop's, `v5`..`v7` the next three vectors, `v8` the last one.
 # The 4-vector blocks are stored downward from the end, with aligned stores, then
 # the first four vectors and the last one. rdi never moves (progress 0: the forward
@@ -357,12 +357,28 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 .endm
 
 # Whether the loop path should go backward (see COPY_4X_BACKWARD): jumps to
-# `backward` when (dst - src) mod 4096 is 0..255. Clobbers ecx.
+# `backward` when (dst - src) mod 4096 is 0..255 and each range lies inside one
+# page. Only then: a backward copy touches the end first, and across pages it
+# would meet a lost page past one a forward copy stops at (a copy past a
+# truncation would take a signal for every lost page, not one); inside one page
+# per side, the first access to either side's page is the one that faults,
+# whatever the order, so a faulting copy still takes one signal. Clobbers ecx.
 .macro IF_4K_ALIASED backward
 	mov	%edi, %ecx
 	sub	%esi, %ecx
 	test	$(4096 - 256), %ecx
-	jz	\backward
+	jnz	1f					# no aliasing: forward
+	mov	%esi, %ecx
+	and	$4095, %ecx
+	add	%rdx, %rcx
+	cmp	$4096, %rcx
+	ja	1f					# src crosses a page: forward
+	mov	%edi, %ecx
+	and	$4095, %ecx
+	add	%rdx, %rcx
+	cmp	$4096, %rcx
+	jbe	\backward				# both inside one page
+1:
 .endm
 
 # ---- Dispatch ----

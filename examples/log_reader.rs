@@ -84,7 +84,7 @@ fn scan(region: &MappedRegion) -> Scan {
                 // The header itself is lost: skip the lost range, then look for
                 // the next header whose payload checks out.
                 let lost = RegionFault::of(&e).expect("only lost pages fail here");
-                let resume = resync(region, lost.lost().end - region.file_offset());
+                let resume = resync(region, lost.lost_in_region().end);
                 let skipped = region.file_offset() + pos..region.file_offset() + resume;
                 found
                     .lost

@@ -90,7 +90,7 @@ pub unsafe fn copy_mc_with(
 /// null pointer, a range outside the user address space (which covers every
 /// range that wraps and every `len > isize::MAX`), or overlapping ranges. The same
 /// rule as the routines' `CHECK_COPY_ARGUMENTS` (asm/landing_pads.s), for targets
-/// without them and for the test that compares the two.
+/// without them, for the lossy copy, and for the test that compares the two.
 ///
 /// - user-space addresses are below 2^57 on x86-64 (2^47 with 4-level paging),
 ///   so if `src - 1`, `dst - 1` and `len` are all below 2^61, neither pointer is
@@ -98,7 +98,6 @@ pub unsafe fn copy_mc_with(
 ///   wraps, none reaches past user space into what the check lets through;
 /// - with that, the ranges overlap exactly when `|dst - src| < len`, that is
 ///   when `dst - src + len - 1 < 2 * len - 1` in wrapping unsigned arithmetic.
-#[cfg(any(test, not(mcsafe_protected)))]
 pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     let (d, s) = (dst as usize, src as usize);
     let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
@@ -106,6 +105,16 @@ pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     // `null_or_outside` is set and the answer is already "bad".
     let overlap = d.wrapping_sub(s).wrapping_add(len - 1) < len.wrapping_mul(2).wrapping_sub(1);
     (null_or_outside != 0) | overlap
+}
+
+/// Panics as [`copy_mc`] does on bad ranges (`len > 0`): for entry points
+/// that take a copy's two buffers but not its hot path.
+#[inline]
+#[track_caller]
+pub(crate) fn check_copy(dst: *mut u8, src: *const u8, len: usize) {
+    if ranges_are_bad(dst, src, len) {
+        reject(dst, src, len);
+    }
 }
 
 /// Every user-space address, and every sensible length, is below `1 << 61`; a

@@ -30,6 +30,10 @@
 //! - [`read_mc`] / [`write_mc`]: one value, one load or store instruction for
 //!   1, 2, 4 and 8-byte types (a header word, a page LSN);
 //! - [`fill_mc`]: `memset` (zeroing a page);
+//! - [`copy_mc_lossy`]: a copy that goes on past lost granules, with zeros
+//!   where the source was lost, and returns the lost ranges ([`LossyCopy`]),
+//!   as engines that zero-fill a bad page and let their checksums reject its
+//!   records do; one signal per lost granule, never a retry;
 //! - [`crc32c_mc`]: CRC32C in place, with the SSE4.2 `crc32` instruction, to
 //!   verify a block without copying it; on a fault, the CRC of exactly the bytes
 //!   before the lost granule;
@@ -37,7 +41,8 @@
 //!   `crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
 //!   [`Seek`](std::io::Seek) cursor over a mapping (with the `memmap2` feature,
 //!   built from a `memmap2::Mmap`), whose errors are `pread(2)`'s `EIO` with the
-//!   file offsets of the lost range ([`RegionFault`]).
+//!   region and file offsets of the lost range ([`RegionFault`]), a lossy read
+//!   and write ([`MappedRegion::read_lossy_at`]) and `flush`.
 //!
 //! # The contract
 //!
@@ -129,6 +134,7 @@ mod arch;
 mod copy;
 mod crc32c;
 mod fault;
+mod lossy;
 mod region;
 mod strategy;
 
@@ -140,7 +146,8 @@ pub use access::{fill_mc, read_mc, write_mc};
 pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
-pub use region::{MappedRegion, RegionCursor, RegionFault};
+pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
+pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
 pub use strategy::{STRATEGY_ENV, Strategy};
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still

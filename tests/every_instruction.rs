@@ -177,11 +177,12 @@ const COPIES: [Copy; 17] = [
         src_at: PAGE - 301,
         dst_at: PAGE - 35,
     },
-    // dst 10 bytes past src within a page: the vector routines' loop backward.
+    // dst 10 bytes past src within a page, each range inside one page: the
+    // vector routines' loop backward.
     Copy {
         len: 517,
-        src_at: PAGE - 300,
-        dst_at: PAGE - 290,
+        src_at: PAGE + 300,
+        dst_at: PAGE + 310,
     },
     Copy {
         len: 700,

@@ -10,7 +10,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
 
 use common::*;
-use mcsafe::{FaultKind, MappedRegion, RegionFault, Side};
+use mcsafe::inject::{self, FullTmpfsFile, Method};
+use mcsafe::{FaultKind, MappedRegion, RegionFault, RegionLost, Side};
 
 const FILE_PAGES: usize = 8;
 /// The mapping covers file pages 2..8: region offset 0 is file offset 2 pages.
@@ -100,6 +101,9 @@ fn lost_page(err: &std::io::Error, side: Side) -> &RegionFault {
     let lost = RegionFault::of(err).unwrap_or_else(|| panic!("no RegionFault in {err:?}"));
     assert_eq!(lost.raw_os_error(), libc::EIO);
     assert_eq!(lost.lost(), LOST_FROM as u64..(LOST_FROM + PAGE) as u64);
+    // The same in region offsets, which the accessors take.
+    assert_eq!(lost.lost_in_region(), at(LOST_FROM)..at(LOST_FROM + PAGE));
+    assert_eq!(lost.offset_in_region(), lost.offset() - MAP_FROM as u64);
     assert_eq!(lost.fault().kind(), FaultKind::AddressError);
     assert_eq!(lost.fault().side(), side);
     lost
@@ -241,6 +245,266 @@ fn the_cursor_reads_up_to_the_lost_page_then_fails_and_seeks_like_a_file() {
     cursor.flush().unwrap();
 }
 
+/// (region offsets, file offsets, side, errno) of each lost range.
+fn described(lost: &[RegionLost]) -> Vec<(std::ops::Range<u64>, std::ops::Range<u64>, Side, i32)> {
+    lost.iter()
+        .map(|l| (l.in_region(), l.in_file(), l.side(), l.raw_os_error()))
+        .collect()
+}
+
+#[test]
+fn read_lossy_at_zero_fills_lost_pages_and_lists_them_in_region_and_file_offsets() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    let _serial = signal_lock();
+    let before = recovered();
+    // From 100 bytes before the file's end to the region's end: the rest of
+    // the last file page, then two lost pages.
+    let from = FILE_END - 100;
+    let mut buf = vec![0xeeu8; MAP_FROM + MAP_LEN - from];
+    let lost = region.read_lossy_at(at(from), &mut buf).unwrap();
+    assert_eq!(recovered() - before, 2, "one signal per lost page");
+    let [only] = &lost[..] else {
+        panic!("one merged range: {lost:?}")
+    };
+    let in_buf = LOST_FROM - from..buf.len();
+    assert_eq!(only.range(), in_buf);
+    assert_eq!(only.in_region(), at(LOST_FROM)..MAP_LEN as u64);
+    assert_eq!(
+        only.in_file(),
+        LOST_FROM as u64..(MAP_FROM + MAP_LEN) as u64
+    );
+    assert_eq!(only.skip_to(), MAP_LEN as u64);
+    assert_eq!(
+        (only.side(), only.kind()),
+        (Side::Source, FaultKind::AddressError)
+    );
+    assert_eq!((only.granule(), only.raw_os_error()), (PAGE, libc::EIO));
+    assert!(
+        only.to_string()
+            .starts_with("region bytes 16384..24576 (file bytes 24576..32768) lost")
+    );
+    assert_eq!(buf[..LOST_FROM - from], file_bytes(from, LOST_FROM - from));
+    assert!(buf[LOST_FROM - from..].iter().all(|&b| b == 0));
+    // Nothing lost: an empty list and the file's bytes.
+    let mut buf = vec![0u8; 3 * PAGE];
+    assert!(region.read_lossy_at(7, &mut buf).unwrap().is_empty());
+    assert_eq!(buf, file_bytes(MAP_FROM + 7, 3 * PAGE));
+    // Past the end: an error before touching anything; an empty read is fine.
+    let past = region
+        .read_lossy_at(MAP_LEN as u64 - 1, &mut buf)
+        .unwrap_err();
+    assert_eq!(past.kind(), ErrorKind::UnexpectedEof);
+    assert!(
+        region
+            .read_lossy_at(MAP_LEN as u64, &mut [])
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn write_lossy_at_skips_lost_pages_and_writes_the_rest() {
+    let file = TruncatedFile::new();
+    let region = file.region(true);
+    let _serial = signal_lock();
+    let data = vec![0x5au8; 3 * PAGE];
+    let lost = region.write_lossy_at(at(LOST_FROM - PAGE), &data).unwrap();
+    assert_eq!(
+        described(&lost),
+        [(
+            at(LOST_FROM)..MAP_LEN as u64,
+            LOST_FROM as u64..(MAP_FROM + MAP_LEN) as u64,
+            Side::Destination,
+            libc::EIO
+        )]
+    );
+    let mut back = vec![0u8; PAGE];
+    region
+        .read_exact_at(at(LOST_FROM - PAGE), &mut back)
+        .unwrap();
+    assert!(back.iter().all(|&b| b == 0x5a));
+    let read_only = file.region(false);
+    let denied = read_only.write_lossy_at(0, b"x").unwrap_err();
+    assert_eq!(denied.kind(), ErrorKind::PermissionDenied);
+    let full = region
+        .write_lossy_at(MAP_LEN as u64 - 1, b"xy")
+        .unwrap_err();
+    assert_eq!(full.kind(), ErrorKind::WriteZero);
+}
+
+fn full_tmpfs() -> bool {
+    let why = inject::capabilities()
+        .check(Method::FullTmpfs)
+        .err()
+        .map(|e| e.to_string());
+    require(why.is_none(), "full tmpfs", why.as_deref().unwrap_or(""))
+}
+
+/// A writable shared mapping of the whole of `path`.
+fn map_file(file: &std::fs::File, len: usize) -> *mut u8 {
+    // SAFETY: a fresh shared mapping of the test's own file.
+    let map = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        )
+    };
+    assert_ne!(map, libc::MAP_FAILED);
+    map.cast()
+}
+
+#[test]
+fn on_a_full_file_system_a_hole_is_enospc_where_the_region_knows_its_file() {
+    if !full_tmpfs() {
+        return;
+    }
+    // 6 pages; pages 2 and 4 are holes the full tmpfs cannot allocate.
+    let tmpfs = FullTmpfsFile::new(6, &[2, 4], |i, page| page.fill(i as u8 + 1)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(tmpfs.path())
+        .unwrap();
+    let map = map_file(&file, 6 * PAGE);
+    // SAFETY: the mapping outlives both regions and is only used through them.
+    let blind = unsafe { MappedRegion::from_raw_parts_mut(map, 6 * PAGE) }.with_file_offset(0);
+    // SAFETY: as above.
+    let region = unsafe { MappedRegion::from_raw_parts_mut(map, 6 * PAGE) }
+        .with_file(&file)
+        .unwrap();
+    let _serial = signal_lock();
+    let page = PAGE as u64;
+
+    // A write into a hole: what pwrite(2) would say, ENOSPC, StorageFull.
+    let err = region.write_all_at(2 * page + 10, b"record").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::StorageFull, "{err}");
+    let fault = RegionFault::of(&err).unwrap();
+    assert_eq!(
+        (fault.raw_os_error(), fault.lost_in_region()),
+        (libc::ENOSPC, 2 * page..3 * page)
+    );
+    assert!(
+        err.to_string()
+            .starts_with("no space left on device at file offset 8202"),
+        "{err}"
+    );
+    // A read of a hole fails the same way through the mapping.
+    let err = region.read_exact_at(4 * page, &mut [0u8; 8]).unwrap_err();
+    assert_eq!(RegionFault::of(&err).unwrap().raw_os_error(), libc::ENOSPC);
+    // The lossy write goes on past both holes and lists them.
+    let data = vec![0xabu8; 6 * PAGE];
+    let lost = region.write_lossy_at(0, &data).unwrap();
+    assert_eq!(
+        described(&lost),
+        [
+            (
+                2 * page..3 * page,
+                2 * page..3 * page,
+                Side::Destination,
+                libc::ENOSPC
+            ),
+            (
+                4 * page..5 * page,
+                4 * page..5 * page,
+                Side::Destination,
+                libc::ENOSPC
+            ),
+        ]
+    );
+    assert!(lost[0].to_string().ends_with("errno ENOSPC"), "{}", lost[0]);
+    let mut back = vec![0u8; 2 * PAGE];
+    region.read_exact_at(0, &mut back).unwrap();
+    assert!(
+        back.iter().all(|&b| b == 0xab),
+        "the pages with room were written"
+    );
+
+    // Without its file the region cannot tell a hole from an I/O error: EIO.
+    let err = blind.write_all_at(2 * page, b"x").unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Other);
+    assert_eq!(RegionFault::of(&err).unwrap().raw_os_error(), libc::EIO);
+    // A data page that a truncation took is past the end: EIO, file or not.
+    file.set_len(5 * page).unwrap();
+    let err = region.read_exact_at(5 * page, &mut [0u8; 8]).unwrap_err();
+    assert_eq!(RegionFault::of(&err).unwrap().raw_os_error(), libc::EIO);
+    // SAFETY: our mapping; the regions are not used after this.
+    unsafe { libc::munmap(map.cast(), 6 * PAGE) };
+}
+
+#[test]
+fn a_poisoned_page_is_eio() {
+    let mapping = UffdPoisoned::new(3, &[1], 4);
+    let why = mapping.as_ref().err().map(|e| e.to_string());
+    if !require(
+        mapping.is_ok(),
+        "UFFDIO_POISON",
+        why.as_deref().unwrap_or(""),
+    ) {
+        return;
+    }
+    let mapping = mapping.unwrap();
+    // SAFETY: the mapping outlives the region and is only used through it.
+    let region = unsafe { MappedRegion::from_raw_parts_mut(mapping.base(), 3 * PAGE) };
+    let _serial = signal_lock();
+    let err = region.write_all_at(PAGE as u64, b"x").unwrap_err();
+    let fault = RegionFault::of(&err).unwrap();
+    assert_eq!(
+        (fault.raw_os_error(), err.kind()),
+        (libc::EIO, ErrorKind::Other)
+    );
+    let kind = if kernel_has_memory_failure() {
+        FaultKind::Poison
+    } else {
+        FaultKind::AddressError
+    };
+    assert_eq!(fault.fault().kind(), kind);
+    let lost = region.read_lossy_at(0, &mut vec![0u8; 3 * PAGE]).unwrap();
+    assert_eq!(
+        described(&lost),
+        [(
+            PAGE as u64..2 * PAGE as u64,
+            PAGE as u64..2 * PAGE as u64,
+            Side::Source,
+            libc::EIO
+        )]
+    );
+}
+
+#[test]
+fn flush_writes_back_through_msync_and_reports_its_errors() {
+    let file = TruncatedFile::new();
+    let region = file.region(true);
+    region.write_all_at(3, b"durable").unwrap();
+    region.flush().unwrap();
+    region.flush_range(PAGE as u64 + 5, 10).unwrap();
+    let bad = region.flush_range(MAP_LEN as u64 - 1, 2).unwrap_err();
+    assert_eq!(bad.kind(), ErrorKind::InvalidInput);
+    // A read-only region has nothing to write back.
+    file.region(false).flush().unwrap();
+    // msync's own error reaches the caller: here, memory no longer mapped.
+    // SAFETY: a fresh anonymous mapping, unmapped at once; the region over
+    // it is only flushed, which reads no memory.
+    let gone = unsafe {
+        let p = libc::mmap(
+            ptr::null_mut(),
+            PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        libc::munmap(p, PAGE);
+        MappedRegion::from_raw_parts_mut(p.cast(), PAGE)
+    };
+    assert_eq!(gone.flush().unwrap_err().raw_os_error(), Some(libc::ENOMEM));
+}
+
 #[test]
 fn bad_input_is_an_error_and_touches_nothing() {
     let mut memory = vec![1u8; 100];
@@ -344,10 +608,27 @@ fn a_region_owns_a_memmap2_mapping_and_survives_its_file_shrinking() {
         RegionFault::of(&err).unwrap().lost(),
         2 * PAGE as u64..3 * PAGE as u64
     );
+    // Written through the region, flushed, then the map handed back.
+    region.write_all_at(5, b"flushed").unwrap();
+    region.flush().unwrap();
+    let region = region.into_mmap().expect_err("an MmapMut is not an Mmap");
+    let map = region.into_mmap_mut().expect("the MmapMut it owns");
+    assert_eq!(&map[5..12], b"flushed");
+    drop(map);
+    let mut on_disk = [0u8; 7];
+    std::os::unix::fs::FileExt::read_exact_at(&file, &mut on_disk, 5).unwrap();
+    assert_eq!(&on_disk, b"flushed");
     // SAFETY: as above, read-only this time.
     let read_only = MappedRegion::from_mmap(unsafe { memmap2::Mmap::map(&file) }.unwrap());
     assert_eq!(read_only.len(), 2 * PAGE);
     assert!(!read_only.is_writable());
+    let read_only = read_only
+        .into_mmap_mut()
+        .expect_err("an Mmap is not an MmapMut");
+    assert_eq!(read_only.into_mmap().unwrap().len(), 2 * PAGE);
+    // SAFETY: raw parts own no map.
+    let raw = unsafe { MappedRegion::from_raw_parts(on_disk.as_ptr(), 7) };
+    assert!(raw.into_mmap().is_err());
     std::fs::remove_file(&path).unwrap();
 }
 

@@ -36,18 +36,29 @@ impl Fixture {
     }
 }
 
+/// Where the side of a copy that does not fault lies.
+#[derive(Clone, Copy, Debug)]
+enum Other {
+    /// This many bytes past a 64-byte boundary.
+    Misalign(usize),
+    /// So that `(dst - src) mod 4096` is this (0..255: the vector routines'
+    /// backward loop when each range lies inside one page).
+    Distance(usize),
+}
+
 /// Copies `len` bytes with `strategy`; the faulting side's buffer starts `b`
 /// bytes before the first lost byte (`b <= 0`: `-b` bytes inside the lost page),
-/// and the other side's buffer is `other_misalign` bytes past a 64-byte boundary.
+/// and the other side's buffer lies as `other` says.
 /// Checks everything the contract promises; returns whether the copy faulted.
 fn check(
     fx: &mut Fixture,
     strategy: Strategy,
     side: Side,
     b: isize,
-    other_misalign: usize,
+    other: impl Into<Other>,
     len: usize,
 ) -> bool {
+    let other = other.into();
     let faulting = fx.lost.boundary().wrapping_offset(-b);
     let expected = if len == 0 {
         None
@@ -58,9 +69,17 @@ fn check(
     } else {
         None
     };
+    let page_offset = |d: usize| match side {
+        Side::Source => (faulting as usize + d) % 4096,
+        _ => (faulting as usize + 4096 - d) % 4096,
+    };
+    let heap = |g: &mut Guarded| match other {
+        Other::Misalign(m) => g.at(m),
+        Other::Distance(d) => g.at_page_offset(page_offset(d)),
+    };
     let (dst, src) = match side {
-        Side::Source => (fx.heap_dst.at(other_misalign), faulting.cast_const()),
-        _ => (faulting, fx.heap_src.at(other_misalign).cast_const()),
+        Side::Source => (heap(&mut fx.heap_dst), faulting.cast_const()),
+        _ => (faulting, heap(&mut fx.heap_src).cast_const()),
     };
     // Sentinels around the destination where it is readable: before it, and past
     // its end unless that is the lost page.
@@ -87,8 +106,7 @@ fn check(
     // SAFETY: both buffers are mapped; only the lost page may fault (SIGBUS).
     let result = unsafe { mcsafe::copy_mc_with(strategy, dst, src, len) };
     let taken = recovered() - signals;
-    let what =
-        format!("{strategy} {side} fault, b={b}, other misalign {other_misalign}, len {len}");
+    let what = format!("{strategy} {side} fault, b={b}, other {other:?}, len {len}");
 
     let copied = match (expected, result) {
         (None, Ok(())) => len,
@@ -130,6 +148,12 @@ fn check(
         }
     }
     expected.is_some()
+}
+
+impl From<usize> for Other {
+    fn from(misalign: usize) -> Other {
+        Other::Misalign(misalign)
+    }
 }
 
 /// Positions for a faulting side that starts `misalign` bytes past a 64-byte
@@ -263,6 +287,43 @@ fn page_crossing_and_mib_lengths_source_side() {
 fn page_crossing_and_mib_lengths_destination_side() {
     let _serial = signal_lock();
     large_sweep(Side::Destination, &LARGE_LENGTHS);
+}
+
+/// Copies at 4k-aliased distances, `(dst - src) mod 4096` in 0..255: inside one
+/// page per side the vector routines copy backward; across pages they must not,
+/// or a copy past a truncation would touch the last lost page first and take a
+/// signal for each lost page instead of one (the sweep counts them).
+#[test]
+fn aliased_distances_take_one_signal_per_faulting_copy() {
+    let _serial = signal_lock();
+    let mut fx = Fixture::new(MAX_LEN);
+    let mut faults = 0;
+    for strategy in Strategy::available() {
+        for side in [Side::Source, Side::Destination] {
+            for distance in [0, 10, 64, 200, 255] {
+                for len in [257, 300, 517, 1000, 2048, 4000, 4096, 8192, 12289, 1 << 20] {
+                    for k in lost_pages(len) {
+                        for start in [0isize, 100] {
+                            // Page k of the range is the first lost one; the range
+                            // starts `start` bytes into its first page.
+                            let b = (k * PAGE) as isize - start;
+                            let before = recovered();
+                            let faulted =
+                                check(&mut fx, strategy, side, b, Other::Distance(distance), len);
+                            assert_eq!(
+                                recovered() - before,
+                                u64::from(faulted),
+                                "{strategy} {side} distance {distance} len {len} page {k}: signals"
+                            );
+                            faults += u64::from(faulted);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("aliased distances: {faults} faulting copies, one signal each");
+    assert!(faults > 500);
 }
 
 /// Lengths around low thresholds: the aligned loop, `rep movsb` and the

@@ -6,8 +6,15 @@
 //! mcsafe bench [OPTIONS]            the speed summary, measured side by side
 //! ```
 //!
+//! The reference (options, exit statuses, the map's format) is `docs/cli.md`;
+//! `--help` on each command says the same in short. Errors are one line on
+//! stderr: `mcsafe: ...` (a bad command line) or `mcsafe rescue: ...`.
+//!
 //! Exit status: 0 success; 1 `rescue` lost data (the map says where); 2 usage
-//! error; 3 an I/O error (cannot open, map or write).
+//! error, or a request refused to keep data safe; 3 an I/O error.
+//!
+//! Changing a flag: edit its `#[arg]` here or in `rescue.rs` / `bench.rs`, the
+//! table in `docs/cli.md`, and run `cargo test -p mcsafe-cli`.
 
 mod bench;
 mod probe;
@@ -16,83 +23,102 @@ mod rescue;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
+use clap::{Parser, Subcommand};
+
 /// Exit status: `rescue` copied all it could, but some bytes were lost.
 pub const EXIT_LOST: u8 = 1;
-/// Exit status: the command line is wrong, or the command is not available.
+/// Exit status: the command line is wrong, or asks for something refused.
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: an I/O error stopped the command.
 pub const EXIT_IO: u8 = 3;
 
-const USAGE: &str = "\
-usage: mcsafe probe
-       mcsafe rescue [--map FILE] [--size BYTES] [--block BYTES] [--progress|--no-progress] SRC DST
-       mcsafe bench [--quick] [--rounds N] [--max-size BYTES] [--cold BYTES] [--plot FILE]
-
-probe    CPU features, the chosen and available copy strategies, kernel
-         capabilities (memory-failure support, early kill, UFFDIO_POISON,
-         fault injection methods) and the state of the SIGBUS handler.
-rescue   Copy SRC (a file, or a block/DAX device with --size) to DST through a
-         read-only mapping with mcsafe::copy_mc. Lost pages are skipped (left
-         as zeros in DST) instead of killing the process, and listed in a map
-         (default DST.map; GNU ddrescue's mapfile format). Exit status 0 if
-         nothing was lost, 1 if something was, 3 on an I/O error.
-           --map FILE      where to write the map of good and lost ranges
-           --size BYTES    bytes to copy (default: the size of SRC); mapping
-                           past the end of a file loses the pages there
-           --block BYTES   bytes per copy_mc call (default 1 MiB)
-           --progress      always draw the progress bar on stderr
-           --no-progress   never draw it (default: when stderr is a terminal
-                           and SRC is at least 16 MiB)
-bench    The speed summary: copy_mc against glibc memcpy, copy_nonoverlapping,
-         every strategy, a sigsetjmp-guarded memcpy, pread(2) and a plain
-         non-temporal loop, per size class, hot and cold, aligned and
-         misaligned, measured side by side; then the speed targets, met or not.
-           --quick         5 rounds, sizes up to 16 MiB (default: 9 rounds, all)
-           --rounds N      rounds per measurement (medians of N)
-           --max-size B    leave out size classes above B bytes
-           --cold BYTES    size of each cold region (default 3 GiB)
-           --plot FILE     also write the throughput plot (SVG)";
-
-/// A parsed command line: one variant per command.
-enum Command {
-    Probe,
-    Rescue(rescue::Options),
-    Bench(bench::BenchOptions),
-    Help,
+/// Memory copies that survive SIGBUS: what this machine can recover, a copy
+/// of a damaged file that skips lost pages, and the speed summary.
+#[derive(Parser, Debug)]
+#[command(
+    name = "mcsafe",
+    version,
+    after_help = "Exit status: 0 success; 1 rescue lost data (the map says where); \
+                  2 usage error or refused request; 3 I/O error. Reference: docs/cli.md"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(args: &[String]) -> Result<Command, String> {
-    let Some((command, rest)) = args.split_first() else {
-        return Err("no command given".into());
-    };
-    match command.as_str() {
-        "probe" if rest.is_empty() => Ok(Command::Probe),
-        "rescue" => rescue::Options::parse(rest).map(Command::Rescue),
-        "bench" => bench::BenchOptions::parse(rest).map(Command::Bench),
-        "help" | "-h" | "--help" => Ok(Command::Help),
-        "probe" => Err(format!("{command} takes no arguments")),
-        other => Err(format!("unknown command {other:?}")),
-    }
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// What this machine can recover.
+    ///
+    /// CPU features, the chosen and available copy strategies, kernel
+    /// capabilities (memory-failure support, early kill, UFFDIO_POISON, each
+    /// fault injection method) and the state of the SIGBUS handler.
+    Probe,
+    /// Copy SRC to DST through a read-only mapping, skipping lost pages.
+    ///
+    /// Reads SRC (a file, or a block or DAX device) with mcsafe's lossy copy,
+    /// one block at a time. A lost page (hardware poison, a truncated file, a
+    /// failed page-in, a hole on a full file system) does not kill the
+    /// process: it is left as zeros (a hole) in DST, recorded in the map (GNU
+    /// ddrescue's mapfile format, which ddrescuelog reads), and the copy goes
+    /// on. SRC, DST and the map must be three different files; DST and the map
+    /// must not exist, unless --force.
+    ///
+    /// Exit status: 0 nothing lost; 1 something lost; 2 wrong or refused
+    /// command line; 3 I/O error.
+    Rescue(rescue::Args),
+    /// The speed summary, measured side by side on this machine.
+    ///
+    /// copy_mc against glibc memcpy, copy_nonoverlapping, every strategy, a
+    /// sigsetjmp-guarded memcpy, pread(2) and a plain non-temporal loop, per
+    /// size class, hot and cold, aligned and misaligned; then the speed
+    /// targets, met or not, and the throughput plot (SVG).
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let command = match parse(&args) {
-        Ok(command) => command,
-        Err(problem) => {
-            eprintln!("mcsafe: {problem}\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return parse_error(&e),
     };
-    match command {
+    match cli.command {
         Command::Probe => probe::run(),
-        Command::Rescue(options) => rescue::run(&options),
-        Command::Bench(options) => bench::run(&options),
-        Command::Help => {
-            println!("{USAGE}");
+        Command::Rescue(args) => rescue::run(&args),
+        Command::Bench(args) => bench::run(&args),
+    }
+}
+
+/// `--help` and `--version` print as clap renders them (exit 0); a bad
+/// command line is one line on stderr with the usage it breaks (exit 2).
+fn parse_error(e: &clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
             ExitCode::SUCCESS
         }
+        _ => {
+            eprintln!("mcsafe: {}", one_line(&e.render().to_string()));
+            ExitCode::from(EXIT_USAGE)
+        }
     }
+}
+
+/// clap's multi-line error as one line: the message, then the usage line.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("bad command line");
+    let message = first.strip_prefix("error: ").unwrap_or(first);
+    let usage = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .map(|u| format!(" (usage: {u}; see --help)"))
+        .unwrap_or_else(|| " (see mcsafe --help)".into());
+    if message.starts_with("Memory copies") || message.starts_with("Usage:") {
+        // No command at all: clap shows the whole help.
+        return format!("no command given{usage}");
+    }
+    format!("{message}{usage}")
 }
 
 /// Parses a byte count: digits with an optional K, M, G, T suffix (powers of
@@ -133,21 +159,43 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn each_command_parses_to_its_own_variant() {
-        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-        assert!(matches!(parse(&args("probe")), Ok(Command::Probe)));
-        assert!(matches!(parse(&args("bench")), Ok(Command::Bench(_))));
+        let parse =
+            |s: &str| Cli::try_parse_from(std::iter::once("mcsafe").chain(s.split_whitespace()));
+        assert!(matches!(parse("probe").unwrap().command, Command::Probe));
+        assert!(matches!(parse("bench").unwrap().command, Command::Bench(_)));
         assert!(matches!(
-            parse(&args("bench --quick --rounds 3")),
-            Ok(Command::Bench(_))
+            parse("rescue a b").unwrap().command,
+            Command::Rescue(_)
         ));
-        assert!(parse(&args("bench --rounds 0")).is_err());
-        assert!(parse(&args("bench --frobnicate")).is_err());
-        assert!(matches!(parse(&args("rescue a b")), Ok(Command::Rescue(_))));
-        assert!(matches!(parse(&args("--help")), Ok(Command::Help)));
-        assert!(parse(&args("probe extra")).is_err());
-        assert!(parse(&args("rescue a")).is_err());
-        assert!(parse(&args("frobnicate")).is_err());
-        assert!(parse(&[]).is_err());
+        assert!(parse("bench --rounds 0").is_err());
+        assert!(parse("bench --frobnicate").is_err());
+        assert!(parse("probe extra").is_err());
+        assert!(parse("rescue a").is_err());
+        assert!(parse("frobnicate").is_err());
+        assert!(parse("").is_err());
+    }
+
+    #[test]
+    fn errors_are_one_line_with_the_usage() {
+        let e = Cli::try_parse_from(["mcsafe", "rescue", "--frob", "a", "b"]).unwrap_err();
+        let line = one_line(&e.render().to_string());
+        assert!(!line.contains('\n'), "{line}");
+        assert!(
+            line.starts_with("unexpected argument '--frob' found"),
+            "{line}"
+        );
+        assert!(
+            line.contains("usage: mcsafe rescue [OPTIONS] <SRC> <DST>"),
+            "{line}"
+        );
+        let e = Cli::try_parse_from(["mcsafe"]).unwrap_err();
+        assert!(one_line(&e.render().to_string()).starts_with("no command given"));
     }
 }

@@ -29,6 +29,7 @@ pub fn report() -> String {
         },
     );
     line("strategies available", names(&available));
+    line("dispatch rule", mcsafe::internals::dispatch_rule());
     if forced.is_none() && current == Strategy::Fragile && available.len() > 1 {
         line(
             "fragile cpu",
@@ -175,10 +176,17 @@ fn cpu_name() -> String {
             }
         }
     }
-    let family = (signature.eax >> 8) & 0xf;
+    // The display family: the base family, plus the extended family when the
+    // base is 0xf (AMD's 0x17, 0x19, 0x1a...).
+    let base = (signature.eax >> 8) & 0xf;
+    let family = if base == 0xf {
+        base + ((signature.eax >> 20) & 0xff)
+    } else {
+        base
+    };
     let model = ((signature.eax >> 4) & 0xf) | ((signature.eax >> 12) & 0xf0);
     format!(
-        "{} family {family} model {model:#x}: {}",
+        "{} family {family:#x} model {model:#x}: {}",
         String::from_utf8_lossy(&vendor_bytes),
         String::from_utf8_lossy(&brand)
             .trim_matches(char::from(0))

@@ -1,75 +1,181 @@
-//! A hand-written progress bar on stderr, redrawn at most ten times a second.
+//! The rescue's progress bar (indicatif) on stderr, and the one clock and
+//! rate formula that both the bar and the summary use, so that the speed the
+//! bar shows last is the speed the summary prints.
 
-use std::io::Write;
+use std::io::{self, Write as _};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-pub struct Progress {
-    total: u64,
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
+
+/// When the copy started, and, once it ended, how long it took: the bar's
+/// last frame and the summary read the same duration.
+#[derive(Clone, Debug)]
+pub struct Clock {
     started: Instant,
-    last_draw: Option<Instant>,
-    enabled: bool,
+    /// Nanoseconds of the whole copy; 0 while it runs.
+    ended: Arc<AtomicU64>,
 }
 
-const WIDTH: usize = 30;
+impl Clock {
+    pub fn start() -> Clock {
+        Clock {
+            started: Instant::now(),
+            ended: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Time since the start, or the whole copy's once [`stop`](Clock::stop)ped.
+    pub fn elapsed(&self) -> Duration {
+        match self.ended.load(Ordering::Relaxed) {
+            0 => self.started.elapsed(),
+            nanos => Duration::from_nanos(nanos),
+        }
+    }
+
+    /// Freezes the duration; later calls keep the first.
+    pub fn stop(&self) -> Duration {
+        let nanos = (self.started.elapsed().as_nanos() as u64).max(1);
+        let _ = self
+            .ended
+            .compare_exchange(0, nanos, Ordering::Relaxed, Ordering::Relaxed);
+        self.elapsed()
+    }
+}
+
+/// Bytes of the source gone through (copied or found lost) per second, as
+/// `12.3 MiB/s`: the one formula of the bar and the summary.
+pub fn rate(bytes: u64, elapsed: Duration) -> String {
+    format!(
+        "{}/s",
+        human((bytes as f64 / elapsed.as_secs_f64().max(1e-9)) as u64)
+    )
+}
+
+/// The bar, hidden when not wanted.
+pub struct Progress {
+    bar: ProgressBar,
+    clock: Clock,
+    /// Bytes lost so far, which the template's `{lost}` shows.
+    lost: Arc<AtomicU64>,
+}
+
+/// `[##########....................]  33.3%  1.0 MiB / 3.0 MiB  lost 4.0 KiB  12.3 MiB/s`
+const TEMPLATE: &str = "[{bar:30}] {percent1}  {done} / {total}  lost {lost}  {rate}";
 
 impl Progress {
-    pub fn new(total: u64, enabled: bool) -> Progress {
+    /// A bar over `total` bytes on stderr, drawn if `enabled`; `clock` is the
+    /// copy's. On a terminal it redraws in place; forced into a pipe or file
+    /// (`--progress`), each frame is a line.
+    pub fn new(total: u64, enabled: bool, clock: &Clock) -> Progress {
+        let target = match (enabled, io::IsTerminal::is_terminal(&io::stderr())) {
+            (false, _) => ProgressDrawTarget::hidden(),
+            (true, true) => ProgressDrawTarget::stderr_with_hz(10),
+            (true, false) => ProgressDrawTarget::term_like_with_hz(Box::new(Lines::default()), 10),
+        };
+        let rate_clock = clock.clone();
+        let lost = Arc::new(AtomicU64::new(0));
+        let lost_shown = lost.clone();
+        let style = ProgressStyle::with_template(TEMPLATE)
+            .expect("a valid template")
+            .progress_chars("#.")
+            .with_key(
+                "percent1",
+                |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:5.1}%", s.fraction() * 100.0);
+                },
+            )
+            .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&human(s.pos()));
+            })
+            .with_key("total", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = w.write_str(&human(s.len().unwrap_or(0)));
+            })
+            .with_key(
+                "lost",
+                move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&human(lost_shown.load(Ordering::Relaxed)));
+                },
+            )
+            .with_key(
+                "rate",
+                move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&rate(s.pos(), rate_clock.elapsed()));
+                },
+            );
+        let bar = ProgressBar::with_draw_target(Some(total), target).with_style(style);
         Progress {
-            total,
-            started: Instant::now(),
-            last_draw: None,
-            enabled,
+            bar,
+            clock: clock.clone(),
+            lost,
         }
     }
 
-    /// Redraws the bar if enough time has passed since the last redraw.
-    pub fn update(&mut self, done: u64, lost: u64) {
-        if !self.enabled {
-            return;
-        }
-        let now = Instant::now();
-        if self
-            .last_draw
-            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last_draw = Some(now);
-        let line = bar(done, lost, self.total, now.duration_since(self.started));
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "\r{line}\x1b[K");
-        let _ = err.flush();
+    /// `done` bytes of the source gone through, `lost` of them lost.
+    pub fn update(&self, done: u64, lost: u64) {
+        self.lost.store(lost, Ordering::Relaxed);
+        self.bar.set_position(done);
     }
 
-    /// Draws the final state and ends the line.
-    pub fn finish(&mut self, done: u64, lost: u64) {
-        if self.enabled {
-            self.last_draw = None;
-            self.update(done, lost);
-            eprintln!();
-        }
+    /// Stops the clock and draws the last frame, with the summary's rate.
+    pub fn finish(&self, done: u64, lost: u64) {
+        self.clock.stop();
+        self.lost.store(lost, Ordering::Relaxed);
+        self.bar.set_position(done);
+        self.bar.finish();
     }
 }
 
-/// One line: `[#####.....]  50.0%  512.0 MiB / 1.0 GiB  1 lost (4.0 KiB)  800.0 MiB/s`.
-pub fn bar(done: u64, lost: u64, total: u64, elapsed: Duration) -> String {
-    let fraction = if total == 0 {
-        1.0
-    } else {
-        done as f64 / total as f64
-    };
-    let filled = ((fraction * WIDTH as f64) as usize).min(WIDTH);
-    let rate = done as f64 / elapsed.as_secs_f64().max(1e-6);
-    format!(
-        "[{}{}] {:5.1}%  {} / {}  lost {}  {}/s",
-        "#".repeat(filled),
-        ".".repeat(WIDTH - filled),
-        fraction * 100.0,
-        human(done),
-        human(total),
-        human(lost),
-        human(rate as u64)
-    )
+/// A draw target for stderr when it is not a terminal: one line per frame.
+#[derive(Debug, Default)]
+struct Lines {
+    /// A frame was written since the last newline.
+    open: AtomicBool,
+}
+
+impl TermLike for Lines {
+    fn width(&self) -> u16 {
+        100
+    }
+
+    fn move_cursor_up(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_down(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_right(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn move_cursor_left(&self, _: usize) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn write_line(&self, s: &str) -> io::Result<()> {
+        self.open.store(false, Ordering::Relaxed);
+        writeln!(io::stderr(), "{}", s.trim_end())
+    }
+
+    fn write_str(&self, s: &str) -> io::Result<()> {
+        self.open.store(true, Ordering::Relaxed);
+        write!(io::stderr(), "{}", s.trim_end())
+    }
+
+    fn clear_line(&self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Ends the frame's line: a pipe or a log file gets one line per frame.
+    fn flush(&self) -> io::Result<()> {
+        if self.open.swap(false, Ordering::Relaxed) {
+            writeln!(io::stderr())?;
+        }
+        io::stderr().flush()
+    }
 }
 
 /// Bytes in binary units with one decimal: `4.0 KiB`, `1.5 GiB`.
@@ -93,22 +199,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_bar_fills_with_progress() {
-        let half = bar(50, 0, 100, Duration::from_secs(1));
-        assert!(half.starts_with(&format!("[{}{}]", "#".repeat(15), ".".repeat(15))));
-        assert!(half.contains(" 50.0%"), "{half}");
-        let done = bar(100, 4096, 100, Duration::from_secs(1));
-        assert!(
-            done.contains("100.0%") && done.contains("lost 4.0 KiB"),
-            "{done}"
-        );
-        assert!(bar(0, 0, 0, Duration::ZERO).contains("100.0%"));
-    }
-
-    #[test]
     fn sizes_read_in_binary_units() {
         assert_eq!(human(0), "0 B");
         assert_eq!(human(4096), "4.0 KiB");
         assert_eq!(human(3 << 29), "1.5 GiB");
+    }
+
+    #[test]
+    fn a_stopped_clock_keeps_its_duration_and_the_rate_follows_it() {
+        let clock = Clock::start();
+        std::thread::sleep(Duration::from_millis(5));
+        let took = clock.stop();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.elapsed(), took);
+        assert_eq!(clock.stop(), took);
+        assert_eq!(rate(3 << 20, Duration::from_secs(2)), "1.5 MiB/s");
     }
 }

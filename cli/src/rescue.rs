@@ -1,98 +1,70 @@
-//! `mcsafe rescue SRC DST`: copy through a read-only mapping with
-//! `mcsafe::copy_mc`, skipping lost pages instead of dying, and write a map of
-//! the good and lost ranges.
+//! `mcsafe rescue SRC DST`: copy SRC through a read-only `MappedRegion` with
+//! its lossy read, block by block: lost pages become holes (zeros) in DST and
+//! ranges in a map, in GNU ddrescue's mapfile format (`docs/cli.md`).
 //!
-//! # The map
+//! Nothing is touched before every check has passed: SRC is a file or a
+//! device, not a directory; SRC, DST and the map are three different files
+//! (same device and inode, through links too); an existing DST or map is
+//! overwritten only with `--force`.
 //!
-//! GNU ddrescue's mapfile format, so that its tools (`ddrescuelog`) read it:
-//!
-//! ```text
-//! # Mapfile. Created by mcsafe rescue 0.1.0
-//! # Command line: mcsafe rescue data.bin copy.bin
-//! # current_pos  current_status  current_pass
-//! 0x00000000     +               1
-//! #      pos        size  status
-//! 0x00000000  0x00002000  +
-//! 0x00002000  0x00002000  -
-//! 0x00004000  0x00002000  +
-//! # lost ranges and why:
-//! #   0x00002000  0x00002000  BUS_ADRERR: no memory at address
-//! ```
-//!
-//! Lines starting with `#` are comments. The status line says the run is
-//! finished (`+`, pass 1). Each data line is a range of the source: position
-//! and size in bytes (hexadecimal), and `+` (copied) or `-` (lost: left as
-//! zeros in DST). The ranges cover the source in order, without gaps. The
-//! closing comments give the fault kind of each lost range.
+//! Tests: `cli/tests/cli.rs` (end to end, each map checked by `ddrescuelog`).
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
 
-use mcsafe::{FaultKind, Side};
+use mcsafe::{FaultKind, MappedRegion, Side};
 
-use crate::progress::{Progress, human};
-use crate::{EXIT_IO, EXIT_LOST, parse_bytes};
+use crate::progress::{Clock, Progress, human, rate};
+use crate::{EXIT_IO, EXIT_LOST, EXIT_USAGE, parse_bytes};
 
-/// `rescue`'s command line.
-#[derive(Debug)]
-pub struct Options {
+/// `rescue`'s command line (its help text is the `Rescue` variant's doc in
+/// `main.rs`).
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The file or device to rescue.
     pub src: PathBuf,
+    /// Where the copy goes. Must not exist, unless --force.
     pub dst: PathBuf,
+    /// Where the map of good and lost ranges goes [default: DST.map].
+    #[arg(long, value_name = "FILE")]
     pub map: Option<PathBuf>,
+    /// Bytes to copy [default: the size of SRC]. Mapping past the end of a
+    /// file loses the pages there. Takes K, M, G, T suffixes (powers of 1024).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     pub size: Option<u64>,
+    /// Bytes per lossy read.
+    #[arg(long, value_name = "BYTES", value_parser = parse_block, default_value = "1M")]
     pub block: usize,
-    pub progress: Option<bool>,
+    /// Overwrite DST and the map if they exist (a regular DST is truncated
+    /// first, so that lost ranges read as zeros).
+    #[arg(long, short)]
+    pub force: bool,
+    /// Always draw the progress bar on stderr [default: when stderr is a
+    /// terminal and SRC is at least 16 MiB].
+    #[arg(long, overrides_with = "no_progress")]
+    pub progress: bool,
+    /// Never draw the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
-const DEFAULT_BLOCK: usize = 1 << 20;
+fn parse_block(text: &str) -> Result<usize, String> {
+    usize::try_from(parse_bytes(text)?)
+        .ok()
+        .filter(|&b| b > 0)
+        .ok_or_else(|| "must be at least 1 byte".into())
+}
+
 /// Inputs at least this large get a progress bar when stderr is a terminal.
 const PROGRESS_FROM: u64 = 16 << 20;
 
-impl Options {
-    pub fn parse(args: &[String]) -> Result<Options, String> {
-        let mut paths = Vec::new();
-        let (mut map, mut size, mut block, mut progress) = (None, None, DEFAULT_BLOCK, None);
-        let mut it = args.iter();
-        while let Some(arg) = it.next() {
-            let mut value = |name: &str| {
-                it.next()
-                    .cloned()
-                    .ok_or_else(|| format!("{name} needs a value"))
-            };
-            match arg.as_str() {
-                "--map" => map = Some(PathBuf::from(value("--map")?)),
-                "--size" => size = Some(parse_bytes(&value("--size")?)?),
-                "--block" => {
-                    block = usize::try_from(parse_bytes(&value("--block")?)?)
-                        .ok()
-                        .filter(|&b| b > 0)
-                        .ok_or("--block must be at least 1 byte")?
-                }
-                "--progress" => progress = Some(true),
-                "--no-progress" => progress = Some(false),
-                flag if flag.starts_with("--") => return Err(format!("unknown option {flag}")),
-                path => paths.push(PathBuf::from(path)),
-            }
-        }
-        let [src, dst]: [PathBuf; 2] = paths
-            .try_into()
-            .map_err(|_| "rescue needs exactly two paths: SRC DST".to_string())?;
-        Ok(Options {
-            src,
-            dst,
-            map,
-            size,
-            block,
-            progress,
-        })
-    }
-
+impl Args {
     fn map_path(&self) -> PathBuf {
         self.map.clone().unwrap_or_else(|| {
             let mut name = self.dst.clone().into_os_string();
@@ -100,6 +72,38 @@ impl Options {
             PathBuf::from(name)
         })
     }
+
+    fn progress_wanted(&self, size: u64) -> bool {
+        match (self.progress, self.no_progress) {
+            (true, _) => true,
+            (_, true) => false,
+            _ => io::IsTerminal::is_terminal(&io::stderr()) && size >= PROGRESS_FROM,
+        }
+    }
+}
+
+/// Why a rescue did not run to the end: refused before touching anything, or
+/// stopped by an I/O error. One line each.
+#[derive(Debug)]
+pub enum Failure {
+    Refused(String),
+    Io(String),
+}
+
+impl Failure {
+    fn exit(&self) -> ExitCode {
+        let (status, text) = match self {
+            Failure::Refused(text) => (EXIT_USAGE, text),
+            Failure::Io(text) => (EXIT_IO, text),
+        };
+        eprintln!("mcsafe rescue: {text}");
+        ExitCode::from(status)
+    }
+}
+
+/// `context` for an I/O error.
+fn io(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> Failure {
+    move |e| Failure::Io(format!("{what}: {e}"))
 }
 
 /// A range of the source: copied, or lost with the kind of its fault.
@@ -132,11 +136,7 @@ impl Report {
     }
 
     pub fn lost_bytes(&self) -> u64 {
-        self.ranges
-            .iter()
-            .filter(|r| r.lost.is_some())
-            .map(|r| r.len)
-            .sum()
+        self.lost_ranges().map(|r| r.len).sum()
     }
 
     pub fn lost_ranges(&self) -> impl Iterator<Item = &Range> {
@@ -144,41 +144,28 @@ impl Report {
     }
 }
 
-pub fn run(options: &Options) -> ExitCode {
-    let started = Instant::now();
-    let report = match rescue(options) {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("mcsafe rescue: {e}");
-            return ExitCode::from(EXIT_IO);
-        }
+pub fn run(args: &Args) -> ExitCode {
+    let command = command_line(std::env::args_os());
+    let (report, map_path, took) = match rescue(args, &command) {
+        Ok(done) => done,
+        Err(failure) => return failure.exit(),
     };
-    let map_path = options.map_path();
-    let command = format!(
-        "mcsafe rescue {} {}",
-        options.src.display(),
-        options.dst.display()
-    );
-    if let Err(e) = fs::write(&map_path, mapfile(&report, &command)) {
-        eprintln!(
-            "mcsafe rescue: cannot write the map {}: {e}",
-            map_path.display()
-        );
-        return ExitCode::from(EXIT_IO);
-    }
-    let seconds = started.elapsed().as_secs_f64();
     let lost = report.lost_bytes();
     let copied = report.size - lost;
     println!(
         "mcsafe rescue: {} -> {}",
-        options.src.display(),
-        options.dst.display()
+        args.src.display(),
+        args.dst.display()
     );
     println!(
-        "  copied  {copied} of {} bytes ({:.2}%) in {seconds:.2} s ({}/s)",
+        "  read    {} bytes in {:.2} s ({})",
         report.size,
-        percent(copied, report.size),
-        human((copied as f64 / seconds.max(1e-6)) as u64)
+        took.as_secs_f64(),
+        rate(report.size, took)
+    );
+    println!(
+        "  copied  {copied} bytes ({:.2}%)",
+        percent(copied, report.size)
     );
     let lost_ranges = report.lost_ranges().count();
     if lost == 0 {
@@ -209,6 +196,12 @@ pub fn run(options: &Options) -> ExitCode {
     }
 }
 
+/// The command line as a shell would read it back, for the map.
+fn command_line(args: impl Iterator<Item = OsString>) -> String {
+    let words: Vec<String> = args.map(|a| a.to_string_lossy().into_owned()).collect();
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+}
+
 fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         100.0
@@ -226,7 +219,7 @@ fn kind_name(kind: Option<FaultKind>) -> &'static str {
     }
 }
 
-/// The map of `report` in GNU ddrescue's mapfile format (see the module docs).
+/// The map of `report` in GNU ddrescue's mapfile format (see `docs/cli.md`).
 pub fn mapfile(report: &Report, command: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -257,10 +250,9 @@ pub fn mapfile(report: &Report, command: &str) -> String {
     out
 }
 
-/// The size of `file`: its length, or a block device's capacity, or a DAX
-/// character device's size from sysfs.
-fn source_size(file: &File) -> io::Result<u64> {
-    let meta = file.metadata()?;
+/// The size of the source: a file's length, a block device's capacity, or a
+/// DAX character device's size from sysfs.
+fn source_size(meta: &Metadata, file: &File) -> Result<u64, String> {
     let kind = meta.file_type();
     if kind.is_file() {
         return Ok(meta.len());
@@ -270,144 +262,195 @@ fn source_size(file: &File) -> io::Result<u64> {
         let mut size = 0u64;
         // SAFETY: BLKGETSIZE64 writes one u64 to the pointer.
         if unsafe { libc::ioctl(file.as_raw_fd(), BLKGETSIZE64, &mut size) } != 0 {
-            return Err(io::Error::last_os_error());
+            return Err(format!(
+                "cannot read the size of the block device: {}",
+                io::Error::last_os_error()
+            ));
         }
         return Ok(size);
     }
     if kind.is_char_device() {
         let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
         let sysfs = format!("/sys/dev/char/{major}:{minor}/size");
-        if let Ok(text) = fs::read_to_string(&sysfs) {
-            if let Ok(size) = text.trim().parse() {
-                return Ok(size);
+        if let Some(size) = fs::read_to_string(&sysfs)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return Ok(size);
+        }
+    }
+    Err("cannot tell the size of this kind of file: give --size".into())
+}
+
+/// The identity of an existing file (following links), or `None`.
+fn identity(path: &Path) -> Option<(u64, u64)> {
+    fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// Whether two paths name the same file: the same device and inode if both
+/// exist, else the same place once their directories are resolved.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (identity(a), identity(b)) {
+        (Some(x), Some(y)) => x == y,
+        (None, None) => place(a) == place(b),
+        _ => false,
+    }
+}
+
+fn place(path: &Path) -> Option<PathBuf> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    Some(fs::canonicalize(dir).ok()?.join(path.file_name()?))
+}
+
+/// Every check before anything is written: the refusals of the module docs.
+fn check(args: &Args, src_meta: &Metadata, map: &Path) -> Result<(), Failure> {
+    let src = &args.src;
+    if src_meta.is_dir() {
+        return Err(Failure::Refused(format!(
+            "{} is a directory: rescue copies a file or a device",
+            src.display()
+        )));
+    }
+    let refuse = |a: &Path, b: &Path, what: &str| {
+        Failure::Refused(format!(
+            "{} and {} are the same file ({what}): rescue never writes over what it reads \
+             or has written",
+            a.display(),
+            b.display()
+        ))
+    };
+    let src_id = (src_meta.dev(), src_meta.ino());
+    if identity(&args.dst) == Some(src_id) {
+        return Err(refuse(src, &args.dst, "SRC and DST"));
+    }
+    if identity(map) == Some(src_id) {
+        return Err(refuse(src, map, "SRC and the map"));
+    }
+    if same_file(&args.dst, map) {
+        return Err(refuse(&args.dst, map, "DST and the map"));
+    }
+    if !args.force {
+        for (path, what) in [(&args.dst, "DST"), (&map.to_path_buf(), "the map")] {
+            if fs::symlink_metadata(path).is_ok() {
+                return Err(Failure::Refused(format!(
+                    "{what} {} exists: give --force to overwrite it",
+                    path.display()
+                )));
             }
         }
     }
-    Err(io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "cannot tell the size of the source: give --size",
-    ))
+    Ok(())
 }
 
-/// A read-only shared mapping, unmapped on drop.
-struct Mapped {
-    base: *const u8,
-    len: usize,
-}
-
-impl Drop for Mapped {
-    fn drop(&mut self) {
-        // SAFETY: our own mapping.
-        unsafe { libc::munmap(self.base as *mut _, self.len) };
+/// Opens DST for the copy: a new file of `size` bytes, or with `--force` an
+/// existing one (a regular file truncated to `size`, a device as it is).
+fn open_destination(args: &Args, size: u64) -> Result<File, Failure> {
+    let name = args.dst.display();
+    let existing = fs::metadata(&args.dst).ok();
+    let dst = match &existing {
+        None => OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&args.dst),
+        Some(_) => OpenOptions::new().write(true).open(&args.dst),
     }
-}
-
-fn map_source(file: &File, len: usize) -> io::Result<Mapped> {
-    // SAFETY: a fresh read-only mapping of an open file; it is read only
-    // through mcsafe::copy_mc, never through a Rust reference.
-    let base = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    if base == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Mapped {
-        base: base.cast(),
-        len,
-    })
-}
-
-fn context(what: String) -> impl FnOnce(io::Error) -> io::Error {
-    move |e| io::Error::new(e.kind(), format!("{what}: {e}"))
-}
-
-/// Copies `options.src` to `options.dst`, range by range; the good and lost ranges.
-pub fn rescue(options: &Options) -> io::Result<Report> {
-    let src_name = options.src.display().to_string();
-    let dst_name = options.dst.display().to_string();
-    let src = File::open(&options.src).map_err(context(format!("cannot open {src_name}")))?;
-    let size = match options.size {
-        Some(size) => size,
-        None => source_size(&src).map_err(context(src_name.clone()))?,
-    };
-    let dst = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&options.dst)
-        .map_err(context(format!("cannot open {dst_name}")))?;
-    if dst.metadata()?.file_type().is_file() {
+    .map_err(io(format_args!("cannot open {name}")))?;
+    if existing.is_none_or(|m| m.is_file()) {
         // Lost ranges stay holes: zeros, taking no space.
         dst.set_len(0)
             .and_then(|()| dst.set_len(size))
-            .map_err(context(format!("cannot size {dst_name}")))?;
+            .map_err(io(format_args!("cannot size {name}")))?;
     }
-    let mut report = Report {
-        size,
-        ranges: Vec::new(),
+    Ok(dst)
+}
+
+/// The whole rescue: checks, the copy, the map. Returns the report, the
+/// map's path and how long the copy took.
+fn rescue(args: &Args, command: &str) -> Result<(Report, PathBuf, std::time::Duration), Failure> {
+    let src_name = args.src.display();
+    let src = File::open(&args.src).map_err(io(format_args!("cannot open {src_name}")))?;
+    let src_meta = src
+        .metadata()
+        .map_err(io(format_args!("cannot stat {src_name}")))?;
+    let map_path = args.map_path();
+    check(args, &src_meta, &map_path)?;
+    let size = match args.size {
+        Some(size) => size,
+        None => source_size(&src_meta, &src)
+            .map_err(|e| Failure::Refused(format!("{src_name}: {e}")))?,
     };
-    if size == 0 {
-        return Ok(report);
-    }
     let len = usize::try_from(size)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "source too large"))?;
-    let map = map_source(&src, len).map_err(context(format!("cannot map {src_name}")))?;
-    // SAFETY: isatty has no preconditions.
-    let on_terminal = unsafe { libc::isatty(2) } == 1;
-    let mut progress = Progress::new(
-        size,
-        options
-            .progress
-            .unwrap_or(on_terminal && size >= PROGRESS_FROM),
-    );
-    let mut buf = vec![0u8; options.block.min(len)];
-    let mut at = 0usize;
-    while at < len {
-        let n = buf.len().min(len - at);
-        let src_at = map.base.wrapping_add(at);
-        // SAFETY: `src_at..+n` lies inside the live mapping and is read only by
-        // copy_mc; `buf` is our own heap buffer. Lost pages raise SIGBUS, which
-        // copy_mc turns into an error.
-        let result = unsafe { mcsafe::copy_mc(buf.as_mut_ptr(), src_at, n) };
-        let (good, lost) = match result {
-            Ok(()) => (n, None),
-            Err(fault) => {
-                if fault.side() != Side::Source {
-                    return Err(io::Error::other(format!(
-                        "unexpected fault in the copy buffer: {fault}"
-                    )));
-                }
-                // The lost granule, as offsets in the source: from the first
-                // byte not copied to the end of the granule (a huge page may
-                // end past this block).
-                let granule_start = fault.addr() & !(fault.granule() - 1);
-                let granule_end = granule_start.saturating_add(fault.granule());
-                let lost_end = (granule_end.saturating_sub(map.base as usize)).min(len);
-                let lost_start = at + fault.copied();
-                (
-                    fault.copied(),
-                    Some((lost_start, lost_end.max(lost_start + 1), fault.kind())),
-                )
+        .map_err(|_| Failure::Refused(format!("{src_name}: too large to map ({size} bytes)")))?;
+    let dst = open_destination(args, size)?;
+    let clock = Clock::start();
+    let progress = Progress::new(size, args.progress_wanted(size), &clock);
+    let report = if len == 0 {
+        Report::default()
+    } else {
+        // SAFETY: the map goes straight into the region, which reads it only
+        // through mcsafe; no slice of it is ever formed. The file may shrink
+        // or go bad under it: that is what the region survives.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&src) }
+            .map_err(io(format_args!("cannot map {src_name}")))?;
+        copy_region(&MappedRegion::from_mmap(map), &dst, args, &progress)?
+    };
+    let report = Report { size, ..report };
+    progress.finish(size, report.lost_bytes());
+    let took = clock.stop();
+    fs::write(&map_path, mapfile(&report, command)).map_err(io(format_args!(
+        "cannot write the map {}",
+        map_path.display()
+    )))?;
+    Ok((report, map_path, took))
+}
+
+/// Copies the region to `dst` in blocks with the lossy read: good bytes are
+/// written, lost ones left alone (holes in a new file).
+fn copy_region(
+    region: &MappedRegion,
+    dst: &File,
+    args: &Args,
+    progress: &Progress,
+) -> Result<Report, Failure> {
+    let size = region.len() as u64;
+    let write = |bytes: &[u8], at: u64| {
+        dst.write_all_at(bytes, at)
+            .map_err(io(format_args!("cannot write {}", args.dst.display())))
+    };
+    let mut report = Report::default();
+    let mut buf = vec![0u8; args.block.min(region.len())];
+    let mut at = 0u64;
+    while at < size {
+        let n = buf.len().min((size - at) as usize);
+        let block = &mut buf[..n];
+        let lost = region
+            .read_lossy_at(at, block)
+            .map_err(io("cannot read the source"))?;
+        let mut good = 0;
+        for l in &lost {
+            if l.side() != Side::Source {
+                return Err(Failure::Io(format!("the copy buffer itself faulted: {l}")));
             }
-        };
-        dst.write_all_at(&buf[..good], at as u64)
-            .map_err(context(format!("cannot write {dst_name}")))?;
-        report.push(at as u64, good as u64, None);
-        at += good;
-        if let Some((start, end, kind)) = lost {
-            report.push(start as u64, (end - start) as u64, Some(kind));
-            at = end;
+            write(&block[good..l.range().start], at + good as u64)?;
+            report.push(at + good as u64, (l.range().start - good) as u64, None);
+            report.push(l.in_region().start, l.len() as u64, Some(l.kind()));
+            good = l.range().end;
         }
-        progress.update(at as u64, report.lost_bytes());
+        write(&block[good..], at + good as u64)?;
+        report.push(at + good as u64, (n - good) as u64, None);
+        let mut next = at + n as u64;
+        // A lost huge page may go on past the block: skip the rest of it
+        // rather than touch it again.
+        if let Some(last) = lost.last().filter(|l| l.skip_to() > next) {
+            report.push(next, last.skip_to() - next, Some(last.kind()));
+            next = last.skip_to();
+        }
+        at = next;
+        progress.update(at, report.lost_bytes());
     }
-    progress.finish(at as u64, report.lost_bytes());
     Ok(report)
 }
 
@@ -444,17 +487,11 @@ mod tests {
     }
 
     #[test]
-    fn options_need_two_paths_and_known_flags() {
-        let args = |s: &str| s.split_whitespace().map(String::from).collect::<Vec<_>>();
-        let o = Options::parse(&args("--size 8K a --block 4K b --no-progress")).unwrap();
+    fn the_command_line_is_quoted_as_a_shell_reads_it() {
+        let args = ["mcsafe", "rescue", "--map", "my map", "a'b", "c"].map(OsString::from);
         assert_eq!(
-            (o.size, o.block, o.progress),
-            (Some(8192), 4096, Some(false))
+            command_line(args.into_iter()),
+            r#"mcsafe rescue --map 'my map' "a'b" c"#
         );
-        assert_eq!(o.map_path(), PathBuf::from("b.map"));
-        assert!(Options::parse(&args("a b c")).is_err());
-        assert!(Options::parse(&args("a --size")).is_err());
-        assert!(Options::parse(&args("--block 0 a b")).is_err());
-        assert!(Options::parse(&args("--frob a b")).is_err());
     }
 }

@@ -1,20 +1,31 @@
 //! The `mcsafe` binary end to end: `rescue` over files with pages lost in the
 //! middle (holes of a full tmpfs, `BUS_ADRERR`), past the end (a mapping longer
 //! than the file, as after a truncation), and, where the kernel allows it,
-//! hardware-poisoned pages (`MADV_HWPOISON`, `BUS_MCEERR_AR`); `probe`; `bench`;
-//! usage and I/O errors with their exit statuses.
+//! hardware-poisoned pages (`MADV_HWPOISON`, `BUS_MCEERR_AR`); what it refuses
+//! before touching anything (SRC and DST the same file, through links too; an
+//! existing DST or map without `--force`; a directory); `--help`, `--version`,
+//! one-line errors and exit statuses; the progress bar; `probe`; `bench`.
+//! Every map a test writes is read back by GNU `ddrescuelog` (Debian package
+//! `gddrescue`; CI installs it, elsewhere its checks say NOT RUN).
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use mcsafe::inject::{self, FullTmpfsFile, HwPoisonMapping, Method};
 
 const PAGE: usize = 4096;
+const P: u64 = PAGE as u64;
 
 fn mcsafe(args: &[&str]) -> Output {
+    mcsafe_in(Path::new("."), args)
+}
+
+fn mcsafe_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mcsafe"))
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("run mcsafe")
 }
@@ -28,6 +39,10 @@ fn scratch(name: &str) -> PathBuf {
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
 }
 
 fn in_ci() -> bool {
@@ -50,19 +65,67 @@ fn page_byte(i: usize) -> u8 {
     (i as u8).wrapping_mul(37).wrapping_add(11)
 }
 
-/// The data lines of a map: (pos, size, status).
+/// The data lines of a map: (pos, size, status), after checking the status
+/// line, and after GNU ddrescuelog has read the map and listed the same
+/// lost 4 KiB blocks (where it is installed; CI installs it).
 fn map_lines(map: &Path) -> Vec<(u64, u64, char)> {
     let text = fs::read_to_string(map).unwrap();
     let mut lines = text.lines().filter(|l| !l.starts_with('#'));
     let status = lines.next().expect("status line");
     assert!(status.ends_with("+               1"), "{status}");
-    lines
+    let data: Vec<(u64, u64, char)> = lines
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap();
             (hex(f[0]), hex(f[1]), f[2].chars().next().unwrap())
         })
-        .collect()
+        .collect();
+    let lost_blocks: Vec<u64> = data
+        .iter()
+        .filter(|d| d.2 == '-')
+        .flat_map(|&(pos, len, _)| pos / P..(pos + len).div_ceil(P))
+        .collect();
+    assert_eq!(ddrescuelog_lost_blocks(map), lost_blocks.into(), "{text}");
+    data
+}
+
+/// The lost blocks ddrescuelog lists in `map` (`-b 4096 -l-`), or `None`
+/// (after saying why) where it is not installed. Fails on a map it rejects.
+fn ddrescuelog_lost_blocks(map: &Path) -> Option<Vec<u64>> {
+    let out = match Command::new("ddrescuelog")
+        .args(["-b", "4096", "-l-", s(map)])
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) if in_ci() => panic!("ddrescuelog: {e} (CI installs gddrescue)"),
+        Err(e) => {
+            eprintln!(
+                "NOT RUN: the ddrescuelog check of {}: {e} (apt-get install gddrescue)",
+                map.display()
+            );
+            return None;
+        }
+    };
+    assert!(
+        out.status.success(),
+        "ddrescuelog rejects {}: {}\n{}",
+        map.display(),
+        text(&out.stderr),
+        fs::read_to_string(map).unwrap()
+    );
+    Some(
+        text(&out.stdout)
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect(),
+    )
+}
+
+/// The one line a failing command wrote on stderr.
+fn one_line_error(out: &Output) -> String {
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "not one line: {stderr:?}");
+    stderr.trim_end().to_string()
 }
 
 #[test]
@@ -79,9 +142,9 @@ fn rescue_skips_lost_pages_in_the_middle_of_a_file_and_maps_them() {
         "--block",
         "8K",
         "--map",
-        map.to_str().unwrap(),
-        file.path().to_str().unwrap(),
-        dst.to_str().unwrap(),
+        s(&map),
+        s(file.path()),
+        s(&dst),
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "lost data is exit 1:\n{stdout}");
@@ -93,15 +156,14 @@ fn rescue_skips_lost_pages_in_the_middle_of_a_file_and_maps_them() {
         let want = if lost.contains(&i) { 0 } else { page_byte(i) };
         assert!(page.iter().all(|&b| b == want), "page {i} of the copy");
     }
-    let p = PAGE as u64;
     assert_eq!(
         map_lines(&map),
         [
-            (0, 3 * p, '+'),
-            (3 * p, 2 * p, '-'),
-            (5 * p, 4 * p, '+'),
-            (9 * p, p, '-'),
-            (10 * p, 2 * p, '+'),
+            (0, 3 * P, '+'),
+            (3 * P, 2 * P, '-'),
+            (5 * P, 4 * P, '+'),
+            (9 * P, P, '-'),
+            (10 * P, 2 * P, '+'),
         ]
     );
     assert!(fs::read_to_string(&map).unwrap().contains("BUS_ADRERR"));
@@ -115,40 +177,61 @@ fn rescue_of_an_intact_file_is_an_exact_copy_and_exit_0() {
     let data: Vec<u8> = (0..300_001u32).map(|i| (i * 7 + i / 255) as u8).collect();
     fs::write(&src, &data).unwrap();
     let dst = dir.join("dst.bin");
-    let out = mcsafe(&["rescue", src.to_str().unwrap(), dst.to_str().unwrap()]);
+    let out = mcsafe(&["rescue", s(&src), s(&dst)]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("lost    nothing"));
     assert_eq!(fs::read(&dst).unwrap(), data);
     // The default map sits next to the copy.
     assert_eq!(map_lines(&dir.join("dst.bin.map")), [(0, 300_001, '+')]);
+    // An empty source: an empty copy and a map ddrescuelog accepts.
+    let empty = dir.join("empty");
+    fs::write(&empty, b"").unwrap();
+    let out = mcsafe(&["rescue", s(&empty), s(&dir.join("empty.copy"))]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(fs::metadata(dir.join("empty.copy")).unwrap().len(), 0);
+    assert_eq!(map_lines(&dir.join("empty.copy.map")), []);
     fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
-fn rescue_past_the_end_of_a_file_loses_the_unbacked_pages() {
+fn rescue_past_the_end_of_a_file_loses_the_unbacked_pages_and_the_map_says_how_it_ran() {
     // A mapping longer than its file is what a file truncated under a reader
     // looks like: the pages past the end raise BUS_ADRERR.
     let dir = scratch("past-end");
     let src = dir.join("src.bin");
     fs::write(&src, vec![0x5a; 2 * PAGE + 100]).unwrap();
     let dst = dir.join("dst.bin");
+    let map = dir.join("the map");
     let out = mcsafe(&[
         "rescue",
         "--size",
         "20K",
-        src.to_str().unwrap(),
-        dst.to_str().unwrap(),
+        "--block",
+        "8K",
+        "--map",
+        s(&map),
+        s(&src),
+        s(&dst),
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let copy = fs::read(&dst).unwrap();
     assert_eq!(copy.len(), 5 * PAGE);
     assert!(copy[..2 * PAGE + 100].iter().all(|&b| b == 0x5a));
     assert!(copy[2 * PAGE + 100..].iter().all(|&b| b == 0));
-    let p = PAGE as u64;
-    assert_eq!(
-        map_lines(&dir.join("dst.bin.map")),
-        [(0, 3 * p, '+'), (3 * p, 2 * p, '-')]
+    assert_eq!(map_lines(&map), [(0, 3 * P, '+'), (3 * P, 2 * P, '-')]);
+    // The whole command line, quoted as a shell reads it back.
+    let recorded = fs::read_to_string(&map).unwrap();
+    let line = recorded
+        .lines()
+        .find_map(|l| l.strip_prefix("# Command line: "))
+        .unwrap();
+    let want = format!(
+        "rescue --size 20K --block 8K --map '{}' {} {}",
+        s(&map),
+        s(&src),
+        s(&dst)
     );
+    assert!(line.ends_with(&want), "{line:?} does not end with {want:?}");
     fs::remove_dir_all(dir).unwrap();
 }
 
@@ -171,54 +254,255 @@ fn rescue_skips_a_hardware_poisoned_page_where_the_kernel_allows_it() {
     let dir = scratch("hwpoison");
     let dst = dir.join("dst.bin");
     let path = map.path();
-    let out = mcsafe(&["rescue", path.to_str().unwrap(), dst.to_str().unwrap()]);
+    let out = mcsafe(&["rescue", s(&path), s(&dst)]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    let p = PAGE as u64;
     assert_eq!(
         map_lines(&dir.join("dst.bin.map")),
-        [(0, 2 * p, '+'), (2 * p, p, '-'), (3 * p, p, '+')]
+        [(0, 2 * P, '+'), (2 * P, P, '-'), (3 * P, P, '+')]
     );
     assert!(text(&out.stdout).contains("BUS_MCEERR_AR"));
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// Issue 14: `mcsafe rescue F F` zeroed F and said it lost nothing.
 #[test]
-fn the_progress_bar_is_drawn_on_request_and_not_into_a_pipe() {
-    let dir = scratch("progress");
-    let src = dir.join("src.bin");
-    fs::write(&src, vec![1u8; 64 * 1024]).unwrap();
-    let dst = dir.join("dst.bin");
-    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
-    let drawn = mcsafe(&["rescue", "--progress", s, d]);
-    let stderr = text(&drawn.stderr);
-    assert!(
-        stderr.contains(&format!("[{}]", "#".repeat(30))),
-        "{stderr}"
+fn rescue_refuses_src_and_dst_that_are_the_same_file_and_touches_nothing() {
+    let dir = scratch("same");
+    let src = dir.join("data.bin");
+    let data = vec![0xc3u8; 3 * PAGE];
+    fs::write(&src, &data).unwrap();
+    let hard = dir.join("hard.bin");
+    fs::hard_link(&src, &hard).unwrap();
+    let soft = dir.join("soft.bin");
+    std::os::unix::fs::symlink(&src, &soft).unwrap();
+    let modified = fs::metadata(&src).unwrap().mtime_nsec();
+    for dst in [&src, &hard, &soft] {
+        for force in [false, true] {
+            let mut args = vec!["rescue", s(&src), s(dst)];
+            if force {
+                args.insert(1, "--force");
+            }
+            let out = mcsafe(&args);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{args:?}: {}",
+                text(&out.stdout)
+            );
+            let error = one_line_error(&out);
+            assert!(error.contains("are the same file (SRC and DST)"), "{error}");
+        }
+    }
+    // The map may not be SRC either, named or by default (DST + ".map").
+    let out = mcsafe(&[
+        "rescue",
+        "--map",
+        s(&hard),
+        s(&src),
+        s(&dir.join("new.bin")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("(SRC and the map)"));
+    let out = mcsafe(&["rescue", s(&dir.join("x.map")), s(&dir.join("x"))]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "x.map does not exist: cannot open it"
     );
-    assert!(stderr.contains("100.0%"), "{stderr}");
-    // stderr is a pipe here: no bar unless asked.
-    let quiet = mcsafe(&["rescue", s, d]);
-    assert!(
-        !text(&quiet.stderr).contains('['),
-        "{}",
-        text(&quiet.stderr)
-    );
+    fs::copy(&src, dir.join("x.map")).unwrap();
+    let out = mcsafe(&[
+        "rescue",
+        "--force",
+        s(&dir.join("x.map")),
+        s(&dir.join("x")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("(SRC and the map)"));
+    // Nor DST.
+    let out = mcsafe(&[
+        "rescue",
+        "--map",
+        s(&dir.join("y")),
+        s(&src),
+        s(&dir.join("y")),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("(DST and the map)"));
+    // Nothing was touched: SRC as it was, no copy, no map.
+    assert_eq!(fs::read(&src).unwrap(), data);
+    assert_eq!(fs::metadata(&src).unwrap().mtime_nsec(), modified);
+    for never in [
+        "new.bin",
+        "new.bin.map",
+        "x",
+        "x.map.map",
+        "y",
+        "data.bin.map",
+    ] {
+        assert!(!dir.join(never).exists(), "{never} was written");
+    }
     fs::remove_dir_all(dir).unwrap();
 }
 
+/// Issue 14: an existing, larger DST was silently cut.
 #[test]
-fn usage_and_io_errors_have_their_own_exit_statuses() {
-    let usage = mcsafe(&["rescue", "only-one-path"]);
-    assert_eq!(usage.status.code(), Some(2));
-    assert!(text(&usage.stderr).contains("exactly two paths"));
-    assert_eq!(mcsafe(&["frobnicate"]).status.code(), Some(2));
-    assert_eq!(mcsafe(&[]).status.code(), Some(2));
+fn rescue_overwrites_an_existing_dst_or_map_only_with_force() {
+    let dir = scratch("existing");
+    let src = dir.join("src.bin");
+    fs::write(&src, vec![1u8; 2 * PAGE]).unwrap();
+    let dst = dir.join("dst.bin");
+    let old = vec![9u8; 5 * PAGE];
+    fs::write(&dst, &old).unwrap();
+    let out = mcsafe(&["rescue", s(&src), s(&dst)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("exists: give --force to overwrite it"));
+    assert_eq!(fs::read(&dst).unwrap(), old, "DST untouched");
+    assert!(!dir.join("dst.bin.map").exists());
+    // An existing map is refused the same way, before DST is created.
+    let map = dir.join("runs.map");
+    fs::write(&map, "kept").unwrap();
+    let fresh = dir.join("fresh.bin");
+    let out = mcsafe(&["rescue", "--map", s(&map), s(&src), s(&fresh)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line_error(&out).contains("the map"));
+    assert!(!fresh.exists());
+    assert_eq!(fs::read_to_string(&map).unwrap(), "kept");
+    // With --force: an exact copy of SRC, cut to its length on purpose.
+    let out = mcsafe(&["rescue", "-f", "--map", s(&map), s(&src), s(&dst)]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(fs::read(&dst).unwrap(), vec![1u8; 2 * PAGE]);
+    assert_eq!(map_lines(&map), [(0, 2 * P, '+')]);
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 14: a directory SRC said "cannot tell the size of the source".
+#[test]
+fn a_directory_source_is_a_clear_error() {
+    let dir = scratch("directory");
+    let dst = dir.join("copy");
+    let out = mcsafe(&["rescue", s(&dir), s(&dst)]);
+    assert_eq!(out.status.code(), Some(2));
+    let error = one_line_error(&out);
+    assert!(
+        error.ends_with("is a directory: rescue copies a file or a device"),
+        "{error}"
+    );
+    assert!(!dst.exists());
+    fs::remove_dir_all(dir).unwrap();
+}
+
+/// Issue 14: `rescue --help` was "unknown option", and there was no --version.
+#[test]
+fn every_command_has_help_and_the_tool_has_a_version() {
+    for (args, usage) in [
+        (&["--help"][..], "Usage: mcsafe <COMMAND>"),
+        (&["help"], "Usage: mcsafe <COMMAND>"),
+        (
+            &["rescue", "--help"],
+            "Usage: mcsafe rescue [OPTIONS] <SRC> <DST>",
+        ),
+        (
+            &["help", "rescue"],
+            "Usage: mcsafe rescue [OPTIONS] <SRC> <DST>",
+        ),
+        (
+            &["rescue", "-h"],
+            "Usage: mcsafe rescue [OPTIONS] <SRC> <DST>",
+        ),
+        (&["probe", "--help"], "Usage: mcsafe probe"),
+        (&["bench", "--help"], "Usage: mcsafe bench [OPTIONS]"),
+    ] {
+        let out = mcsafe(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(
+            text(&out.stdout).contains(usage),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+    }
+    let help = text(&mcsafe(&["rescue", "--help"]).stdout);
+    for part in [
+        "--force",
+        "--map <FILE>",
+        "--size <BYTES>",
+        "ddrescue",
+        "Exit status",
+    ] {
+        assert!(help.contains(part), "{part} not in:\n{help}");
+    }
+    let version = mcsafe(&["--version"]);
+    assert_eq!(version.status.code(), Some(0));
+    assert_eq!(
+        text(&version.stdout).trim(),
+        format!("mcsafe {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_and_io_errors_are_one_line_with_their_exit_statuses() {
+    for args in [
+        &["rescue", "only-one-path"][..],
+        &["frobnicate"],
+        &[],
+        &["rescue", "--frob", "a", "b"],
+        &["rescue", "--block", "0", "a", "b"],
+        &["bench", "--rounds", "0"],
+        &["probe", "extra"],
+    ] {
+        let out = mcsafe(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let error = one_line_error(&out);
+        assert!(error.starts_with("mcsafe: "), "{error}");
+    }
+    let two = one_line_error(&mcsafe(&["rescue", "only-one-path"]));
+    assert!(
+        two.contains("<DST>") && two.contains("usage: mcsafe rescue"),
+        "{two}"
+    );
     let missing = mcsafe(&["rescue", "/nonexistent/src", "/tmp/never-written"]);
     assert_eq!(missing.status.code(), Some(3));
-    assert!(text(&missing.stderr).contains("cannot open /nonexistent/src"));
-    let help = mcsafe(&["--help"]);
-    assert_eq!(help.status.code(), Some(0));
-    assert!(text(&help.stdout).contains("ddrescue"));
+    assert!(one_line_error(&missing).starts_with("mcsafe rescue: cannot open /nonexistent/src"));
+}
+
+/// Issue 14: the bar said 1.2 GiB/s where the summary said 637 MiB/s.
+#[test]
+fn the_progress_bar_is_drawn_on_request_and_ends_on_the_summarys_speed() {
+    let dir = scratch("progress");
+    let src = dir.join("src.bin");
+    fs::write(&src, vec![1u8; 3 << 20]).unwrap();
+    let dst = dir.join("dst.bin");
+    // 3 MiB of data and 1 MiB past the end of the file: lost, and slow.
+    let drawn = mcsafe(&[
+        "rescue",
+        "--progress",
+        "--block",
+        "256K",
+        "--size",
+        "4M",
+        s(&src),
+        s(&dst),
+    ]);
+    let (stderr, stdout) = (text(&drawn.stderr), text(&drawn.stdout));
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("[{}]", "#".repeat(30))),
+        "{stderr}"
+    );
+    assert!(
+        last.contains("100.0%") && last.contains("lost 1.0 MiB"),
+        "{last}"
+    );
+    let bar_speed = last.rsplit("  ").next().unwrap();
+    let summary = stdout.lines().find(|l| l.contains("  read ")).unwrap();
+    assert!(
+        summary.ends_with(&format!("({bar_speed})")),
+        "bar {bar_speed:?}, summary {summary:?}"
+    );
+    // stderr is a pipe here: no bar unless asked.
+    let quiet = mcsafe(&["rescue", "--force", s(&src), s(&dst)]);
+    assert!(text(&quiet.stderr).is_empty(), "{}", text(&quiet.stderr));
+    map_lines(&dir.join("dst.bin.map"));
+    fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
@@ -257,20 +541,22 @@ fn probe_reports_cpu_kernel_injection_and_handler() {
 }
 
 #[test]
-fn bench_prints_the_summary_and_writes_the_plot() {
-    // A tiny run: one round, classes up to 64 bytes, small cold regions.
-    let plot = std::env::temp_dir().join(format!("mcsafe-cli-bench-{}.svg", std::process::id()));
-    let out = mcsafe(&[
-        "bench",
-        "--rounds",
-        "1",
-        "--max-size",
-        "64",
-        "--cold",
-        "64M",
-        "--plot",
-        plot.to_str().unwrap(),
-    ]);
+fn bench_prints_the_summary_and_writes_the_plot_where_it_says() {
+    // A tiny run: one round, classes up to 64 bytes, small cold regions; the
+    // plot goes to its default path, in the working directory.
+    let dir = scratch("bench");
+    let out = mcsafe_in(
+        &dir,
+        &[
+            "bench",
+            "--rounds",
+            "1",
+            "--max-size",
+            "64",
+            "--cold",
+            "64M",
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let table = text(&out.stdout);
     for part in [
@@ -284,10 +570,14 @@ fn bench_prints_the_summary_and_writes_the_plot() {
     ] {
         assert!(table.contains(part), "no {part:?} in:\n{table}");
     }
-    let svg = std::fs::read_to_string(&plot).unwrap();
-    let _ = std::fs::remove_file(&plot);
+    let printed = table
+        .lines()
+        .find_map(|l| l.strip_prefix("plot: "))
+        .expect("the plot's path");
+    let svg = fs::read_to_string(dir.join(printed)).unwrap();
     assert!(
         svg.starts_with("<svg") && svg.contains("glibc memcpy (hot)"),
         "not the plot"
     );
+    fs::remove_dir_all(dir).unwrap();
 }

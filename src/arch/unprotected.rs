@@ -78,6 +78,12 @@ pub(crate) fn current_routine() -> Routine {
     Routine
 }
 
+/// No strategy runs here.
+#[track_caller]
+pub(crate) fn routine_for(strategy: Strategy) -> Routine {
+    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
+}
+
 /// A plain copy, after the same argument check as the routines' (and the same
 /// panic for what it refuses).
 ///
@@ -109,12 +115,19 @@ pub(crate) unsafe fn copy_strategy(
     panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
 }
 
-/// Never called: nothing here stops on a fault, so there is no forward step.
+/// A plain copy: nothing here stops on a fault (the lossy copy's loop).
 ///
 /// # Safety
-/// None needed.
-pub(crate) unsafe fn call(_: Routine, _: *mut u8, _: *const u8, _: usize) -> Result<(), Exit> {
-    unreachable!("mcsafe: no routine runs on this target")
+/// As for `ptr::copy_nonoverlapping`.
+pub(crate) unsafe fn call(
+    _: Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Exit> {
+    // SAFETY: the caller's contract is copy_nonoverlapping's.
+    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+    Ok(())
 }
 
 /// Never called: [`exact_routine`] is `None` here.

@@ -92,6 +92,15 @@ impl Guarded {
         (aligned + misalign) as *mut u8
     }
 
+    /// A pointer `offset` (< 4096) bytes past a page boundary, with `GUARD`
+    /// bytes before it and `len - 4096 - 64 + GUARD` bytes from it inside the
+    /// buffer (for placing one buffer at a chosen distance from another, mod 4096).
+    pub fn at_page_offset(&mut self, offset: usize) -> *mut u8 {
+        assert!(offset < 4096);
+        let base = self.buf.as_mut_ptr() as usize + GUARD;
+        (base + (offset + 4096 - base % 4096) % 4096) as *mut u8
+    }
+
     pub fn reset(&mut self) {
         self.buf.fill(SENTINEL);
     }

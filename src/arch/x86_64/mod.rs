@@ -63,6 +63,17 @@ pub(crate) fn resolve(slot: Slot) -> Routine {
     }
 }
 
+/// The routine of `strategy`, installing everything on first use.
+///
+/// # Panics
+/// As [`resolve`]: if this CPU cannot run `strategy`.
+#[track_caller]
+pub(crate) fn routine_for(strategy: Strategy) -> Routine {
+    Slot::Of(strategy)
+        .routine()
+        .unwrap_or_else(|| resolve(Slot::Of(strategy)))
+}
+
 /// The routine `copy_mc` runs (after [`init`]).
 pub(crate) fn current_routine() -> Routine {
     Slot::Current

@@ -95,6 +95,12 @@ pub const CASES: &[Case] = &[
         run: early_kill_default,
     },
     Case {
+        id: "13-lossy",
+        title: "lossy copy and region across poison: zeros, exact lists, one signal per granule, huge page, EIO",
+        ending: Ending::Report,
+        run: crate::lossy::run,
+    },
+    Case {
         id: "8-touch",
         title: "direct touch of a poisoned page outside copy_mc kills by SIGBUS",
         ending: Ending::KilledBy(libc::SIGBUS),

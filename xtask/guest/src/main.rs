@@ -9,6 +9,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod cases;
+mod lossy;
 mod mce;
 mod mem;
 #[allow(dead_code)] // shared with the host, which uses the other half

@@ -1,14 +1,25 @@
 //! [`MappedRegion`]: safe positional I/O over memory that may fault (a mapped
 //! file, persistent memory, guest memory), with errors that say which range of
 //! the file was lost.
+//!
+//! This file: the region, its constructors and accessors. `fault.rs`: what it
+//! reports about lost memory ([`RegionFault`], [`RegionLost`], the errno).
+//! `cursor.rs`: [`RegionCursor`]. Tests: `tests/region.rs` (also with
+//! `--features memmap2`), `tests/storage_api.rs`, and the doc tests.
+
+mod cursor;
+mod fault;
 
 use core::fmt;
 use std::any::Any;
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::ops::Range;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+pub use cursor::RegionCursor;
+pub use fault::{RegionFault, RegionLost};
 
 use crate::copy::check_range;
-use crate::{Fault, Side, copy_mc, crc32c_mc};
+use crate::{Fault, LostRange, Side, arch, copy_mc, copy_mc_lossy, crc32c_mc};
 
 /// A range of memory that may fault, read and written only through mcsafe.
 ///
@@ -17,9 +28,16 @@ use crate::{Fault, Side, copy_mc, crc32c_mc};
 /// references meanwhile), or, with the `memmap2` feature, safely from a
 /// `memmap2::Mmap` or `MmapMut`, which the region then owns. From then on every
 /// access is safe: [`read_at`], [`write_at`], [`read_exact_at`],
-/// [`write_all_at`], [`crc32c_at`], and a [`cursor`] that implements
-/// [`Read`], [`Write`] and [`Seek`]. A lost page ends an access with an error
-/// instead of killing the process.
+/// [`write_all_at`], [`crc32c_at`], a [`cursor`] that implements
+/// [`Read`](std::io::Read), [`Write`](std::io::Write) and
+/// [`Seek`](std::io::Seek), and the lossy [`read_lossy_at`] /
+/// [`write_lossy_at`], which go on past lost pages and list them. A lost page
+/// ends an access with an error (or, for the lossy ones, a list entry) instead
+/// of killing the process. [`flush`] makes writes durable.
+///
+/// Every offset the region takes and reports is a *region offset*, from its
+/// first byte; errors and lost ranges give *file offsets* too
+/// ([`with_file_offset`] says where the region starts in its file).
 ///
 /// # Errors and the lost range
 ///
@@ -27,16 +45,19 @@ use crate::{Fault, Side, copy_mc, crc32c_mc};
 /// bad: an access that reaches a lost granule after moving some bytes returns
 /// those bytes (`Ok(n)`, a short count); an access that starts in it fails. The
 /// error of a fault in the region is an [`io::Error`] that carries a
-/// [`RegionFault`]: the [`Fault`], the file offset where the access stopped and
-/// the file range that was lost, and [`RegionFault::raw_os_error`] is `EIO`, what
-/// `pread(2)` reports for a poisoned page. A fault in the caller's own buffer
+/// [`RegionFault`]: the [`Fault`], where the access stopped and the range that
+/// was lost (region and file offsets), and [`RegionFault::raw_os_error`], the
+/// errno `pread(2)`/`pwrite(2)` would give: `EIO` for a poisoned page, and
+/// `ENOSPC` for a hole of a file on a full file system where the region knows
+/// its file ([`with_file`]). A fault in the caller's own buffer
 /// (which a `&[u8]` should never allow) is an `io::Error` carrying the bare
 /// `Fault`, whose `raw_os_error()` is `EFAULT` as for a bad buffer.
 ///
 /// Both keep the payload, as `From<Fault> for io::Error` does: an `io::Error`
 /// holds a raw OS code *or* a payload, never both, so `io::Error::raw_os_error()`
-/// is `None` and [`io::Error::kind`] is [`io::ErrorKind::Other`]. Use
-/// [`RegionFault::of`] to get the details, and its `raw_os_error()` for the errno.
+/// is `None`, and [`io::Error::kind`] is [`io::ErrorKind::StorageFull`] for
+/// `ENOSPC`, [`io::ErrorKind::Other`] otherwise. Use [`RegionFault::of`] to get
+/// the details, and its `raw_os_error()` for the errno.
 ///
 /// Bad input is an error, never a panic: a write to a read-only region is
 /// `PermissionDenied`; [`read_exact_at`], [`write_all_at`] and [`crc32c_at`]
@@ -49,6 +70,11 @@ use crate::{Fault, Side, copy_mc, crc32c_mc};
 /// [`write_all_at`]: MappedRegion::write_all_at
 /// [`crc32c_at`]: MappedRegion::crc32c_at
 /// [`cursor`]: MappedRegion::cursor
+/// [`read_lossy_at`]: MappedRegion::read_lossy_at
+/// [`write_lossy_at`]: MappedRegion::write_lossy_at
+/// [`flush`]: MappedRegion::flush
+/// [`with_file`]: MappedRegion::with_file
+/// [`with_file_offset`]: MappedRegion::with_file_offset
 ///
 /// # Example
 ///
@@ -70,12 +96,15 @@ use crate::{Fault, Side, copy_mc, crc32c_mc};
 /// cursor.by_ref().take(5).read_to_string(&mut text)?;
 /// assert_eq!(text, "hello");
 ///
-/// // Any error from a lost page carries the file offsets:
-/// # fn report(err: std::io::Error) {
+/// // Any error from a lost page carries the region and file offsets:
+/// # fn report(region: &mcsafe::MappedRegion, err: std::io::Error) -> std::io::Result<()> {
 /// if let Some(lost) = mcsafe::RegionFault::of(&err) {
 ///     eprintln!("lost file bytes {:?} (errno {})", lost.lost(), lost.raw_os_error());
+///     // Go on right after the lost page:
+///     let mut rest = [0u8; 100];
+///     region.read_at(lost.lost_in_region().end, &mut rest)?;
 /// }
-/// # }
+/// # Ok(()) }
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct MappedRegion {
@@ -83,7 +112,13 @@ pub struct MappedRegion {
     len: usize,
     writable: bool,
     file_offset: u64,
-    _owner: Option<Box<dyn Any + Send + Sync>>,
+    /// A private open file description of the mapped file (`with_file`), to
+    /// tell why a page is lost.
+    file: Option<OwnedFd>,
+    /// The mapping the region owns (memmap2), kept alive and unmapped by its
+    /// drop; read back only by `into_mmap*`.
+    #[cfg_attr(not(feature = "memmap2"), allow(dead_code))]
+    owner: Option<Box<dyn Any + Send + Sync>>,
 }
 
 // SAFETY: the region is a pointer and a length into memory that the constructor's
@@ -102,6 +137,7 @@ impl fmt::Debug for MappedRegion {
             .field("len", &self.len)
             .field("writable", &self.writable)
             .field("file_offset", &self.file_offset)
+            .field("file", &self.file)
             .finish_non_exhaustive()
     }
 }
@@ -144,9 +180,53 @@ impl MappedRegion {
 
     /// A read-only region over a `memmap2` mapping, which the region owns.
     ///
-    /// Safe: creating the `Mmap` was the unsafe step (the file must not be
-    /// changed under it by this process's Rust code), and a truncated or
-    /// poisoned page is exactly what the region survives.
+    /// Made for files that change under the mapping. Anything may happen to
+    /// the file while the region reads it: another process (or this one,
+    /// through the file) may truncate it, punch holes in it or write to it;
+    /// the disk may fail to read a page in; a page may be poisoned; its file
+    /// system may be full. A page that cannot be read any more ends the access
+    /// with an error ([`RegionFault`]) or, for [`read_lossy_at`], a lost range,
+    /// instead of SIGBUS killing the process. Bytes written to the file
+    /// meanwhile may be seen or not, as with concurrent `pread(2)`s.
+    ///
+    /// What must not happen instead:
+    /// - memory of the same file reached by Rust code *outside* the region:
+    ///   another `Mmap` of it dereferenced as a `&[u8]` (or a slice taken from
+    ///   this map before it was handed over) is exactly the unprotected access
+    ///   that dies by SIGBUS on truncation, and is undefined behaviour under
+    ///   memmap2's contract when the file changes;
+    /// - unmapping the memory behind the region's back (`munmap` of its
+    ///   address, `MAP_FIXED` over it): the region owns the map so that this
+    ///   cannot happen by accident.
+    ///
+    /// Creating the `Mmap` was the unsafe step; this one is safe because the
+    /// region owns it and never forms a reference to its memory.
+    ///
+    /// [`read_lossy_at`]: MappedRegion::read_lossy_at
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// # #[cfg(feature = "memmap2")] {
+    /// let file = tempfile_of(3 * 4096);
+    /// // SAFETY: the map goes straight into the region, which reads it only
+    /// // through mcsafe; no slice of it is ever made.
+    /// let map = unsafe { memmap2::Mmap::map(&file) }.unwrap();
+    /// let region = mcsafe::MappedRegion::from_mmap(map);
+    /// file.set_len(4096).unwrap(); // truncated under the region: allowed
+    /// let mut buf = [0u8; 100];
+    /// let err = region.read_at(8192, &mut buf).unwrap_err();
+    /// assert_eq!(mcsafe::RegionFault::of(&err).unwrap().lost_in_region(), 8192..12288);
+    /// # fn tempfile_of(len: u64) -> std::fs::File {
+    /// #     let path = std::env::temp_dir().join(format!("mcsafe-doc-mmap-{}", std::process::id()));
+    /// #     let f = std::fs::OpenOptions::new().read(true).write(true).create(true)
+    /// #         .truncate(true).open(&path).unwrap();
+    /// #     std::fs::remove_file(&path).unwrap();
+    /// #     f.set_len(len).unwrap();
+    /// #     f
+    /// # }
+    /// # }
+    /// ```
     #[cfg(feature = "memmap2")]
     #[cfg_attr(docsrs, doc(cfg(feature = "memmap2")))]
     pub fn from_mmap(map: memmap2::Mmap) -> MappedRegion {
@@ -158,9 +238,14 @@ impl MappedRegion {
 
     /// A writable region over a `memmap2` mapping, which the region owns.
     ///
-    /// Safe for the reasons given at [`from_mmap`](MappedRegion::from_mmap).
-    /// Writes reach the file as writes to the mapping do; to make them durable,
-    /// flush the mapping (`msync(2)`) as you would without mcsafe.
+    /// Safe, and made for files that change under it, for the reasons and with
+    /// the limits given at [`from_mmap`](MappedRegion::from_mmap). Writes reach
+    /// the file as writes to the mapping do; [`flush`](MappedRegion::flush)
+    /// makes them durable, and [`into_mmap_mut`](MappedRegion::into_mmap_mut)
+    /// gives the map back. A write to a page that cannot be allocated (a hole
+    /// of a file on a full file system) fails like a lost page; give the region
+    /// its file ([`with_file`](MappedRegion::with_file)) and the error says
+    /// `ENOSPC`, as `pwrite(2)` would.
     #[cfg(feature = "memmap2")]
     #[cfg_attr(docsrs, doc(cfg(feature = "memmap2")))]
     pub fn from_mmap_mut(mut map: memmap2::MmapMut) -> MappedRegion {
@@ -186,7 +271,8 @@ impl MappedRegion {
             len,
             writable,
             file_offset: 0,
-            _owner: owner,
+            file: None,
+            owner,
         }
     }
 
@@ -203,6 +289,42 @@ impl MappedRegion {
     /// The file offset of the region's first byte.
     pub fn file_offset(&self) -> u64 {
         self.file_offset
+    }
+
+    /// The same region, told which file it maps, so that its errors can say
+    /// what `pread(2)`/`pwrite(2)` would (see
+    /// [`RegionFault::raw_os_error`]): a lost page inside the file that is a
+    /// hole (no block allocated) could only fail for want of space, `ENOSPC`;
+    /// anything else stays `EIO`.
+    ///
+    /// The region opens the file again, read-only, through
+    /// `/proc/self/fd/N`, for an open file description of its own (it moves
+    /// that description's offset to look for holes; yours stays where it is).
+    /// Only consulted after a fault.
+    ///
+    /// # Errors
+    ///
+    /// If the file cannot be opened again (no `/proc`, or no read permission on
+    /// a file opened write-only).
+    pub fn with_file(self, file: &impl AsFd) -> io::Result<MappedRegion> {
+        let path = format!("/proc/self/fd/{}\0", file.as_fd().as_raw_fd());
+        // SAFETY: a NUL-terminated path; the descriptor returned is ours.
+        let fd = unsafe { libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        if fd < 0 {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "mcsafe: cannot open the region's file again through {}: {e}",
+                    &path[..path.len() - 1]
+                ),
+            ));
+        }
+        Ok(MappedRegion {
+            // SAFETY: a fresh descriptor that nothing else owns.
+            file: Some(unsafe { OwnedFd::from_raw_fd(fd) }),
+            ..self
+        })
     }
 
     /// Length in bytes.
@@ -379,7 +501,8 @@ impl MappedRegion {
         result.map_err(|e| self.error(e.fault(), start, Side::Source))
     }
 
-    /// A cursor at offset 0 that implements [`Read`], [`Write`] and [`Seek`].
+    /// A cursor at offset 0 that implements [`Read`](std::io::Read),
+    /// [`Write`](std::io::Write) and [`Seek`](std::io::Seek).
     ///
     /// # Example
     ///
@@ -400,9 +523,176 @@ impl MappedRegion {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn cursor(&self) -> RegionCursor<'_> {
-        RegionCursor {
-            region: self,
-            pos: 0,
+        RegionCursor::new(self)
+    }
+
+    /// Reads `buf.len()` bytes at `offset`, going on past lost granules: `buf`
+    /// gets the region's bytes, and zeros where they are lost. Returns the lost
+    /// ranges, empty when nothing was lost. See [`copy_mc_lossy`] for the
+    /// contract (one signal per lost granule, never a retry) and for how the
+    /// ranges are sorted and merged; each [`RegionLost`] gives them in the
+    /// buffer, the region and the file, with the errno.
+    ///
+    /// To go on reading piece by piece past a lost huge page, resume at the
+    /// last range's [`skip_to`](RegionLost::skip_to).
+    ///
+    /// # Errors
+    ///
+    /// `UnexpectedEof`, before reading anything, if the range does not lie in
+    /// the region. A lost page is never an error.
+    ///
+    /// # Example
+    ///
+    /// A file of four pages mapped from its page 1, then cut after its page 2:
+    /// the region's last two pages are lost.
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    ///
+    /// # let file = tempfile_of(4 * 4096);
+    /// # use std::os::unix::fs::FileExt;
+    /// file.write_all_at(&[7u8; 4 * 4096], 0)?;
+    /// // SAFETY: a fresh shared mapping of our own file, from file offset 4096.
+    /// let map = unsafe {
+    ///     libc::mmap(std::ptr::null_mut(), 3 * 4096, libc::PROT_READ, libc::MAP_SHARED,
+    ///                file.as_raw_fd(), 4096)
+    /// };
+    /// assert_ne!(map, libc::MAP_FAILED);
+    /// // SAFETY: the mapping stays for the rest of the program, read only through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(map.cast(), 3 * 4096) }
+    ///     .with_file_offset(4096)
+    ///     .with_file(&file)?;
+    /// file.set_len(2 * 4096)?;
+    ///
+    /// let mut buf = vec![0xffu8; 2 * 4096];
+    /// let lost = region.read_lossy_at(2048, &mut buf)?;
+    /// assert_eq!(lost.len(), 1);
+    /// assert_eq!(lost[0].range(), 2048..8192); // in `buf`
+    /// assert_eq!(lost[0].in_region(), 4096..10240);
+    /// assert_eq!(lost[0].in_file(), 8192..14336);
+    /// assert_eq!(lost[0].raw_os_error(), libc::EIO); // past the end of the file
+    /// assert!(buf[..2048].iter().all(|&b| b == 7) && buf[2048..].iter().all(|&b| b == 0));
+    /// # fn tempfile_of(len: u64) -> std::fs::File {
+    /// #     let path = std::env::temp_dir().join(format!("mcsafe-doc-lossy-{}", std::process::id()));
+    /// #     let f = std::fs::OpenOptions::new().read(true).write(true).create(true)
+    /// #         .truncate(true).open(&path).unwrap();
+    /// #     std::fs::remove_file(&path).unwrap();
+    /// #     f.set_len(len).unwrap();
+    /// #     f
+    /// # }
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_lossy_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<Vec<RegionLost>> {
+        let start = self.whole(offset, buf.len(), io::ErrorKind::UnexpectedEof)?;
+        // SAFETY: the range lies in the region (its constructor vouches for
+        // it); `buf` is the caller's own memory. Empty ranges touch nothing.
+        let copy =
+            unsafe { copy_mc_lossy(buf.as_mut_ptr(), self.ptr.wrapping_add(start), buf.len()) };
+        Ok(self.lost_ranges(copy.into_lost(), start, Side::Source))
+    }
+
+    /// Writes all of `buf` at `offset`, going on past lost granules of the
+    /// region (they cannot be written: skipped). Returns the lost ranges,
+    /// empty when everything was written; see
+    /// [`read_lossy_at`](MappedRegion::read_lossy_at). A page that cannot be
+    /// allocated (a hole of a file on a full file system) is such a range, with
+    /// `ENOSPC` where the region knows its file ([`with_file`](MappedRegion::with_file)).
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` on a read-only region; `WriteZero`, before writing
+    /// anything, if the range does not lie in the region. A lost page is never
+    /// an error.
+    pub fn write_lossy_at(&self, offset: u64, buf: &[u8]) -> io::Result<Vec<RegionLost>> {
+        self.check_writable()?;
+        let start = self.whole(offset, buf.len(), io::ErrorKind::WriteZero)?;
+        // SAFETY: as in read_lossy_at, writable per the constructor.
+        let copy = unsafe { copy_mc_lossy(self.ptr.wrapping_add(start), buf.as_ptr(), buf.len()) };
+        Ok(self.lost_ranges(copy.into_lost(), start, Side::Destination))
+    }
+
+    /// Writes the region's dirty pages back to its file and waits
+    /// (`msync(2)` with `MS_SYNC`, as `memmap2::MmapMut::flush` does): after
+    /// `Ok`, what was written through the region is on the device. A read-only
+    /// region has nothing to write back: `Ok`.
+    ///
+    /// # Errors
+    ///
+    /// The error of `msync(2)`: `EIO` when writing back failed (a bad block, a
+    /// page poisoned in the page cache), `ENOMEM` if the memory is not mapped
+    /// any more.
+    pub fn flush(&self) -> io::Result<()> {
+        self.flush_range(0, self.len)
+    }
+
+    /// [`flush`](MappedRegion::flush) for the pages holding `len` bytes at
+    /// `offset`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput`, before anything, if the range does not lie in the
+    /// region; then as for `flush`.
+    pub fn flush_range(&self, offset: u64, len: usize) -> io::Result<()> {
+        let start = self.whole(offset, len, io::ErrorKind::InvalidInput)?;
+        if !self.writable || len == 0 {
+            return Ok(());
+        }
+        let first = self.ptr as usize + start;
+        let page_start = first & !(arch::page_size() - 1);
+        // SAFETY: msync reads no user memory; the pages hold the range, which
+        // lies in the region's mapping.
+        let synced = unsafe {
+            libc::msync(
+                page_start as *mut _,
+                first + len - page_start,
+                libc::MS_SYNC,
+            )
+        };
+        if synced != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The `memmap2::Mmap` a region made by [`from_mmap`](MappedRegion::from_mmap)
+    /// owns, or the region back if it owns none (made from raw parts, or from
+    /// an `MmapMut`).
+    #[cfg(feature = "memmap2")]
+    #[doc(alias = "into_inner")]
+    pub fn into_mmap(self) -> Result<memmap2::Mmap, MappedRegion> {
+        self.into_owner()
+    }
+
+    /// The `memmap2::MmapMut` a region made by
+    /// [`from_mmap_mut`](MappedRegion::from_mmap_mut) owns, or the region back
+    /// if it owns none. For what the region does not offer (`flush_async`,
+    /// `make_read_only`), then a new region if needed.
+    ///
+    /// ```
+    /// # #[cfg(feature = "memmap2")] {
+    /// let map = memmap2::MmapMut::map_anon(4096).unwrap();
+    /// let region = mcsafe::MappedRegion::from_mmap_mut(map);
+    /// region.write_all_at(0, b"kept").unwrap();
+    /// region.flush().unwrap();
+    /// let map = region.into_mmap_mut().unwrap();
+    /// assert_eq!(&map[..4], b"kept");
+    /// # }
+    /// ```
+    #[cfg(feature = "memmap2")]
+    #[doc(alias = "into_inner")]
+    pub fn into_mmap_mut(self) -> Result<memmap2::MmapMut, MappedRegion> {
+        self.into_owner()
+    }
+
+    #[cfg(feature = "memmap2")]
+    fn into_owner<T: Any>(mut self) -> Result<T, MappedRegion> {
+        match self.owner.take().map(|owner| owner.downcast::<T>()) {
+            Some(Ok(map)) => Ok(*map),
+            Some(Err(other)) => Err(MappedRegion {
+                owner: Some(other),
+                ..self
+            }),
+            None => Err(self),
         }
     }
 
@@ -462,192 +752,65 @@ impl MappedRegion {
             return fault.into();
         }
         let base = self.ptr as usize;
-        let lost_begin = (fault.addr() & !(fault.granule() - 1)).max(base);
+        let lost_begin = (fault.addr() & !(fault.granule() - 1)).max(base) - base;
         let lost_end = (fault.addr() | (fault.granule() - 1))
             .saturating_add(1)
-            .min(base + self.len);
-        // Saturating: `with_file_offset` takes any u64, and an error must not panic.
-        let file = |at: usize| self.file_offset.saturating_add((at - base) as u64);
+            .min(base + self.len)
+            - base;
+        let lost = lost_begin as u64..lost_end.max(lost_begin) as u64;
         RegionFault {
             fault,
-            offset: self
-                .file_offset
-                .saturating_add((start + fault.copied()) as u64),
-            lost: file(lost_begin)..file(lost_end.max(lost_begin)),
+            at: (start + fault.copied()) as u64,
+            errno: self.errno_at(fault.kind(), lost.start),
+            lost,
+            file_offset: self.file_offset,
         }
         .into()
     }
-}
 
-/// A fault in a [`MappedRegion`]: the [`Fault`] and where in the file it is.
-///
-/// Carried by the [`io::Error`]s of a region's accesses; [`RegionFault::of`] gets
-/// it back. See [`MappedRegion`] for why the `io::Error` holds this payload
-/// rather than a raw `EIO`.
-///
-/// # Example
-///
-/// A file of three pages, mapped whole, then cut to one page: the mapping's
-/// last two pages have no file behind them.
-///
-/// ```
-/// use std::os::fd::AsRawFd;
-///
-/// let file = tempfile_of(3 * 4096);
-/// // SAFETY: a fresh shared mapping of our own file.
-/// let map = unsafe {
-///     libc::mmap(std::ptr::null_mut(), 3 * 4096, libc::PROT_READ, libc::MAP_SHARED,
-///                file.as_raw_fd(), 0)
-/// };
-/// assert_ne!(map, libc::MAP_FAILED);
-/// file.set_len(4096)?;
-/// // SAFETY: the mapping stays for the rest of the program, read only through it.
-/// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(map.cast(), 3 * 4096) };
-///
-/// let mut buf = vec![0u8; 8192];
-/// assert_eq!(region.read_at(0, &mut buf)?, 4096); // short, like pread(2)
-/// let err = region.read_at(4096 + 10, &mut buf).unwrap_err();
-/// let lost = mcsafe::RegionFault::of(&err).unwrap();
-/// assert_eq!(lost.offset(), 4096 + 10);
-/// assert_eq!(lost.lost(), 4096..8192);
-/// assert_eq!(lost.raw_os_error(), libc::EIO);
-/// assert_eq!(lost.fault().kind(), mcsafe::FaultKind::AddressError);
-/// # fn tempfile_of(len: u64) -> std::fs::File {
-/// #     let path = std::env::temp_dir().join(format!("mcsafe-doc-{}", std::process::id()));
-/// #     let f = std::fs::OpenOptions::new().read(true).write(true).create(true)
-/// #         .truncate(true).open(&path).unwrap();
-/// #     std::fs::remove_file(&path).unwrap();
-/// #     f.set_len(len).unwrap();
-/// #     f
-/// # }
-/// # Ok::<(), std::io::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RegionFault {
-    fault: Fault,
-    offset: u64,
-    lost: Range<u64>,
-}
-
-impl RegionFault {
-    /// The fault; its [`copied`](Fault::copied) counts from the start of the
-    /// access that failed, not from the region's.
-    pub fn fault(&self) -> Fault {
-        self.fault
+    /// The lost ranges of a lossy access that started at region offset
+    /// `start`, the region being the copy's `region_side`.
+    fn lost_ranges(
+        &self,
+        lost: Vec<LostRange>,
+        start: usize,
+        region_side: Side,
+    ) -> Vec<RegionLost> {
+        let page = arch::page_size();
+        lost.into_iter()
+            .map(|l| {
+                let end = (start + l.range().end) as u64;
+                // The granule holding the range's last byte may go on past the
+                // access (a huge page); a buffer-side loss ends where it ends.
+                let granule_end = if l.side() == region_side {
+                    let last = self.ptr as usize + start + l.range().end - 1;
+                    ((last | (l.granule().max(page) - 1)) + 1 - self.ptr as usize).min(self.len)
+                        as u64
+                } else {
+                    end
+                };
+                let at = (start + l.range().start) as u64;
+                RegionLost {
+                    errno: if l.side() == region_side {
+                        self.errno_at(l.kind(), at)
+                    } else {
+                        libc::EFAULT
+                    },
+                    lost: l,
+                    access: start as u64,
+                    file_offset: self.file_offset,
+                    skip_to: granule_end.max(end),
+                }
+            })
+            .collect()
     }
 
-    /// The file offset at which the access stopped: its first byte in the lost
-    /// granule (or its first byte, when the granule begins before it).
-    pub fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// The file offsets of the lost granule, clipped to the region: nothing in
-    /// this range can be read or written through this mapping.
-    pub fn lost(&self) -> Range<u64> {
-        self.lost.clone()
-    }
-
-    /// `EIO`, what `pread(2)` and `pwrite(2)` report for a poisoned page.
-    pub fn raw_os_error(&self) -> i32 {
-        libc::EIO
-    }
-
-    /// The `RegionFault` inside an `io::Error` from a region, if it holds one.
-    pub fn of(err: &io::Error) -> Option<&RegionFault> {
-        err.get_ref()?.downcast_ref()
-    }
-}
-
-impl fmt::Display for RegionFault {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "input/output error at file offset {}: file bytes {}..{} are lost ({})",
-            self.offset, self.lost.start, self.lost.end, self.fault
+    /// The errno for a granule of `kind` lost at region offset `at`.
+    fn errno_at(&self, kind: crate::FaultKind, at: u64) -> i32 {
+        fault::errno_for(
+            kind,
+            self.file.as_ref(),
+            self.file_offset.saturating_add(at),
         )
-    }
-}
-
-impl std::error::Error for RegionFault {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.fault)
-    }
-}
-
-/// Converts to an [`io::Error`] of kind `Other` that carries the `RegionFault`.
-impl From<RegionFault> for io::Error {
-    fn from(fault: RegionFault) -> io::Error {
-        io::Error::other(fault)
-    }
-}
-
-/// A position in a [`MappedRegion`], with [`Read`], [`Write`] and [`Seek`].
-///
-/// Reads and writes go through [`MappedRegion::read_at`] and
-/// [`MappedRegion::write_at`] at the position and advance it by what they moved:
-/// a lost granule gives a short count, then an error on the next call. At or
-/// past the end, reads return 0 (end of file) and writes return 0 (so
-/// `write_all` fails with `WriteZero`): the region does not grow. Seeking past
-/// the end is allowed, as for files; before the start is `InvalidInput`.
-#[derive(Debug)]
-pub struct RegionCursor<'a> {
-    region: &'a MappedRegion,
-    pos: u64,
-}
-
-impl RegionCursor<'_> {
-    /// The position, from the region's start.
-    pub fn position(&self) -> u64 {
-        self.pos
-    }
-
-    /// Moves to `pos`, from the region's start.
-    pub fn set_position(&mut self, pos: u64) {
-        self.pos = pos;
-    }
-
-    /// The region.
-    pub fn region(&self) -> &MappedRegion {
-        self.region
-    }
-}
-
-impl Read for RegionCursor<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.region.read_at(self.pos, buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for RegionCursor<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.region.write_at(self.pos, buf)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-
-    /// Nothing to do: writes go straight to the mapping. Durability is the
-    /// mapping's business (`msync(2)`, `memmap2::MmapMut::flush`).
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for RegionCursor<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let target = match to {
-            SeekFrom::Start(n) => Some(n),
-            SeekFrom::End(d) => (self.region.len as u64).checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = target.ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("mcsafe: seek to {to:?} lands before the start of the region"),
-            )
-        })?;
-        Ok(self.pos)
     }
 }

@@ -1,0 +1,561 @@
+//! The lossy copy: [`copy_mc_lossy`] goes on past lost granules, leaves zeros
+//! in the destination where the source was lost, and lists what was lost.
+//!
+//! How it works (change it here, then run `cargo test -p mcsafe-tests --test
+//! lossy` and, for real poison, `cargo xtask vm-test`): a loop over the copy's
+//! offsets that keeps the lost granules it has met (address ranges) and never
+//! lets a routine touch one again. At each offset:
+//! - inside a known lost granule of the destination: the range is recorded
+//!   as lost on the destination side and skipped (nothing can be written
+//!   there, and the source is not read);
+//! - inside a known lost granule of the source: the destination is filled with
+//!   zeros up to the granule's end (the fill routine), recorded as lost on the
+//!   source side;
+//! - elsewhere: the copy routine runs up to the next known granule.
+//!
+//! A routine stopped by a fault teaches the loop one granule; the loop goes on
+//! from the routine's progress (a lower bound), which is the careful forward
+//! step of `copy.rs` in another form: the next step ends before the granule, so
+//! it never touches it. Every granule a routine ever faulted on stays known,
+//! including one a vector loop reached before an earlier lost one: so each
+//! lost granule costs exactly one signal, which the public `copy_mc` (whose
+//! forward step reports only the first granule) could not guarantee here.
+//! Built on `arch::call` / `arch::call_fill` and `copy::describe`, the same
+//! primitives `copy_mc` and `fill_mc` run on.
+
+use core::fmt;
+use core::ops::{ControlFlow, Range};
+
+use crate::copy::{check_copy, describe, stopped};
+use crate::{FaultKind, Side, Strategy, arch};
+
+/// Copies `len` bytes from `src` to `dst` like [`copy_mc`](crate::copy_mc),
+/// but goes on past lost granules: where the source is lost, the destination
+/// gets zeros; where the destination is lost, it is skipped. Returns what was
+/// lost.
+///
+/// For readers that want as much as they can get and decide by themselves what
+/// a lost range means (a zero-filled page whose records fail their checksums, a
+/// hole in a rescued image), as systemd's journal, sapling's indexedlog and
+/// `ddrescue` do.
+///
+/// When it returns, for every offset `i < len`:
+/// - in no lost range: `dst[i] == src[i]`;
+/// - in a [`Side::Source`] range: `dst[i] == 0`;
+/// - in a [`Side::Destination`] range: `dst[i]` could not be written, and
+///   `src[i]` was not read.
+///
+/// Each lost granule is touched once and costs one signal, never a retry or a
+/// prefault ([`LossyCopy::faults`] counts them). A destination granule lost
+/// where the source is lost too is reported once, on the destination side:
+/// nothing could be written there whatever the source held.
+///
+/// Uses [`Strategy::current`]; [`copy_mc_lossy_with`] picks the strategy and
+/// can stop the copy early. Allocates (the report, and what it keeps of the
+/// granules it met) only when something is lost: so, unlike [`copy_mc`](crate::copy_mc),
+/// it is async-signal-safe only as long as nothing is lost.
+///
+/// # Safety
+///
+/// As for [`copy_mc`](crate::copy_mc).
+///
+/// # Panics
+///
+/// As for [`copy_mc`](crate::copy_mc): before touching memory, on a null
+/// pointer, a range that wraps or leaves user space, or overlapping buffers
+/// (with `len > 0`); on first use, if the SIGBUS handler cannot be installed.
+/// `len == 0` returns an empty report and reads no pointer.
+///
+/// # Example
+///
+/// ```
+/// # #[cfg(feature = "inject")] {
+/// use mcsafe::inject::TruncatedMapping;
+/// use mcsafe::{FaultKind, Side};
+///
+/// // Four pages of 7s, then the file is cut after two: pages 2 and 3 are lost.
+/// let map = TruncatedMapping::new(4).unwrap();
+/// let page = map.page_size();
+/// // SAFETY: our mapping, nothing lost yet.
+/// unsafe { map.as_ptr().write_bytes(7, 4 * page) };
+/// map.truncate_to(2 * page).unwrap();
+///
+/// let mut buf = vec![0xffu8; 4 * page];
+/// // SAFETY: both buffers are mapped; the lost pages raise SIGBUS, which mcsafe catches.
+/// let copy = unsafe { mcsafe::copy_mc_lossy(buf.as_mut_ptr(), map.as_ptr(), 4 * page) };
+/// assert_eq!(copy.faults(), 2); // one signal per lost page
+/// let [lost] = copy.lost() else { panic!("one range: {copy}") };
+/// assert_eq!(lost.range(), 2 * page..4 * page); // neighbours of one kind merged
+/// assert_eq!((lost.side(), lost.kind()), (Side::Source, FaultKind::AddressError));
+/// assert!(buf[..2 * page].iter().all(|&b| b == 7));
+/// assert!(buf[2 * page..].iter().all(|&b| b == 0)); // zeros where the source was lost
+/// # }
+/// ```
+#[inline]
+#[track_caller]
+pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCopy {
+    if len == 0 {
+        return LossyCopy::empty();
+    }
+    check_copy(dst, src, len);
+    // SAFETY: ranges checked; the caller guarantees the rest.
+    unsafe {
+        lossy(arch::current_routine(), dst, src, len, &mut |_| {
+            ControlFlow::Continue(())
+        })
+    }
+}
+
+/// [`copy_mc_lossy`] with a chosen [`Strategy`], and `on_lost` called with each
+/// lost piece as it is found, in order, before it joins the report: return
+/// [`ControlFlow::Break`] to stop the copy right after that piece.
+///
+/// The way to bound a copy whose source may be lost entirely: each lost
+/// granule costs a signal (some microseconds) and the report grows by one
+/// entry per run of lost granules (neighbours merge), so a caller that wants a
+/// cap counts in `on_lost` and stops. After a stop, [`LossyCopy::done`] says
+/// how far the copy got; bytes of `dst` from there on were not written.
+///
+/// A piece is one lost granule, or the part of it inside the copy, or a part of
+/// that split where the other side's loss begins; pieces come in increasing
+/// offset order and do not overlap.
+///
+/// # Safety
+///
+/// As for [`copy_mc`](crate::copy_mc).
+///
+/// # Panics
+///
+/// As for [`copy_mc_lossy`], and if this CPU cannot run `strategy` (see
+/// [`Strategy::available`]).
+///
+/// # Example
+///
+/// Give up once more than 1 MiB is lost:
+///
+/// ```
+/// use std::ops::ControlFlow;
+///
+/// # fn read_some(dst: *mut u8, src: *const u8, len: usize) -> mcsafe::LossyCopy {
+/// let mut lost = 0;
+/// // SAFETY: the caller's buffers, as for copy_mc.
+/// let copy = unsafe {
+///     mcsafe::copy_mc_lossy_with(mcsafe::Strategy::current(), dst, src, len, |piece| {
+///         lost += piece.len();
+///         if lost > 1 << 20 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+///     })
+/// };
+/// if copy.done() < len {
+///     eprintln!("gave up at byte {}: {copy}", copy.done());
+/// }
+/// # copy }
+/// # let (src, mut dst) = (vec![1u8; 100], vec![0u8; 100]);
+/// # assert!(read_some(dst.as_mut_ptr(), src.as_ptr(), 100).is_complete());
+/// ```
+#[inline]
+#[track_caller]
+pub unsafe fn copy_mc_lossy_with(
+    strategy: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    mut on_lost: impl FnMut(&LostRange) -> ControlFlow<()>,
+) -> LossyCopy {
+    if len == 0 {
+        return LossyCopy::empty();
+    }
+    check_copy(dst, src, len);
+    // SAFETY: ranges checked; the caller guarantees the rest.
+    unsafe { lossy(arch::routine_for(strategy), dst, src, len, &mut on_lost) }
+}
+
+/// The copy as `copy_mc` makes it, inline: a copy that loses nothing costs
+/// what `copy_mc` costs; the first fault hands over to the loop.
+///
+/// # Safety
+/// As for `copy_with`: `len > 0`, ranges checked, `routine` runnable here.
+#[inline(always)]
+unsafe fn lossy(
+    routine: arch::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
+) -> LossyCopy {
+    // SAFETY: per this function's contract.
+    match unsafe { arch::call(routine, dst, src, len) } {
+        Ok(()) => LossyCopy {
+            lost: Vec::new(),
+            done: len,
+            faults: 0,
+        },
+        // SAFETY: as above.
+        Err(exit) => unsafe { run(routine, dst, src, len, stopped(exit), on_lost) },
+    }
+}
+
+/// What a lossy copy did: the lost ranges, in order, and how many signals it
+/// took. Returned by [`copy_mc_lossy`] and [`copy_mc_lossy_with`].
+///
+/// The ranges are offsets from the start of the copy (the same for `src` and
+/// `dst`), sorted, disjoint, each clipped to `0..len`. Each one is a run of
+/// lost granules of one side and one kind: neighbours of the same side, kind
+/// and granule size are merged, so a source lost entirely is one range, and the
+/// list holds at most one entry per run (never one per page). Their ends are
+/// granule boundaries of the side that lost them, or `0` / `len`.
+///
+/// `Display` prints a one-line summary.
+#[must_use = "the report says which bytes of the destination are not the source's"]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LossyCopy {
+    lost: Vec<LostRange>,
+    done: usize,
+    faults: usize,
+}
+
+/// One run of lost granules in a [`LossyCopy`]: offsets from the start of the
+/// copy, the side, and the kind of fault.
+///
+/// `Display` prints `source bytes 8192..16384 lost: no memory at address
+/// (BUS_ADRERR)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LostRange {
+    start: usize,
+    end: usize,
+    side: Side,
+    kind: FaultKind,
+    granule: usize,
+}
+
+impl LossyCopy {
+    fn empty() -> LossyCopy {
+        LossyCopy {
+            lost: Vec::new(),
+            done: 0,
+            faults: 0,
+        }
+    }
+
+    /// The lost ranges, sorted by offset; empty when nothing was lost.
+    pub fn lost(&self) -> &[LostRange] {
+        &self.lost
+    }
+
+    /// The lost ranges, owned.
+    pub fn into_lost(self) -> Vec<LostRange> {
+        self.lost
+    }
+
+    /// Whether every byte was copied: nothing lost, and `on_lost` did not stop
+    /// the copy.
+    pub fn is_complete(&self) -> bool {
+        // A stop always comes right after a lost piece, so an empty list also
+        // means the copy ran to the end.
+        self.lost.is_empty()
+    }
+
+    /// Total bytes in the lost ranges.
+    pub fn lost_bytes(&self) -> usize {
+        self.lost.iter().map(LostRange::len).sum()
+    }
+
+    /// Bytes from the start that the copy went through: all of them, unless
+    /// `on_lost` stopped it (then the end of the piece it stopped at).
+    pub fn done(&self) -> usize {
+        self.done
+    }
+
+    /// The signals (SIGBUS) this copy took and recovered: one per lost granule.
+    pub fn faults(&self) -> usize {
+        self.faults
+    }
+
+    /// Adds a piece, merged into the last range when it continues it.
+    fn push(&mut self, piece: LostRange) {
+        match self.lost.last_mut() {
+            Some(last)
+                if last.end == piece.start
+                    && (last.side, last.kind, last.granule)
+                        == (piece.side, piece.kind, piece.granule) =>
+            {
+                last.end = piece.end
+            }
+            _ => self.lost.push(piece),
+        }
+    }
+}
+
+impl LostRange {
+    /// Offsets from the start of the copy.
+    pub fn range(&self) -> Range<usize> {
+        self.start..self.end
+    }
+
+    /// Bytes in the range (never 0).
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// Always false: a lost range holds at least one byte. (For clippy's
+    /// `len_without_is_empty`.)
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Which buffer lost it: [`Side::Source`] (the destination holds zeros
+    /// there) or [`Side::Destination`] (not written).
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// Why it was lost.
+    pub fn kind(&self) -> FaultKind {
+        self.kind
+    }
+
+    /// Size of the granules lost (the page, or a huge page), as
+    /// [`Fault::granule`](crate::Fault::granule).
+    pub fn granule(&self) -> usize {
+        self.granule
+    }
+}
+
+impl fmt::Display for LossyCopy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.lost.is_empty() {
+            return write!(f, "nothing lost in {} bytes", self.done);
+        }
+        let ranges = self.lost.len();
+        write!(
+            f,
+            "{} of {} bytes lost in {ranges} range{} ({} signal{}); first: {}",
+            self.lost_bytes(),
+            self.done,
+            if ranges == 1 { "" } else { "s" },
+            self.faults,
+            if self.faults == 1 { "" } else { "s" },
+            self.lost[0]
+        )
+    }
+}
+
+impl fmt::Display for LostRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} bytes {}..{} lost: {}",
+            self.side, self.start, self.end, self.kind
+        )
+    }
+}
+
+/// A lost granule the loop has met: addresses `start..end`.
+#[derive(Clone, Copy, Debug)]
+struct Granule {
+    start: usize,
+    end: usize,
+    kind: FaultKind,
+    size: usize,
+}
+
+impl Granule {
+    /// The granule's part of the buffer at `base`, as copy offsets in `0..len`
+    /// (empty when it misses the buffer).
+    fn offsets(&self, base: usize, len: usize) -> Range<usize> {
+        self.start.saturating_sub(base).min(len)..self.end.saturating_sub(base).min(len)
+    }
+}
+
+/// The loop of the module docs, after the first run of the routine over the
+/// whole copy stopped with `first`.
+///
+/// # Safety
+/// As for [`lossy`].
+#[cold]
+#[inline(never)]
+unsafe fn run(
+    routine: arch::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    first: arch::Stopped,
+    on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
+) -> LossyCopy {
+    let mut report = LossyCopy::empty();
+    let (d, s) = (dst as usize, src as usize);
+    let mut known: Vec<Granule> = Vec::new();
+    let fault = describe(first, dst, src, len, None);
+    let mut pos = learn(&mut known, &mut report, fault, first.progress, 0, d, s, len);
+    while pos < len {
+        known.retain(|g| g.offsets(d, len).end > pos || g.offsets(s, len).end > pos);
+        let covering = |base: usize| {
+            known.iter().find_map(|g| {
+                let r = g.offsets(base, len);
+                r.contains(&pos).then_some((*g, r.end))
+            })
+        };
+        // Where the next known granule begins, on either side.
+        let next = known
+            .iter()
+            .flat_map(|g| [g.offsets(d, len), g.offsets(s, len)])
+            .filter(|r| r.start > pos && !r.is_empty())
+            .map(|r| r.start)
+            .min()
+            .unwrap_or(len);
+        let mut record = |report: &mut LossyCopy, side, end, g: Granule| {
+            let piece = LostRange {
+                start: pos,
+                end,
+                side,
+                kind: g.kind,
+                granule: g.size,
+            };
+            report.push(piece);
+            on_lost(&piece)
+        };
+        if let Some((g, end)) = covering(d) {
+            let flow = record(&mut report, Side::Destination, end, g);
+            pos = end;
+            if flow.is_break() {
+                break;
+            }
+        } else if let Some((g, end)) = covering(s) {
+            let stop = next.min(end);
+            let to = dst.wrapping_add(pos);
+            // SAFETY: pos < stop <= len: inside the caller's destination, and
+            // no known lost granule starts in pos..stop.
+            let filled = match unsafe { arch::call_fill(to, 0, stop - pos) } {
+                Ok(()) => stop,
+                Err(stopped) => {
+                    let fault = describe(stopped, to, to, stop - pos, Some(Side::Destination));
+                    learn(
+                        &mut known,
+                        &mut report,
+                        fault,
+                        stopped.progress,
+                        pos,
+                        d,
+                        s,
+                        len,
+                    )
+                }
+            };
+            if filled > pos {
+                let flow = record(&mut report, Side::Source, filled, g);
+                pos = filled;
+                if flow.is_break() {
+                    break;
+                }
+            }
+        } else {
+            let (to, from) = (dst.wrapping_add(pos), src.wrapping_add(pos));
+            // SAFETY: as above, for both buffers: no known lost granule of
+            // either starts in pos..next, and neither covers pos.
+            pos = match unsafe { arch::call(routine, to, from, next - pos) } {
+                Ok(()) => next,
+                Err(exit) => {
+                    let stopped = stopped(exit);
+                    let fault = describe(stopped, to, from, next - pos, None);
+                    learn(
+                        &mut known,
+                        &mut report,
+                        fault,
+                        stopped.progress,
+                        pos,
+                        d,
+                        s,
+                        len,
+                    )
+                }
+            };
+        }
+    }
+    report.done = pos;
+    report
+}
+
+/// Takes in the granule of a routine stopped at `step + progress` (`progress`
+/// a lower bound of what it did) and returns the offset the loop goes on from:
+/// the routine's progress, but no further than the first byte of either buffer
+/// inside the granule (a routine reported as ahead, by a late machine check,
+/// did not do the bytes in the granule).
+#[allow(clippy::too_many_arguments)]
+fn learn(
+    known: &mut Vec<Granule>,
+    report: &mut LossyCopy,
+    fault: crate::Fault,
+    progress: usize,
+    step: usize,
+    d: usize,
+    s: usize,
+    len: usize,
+) -> usize {
+    let start = fault.addr() & !(fault.granule() - 1);
+    let granule = Granule {
+        start,
+        end: start.saturating_add(fault.granule()),
+        kind: fault.kind(),
+        size: fault.granule(),
+    };
+    report.faults += 1;
+    // A second signal on one granule would break the contract (and, with a
+    // fixup that makes no progress, loop forever): fail loudly instead.
+    assert!(
+        !known
+            .iter()
+            .any(|g| (g.start, g.end) == (granule.start, granule.end)),
+        "mcsafe: the lossy copy touched the lost granule at {start:#x} twice (a bug)"
+    );
+    let first = [d, s]
+        .into_iter()
+        .map(|base| granule.offsets(base, len))
+        .filter(|r| r.end > step)
+        .map(|r| r.start.max(step))
+        .min();
+    known.push(granule);
+    // The handler redirects a fault only when its granule overlaps the
+    // routine's buffers, which lie in step..len: so there is a first byte.
+    let first = first.expect("mcsafe: a fault outside the copy's buffers reached the lossy copy");
+    (step + progress).min(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbours_of_one_side_and_kind_merge_others_do_not() {
+        let piece = |start, end, side, kind| LostRange {
+            start,
+            end,
+            side,
+            kind,
+            granule: 4096,
+        };
+        let mut r = LossyCopy::empty();
+        let ae = FaultKind::AddressError;
+        r.push(piece(0, 4096, Side::Source, ae));
+        r.push(piece(4096, 8192, Side::Source, ae));
+        r.push(piece(8192, 9000, Side::Destination, ae));
+        r.push(piece(9000, 12288, Side::Source, FaultKind::Poison));
+        r.push(piece(16384, 20480, Side::Source, FaultKind::Poison));
+        let ranges: Vec<_> = r.lost().iter().map(LostRange::range).collect();
+        assert_eq!(ranges, [0..8192, 8192..9000, 9000..12288, 16384..20480]);
+        assert_eq!(r.lost_bytes(), 8192 + 808 + 3288 + 4096);
+    }
+
+    #[test]
+    fn a_granule_is_clipped_to_each_buffer() {
+        let g = Granule {
+            start: 0x10000,
+            end: 0x11000,
+            kind: FaultKind::Poison,
+            size: 0x1000,
+        };
+        assert_eq!(g.offsets(0x10800, 0x2000), 0..0x800);
+        assert_eq!(g.offsets(0xf000, 0x2000), 0x1000..0x2000);
+        assert_eq!(g.offsets(0xf000, 0x1800), 0x1000..0x1800);
+        assert!(g.offsets(0x20000, 0x1000).is_empty());
+        assert!(g.offsets(0x8000, 0x1000).is_empty());
+    }
+}
