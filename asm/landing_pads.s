@@ -17,6 +17,9 @@
 #   returns; refused arguments and a dispatch word not set yet jump to the Rust side
 #   too (mcsafe_asm_glue_refused, mcsafe_asm_glue_first_use). So `copy_mc` is one
 #   indirect call, and a caller that only passes the result on tail-calls it.
+#   C API mode (the strategy routines, called by mcsafe_asm_capi_copy): as C mode,
+#   but what comes back is libmcsafe's `int` (0, -EIO with `struct mcsafe_fault`
+#   filled in, -EINVAL), never a panic.
 #   Register mode (every routine; the strategy routines when called through
 #   mcsafe_asm_call_registers, which the fixups recognise by their return address):
 #   rax = status: 0 when every byte was done, else the fault word (si_code |
@@ -161,14 +164,17 @@ mcsafe_asm_\name:
 
 # The C-mode exit of a fixup: unless the routine was called in register mode (its
 # return address is mcsafe_asm_call_registers_return), hand the stopped copy to the
-# Rust side and return the Result it builds. The frame (src/arch/x86_64/routines.rs,
-# FixupFrame) is 7 words on the stack; the CFI follows it, so a panic there unwinds.
+# Rust side and return what it builds: the Result (C mode), or the C library's
+# int and its `struct mcsafe_fault` (C API mode: called by mcsafe_asm_capi_copy,
+# whose return address says so and whose fault pointer lies above it). The frame
+# (src/arch/x86_64/routines.rs, FixupFrame) is 9 words on the stack; the CFI
+# follows it, so a panic there unwinds.
 .macro FAULT_TO_RUST name
 	lea	mcsafe_asm_call_registers_return(%rip), %rcx
 	cmp	%rcx, (%rsp)
 	je	1f					# register mode: return registers
-	sub	$56, %rsp				# 16-byte aligned for the call
-	.cfi_adjust_cfa_offset 56
+	sub	$72, %rsp				# 16-byte aligned for the call
+	.cfi_adjust_cfa_offset 72
 	mov	%r8, (%rsp)				# dst
 	mov	%r9, 8(%rsp)				# src
 	mov	%r10, 16(%rsp)				# len
@@ -177,13 +183,42 @@ mcsafe_asm_\name:
 	mov	%r11, 40(%rsp)				# si_addr
 	lea	mcsafe_asm_\name(%rip), %rcx
 	mov	%rcx, 48(%rsp)				# the routine, for the forward step
+	xor	%ecx, %ecx
+	lea	mcsafe_asm_capi_copy_return(%rip), %rdx
+	cmp	%rdx, 72(%rsp)
+	sete	%cl
+	mov	%rcx, 56(%rsp)				# 1 in C API mode
+	mov	80(%rsp), %rdx
+	mov	%rdx, 64(%rsp)				# C API mode: its fault pointer
 	mov	%rsp, %rdi
 	call	mcsafe_asm_glue_finish_copy
-	add	$56, %rsp
-	.cfi_adjust_cfa_offset -56
+	add	$72, %rsp
+	.cfi_adjust_cfa_offset -72
 	ret
 1:
 .endm
+
+# C API mode: `int mcsafe_asm_capi_copy(void *dst, const void *src, size_t len,
+# struct mcsafe_fault *fault)`, the whole of libmcsafe's mcsafe_copy once the
+# dispatch word is set (capi/src/lib.rs checks that first): 0, or -EIO with
+# `*fault` (when not NULL), or -EINVAL, in eax, and no panic. The routine's exits
+# know this caller by its return address, and find `fault` above it.
+	.text
+	.p2align 4
+	.globl	mcsafe_asm_capi_copy
+	.hidden	mcsafe_asm_capi_copy
+	.type	mcsafe_asm_capi_copy, @function
+mcsafe_asm_capi_copy:
+	.cfi_startproc
+	push	%rcx					# fault; the stack aligned as at entry
+	.cfi_adjust_cfa_offset 8
+	call	*mcsafe_asm_copy_current(%rip)
+mcsafe_asm_capi_copy_return:
+	pop	%rcx
+	.cfi_adjust_cfa_offset -8
+	ret
+	.cfi_endproc
+	.size	mcsafe_asm_capi_copy, . - mcsafe_asm_capi_copy
 
 # Register mode for a C-mode routine: `call mcsafe_asm_call_registers` with rax = the
 # routine. Its return address tells the routine's fixups which way out to take.
@@ -228,6 +263,9 @@ mcsafe_asm_call_registers_return:
 	.type	mcsafe_asm_copy_refused, @function
 mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	.cfi_startproc
+	lea	mcsafe_asm_capi_copy_return(%rip), %rcx
+	cmp	%rcx, (%rsp)
+	je	2f					# C API mode: -EINVAL
 	lea	mcsafe_asm_call_registers_return(%rip), %rcx
 	cmp	%rcx, (%rsp)
 	jne	mcsafe_asm_glue_refused			# C mode: the Rust side says why
@@ -241,6 +279,11 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 1:	mov	%rdx, %rcx
 	lea	mcsafe_asm_copy_refused(%rip), %rdx
 	ret
+2:	xor	%eax, %eax				# len 0: 0, else -EINVAL (22)
+	test	%rdx, %rdx
+	jz	3f
+	mov	$-22, %eax
+3:	ret
 	.cfi_endproc
 	.size	mcsafe_asm_copy_refused, . - mcsafe_asm_copy_refused
 

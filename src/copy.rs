@@ -146,6 +146,45 @@ pub(crate) fn check_range(name: &str, start: usize, len: usize) {
     );
 }
 
+/// `internals::try_copy`: the current routine in register mode, refusals and
+/// first use as values.
+///
+/// # Safety
+/// As for [`copy_mc`].
+#[inline(always)]
+pub(crate) unsafe fn try_copy(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), crate::internals::TryCopyError> {
+    let Some(routine) = arch::ready_routine() else {
+        return Err(crate::internals::TryCopyError::NotReady);
+    };
+    // SAFETY: the routine checks the ranges; the caller vouches for the rest.
+    match unsafe { arch::call(routine, dst, src, len) } {
+        Ok(()) => Ok(()),
+        // SAFETY: the exit of that call, over the caller's ranges.
+        Err(exit) => unsafe { try_copy_failed(exit) },
+    }
+}
+
+/// The rest of [`try_copy`] after an exit: refused, or the forward step over the
+/// ranges and with the routine the exit hands back.
+///
+/// # Safety
+/// `exit` ended a strategy routine called over the caller's ranges.
+#[cold]
+#[inline(never)]
+unsafe fn try_copy_failed(exit: arch::Exit) -> Result<(), crate::internals::TryCopyError> {
+    match exit.why() {
+        arch::Why::BadArguments => Err(crate::internals::TryCopyError::Refused),
+        // SAFETY: per this function's contract.
+        arch::Why::Fault(stopped) => Err(crate::internals::TryCopyError::Lost(unsafe {
+            finish_copy(exit.routine, exit.dst, exit.src, exit.len, stopped)
+        })),
+    }
+}
+
 /// Runs `first` (an exact-size routine) over the whole range, then `rest` (a
 /// strategy routine) for the forward steps: `write_mc`, whose first routine copies
 /// exactly `len` bytes and nothing else. The call is inline; everything after a

@@ -76,6 +76,14 @@ impl RawResult {
         }
     }
 
+    /// An `int` result of the C API mode, in the low half of rax.
+    pub(crate) fn from_int(code: i32) -> RawResult {
+        RawResult {
+            first: u64::from(code as u32),
+            second: 0,
+        }
+    }
+
     /// The result these words are: a no-op on the hot path.
     #[inline(always)]
     pub(crate) fn into_result(self) -> Result<(), Fault> {

@@ -249,6 +249,144 @@ pub mod internals {
     #[cfg(mcsafe_protected)]
     pub use crate::arch::table::{LandingPad, Regs, landing_pads};
 
+    /// libmcsafe's `struct mcsafe_fault`, as [`capi_copy`] writes it: a
+    /// [`Fault`](crate::Fault) in C terms. The C library checks at compile time
+    /// that its struct has this layout.
+    #[repr(C)]
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct CFault {
+        /// [`Fault::copied`](crate::Fault::copied).
+        pub copied: usize,
+        /// [`Fault::addr`](crate::Fault::addr).
+        pub addr: usize,
+        /// [`Fault::granule`](crate::Fault::granule).
+        pub granule: usize,
+        /// [`CFault::SIDE_SOURCE`] or [`CFault::SIDE_DESTINATION`].
+        pub side: core::ffi::c_int,
+        /// [`CFault::KIND_POISON`], [`CFault::KIND_ADDRESS_ERROR`] or
+        /// [`CFault::KIND_OBJECT_ERROR`].
+        pub kind: core::ffi::c_int,
+        /// The `si_code` of the SIGBUS.
+        pub si_code: core::ffi::c_int,
+    }
+
+    impl CFault {
+        /// `MCSAFE_SIDE_SOURCE`.
+        pub const SIDE_SOURCE: core::ffi::c_int = 0;
+        /// `MCSAFE_SIDE_DESTINATION`.
+        pub const SIDE_DESTINATION: core::ffi::c_int = 1;
+        /// `MCSAFE_KIND_POISON`.
+        pub const KIND_POISON: core::ffi::c_int = 1;
+        /// `MCSAFE_KIND_ADDRESS_ERROR`.
+        pub const KIND_ADDRESS_ERROR: core::ffi::c_int = 2;
+        /// `MCSAFE_KIND_OBJECT_ERROR`.
+        pub const KIND_OBJECT_ERROR: core::ffi::c_int = 3;
+    }
+
+    impl From<crate::Fault> for CFault {
+        fn from(fault: crate::Fault) -> CFault {
+            use crate::{FaultKind, Side};
+            let (kind, si_code) = match fault.kind() {
+                FaultKind::Poison => (CFault::KIND_POISON, libc::BUS_MCEERR_AR),
+                FaultKind::AddressError => (CFault::KIND_ADDRESS_ERROR, libc::BUS_ADRERR),
+                FaultKind::ObjectError => (CFault::KIND_OBJECT_ERROR, libc::BUS_OBJERR),
+            };
+            CFault {
+                copied: fault.copied(),
+                addr: fault.addr(),
+                granule: fault.granule(),
+                side: match fault.side() {
+                    Side::Source => CFault::SIDE_SOURCE,
+                    Side::Destination => CFault::SIDE_DESTINATION,
+                },
+                kind,
+                si_code,
+            }
+        }
+    }
+
+    /// libmcsafe's `mcsafe_copy` once [`is_ready`]: 0; `-EIO` with `*fault`
+    /// (when not NULL) as [`CFault`]; `-EINVAL` for what
+    /// [`copy_mc`](crate::copy_mc) refuses with a panic; never a panic. One call
+    /// that a C entry point tail-calls.
+    ///
+    /// # Safety
+    /// As for [`copy_mc`](crate::copy_mc); `fault` is NULL or writable;
+    /// [`is_ready`] has returned true.
+    #[cfg(mcsafe_protected)]
+    #[inline(always)]
+    pub unsafe fn capi_copy(
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+        fault: *mut CFault,
+    ) -> core::ffi::c_int {
+        // SAFETY: the caller's contract.
+        unsafe { crate::arch::capi_copy(dst, src, len, fault) }
+    }
+
+    /// [`capi_copy`] where there are no routines: [`try_copy`] (a plain copy
+    /// after the same check), in the C library's terms.
+    ///
+    /// # Safety
+    /// As for [`copy_mc`](crate::copy_mc); `fault` is NULL or writable.
+    #[cfg(not(mcsafe_protected))]
+    pub unsafe fn capi_copy(
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+        fault: *mut CFault,
+    ) -> core::ffi::c_int {
+        // SAFETY: the caller's contract.
+        match unsafe { try_copy(dst, src, len) } {
+            Ok(()) => 0,
+            Err(TryCopyError::Lost(f)) => {
+                if !fault.is_null() {
+                    // SAFETY: the caller's contract.
+                    unsafe { fault.write_unaligned(f.into()) };
+                }
+                -libc::EIO
+            }
+            Err(TryCopyError::Refused) => -libc::EINVAL,
+            Err(TryCopyError::NotReady) => -libc::ENOTRECOVERABLE,
+        }
+    }
+
+    /// Why [`try_copy`] did not copy every byte.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum TryCopyError {
+        /// Nothing is installed yet (call [`install`](crate::install) first);
+        /// nothing was touched.
+        NotReady,
+        /// The ranges are what [`copy_mc`](crate::copy_mc) refuses with a
+        /// panic; nothing was touched.
+        Refused,
+        /// A granule was lost: as [`copy_mc`](crate::copy_mc)'s `Err`.
+        Lost(crate::Fault),
+    }
+
+    /// Whether copies are ready to run ([`install`](crate::install) or a first
+    /// copy has run): until then [`try_copy`] is [`TryCopyError::NotReady`].
+    #[inline(always)]
+    pub fn is_ready() -> bool {
+        crate::arch::ready_routine().is_some()
+    }
+
+    /// [`copy_mc`](crate::copy_mc) that never panics, for the C library: bad
+    /// ranges are [`TryCopyError::Refused`], and a copy before the first
+    /// [`install`](crate::install) is [`TryCopyError::NotReady`] (the caller
+    /// installs and calls again). The routine runs in register mode, so the
+    /// caller keeps nothing alive across it; the hot path is one load, one
+    /// compare and the call.
+    ///
+    /// # Safety
+    /// As for [`copy_mc`](crate::copy_mc).
+    #[inline(always)]
+    pub unsafe fn try_copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), TryCopyError> {
+        // SAFETY: the caller's contract.
+        unsafe { crate::copy::try_copy(dst, src, len) }
+    }
+
     /// Entry address of a strategy's routine.
     #[cfg(mcsafe_protected)]
     pub fn routine_addr(strategy: crate::Strategy) -> usize {

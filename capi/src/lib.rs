@@ -29,7 +29,7 @@ use core::ffi::{c_char, c_int, c_void};
 // are `usize` to Rust).
 use libc::{size_t, uintptr_t};
 
-use mcsafe::{Fault, FaultKind, Side, Strategy};
+use mcsafe::{Fault, Strategy};
 
 /// The fault was reading the source buffer.
 pub const MCSAFE_SIDE_SOURCE: c_int = 0;
@@ -139,24 +139,59 @@ pub unsafe extern "C" fn mcsafe_copy(
     len: size_t,
     fault: *mut mcsafe_fault,
 ) -> c_int {
-    status::guard(|| {
-        if len == 0 {
-            return 0;
-        }
-        if !args::copy_ok(dst as usize, src as usize, len) {
-            return -libc::EINVAL;
-        }
-        if let Err(code) = status::ready() {
-            return code;
-        }
-        // SAFETY: arguments checked as the crate requires; the caller vouches
-        // for the memory.
-        match unsafe { mcsafe::copy_mc(dst.cast(), src.cast(), len) } {
-            Ok(()) => 0,
-            // SAFETY: the caller passes NULL or a writable mcsafe_fault.
-            Err(lost) => unsafe { report(fault, lost) },
-        }
-    })
+    // The hot path is the crate's own: one load, one compare, the routine (which
+    // checks the ranges itself); nothing here can panic. Everything else is out
+    // of line, under the panic guard; after the call only `fault` is still needed.
+    if !mcsafe::internals::is_ready() {
+        // SAFETY: as for this function.
+        return unsafe { copy_first(dst, src, len, fault) };
+    }
+    // SAFETY: the caller vouches for the memory and `fault`; the routine refuses
+    // bad ranges; ready (checked above). `mcsafe_fault` is `CFault` (checked below).
+    unsafe { mcsafe::internals::capi_copy(dst.cast(), src.cast(), len, fault.cast()) }
+}
+
+// `mcsafe_fault` and the crate's `CFault`, which `capi_copy` writes: one layout,
+// and the same constants.
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    use mcsafe::internals::CFault;
+    assert!(size_of::<mcsafe_fault>() == size_of::<CFault>());
+    assert!(align_of::<mcsafe_fault>() == align_of::<CFault>());
+    assert!(offset_of!(mcsafe_fault, copied) == offset_of!(CFault, copied));
+    assert!(offset_of!(mcsafe_fault, addr) == offset_of!(CFault, addr));
+    assert!(offset_of!(mcsafe_fault, granule) == offset_of!(CFault, granule));
+    assert!(offset_of!(mcsafe_fault, side) == offset_of!(CFault, side));
+    assert!(offset_of!(mcsafe_fault, kind) == offset_of!(CFault, kind));
+    assert!(offset_of!(mcsafe_fault, si_code) == offset_of!(CFault, si_code));
+    assert!(MCSAFE_SIDE_SOURCE == CFault::SIDE_SOURCE);
+    assert!(MCSAFE_SIDE_DESTINATION == CFault::SIDE_DESTINATION);
+    assert!(MCSAFE_KIND_POISON == CFault::KIND_POISON);
+    assert!(MCSAFE_KIND_ADDRESS_ERROR == CFault::KIND_ADDRESS_ERROR);
+    assert!(MCSAFE_KIND_OBJECT_ERROR == CFault::KIND_OBJECT_ERROR);
+};
+
+/// `mcsafe_copy` before anything is installed: install (or return why not),
+/// then copy.
+///
+/// # Safety
+/// As for `mcsafe_copy`.
+#[cold]
+#[inline(never)]
+unsafe fn copy_first(
+    dst: *mut c_void,
+    src: *const c_void,
+    len: size_t,
+    fault: *mut mcsafe_fault,
+) -> c_int {
+    if let Err(code) = status::ready() {
+        return code;
+    }
+    if !mcsafe::internals::is_ready() {
+        return -libc::ENOTRECOVERABLE;
+    }
+    // SAFETY: as for mcsafe_copy; installed now.
+    unsafe { mcsafe::internals::capi_copy(dst.cast(), src.cast(), len, fault.cast()) }
 }
 
 /// Fills `len` bytes at `dst` with `(unsigned char)byte` like memset,
@@ -345,25 +380,17 @@ unsafe fn report(out: *mut mcsafe_fault, fault: Fault) -> c_int {
     -libc::EIO
 }
 
-/// The C view of a [`Fault`].
+/// The C view of a [`Fault`]: the crate's own (`CFault`, the layout of
+/// `mcsafe_fault`, checked above), so that every entry point reports alike.
 fn to_c(fault: Fault) -> mcsafe_fault {
-    let side = match fault.side() {
-        Side::Destination => MCSAFE_SIDE_DESTINATION,
-        _ => MCSAFE_SIDE_SOURCE,
-    };
-    let (kind, si_code) = match fault.kind() {
-        FaultKind::Poison => (MCSAFE_KIND_POISON, libc::BUS_MCEERR_AR),
-        FaultKind::AddressError => (MCSAFE_KIND_ADDRESS_ERROR, libc::BUS_ADRERR),
-        FaultKind::ObjectError => (MCSAFE_KIND_OBJECT_ERROR, libc::BUS_OBJERR),
-        _ => (0, 0),
-    };
+    let c = mcsafe::internals::CFault::from(fault);
     mcsafe_fault {
-        copied: fault.copied(),
-        addr: fault.addr(),
-        granule: fault.granule(),
-        side,
-        kind,
-        si_code,
+        copied: c.copied,
+        addr: c.addr,
+        granule: c.granule,
+        side: c.side,
+        kind: c.kind,
+        si_code: c.si_code,
     }
 }
 
@@ -420,9 +447,9 @@ mod tests {
             assert_eq!(strategy_name(strategy).to_str().unwrap(), strategy.name());
         }
         let kinds = [
-            (MCSAFE_KIND_POISON, FaultKind::Poison),
-            (MCSAFE_KIND_ADDRESS_ERROR, FaultKind::AddressError),
-            (MCSAFE_KIND_OBJECT_ERROR, FaultKind::ObjectError),
+            (MCSAFE_KIND_POISON, mcsafe::FaultKind::Poison),
+            (MCSAFE_KIND_ADDRESS_ERROR, mcsafe::FaultKind::AddressError),
+            (MCSAFE_KIND_OBJECT_ERROR, mcsafe::FaultKind::ObjectError),
         ];
         for (code, kind) in kinds {
             // SAFETY: a static NUL-terminated string.

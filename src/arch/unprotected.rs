@@ -55,12 +55,19 @@ pub(crate) struct Stopped {
     pub(crate) addr: usize,
 }
 
-/// Never constructed: nothing calls a routine in register mode here.
+/// A "routine" call that did not copy: here only refused ranges. The fields are
+/// those of the protected target's `Exit`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Exit;
+pub(crate) struct Exit {
+    why: Why,
+    pub(crate) routine: Routine,
+    pub(crate) dst: *mut u8,
+    pub(crate) src: *const u8,
+    pub(crate) len: usize,
+}
 
-/// Why a register-mode call ended early: never, here (the shape of the protected
-/// target's).
+/// Why a register-mode call ended early: here only refused ranges (the shape of
+/// the protected target's).
 #[derive(Clone, Copy, Debug)]
 #[allow(dead_code)]
 pub(crate) enum Why {
@@ -70,12 +77,17 @@ pub(crate) enum Why {
 
 impl Exit {
     pub(crate) fn why(&self) -> Why {
-        unreachable!("mcsafe: no routine runs on this target")
+        self.why
     }
 }
 
 pub(crate) fn current_routine() -> Routine {
     Routine
+}
+
+/// Always ready: plain copies need nothing installed.
+pub(crate) fn ready_routine() -> Option<Routine> {
+    Some(Routine)
 }
 
 /// No strategy runs here.
@@ -115,17 +127,27 @@ pub(crate) unsafe fn copy_strategy(
     panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
 }
 
-/// A plain copy: nothing here stops on a fault (the lossy copy's loop).
+/// A plain copy after the routines' argument check: nothing here stops on a
+/// fault (the lossy copy's loop, `internals::try_copy`).
 ///
 /// # Safety
-/// As for `ptr::copy_nonoverlapping`.
+/// As for `ptr::copy_nonoverlapping`, unless refused.
 pub(crate) unsafe fn call(
     _: Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
 ) -> Result<(), Exit> {
-    // SAFETY: the caller's contract is copy_nonoverlapping's.
+    if len > 0 && crate::copy::ranges_are_bad(dst, src, len) {
+        return Err(Exit {
+            why: Why::BadArguments,
+            routine: Routine,
+            dst,
+            src,
+            len,
+        });
+    }
+    // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
     unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
     Ok(())
 }

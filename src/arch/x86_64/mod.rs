@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{
-    Exit, Routine, Slot, Stopped, Why, call, call_crc32c, call_exact, call_fill, copy_current,
-    copy_strategy,
+    Exit, Routine, Slot, Stopped, Why, call, call_crc32c, call_exact, call_fill, capi_copy,
+    copy_current, copy_strategy,
 };
 
 use super::Thresholds;
@@ -72,6 +72,12 @@ pub(crate) fn routine_for(strategy: Strategy) -> Routine {
     Slot::Of(strategy)
         .routine()
         .unwrap_or_else(|| resolve(Slot::Of(strategy)))
+}
+
+/// The routine `copy_mc` runs, or `None` before [`init`] (nothing installed).
+#[inline(always)]
+pub(crate) fn ready_routine() -> Option<Routine> {
+    Slot::Current.routine()
 }
 
 /// The routine `copy_mc` runs (after [`init`]).

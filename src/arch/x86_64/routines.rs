@@ -52,6 +52,17 @@ unsafe extern "C" {
 }
 
 unsafe extern "C" {
+    /// C API mode (asm/landing_pads.s): libmcsafe's `mcsafe_copy` once the
+    /// dispatch word is set.
+    fn mcsafe_asm_capi_copy(
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+        fault: *mut crate::internals::CFault,
+    ) -> core::ffi::c_int;
+}
+
+unsafe extern "C" {
     // Size thresholds read by the vector routines (asm/landing_pads.s).
     static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
@@ -126,7 +137,25 @@ impl Slot {
 
     /// The routine behind this slot, or `None` until [`Slot::publish`] (and for a
     /// strategy the CPU cannot run, for good).
+    #[inline(always)]
     pub(crate) fn routine(self) -> Option<Routine> {
+        if self == Slot::Current {
+            // The hot path of `internals::try_copy`: the word and the stub's
+            // address by their own symbols, not through the GOT.
+            let (addr, stub): (usize, usize);
+            // SAFETY: an aligned load of a dispatch word (x86 loads are acquire
+            // loads) and an address computation.
+            unsafe {
+                asm!(
+                    "mov {addr}, qword ptr [rip + mcsafe_asm_copy_current]",
+                    "lea {stub}, [rip + mcsafe_asm_copy_not_ready_4]",
+                    addr = out(reg) addr,
+                    stub = out(reg) stub,
+                    options(pure, nostack, preserves_flags, readonly)
+                );
+            }
+            return (addr != stub).then_some(Routine(addr));
+        }
         let addr = self.word().load(Ordering::Acquire);
         (addr != self.not_ready_stub()).then_some(Routine(addr))
     }
@@ -249,13 +278,18 @@ impl Stopped {
 }
 
 /// How a routine called in register mode ended without doing every byte, from
-/// its output registers.
+/// its output registers, which also hand back the call's arguments and the
+/// routine's entry (asm/landing_pads.s, "Register mode").
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Exit {
     word: usize,
     not_copied: usize,
     addr: usize,
-    len: usize,
+    /// The routine that stopped.
+    pub(crate) routine: Routine,
+    pub(crate) dst: *mut u8,
+    pub(crate) src: *const u8,
+    pub(crate) len: usize,
 }
 
 /// Why a routine called in register mode ended early.
@@ -309,26 +343,55 @@ pub(crate) unsafe fn copy_strategy(
     unsafe { Slot::Of(strategy).function()(dst, src, len) }.into_result()
 }
 
+/// libmcsafe's `mcsafe_copy` after [`Slot::routine`] of [`Slot::Current`] is
+/// set: the current routine in C API mode, one call it tail-calls.
+///
+/// # Safety
+/// As for [`copy_current`]; `fault` is NULL or writable; the dispatch word is set.
+#[inline(always)]
+pub(crate) unsafe fn capi_copy(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    fault: *mut crate::internals::CFault,
+) -> core::ffi::c_int {
+    // SAFETY: per this function's contract; the stub and the routine follow the
+    // C ABI, and no panic leaves them (the glue catches it).
+    unsafe { mcsafe_asm_capi_copy(dst, src, len, fault) }
+}
+
 /// Calls a routine in register mode: one `call` that names every register of the
 /// convention. `$target` is the call's operand; rax holds `$rax` on entry.
 macro_rules! call_in_register_mode {
     ($target:literal, $rax:expr, $dst:expr, $src:expr, $len:expr) => {{
-        let len: usize = $len;
-        let (word, not_copied, addr): (usize, usize, usize);
+        let (word, not_copied, addr, routine, dst, src, len): (
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+            usize,
+        );
         // SAFETY: the routine follows the convention in asm/landing_pads.s: it reads
         // only src..src+len and writes only dst..dst+len (valid per the caller's
         // contract; a routine that checks its arguments refuses what is not), uses
         // no stack beyond two return addresses, keeps DF clear, and clobbers nothing
-        // outside the operands and the C ABI's caller-saved set.
+        // outside the operands and the C ABI's caller-saved set. After an exit it
+        // hands back its arguments and its entry, so the caller keeps nothing alive
+        // across the call.
         unsafe {
             asm!(
                 $target,
                 inlateout("rax") $rax => word,
                 inlateout("rdi") $dst => _,
                 inlateout("rsi") $src => _,
-                inlateout("rdx") len => _,
+                inlateout("rdx") $len => routine,
                 lateout("rcx") not_copied,
                 lateout("r11") addr,
+                lateout("r8") dst,
+                lateout("r9") src,
+                lateout("r10") len,
                 clobber_abi("C"),
             );
         }
@@ -338,6 +401,9 @@ macro_rules! call_in_register_mode {
                 word,
                 not_copied,
                 addr,
+                routine: Routine(routine),
+                dst: dst as *mut u8,
+                src: src as *const u8,
                 len,
             }),
         }
@@ -486,9 +552,14 @@ struct FixupFrame {
     word: usize,
     addr: usize,
     routine: usize,
+    /// 1 when the copy was called by `mcsafe_asm_capi_copy` (C API mode).
+    capi: usize,
+    /// In C API mode, its `fault` argument (NULL or writable).
+    capi_fault: *mut crate::internals::CFault,
 }
 
-/// A C-mode copy stopped by a fault: the careful forward step, then the `Result`.
+/// A C-mode copy stopped by a fault: the careful forward step, then the `Result`
+/// (C mode), or libmcsafe's `-EIO` with `*capi_fault` filled in (C API mode).
 ///
 /// # Safety
 /// Called only by a C-mode fixup, with the frame of a routine that was called
@@ -502,7 +573,7 @@ unsafe extern "C-unwind" fn glue_finish_copy(frame: &FixupFrame) -> RawResult {
         frame.addr,
     );
     // SAFETY: per this function's contract.
-    let fault = unsafe {
+    let finish = || unsafe {
         crate::copy::finish_copy(
             Routine(frame.routine),
             frame.dst,
@@ -511,7 +582,21 @@ unsafe extern "C-unwind" fn glue_finish_copy(frame: &FixupFrame) -> RawResult {
             stopped,
         )
     };
-    RawResult::from_result(Err(fault))
+    if frame.capi == 0 {
+        return RawResult::from_result(Err(finish()));
+    }
+    // C API mode: an int in eax, and no panic may reach C.
+    let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(finish)) {
+        Ok(fault) => {
+            if !frame.capi_fault.is_null() {
+                // SAFETY: the C caller passes NULL or a writable mcsafe_fault.
+                unsafe { frame.capi_fault.write_unaligned(fault.into()) };
+            }
+            -libc::EIO
+        }
+        Err(_) => -libc::ENOTRECOVERABLE,
+    };
+    RawResult::from_int(code)
 }
 
 /// A C-mode copy whose argument check refused its ranges: nothing to do for
