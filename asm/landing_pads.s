@@ -361,10 +361,12 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	sub	%rcx, %rdx
 .endm
 
-# The loop path copied backward, for a destination 0..255 bytes past the source
-# within a page (glibc's 4k-aliasing rule, memmove-vec-unaligned-erms.S): copied
-# forward, the first loads wait on the stores (of the previous iteration, or the
-# previous copy of the same buffers) whose addresses match them in the low 12 bits. `v0` holds the first vector (already loaded);
+# The loop path copied backward, for copies that lie inside one page on each side
+# (IF_INSIDE_ONE_PAGE): glibc copies backward when the destination is 0..255 bytes
+# past the source within a page (its 4k-aliasing rule, memmove-vec-unaligned-erms.S):
+# copied forward, the first loads wait on stores (of the previous iteration, or of
+# the previous copy of the same buffers) whose addresses match them in the low 12
+# bits. Inside one page the order costs nothing otherwise, and it is safe there. `v0` holds the first vector (already loaded);
 # `v1`..`v4` are the loop's, `v5`..`v7` the next three vectors, `v8` the last one.
 # The 4-vector blocks are stored downward from the end, with aligned stores, then
 # the first four vectors and the last one. rdi never moves (progress 0: the forward
@@ -380,6 +382,7 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	mov	%rcx, %rax				# and its source:
 	sub	%rdi, %rax				# src + (block - dst)
 	add	%rsi, %rax
+	.p2align 4,, 10					# the loop at a fetch block start
 1:	\vmovu	(3 * \vec)(%rax), \v1
 	\vmovu	(2 * \vec)(%rax), \v2
 	\vmovu	\vec(%rax), \v3
@@ -400,28 +403,21 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 .endm
 
 # Whether the loop path should go backward (see COPY_4X_BACKWARD): jumps to
-# `backward` when (dst - src) mod 4096 is 0..255 and each range lies inside one
-# page. Only then: a backward copy touches the end first, and across pages it
-# would meet a lost page past one a forward copy stops at (a copy past a
-# truncation would take a signal for every lost page, not one); inside one page
-# per side, the first access to either side's page is the one that faults,
-# whatever the order, so a faulting copy still takes one signal. Clobbers ecx.
-.macro IF_4K_ALIASED backward
+# `backward` when each range lies inside one page (tested as (src | dst) mod 4096
+# + len <= 4096, which implies both). Only then: a backward copy touches the end
+# first, and across pages it would meet a lost page past one a forward copy stops
+# at (a copy past a truncation would take a signal for every lost page, not one);
+# inside one page per side, the first access to either side's page is the one
+# that faults, whatever the order, so a faulting copy still takes one signal. In
+# the entry range, before the range registers are saved: the backward loop moves
+# neither rdi, rsi nor rdx. Clobbers ecx.
+.macro IF_INSIDE_ONE_PAGE backward
 	mov	%edi, %ecx
-	sub	%esi, %ecx
-	test	$(4096 - 256), %ecx
-	jnz	1f					# no aliasing: forward
-	mov	%esi, %ecx
+	or	%esi, %ecx
 	and	$4095, %ecx
 	add	%rdx, %rcx
 	cmp	$4096, %rcx
-	ja	1f					# src crosses a page: forward
-	mov	%edi, %ecx
-	and	$4095, %ecx
-	add	%rdx, %rcx
-	cmp	$4096, %rcx
-	jbe	\backward				# both inside one page
-1:
+	jbe	\backward
 .endm
 
 # ---- Dispatch ----
