@@ -8,7 +8,7 @@
 #   257..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end
 #                (backward when each range lies inside one page:
-#                IF_INSIDE_ONE_PAGE);
+#                IF_INSIDE_ONE_PAGE, which is tested first);
 #                from mcsafe_asm_avx2_rep_movsb_threshold: rep movsb instead;
 #                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
