@@ -130,18 +130,19 @@ impl From<CrcFault> for std::io::Error {
 /// let both = unsafe { mcsafe::crc32c_mc(first, block.as_ptr().wrapping_add(4), 5) }.unwrap();
 /// assert_eq!(both, crc);
 /// ```
+#[inline]
 #[track_caller]
 pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
     if len == 0 {
         return Ok(crc);
     }
     check_range("source", src as usize, len);
-    if arch::has_crc32c() {
-        // SAFETY: range checked, SSE4.2 present; the caller vouches for the rest.
-        unsafe { hardware(crc, src, len) }
-    } else {
+    match arch::protected_crc_routine() {
+        // SAFETY: range checked, the routine runs here, the handler is
+        // installed; the caller vouches for the rest.
+        Some(routine) => unsafe { hardware(routine, crc, src, len) },
         // SAFETY: as above.
-        unsafe { through_copies(crc, src, len) }
+        None => unsafe { through_copies(crc, src, len) },
     }
 }
 
@@ -149,12 +150,18 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
 /// [`crc32c_mc`] computes, for data that cannot fault (records being written,
 /// expected values).
 ///
+/// A plain function of the slice: it runs the same routine as `crc32c_mc` (so
+/// at the same speed) but does not install mcsafe's SIGBUS handler, takes no
+/// lock, allocates nothing and never panics for lack of an environment: it may
+/// be called anywhere, a signal handler included. Without SSE4.2 it computes in
+/// software (slice-by-8 tables).
+///
 /// # Panics
 ///
-/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
-/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. If reading `data` raises a SIGBUS that mcsafe recovers (a slice over a file
-/// mapping that lost a page, which a `&[u8]` must not be): use [`crc32c_mc`]
-/// with a raw pointer for such memory.
+/// Only if reading `data` raises a SIGBUS that mcsafe recovers (a slice over a
+/// file mapping that lost a page, which a `&[u8]` must never be, while mcsafe's
+/// handler is installed): use [`crc32c_mc`] with a raw pointer for such memory.
+/// Without the handler, such a SIGBUS ends the process as any read would.
 ///
 /// # Example
 ///
@@ -163,57 +170,107 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
 /// assert_eq!(mcsafe::crc32c(0, &[0u8; 32]), 0x8a91_36aa); // RFC 3720, B.4
 /// ```
 pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
-    // SAFETY: a slice is readable memory.
-    match unsafe { crc32c_mc(crc, data.as_ptr(), data.len()) } {
-        Ok(crc) => crc,
-        Err(e) => panic!("mcsafe::crc32c: the slice faulted ({e}); use crc32c_mc"),
+    if data.is_empty() {
+        return crc;
+    }
+    match arch::crc_routine() {
+        Some(routine) => {
+            // SAFETY: a slice is readable memory, and the routine runs here.
+            match unsafe { arch::call_crc32c(routine, data.as_ptr(), data.len(), !crc) } {
+                (state, Ok(())) => !state,
+                (_, Err(stopped)) => slice_faulted(stopped.addr),
+            }
+        }
+        None => !software(!crc, data),
     }
 }
 
-/// The `crc32` routine, with the careful forward step. A routine stopped before
+#[cold]
+#[inline(never)]
+fn slice_faulted(addr: usize) -> ! {
+    panic!(
+        "mcsafe::crc32c: reading the slice raised SIGBUS at {addr:#x}; \
+         memory that may fault must go through crc32c_mc with a raw pointer"
+    )
+}
+
+/// A checksum routine, with the careful forward step. A routine stopped before
 /// the cut (progress < cut) continues from where it stopped; one stopped after
-/// it (a machine check reported after the `crc32` that consumed the poison, so
-/// the state may hold poison) starts again from the beginning up to the cut.
-/// Either way the range ends before the lost granule, and each round shortens it.
+/// it (a machine check reported after the instruction, or the block, that
+/// consumed the poison, so the state may hold poison) starts again from the
+/// beginning up to the cut. Either way the range ends before the lost granule,
+/// and each round shortens it.
+///
+/// The forward step runs the one-stream routine whatever `routine` was: the
+/// folding routine reads four parts of a block at once, so its first fault may
+/// be on a granule past another lost one; a sequential step then meets the
+/// earlier one first, and a call over several lost granules takes at most two
+/// signals (one per granule, and none twice).
 ///
 /// # Safety
-/// As for [`crc32c_mc`], with `len > 0`, the range checked and SSE4.2 present.
-unsafe fn hardware(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+/// As for [`crc32c_mc`], with `len > 0`, the range checked, the handler
+/// installed and `routine` runnable here.
+#[inline(always)]
+pub(crate) unsafe fn hardware(
+    routine: arch::CrcRoutine,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    // SAFETY: per this function's contract.
+    let (out, result) = unsafe { arch::call_crc32c(routine, src, len, !crc) };
+    match result {
+        Ok(()) => Ok(!out),
+        // SAFETY: per this function's contract.
+        Err(stopped) => Err(unsafe { finish_hardware(crc, src, len, out, stopped) }),
+    }
+}
+
+/// The rest of a checksum whose first run stopped on a fault (out of line).
+///
+/// # Safety
+/// As for [`hardware`].
+#[cold]
+#[inline(never)]
+unsafe fn finish_hardware(
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    mut state: u32,
+    mut stopped: arch::Stopped,
+) -> CrcFault {
     let mut done = 0;
-    let mut end = len;
-    let mut state = !crc;
-    let mut cut_at: Option<Fault> = None;
     loop {
-        let at = src.wrapping_add(done);
-        // SAFETY: done < end <= len: inside the caller's range.
-        let (out, result) = unsafe { arch::call_crc32c(at, end - done, state) };
-        let stopped = match result {
-            Ok(()) => {
-                return match cut_at {
-                    None => Ok(!out),
-                    Some(fault) => Err(CrcFault { crc: !out, fault }),
-                };
-            }
-            Err(stopped) => stopped,
-        };
         // Measured over the whole range: a granule lost before `done` still cuts
         // at its own start.
         let fault = describe(stopped, src.cast_mut(), src, len, Some(Side::Source));
         let progress = done + stopped.progress;
         let cut = fault.copied();
         if progress == cut {
-            return Err(CrcFault { crc: !out, fault });
+            return CrcFault { crc: !state, fault };
         }
         (done, state) = if progress < cut {
-            (progress, out)
+            (progress, state)
         } else {
             (0, !crc)
         };
         if done == cut {
-            return Err(CrcFault { crc: !state, fault });
+            return CrcFault { crc: !state, fault };
         }
-        end = cut;
-        cut_at = Some(fault);
+        // SAFETY: done < cut <= len: inside the caller's range, before the
+        // lost granule; every CPU with a checksum routine runs `Stream`.
+        let (out, result) = unsafe {
+            arch::call_crc32c(
+                arch::CrcRoutine::Stream,
+                src.wrapping_add(done),
+                cut - done,
+                state,
+            )
+        };
+        match result {
+            Ok(()) => return CrcFault { crc: !out, fault },
+            Err(next) => (state, stopped) = (out, next),
+        }
     }
 }
 
@@ -374,5 +431,130 @@ mod tests {
             assert_eq!(crc32c(first, &data[split..]), whole, "split {split}");
         }
         assert_eq!(!software(!0, &data), whole);
+    }
+
+    /// Bytes with no short period, so that a block or stream that is misplaced,
+    /// dropped or counted twice changes the CRC.
+    fn pattern(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Every hardware routine this CPU runs, forced, against the software CRC.
+    #[cfg(mcsafe_protected)]
+    fn each_routine(crc: u32, data: &[u8]) -> Vec<(arch::CrcRoutine, u32)> {
+        [arch::CrcRoutine::Stream, arch::CrcRoutine::Fold]
+            .into_iter()
+            .filter(|&r| arch::can_run_crc(r))
+            .map(|r| {
+                // SAFETY: ordinary memory; the routine runs here.
+                let (state, result) =
+                    unsafe { arch::call_crc32c(r, data.as_ptr(), data.len(), !crc) };
+                assert!(result.is_ok());
+                (r, !state)
+            })
+            .collect()
+    }
+
+    /// Every length to past two of the folding routine's units of each shape
+    /// (chain only, streams only, vector blocks, the 24-byte head), at 8
+    /// misalignments and with a seed: the folding and one-stream routines equal
+    /// the software CRC. (Break the folding routine's merge and this fails at
+    /// the first length that reaches it.)
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn the_routines_equal_software_at_every_length_and_offset() {
+        let data = pattern(2100 + 8, 7);
+        let mut checked = 0;
+        for offset in 0..8 {
+            for len in 1..=2100 {
+                let bytes = &data[offset..offset + len];
+                let want = !software(!0x1234_5678, bytes);
+                for (routine, got) in each_routine(0x1234_5678, bytes) {
+                    assert_eq!(got, want, "{routine:?}, len {len}, offset {offset}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 8 * 2100, "only {checked} checks");
+    }
+
+    /// Lengths around the folding routine's blocks (8 KiB by default: a commit
+    /// between blocks; and smaller blocks) and MiB lengths, against the
+    /// software CRC.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn the_routines_equal_software_over_many_blocks() {
+        let data = pattern((3 << 20) + 64, 11);
+        for block in [320, 1000, 4099, 8192] {
+            arch::set_crc32c_block(block);
+            for len in [block - 1, block, block + 1, 2 * block + 71, 5 * block + 319] {
+                let bytes = &data[3..3 + len];
+                let want = !software(!0, bytes);
+                for (routine, got) in each_routine(0, bytes) {
+                    assert_eq!(got, want, "{routine:?}, block {block}, len {len}");
+                }
+            }
+        }
+        for len in [
+            8191,
+            8192,
+            8193,
+            8192 + 71,
+            8192 + 72,
+            8192 + 319,
+            8192 + 320,
+            3 * 8192 + 4095,
+            100_000,
+            (1 << 20) + 3,
+            3 << 20,
+        ] {
+            for offset in [0, 5, 63] {
+                let bytes = &data[offset..offset + len];
+                let want = !software(!0, bytes);
+                assert_eq!(crc32c(0, bytes), want, "crc32c, len {len}, offset {offset}");
+                for (routine, got) in each_routine(0, bytes) {
+                    assert_eq!(got, want, "{routine:?}, len {len}, offset {offset}");
+                }
+            }
+        }
+    }
+
+    /// The folding routine's table of shifts (asm/crc32c_fold.s): entry k
+    /// multiplied (carry-less) by a CRC c, then reduced by `crc32q` from 0,
+    /// must be c followed by 8k zero bytes. Checked with the software CRC and a
+    /// carry-less product computed here, for every entry.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn every_shift_constant_shifts_by_its_bytes() {
+        unsafe extern "C" {
+            static mcsafe_asm_crc32c_shifts: [u32; 1024];
+        }
+        // SAFETY: a read-only table of 1024 words in the assembly's .rodata.
+        let table = unsafe { &mcsafe_asm_crc32c_shifts };
+        let clmul = |a: u32, b: u32| {
+            (0..32).fold(0u64, |acc, i| {
+                if (a >> i) & 1 == 1 {
+                    acc ^ (u64::from(b) << i)
+                } else {
+                    acc
+                }
+            })
+        };
+        let zeros = vec![0u8; 8 * 1024];
+        for c in [1u32, 0x8000_0000, 0xdead_beef] {
+            for (k, &entry) in table.iter().enumerate().skip(1) {
+                let product = clmul(c, entry).to_le_bytes();
+                let got = software(0, &product);
+                assert_eq!(got, software(c, &zeros[..8 * k]), "entry {k}, c {c:#x}");
+            }
+        }
     }
 }

@@ -266,18 +266,74 @@ pub mod internals {
         crate::arch::fill_addr()
     }
 
-    /// Entry address of the `crc32` routine (`crc32c_mc` with SSE4.2).
+    /// Entry address of the one-stream `crc32` routine (asm/crc32c.s).
     #[cfg(mcsafe_protected)]
     pub fn crc32c_addr() -> usize {
         crate::arch::crc32c_addr()
     }
 
-    /// `crc32c_mc` through the fallback that CPUs without SSE4.2 use: copy_mc
-    /// into a stack buffer, then the software CRC.
+    /// Entry address of the folding checksum routine (asm/crc32c_fold.s).
+    #[cfg(mcsafe_protected)]
+    pub fn crc32c_fold_addr() -> usize {
+        crate::arch::crc32c_fold_addr()
+    }
+
+    /// Sets the folding checksum's block size, in bytes (clamped to 320..=8192;
+    /// 8192 by default): the routine commits its progress once per block, so
+    /// that tests reach several commits with short buffers. The CRC is the same
+    /// for any block size; only the speed changes.
+    #[cfg(mcsafe_protected)]
+    pub fn set_crc32c_block(bytes: usize) {
+        crate::arch::set_crc32c_block(bytes)
+    }
+
+    /// The ways `crc32c_mc` can compute, for tests that run each one.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum CrcPath {
+        /// The folding routine (SSE4.2, PCLMULQDQ, AVX2, VPCLMULQDQ).
+        Fold,
+        /// The one-stream `crc32` routine (SSE4.2).
+        Stream,
+        /// `copy_mc` into a stack buffer, then the software CRC (any CPU).
+        Copies,
+    }
+
+    impl CrcPath {
+        /// Every path.
+        pub const ALL: [CrcPath; 3] = [CrcPath::Fold, CrcPath::Stream, CrcPath::Copies];
+
+        fn routine(self) -> Option<crate::arch::CrcRoutine> {
+            match self {
+                CrcPath::Fold => Some(crate::arch::CrcRoutine::Fold),
+                CrcPath::Stream => Some(crate::arch::CrcRoutine::Stream),
+                CrcPath::Copies => None,
+            }
+        }
+
+        /// The path `crc32c_mc` takes on this CPU.
+        pub fn current() -> CrcPath {
+            match crate::arch::crc_routine() {
+                Some(crate::arch::CrcRoutine::Fold) => CrcPath::Fold,
+                Some(crate::arch::CrcRoutine::Stream) => CrcPath::Stream,
+                None => CrcPath::Copies,
+            }
+        }
+
+        /// Whether this CPU can take it.
+        pub fn is_available(self) -> bool {
+            self.routine().is_none_or(crate::arch::can_run_crc)
+        }
+    }
+
+    /// `crc32c_mc` through the chosen path.
     ///
     /// # Safety
     /// As for [`crc32c_mc`](crate::crc32c_mc).
-    pub unsafe fn crc32c_mc_fallback(
+    ///
+    /// # Panics
+    /// As for `crc32c_mc`, and if this CPU cannot take `path`.
+    pub unsafe fn crc32c_mc_with(
+        path: CrcPath,
         crc: u32,
         src: *const u8,
         len: usize,
@@ -286,7 +342,14 @@ pub mod internals {
             return Ok(crc);
         }
         crate::copy::check_range("source", src as usize, len);
-        // SAFETY: per this function's contract, range checked.
-        unsafe { crate::crc32c::through_copies(crc, src, len) }
+        assert!(path.is_available(), "mcsafe: this CPU cannot take {path:?}");
+        crate::arch::ensure_installed();
+        match path.routine() {
+            // SAFETY: per this function's contract, range checked, the routine
+            // runs here and the handler is installed.
+            Some(routine) => unsafe { crate::crc32c::hardware(routine, crc, src, len) },
+            // SAFETY: as above.
+            None => unsafe { crate::crc32c::through_copies(crc, src, len) },
+        }
     }
 }

@@ -39,7 +39,8 @@ use std::ptr;
 
 use common::*;
 use mcsafe::internals::{
-    Thresholds, crc32c_addr, exact_addr, fill_addr, landing_pads, routine_addr, set_thresholds,
+    CrcPath, Thresholds, crc32c_addr, crc32c_fold_addr, crc32c_mc_with, exact_addr, fill_addr,
+    landing_pads, routine_addr, set_crc32c_block, set_thresholds,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -259,11 +260,15 @@ enum Op {
     Write,
     /// `fill_mc(dst, FILL_BYTE, len)`.
     Fill,
-    /// `crc32c_mc(0, src, len)`.
-    Crc32c,
+    /// `crc32c_mc(0, src, len)` through the one-stream (`Stream`) or the
+    /// folding (`Fold`) routine, the latter with blocks of this many bytes.
+    Crc32c(CrcPath, usize),
 }
 
 const FILL_BYTE: u8 = 0x3c;
+
+/// The folding checksum's default block size (`set_crc32c_block`).
+const BLOCK: usize = 8192;
 
 impl Op {
     /// Entry of the routine that the call runs first.
@@ -272,7 +277,8 @@ impl Op {
             Op::Copy(strategy) => routine_addr(strategy),
             Op::Read | Op::Write => exact_addr(len).expect("an exact size"),
             Op::Fill => fill_addr(),
-            Op::Crc32c => crc32c_addr(),
+            Op::Crc32c(CrcPath::Fold, _) => crc32c_fold_addr(),
+            Op::Crc32c(..) => crc32c_addr(),
         }
     }
 
@@ -280,7 +286,7 @@ impl Op {
     fn sides(self) -> &'static [Side] {
         match self {
             Op::Copy(_) => &[Side::Source, Side::Destination],
-            Op::Read | Op::Crc32c => &[Side::Source],
+            Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
     }
@@ -388,16 +394,19 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
                 })
             }
             Op::Fill => plain(mcsafe::fill_mc(dst, FILL_BYTE, len)),
-            Op::Crc32c => match mcsafe::crc32c_mc(0, src, len) {
-                Ok(crc) => Outcome {
-                    fault: None,
-                    crc: Some(crc),
-                },
-                Err(e) => Outcome {
-                    fault: Some(e.fault()),
-                    crc: Some(e.crc()),
-                },
-            },
+            Op::Crc32c(path, block) => {
+                set_crc32c_block(block);
+                match crc32c_mc_with(path, 0, src, len) {
+                    Ok(crc) => Outcome {
+                        fault: None,
+                        crc: Some(crc),
+                    },
+                    Err(e) => Outcome {
+                        fault: Some(e.fault()),
+                        crc: Some(e.crc()),
+                    },
+                }
+            }
         })
     }
 }
@@ -452,7 +461,7 @@ fn check_outcome(
         Op::Read => None,
         Op::Write => stored(&written(copy.len).to_le_bytes()[..done]),
         Op::Fill => stored(&vec![FILL_BYTE; done]),
-        Op::Crc32c => {
+        Op::Crc32c(..) => {
             let want = crc32c_reference(&source_bytes(copy.src_at, done));
             (outcome.crc != Some(want))
                 .then(|| format!("crc {:x?} of {done} bytes, want {want:#x}", outcome.crc))
@@ -568,7 +577,7 @@ fn check_step(
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
-        Op::Crc32c => (Some(src), Some(src)),
+        Op::Crc32c(..) => (Some(src), Some(src)),
     };
     assert_eq!(regs.r10 as usize, len, "{what}: r10 at {rip:#x}");
     for (reg, value, name) in [(r8, expected.0, "r8"), (r9, expected.1, "r9")] {
@@ -582,12 +591,12 @@ fn check_step(
     match op {
         // rdi never moves in the exact-size routines.
         Op::Read | Op::Write => assert_eq!(progress, 0, "{what}: rdi moved at {rip:#x}"),
-        Op::Crc32c => {
+        Op::Crc32c(..) => {
             // esi is the CRC state of exactly the bytes the fixup would count.
             let pad = landing_pads()
                 .find(|p| p.begin <= rip && rip < p.end)
                 .unwrap();
-            let counted = progress + fixup_advance(pad.fixup);
+            let counted = fixup_counts(pad.fixup, regs, progress);
             let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
             assert_eq!(
                 regs.rsi as u32, want,
@@ -618,16 +627,21 @@ fn check_step(
     checked
 }
 
-/// How many bytes a fixup adds to rdi before returning: the one-instruction
-/// ranges of asm/crc32c.s (`inc %rdi` or `add $8, %rdi`), else 0. Read from
-/// this process's copy of the code, the same binary as the child's.
-fn fixup_advance(fixup: usize) -> usize {
+/// How many bytes a checksum's fixup counts as done: rdi's `progress`, moved
+/// by what the fixup does to rdi before returning, read from this process's
+/// copy of the code (the same binary as the child's): `inc %rdi` or
+/// `add $n, %rdi` after a `crc32` (asm/crc32c.s), `mov %r12, %rdi` (the end of
+/// a committed block) or `lea (%r8,%r10), %rdi` (the whole buffer, after a
+/// short last block) (asm/crc32c_fold.s); otherwise nothing.
+fn fixup_counts(fixup: usize, regs: &libc::user_regs_struct, progress: usize) -> usize {
     // SAFETY: the fixup is code of this binary, mapped readable.
     let code = unsafe { std::slice::from_raw_parts(fixup as *const u8, 4) };
     match code {
-        [0x48, 0xff, 0xc7, _] => 1,
-        [0x48, 0x83, 0xc7, n] => usize::from(*n),
-        _ => 0,
+        [0x48, 0xff, 0xc7, _] => progress + 1,
+        [0x48, 0x83, 0xc7, n] => progress + usize::from(*n),
+        [0x4c, 0x89, 0xe7, _] => (regs.r12 - regs.r8) as usize,
+        [0x4b, 0x8d, 0x3c, 0x10] => regs.r10 as usize,
+        _ => progress,
     }
 }
 
@@ -680,7 +694,27 @@ fn cases() -> Vec<(Op, Copy)> {
         (64, 2 * PAGE - 32),
         (13, PAGE - 8),
     ] {
-        cases.push((Op::Crc32c, at(len, src_at, 0)));
+        cases.push((Op::Crc32c(CrcPath::Stream, BLOCK), at(len, src_at, 0)));
+    }
+    if CrcPath::Fold.is_available() {
+        // The folding routine's shapes (asm/crc32c_fold.s): short chains (one
+        // and two runs of four words, every head bit); streams only, vector
+        // blocks (2 units and 2 extra words; 7 units), each with a head of 15
+        // and of 23 bytes (its bits 8 and 16); then, with the smallest blocks,
+        // commits followed by a vector block and by a short chain.
+        for (len, src_at, block) in [
+            (63, PAGE - 30, BLOCK),
+            (71, PAGE - 40, BLOCK),
+            (87, PAGE - 40, BLOCK),
+            (119, PAGE - 60, BLOCK),
+            (335, PAGE - 150, BLOCK),
+            (343, PAGE - 150, BLOCK),
+            (1000, PAGE - 493, BLOCK),
+            (320 + 343, PAGE - 333, 320),
+            (320 + 50, 2 * PAGE - 33, 320),
+        ] {
+            cases.push((Op::Crc32c(CrcPath::Fold, block), at(len, src_at, 0)));
+        }
     }
     cases
 }
@@ -690,23 +724,26 @@ fn pages_of(start: usize, len: usize) -> Vec<usize> {
     (start & !(PAGE - 1)..start + len).step_by(PAGE).collect()
 }
 
-/// The strategies whose routines this CPU cannot run (their ranges cannot be
-/// traced here), with their entry addresses.
-fn unavailable_routines() -> Vec<(Strategy, usize)> {
-    Strategy::ALL
+/// The routines this CPU cannot run (their ranges cannot be traced here), by
+/// name, with their entry addresses: copy strategies, and the folding checksum.
+fn unavailable_routines() -> Vec<(String, usize)> {
+    let mut unavailable: Vec<(String, usize)> = Strategy::ALL
         .into_iter()
         .filter(|s| !s.is_available())
-        .map(|s| (s, routine_addr(s)))
-        .collect()
+        .map(|s| (format!("{s} copy"), routine_addr(s)))
+        .collect();
+    if !CrcPath::Fold.is_available() {
+        unavailable.push(("folding checksum".into(), crc32c_fold_addr()));
+    }
+    unavailable
 }
 
 /// Whether the range starting at `begin` belongs to a routine this CPU runs:
-/// the copy routines are laid out in `Strategy::ALL` order, each one's ranges
-/// between its entry and the next routine's entry.
+/// each routine's ranges lie between its entry and the next routine's entry.
 fn runs_here(begin: usize) -> bool {
     let mut entries: Vec<usize> = Strategy::ALL.into_iter().map(routine_addr).collect();
     entries.extend([1, 2, 4, 8].map(|n| exact_addr(n).unwrap()));
-    entries.extend([fill_addr(), crc32c_addr()]);
+    entries.extend([fill_addr(), crc32c_addr(), crc32c_fold_addr()]);
     entries.sort_unstable();
     let owner = entries.iter().rev().find(|&&e| e <= begin).copied();
     !unavailable_routines()
@@ -818,11 +855,11 @@ fn main() {
                 all.len(),
                 landing_pads().filter(|p| runs_here(p.begin)).count()
             );
-            for (strategy, _) in unavailable_routines() {
+            for (routine, _) in unavailable_routines() {
                 // Not silent: a CPU without the instructions cannot run them.
                 eprintln!(
-                    "coverage: the {strategy} routine's ranges were NOT traced: \
-                     this CPU cannot run it (see Strategy::available)"
+                    "coverage: the {routine} routine's ranges were NOT traced: \
+                     this CPU cannot run it (see Strategy::available, CrcPath)"
                 );
             }
         }

@@ -74,10 +74,7 @@ fn every_storage_call_stops_exactly_before_the_poisoned_page() {
         let len = PAGES * PAGE - start;
         let p = map.base().wrapping_add(start);
         let cut = (POISONED * PAGE).saturating_sub(start);
-        for (name, checksum) in [
-            ("crc32c_mc", mcsafe::crc32c_mc as unsafe fn(_, _, _) -> _),
-            ("fallback", mcsafe::internals::crc32c_mc_fallback),
-        ] {
+        for (name, checksum) in checksums() {
             // SAFETY: as above.
             let e = counted(1, name, || unsafe { checksum(0, p, len) }).unwrap_err();
             check(e.fault(), cut, Side::Source, name);

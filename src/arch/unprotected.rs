@@ -81,8 +81,24 @@ pub(crate) fn exact_routine(_: usize, _: Option<usize>) -> Option<Routine> {
     None
 }
 
-/// No `crc32` routine here: the checksum uses the copy-and-software path.
-pub(crate) fn has_crc32c() -> bool {
+/// The checksum routines of x86-64 Linux; none runs here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrcRoutine {
+    Stream,
+    Fold,
+}
+
+/// No checksum routine here: the checksum is computed in software.
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    None
+}
+
+/// As [`crc_routine`]: nothing to install either.
+pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
+    None
+}
+
+pub(crate) fn can_run_crc(_: CrcRoutine) -> bool {
     false
 }
 
@@ -94,11 +110,16 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     Ok(())
 }
 
-/// Never called: [`has_crc32c`] is false.
+/// Never called: [`crc_routine`] is `None`.
 ///
 /// # Safety
 /// None needed: it touches no memory.
-pub(crate) unsafe fn call_crc32c(_: *const u8, _: usize, _: u32) -> (u32, Result<(), Stopped>) {
+pub(crate) unsafe fn call_crc32c(
+    _: CrcRoutine,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
     unreachable!("mcsafe: no crc32 routine on this target")
 }
 

@@ -268,3 +268,48 @@ pub fn expected_cut(b: isize, len: usize) -> Option<usize> {
         Some(b.max(0) as usize)
     }
 }
+
+/// A checksum with `crc32c_mc`'s signature.
+pub type Checksum = unsafe fn(u32, *const u8, usize) -> Result<u32, mcsafe::CrcFault>;
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_fold(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold, crc, src, len) }
+}
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_stream(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Stream, crc, src, len) }
+}
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_copies(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Copies, crc, src, len) }
+}
+
+/// `crc32c_mc`, then each of its paths forced (the folding routine, the
+/// one-stream `crc32` routine, copies and software) that this CPU can take; a
+/// path it cannot take is named on stderr (a CPU feature, not an environment CI
+/// could provide).
+pub fn checksums() -> Vec<(&'static str, Checksum)> {
+    use mcsafe::internals::CrcPath;
+    let mut all: Vec<(&'static str, Checksum)> = vec![("crc32c_mc", mcsafe::crc32c_mc)];
+    for (name, path, f) in [
+        ("fold", CrcPath::Fold, via_fold as Checksum),
+        ("stream", CrcPath::Stream, via_stream),
+        ("copies", CrcPath::Copies, via_copies),
+    ] {
+        if path.is_available() {
+            all.push((name, f));
+        } else {
+            eprintln!("NOT RUN: the {name} checksum path: this CPU cannot take it");
+        }
+    }
+    all
+}

@@ -4,6 +4,7 @@
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
+use super::routines::CrcRoutine;
 use crate::Strategy;
 use crate::arch::Thresholds;
 
@@ -38,9 +39,31 @@ fn vendor() -> Vendor {
     }
 }
 
-/// Whether the CPU has the SSE4.2 `crc32` instruction (`asm/crc32c.s`).
-pub(crate) fn has_crc32c() -> bool {
-    std::arch::is_x86_feature_detected!("sse4.2")
+/// The checksum routine this CPU runs best, or `None` without SSE4.2 (then
+/// the checksum is computed in software):
+/// - the folding routine (`asm/crc32c_fold.s`) with SSE4.2, PCLMULQDQ, AVX2
+///   and VPCLMULQDQ (Intel Ice Lake and later, AMD Zen 3 and later), except on
+///   the fragile models: its loads are unaligned and may cross cache lines,
+///   which those cannot recover from;
+/// - else the one-stream `crc32` loop (`asm/crc32c.s`), whose loads are
+///   aligned words.
+///
+/// Runs CPUID (slow in a VM): callers cache the answer (`mod.rs`).
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    if !std::arch::is_x86_feature_detected!("sse4.2") {
+        return None;
+    }
+    Some(if can_fold() && !is_fragile_model() {
+        CrcRoutine::Fold
+    } else {
+        CrcRoutine::Stream
+    })
+}
+
+/// Whether this CPU has every instruction of the folding checksum routine.
+pub(crate) fn can_fold() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("sse4.2") && has!("pclmulqdq") && has!("avx2") && has!("vpclmulqdq")
 }
 
 /// Intel family 6 models on which the kernel enables `copy_mc_fragile`

@@ -13,11 +13,11 @@ mod probe;
 mod routines;
 pub(crate) mod table;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
-pub(crate) use routines::{Routine, Stopped, call, call_crc32c, call_fill};
+pub(crate) use routines::{CrcRoutine, Routine, Stopped, call, call_crc32c, call_fill};
 
 use super::Thresholds;
 use crate::Strategy;
@@ -130,12 +130,71 @@ pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routi
     (!(fragile && splits)).then_some(routine)
 }
 
-/// Whether `call_crc32c` can run here (SSE4.2); otherwise the checksum copies
-/// into a buffer with `copy_mc` and computes in software. The handler is
-/// installed either way once this returns.
-pub(crate) fn has_crc32c() -> bool {
-    ensure_installed();
-    cpu::has_crc32c()
+/// The checksum routine for this CPU (`None`: software), detected once and
+/// cached without a lock, so that `crc32c` stays cheap and async-signal-safe
+/// and installs nothing.
+#[inline]
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    // A race detects twice and stores the same answer.
+    static DETECTED: AtomicU8 = AtomicU8::new(CRC_UNKNOWN);
+    match DETECTED.load(Ordering::Relaxed) {
+        CRC_UNKNOWN => {
+            let detected = cpu::crc_routine();
+            DETECTED.store(crc_code(detected), Ordering::Relaxed);
+            detected
+        }
+        code => crc_of_code(code),
+    }
+}
+
+/// The checksum routine of `crc32c_mc`, with the handler installed: one atomic
+/// load on the hot path, set only after the handler is in place (as
+/// [`ROUTINES`] for copies).
+#[inline(always)]
+pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
+    match PROTECTED_CRC.load(Ordering::Acquire) {
+        CRC_UNKNOWN => resolve_crc(),
+        code => crc_of_code(code),
+    }
+}
+
+static PROTECTED_CRC: AtomicU8 = AtomicU8::new(CRC_UNKNOWN);
+
+#[cold]
+#[inline(never)]
+fn resolve_crc() -> Option<CrcRoutine> {
+    ready();
+    let routine = crc_routine();
+    PROTECTED_CRC.store(crc_code(routine), Ordering::Release);
+    routine
+}
+
+const CRC_UNKNOWN: u8 = 0;
+
+fn crc_code(routine: Option<CrcRoutine>) -> u8 {
+    match routine {
+        None => 1,
+        Some(CrcRoutine::Stream) => 2,
+        Some(CrcRoutine::Fold) => 3,
+    }
+}
+
+#[inline(always)]
+fn crc_of_code(code: u8) -> Option<CrcRoutine> {
+    match code {
+        3 => Some(CrcRoutine::Fold),
+        2 => Some(CrcRoutine::Stream),
+        _ => None,
+    }
+}
+
+/// Whether this CPU has the instructions of `routine` (for tests that force
+/// one; a fragile model can run the folding routine but does not by default).
+pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
+    match routine {
+        CrcRoutine::Stream => crc_routine().is_some(),
+        CrcRoutine::Fold => cpu::can_fold(),
+    }
 }
 
 /// Installs the handler (and resolves the routines) if not done yet; for
@@ -166,4 +225,4 @@ pub(crate) fn exact_addr(size: usize) -> Option<usize> {
     Routine::exact(size).map(Routine::addr)
 }
 
-pub(crate) use routines::{crc32c_addr, fill_addr};
+pub(crate) use routines::{crc32c_addr, crc32c_fold_addr, fill_addr, set_crc32c_block};

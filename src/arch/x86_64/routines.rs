@@ -25,6 +25,7 @@ global_asm!(
     include_str!("../../../asm/copy_exact.s"),
     include_str!("../../../asm/fill.s"),
     include_str!("../../../asm/crc32c.s"),
+    include_str!("../../../asm/crc32c_fold.s"),
     include_str!("../../../asm/landing_pads_end.s"),
     options(att_syntax, raw)
 );
@@ -41,6 +42,7 @@ unsafe extern "C" {
     fn mcsafe_asm_copy_exact_8();
     fn mcsafe_asm_fill();
     fn mcsafe_asm_crc32c();
+    fn mcsafe_asm_crc32c_fold();
 }
 
 unsafe extern "C" {
@@ -48,6 +50,25 @@ unsafe extern "C" {
     static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
+}
+
+unsafe extern "C" {
+    // Bytes per block of the folding checksum (asm/crc32c_fold.s).
+    static mcsafe_asm_crc32c_fold_block: AtomicUsize;
+}
+
+/// The folding checksum's largest block (and its default block) and its
+/// smallest (asm/crc32c_fold.s: FOLD_BLOCK, FOLD_VECTOR_MIN).
+pub(crate) const CRC32C_FOLD_BLOCK: core::ops::RangeInclusive<usize> = 320..=8192;
+
+/// Sets the folding checksum's block size (clamped to [`CRC32C_FOLD_BLOCK`]):
+/// smaller blocks commit more often, so that tests reach several commits with
+/// short buffers. The CRC is the same for every block size.
+pub(crate) fn set_crc32c_block(bytes: usize) {
+    let bytes = bytes.clamp(*CRC32C_FOLD_BLOCK.start(), *CRC32C_FOLD_BLOCK.end());
+    // SAFETY: an 8-byte aligned word in .data, declared by the assembly and only
+    // ever accessed as an atomic (the routine only reads it).
+    unsafe { mcsafe_asm_crc32c_fold_block.store(bytes, Ordering::Relaxed) };
 }
 
 /// Sets the size thresholds of the vector routines; called once, before any
@@ -223,15 +244,43 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     Stopped::decode(len, not_filled, word, addr)
 }
 
-/// Runs `mcsafe_asm_crc32c` once over `src..src+len`, continuing the CRC state
+/// Entry address of `mcsafe_asm_crc32c_fold`, for tests that trace it.
+pub(crate) fn crc32c_fold_addr() -> usize {
+    mcsafe_asm_crc32c_fold as *const () as usize
+}
+
+/// A checksum routine: the one-stream `crc32` loop (`asm/crc32c.s`, SSE4.2) or
+/// the folding routine (`asm/crc32c_fold.s`, which also needs PCLMULQDQ, AVX2
+/// and VPCLMULQDQ). Both follow the crc32c variant of the convention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrcRoutine {
+    /// `mcsafe_asm_crc32c`: one `crc32` chain, aligned loads (the careful one).
+    Stream,
+    /// `mcsafe_asm_crc32c_fold`: blocks folded with VPCLMULQDQ beside three
+    /// `crc32` streams, committed block by block.
+    Fold,
+}
+
+impl CrcRoutine {
+    fn addr(self) -> usize {
+        match self {
+            CrcRoutine::Stream => crc32c_addr(),
+            CrcRoutine::Fold => crc32c_fold_addr(),
+        }
+    }
+}
+
+/// Runs a checksum routine once over `src..src+len`, continuing the CRC state
 /// `state` (not inverted). Returns the state of the bytes it checksummed: all of
 /// them, or, when stopped, exactly `progress` of them (see asm/crc32c.s).
 ///
 /// # Safety
-/// `len > 0`; the CPU has SSE4.2; `src..src+len` does not wrap and is mapped
-/// readable, except where it may fault with SIGBUS while the handler is installed.
+/// `len > 0`; the CPU can run `routine` (see `cpu::crc_routine`); `src..src+len`
+/// does not wrap and is mapped readable, except where it may fault with SIGBUS
+/// (which kills the process if the handler is not installed, as any read would).
 #[inline]
 pub(crate) unsafe fn call_crc32c(
+    routine: CrcRoutine,
     src: *const u8,
     len: usize,
     state: u32,
@@ -240,19 +289,24 @@ pub(crate) unsafe fn call_crc32c(
     let word: usize;
     let addr: usize;
     let state_out: usize;
-    // SAFETY: the routine follows the crc32c variant of the convention
-    // (asm/crc32c.s): it reads only src..src+len (valid per this function's
-    // contract), writes no memory, uses no stack beyond its return address, and
-    // clobbers nothing outside the operands and the C ABI's caller-saved set.
+    // SAFETY: both routines follow the crc32c variant of the convention
+    // (asm/crc32c.s, asm/crc32c_fold.s): they read only src..src+len (valid per
+    // this function's contract), write no memory, use no stack beyond their
+    // return address, and clobber nothing outside the operands, r12-r15 and the
+    // C ABI's caller-saved set.
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") crc32c_addr() => not_done,
+            inlateout("rax") routine.addr() => not_done,
             inlateout("rdi") src => _,
             inlateout("rsi") state as usize => state_out,
             inlateout("rdx") len => _,
             lateout("rcx") word,
             lateout("r11") addr,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
             clobber_abi("C"),
         );
     }

@@ -85,7 +85,11 @@ mod tests {
             .iter()
             .map(|s| super::super::routine_addr(*s))
             .chain([1, 2, 4, 8].map(|n| super::super::exact_addr(n).unwrap()))
-            .chain([super::super::fill_addr(), super::super::crc32c_addr()])
+            .chain([
+                super::super::fill_addr(),
+                super::super::crc32c_addr(),
+                super::super::crc32c_fold_addr(),
+            ])
             .collect();
         entries.sort_unstable();
         entries
@@ -96,8 +100,10 @@ mod tests {
         assert!(is_well_formed());
         // One range per copy routine (4 strategies, 4 exact sizes) and for the
         // fill; the crc32c routine has five (asm/crc32c.s: a main range split by
-        // the two one-instruction ranges that follow its `crc32`s).
-        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5);
+        // the two one-instruction ranges that follow its `crc32`s), the folding
+        // one four (asm/crc32c_fold.s: split by its commit window and the
+        // return of a short call).
+        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5 + 4);
     }
 
     #[test]
