@@ -450,17 +450,20 @@ mod tests {
     /// Every hardware routine this CPU runs, forced, against the software CRC.
     #[cfg(mcsafe_protected)]
     fn each_routine(crc: u32, data: &[u8]) -> Vec<(arch::CrcRoutine, u32)> {
-        [arch::CrcRoutine::Stream, arch::CrcRoutine::Fold]
-            .into_iter()
-            .filter(|&r| arch::can_run_crc(r))
-            .map(|r| {
-                // SAFETY: ordinary memory; the routine runs here.
-                let (state, result) =
-                    unsafe { arch::call_crc32c(r, data.as_ptr(), data.len(), !crc) };
-                assert!(result.is_ok());
-                (r, !state)
-            })
-            .collect()
+        [
+            arch::CrcRoutine::Stream,
+            arch::CrcRoutine::Fold128,
+            arch::CrcRoutine::Fold256,
+        ]
+        .into_iter()
+        .filter(|&r| arch::can_run_crc(r))
+        .map(|r| {
+            // SAFETY: ordinary memory; the routine runs here.
+            let (state, result) = unsafe { arch::call_crc32c(r, data.as_ptr(), data.len(), !crc) };
+            assert!(result.is_ok());
+            (r, !state)
+        })
+        .collect()
     }
 
     /// Every length to past two of the folding routine's units of each shape

@@ -272,16 +272,25 @@ pub mod internals {
         crate::arch::crc32c_addr()
     }
 
-    /// Entry address of the folding checksum routine (asm/crc32c_fold.s).
+    /// Entry address of a folding checksum routine (asm/crc32c_fold.s):
+    /// `Fold256` or `Fold128`.
+    ///
+    /// # Panics
+    /// For any other path.
     #[cfg(mcsafe_protected)]
-    pub fn crc32c_fold_addr() -> usize {
-        crate::arch::crc32c_fold_addr()
+    pub fn crc32c_fold_addr(path: CrcPath) -> usize {
+        match path.routine() {
+            Some(
+                routine @ (crate::arch::CrcRoutine::Fold128 | crate::arch::CrcRoutine::Fold256),
+            ) => crate::arch::crc32c_fold_addr(routine),
+            _ => panic!("{path:?} is not a folding routine"),
+        }
     }
 
-    /// Sets the folding checksum's block size, in bytes (clamped to 320..=8192;
-    /// 8192 by default): the routine commits its progress once per block, so
-    /// that tests reach several commits with short buffers. The CRC is the same
-    /// for any block size; only the speed changes.
+    /// Sets the folding checksums' block size, in bytes (clamped to
+    /// 320..=8192; 8192 by default): the routines commit their progress once
+    /// per block, so that tests reach several commits with short buffers. The
+    /// CRC is the same for any block size; only the speed changes.
     #[cfg(mcsafe_protected)]
     pub fn set_crc32c_block(bytes: usize) {
         crate::arch::set_crc32c_block(bytes)
@@ -290,8 +299,11 @@ pub mod internals {
     /// The ways `crc32c_mc` can compute, for tests that run each one.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum CrcPath {
-        /// The folding routine (SSE4.2, PCLMULQDQ, AVX2, VPCLMULQDQ).
-        Fold,
+        /// The folding routine with 256-bit vectors (SSE4.2, PCLMULQDQ, AVX2,
+        /// VPCLMULQDQ).
+        Fold256,
+        /// The folding routine with 128-bit vectors (SSE4.2, PCLMULQDQ, AVX).
+        Fold128,
         /// The one-stream `crc32` routine (SSE4.2).
         Stream,
         /// `copy_mc` into a stack buffer, then the software CRC (any CPU).
@@ -300,11 +312,17 @@ pub mod internals {
 
     impl CrcPath {
         /// Every path.
-        pub const ALL: [CrcPath; 3] = [CrcPath::Fold, CrcPath::Stream, CrcPath::Copies];
+        pub const ALL: [CrcPath; 4] = [
+            CrcPath::Fold256,
+            CrcPath::Fold128,
+            CrcPath::Stream,
+            CrcPath::Copies,
+        ];
 
         fn routine(self) -> Option<crate::arch::CrcRoutine> {
             match self {
-                CrcPath::Fold => Some(crate::arch::CrcRoutine::Fold),
+                CrcPath::Fold256 => Some(crate::arch::CrcRoutine::Fold256),
+                CrcPath::Fold128 => Some(crate::arch::CrcRoutine::Fold128),
                 CrcPath::Stream => Some(crate::arch::CrcRoutine::Stream),
                 CrcPath::Copies => None,
             }
@@ -313,7 +331,8 @@ pub mod internals {
         /// The path `crc32c_mc` takes on this CPU.
         pub fn current() -> CrcPath {
             match crate::arch::crc_routine() {
-                Some(crate::arch::CrcRoutine::Fold) => CrcPath::Fold,
+                Some(crate::arch::CrcRoutine::Fold256) => CrcPath::Fold256,
+                Some(crate::arch::CrcRoutine::Fold128) => CrcPath::Fold128,
                 Some(crate::arch::CrcRoutine::Stream) => CrcPath::Stream,
                 None => CrcPath::Copies,
             }

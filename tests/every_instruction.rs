@@ -277,7 +277,7 @@ impl Op {
             Op::Copy(strategy) => routine_addr(strategy),
             Op::Read | Op::Write => exact_addr(len).expect("an exact size"),
             Op::Fill => fill_addr(),
-            Op::Crc32c(CrcPath::Fold, _) => crc32c_fold_addr(),
+            Op::Crc32c(path @ (CrcPath::Fold256 | CrcPath::Fold128), _) => crc32c_fold_addr(path),
             Op::Crc32c(..) => crc32c_addr(),
         }
     }
@@ -696,12 +696,15 @@ fn cases() -> Vec<(Op, Copy)> {
     ] {
         cases.push((Op::Crc32c(CrcPath::Stream, BLOCK), at(len, src_at, 0)));
     }
-    if CrcPath::Fold.is_available() {
-        // The folding routine's shapes (asm/crc32c_fold.s): short chains (one
-        // and two runs of four words, every head bit); streams only, vector
-        // blocks (2 units and 2 extra words; 7 units), each with a head of 15
-        // and of 23 bytes (its bits 8 and 16); then, with the smallest blocks,
-        // commits followed by a vector block and by a short chain.
+    // The folding routines' shapes (asm/crc32c_fold.s): short chains (one
+    // and two runs of four words, every head bit); streams only, vector
+    // blocks (2 units and 2 extra words; 7 units), each with a head of 15
+    // and of 23 bytes (its bits 8 and 16); then, with the smallest blocks,
+    // commits followed by a vector block and by a short chain.
+    for path in [CrcPath::Fold256, CrcPath::Fold128] {
+        if !path.is_available() {
+            continue;
+        }
         for (len, src_at, block) in [
             (63, PAGE - 30, BLOCK),
             (71, PAGE - 40, BLOCK),
@@ -713,7 +716,7 @@ fn cases() -> Vec<(Op, Copy)> {
             (320 + 343, PAGE - 333, 320),
             (320 + 50, 2 * PAGE - 33, 320),
         ] {
-            cases.push((Op::Crc32c(CrcPath::Fold, block), at(len, src_at, 0)));
+            cases.push((Op::Crc32c(path, block), at(len, src_at, 0)));
         }
     }
     cases
@@ -732,8 +735,10 @@ fn unavailable_routines() -> Vec<(String, usize)> {
         .filter(|s| !s.is_available())
         .map(|s| (format!("{s} copy"), routine_addr(s)))
         .collect();
-    if !CrcPath::Fold.is_available() {
-        unavailable.push(("folding checksum".into(), crc32c_fold_addr()));
+    for path in [CrcPath::Fold256, CrcPath::Fold128] {
+        if !path.is_available() {
+            unavailable.push((format!("{path:?} checksum"), crc32c_fold_addr(path)));
+        }
     }
     unavailable
 }
@@ -743,7 +748,12 @@ fn unavailable_routines() -> Vec<(String, usize)> {
 fn runs_here(begin: usize) -> bool {
     let mut entries: Vec<usize> = Strategy::ALL.into_iter().map(routine_addr).collect();
     entries.extend([1, 2, 4, 8].map(|n| exact_addr(n).unwrap()));
-    entries.extend([fill_addr(), crc32c_addr(), crc32c_fold_addr()]);
+    entries.extend([
+        fill_addr(),
+        crc32c_addr(),
+        crc32c_fold_addr(CrcPath::Fold256),
+        crc32c_fold_addr(CrcPath::Fold128),
+    ]);
     entries.sort_unstable();
     let owner = entries.iter().rev().find(|&&e| e <= begin).copied();
     !unavailable_routines()

@@ -191,9 +191,7 @@ fn crc_case(lost: &LostTail, checksum: (&str, Checksum), b: isize, len: usize) -
     let lost_pages_in_range = (src as usize + len)
         .saturating_sub(lost.boundary() as usize)
         .div_ceil(PAGE);
-    let parallel = checksum.0 == "fold"
-        || (checksum.0 == "crc32c_mc"
-            && mcsafe::internals::CrcPath::current() == mcsafe::internals::CrcPath::Fold);
+    let parallel = reads_in_parallel(checksum.0);
     let most = if parallel {
         lost_pages_in_range.min(2)
     } else {
@@ -311,7 +309,7 @@ fn checksum_page_crossing_and_mib_lengths() {
     }
 }
 
-/// The folding checksum's vector blocks and commits (asm/crc32c_fold.s): lengths
+/// The folding checksums' vector blocks and commits (asm/crc32c_fold.s): lengths
 /// of every block shape (vector parts of 2 to 60 units, extra stream words,
 /// heads), with the default 8 KiB blocks and with the smallest (320 bytes, so
 /// that these lengths take up to 28 commits), at misalignments 0, 1, 13 and 63,
@@ -319,44 +317,43 @@ fn checksum_page_crossing_and_mib_lengths() {
 /// the lost page must give the exact prefix and its CRC.
 #[test]
 fn folding_checksum_blocks_and_commits_at_every_position() {
-    if !mcsafe::internals::CrcPath::Fold.is_available() {
-        eprintln!("NOT RUN: the folding checksum: this CPU cannot run it");
-        return;
-    }
     let _serial = signal_lock();
     // The lost tail is longer than the longest call: a call that starts in it
     // stays inside the mapping.
     let lost = LostTail::new(3, 4, 0xf01d);
-    let fold = checksums()
+    let folds: Vec<_> = checksums()
         .into_iter()
-        .find(|c| c.0 == "fold")
-        .expect("the fold path");
-    let (mut calls, mut faults) = (0u64, 0u64);
-    for block in [8192, 320] {
-        mcsafe::internals::set_crc32c_block(block);
-        for len in [
-            320,
-            335,
-            343,
-            500,
-            663,
-            1000,
-            1400,
-            2900,
-            4111,
-            8192,
-            8192 + 343,
-            9000,
-        ] {
-            for misalign in [0, 1, 13, 63] {
-                for b in positions(misalign, len) {
-                    calls += 1;
-                    faults += u64::from(crc_case(&lost, fold, b, len));
+        .filter(|c| c.0.starts_with("fold"))
+        .collect();
+    assert!(!folds.is_empty() || !mcsafe::internals::CrcPath::Fold128.is_available());
+    for fold in folds {
+        let (mut calls, mut faults) = (0u64, 0u64);
+        for block in [8192, 320] {
+            mcsafe::internals::set_crc32c_block(block);
+            for len in [
+                320,
+                335,
+                343,
+                500,
+                663,
+                1000,
+                1400,
+                2900,
+                4111,
+                8192,
+                8192 + 343,
+                9000,
+            ] {
+                for misalign in [0, 1, 13, 63] {
+                    for b in positions(misalign, len) {
+                        calls += 1;
+                        faults += u64::from(crc_case(&lost, fold, b, len));
+                    }
                 }
             }
         }
+        mcsafe::internals::set_crc32c_block(8192);
+        eprintln!("{}: {calls} calls, {faults} faults recovered", fold.0);
+        assert!(faults > 3000, "{faults}");
     }
-    mcsafe::internals::set_crc32c_block(8192);
-    eprintln!("fold: {calls} calls, {faults} faults recovered");
-    assert!(faults > 3000, "{faults}");
 }

@@ -85,7 +85,8 @@ pub(crate) fn exact_routine(_: usize, _: Option<usize>) -> Option<Routine> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CrcRoutine {
     Stream,
-    Fold,
+    Fold128,
+    Fold256,
 }
 
 /// No checksum routine here: the checksum is computed in software.

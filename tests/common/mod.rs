@@ -274,9 +274,16 @@ pub type Checksum = unsafe fn(u32, *const u8, usize) -> Result<u32, mcsafe::CrcF
 
 /// # Safety
 /// As for `crc32c_mc`.
-unsafe fn via_fold(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+unsafe fn via_fold256(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
     // SAFETY: the caller's contract.
-    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold, crc, src, len) }
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold256, crc, src, len) }
+}
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_fold128(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold128, crc, src, len) }
 }
 
 /// # Safety
@@ -293,7 +300,7 @@ unsafe fn via_copies(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe
     unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Copies, crc, src, len) }
 }
 
-/// `crc32c_mc`, then each of its paths forced (the folding routine, the
+/// `crc32c_mc`, then each of its paths forced (the folding routines, the
 /// one-stream `crc32` routine, copies and software) that this CPU can take; a
 /// path it cannot take is named on stderr (a CPU feature, not an environment CI
 /// could provide).
@@ -301,7 +308,8 @@ pub fn checksums() -> Vec<(&'static str, Checksum)> {
     use mcsafe::internals::CrcPath;
     let mut all: Vec<(&'static str, Checksum)> = vec![("crc32c_mc", mcsafe::crc32c_mc)];
     for (name, path, f) in [
-        ("fold", CrcPath::Fold, via_fold as Checksum),
+        ("fold256", CrcPath::Fold256, via_fold256 as Checksum),
+        ("fold128", CrcPath::Fold128, via_fold128),
         ("stream", CrcPath::Stream, via_stream),
         ("copies", CrcPath::Copies, via_copies),
     ] {
@@ -312,4 +320,13 @@ pub fn checksums() -> Vec<(&'static str, Checksum)> {
         }
     }
     all
+}
+
+/// Whether this checksum (by its name in [`checksums`]) reads four parts of a
+/// block at once: a folding routine, or `crc32c_mc` where it takes one.
+pub fn reads_in_parallel(name: &str) -> bool {
+    use mcsafe::internals::CrcPath;
+    name.starts_with("fold")
+        || (name == "crc32c_mc"
+            && matches!(CrcPath::current(), CrcPath::Fold256 | CrcPath::Fold128))
 }

@@ -41,10 +41,10 @@ fn vendor() -> Vendor {
 
 /// The checksum routine this CPU runs best, or `None` without SSE4.2 (then
 /// the checksum is computed in software):
-/// - the folding routine (`asm/crc32c_fold.s`) with SSE4.2, PCLMULQDQ, AVX2
-///   and VPCLMULQDQ (Intel Ice Lake and later, AMD Zen 3 and later), except on
-///   the fragile models: its loads are unaligned and may cross cache lines,
-///   which those cannot recover from;
+/// - a folding routine (`asm/crc32c_fold.s`): 256-bit with PCLMULQDQ, AVX2 and
+///   VPCLMULQDQ (Intel Ice Lake and later, AMD Zen 3 and later), else 128-bit
+///   with PCLMULQDQ and AVX; except on the fragile models: their loads are
+///   unaligned and may cross cache lines, which those cannot recover from;
 /// - else the one-stream `crc32` loop (`asm/crc32c.s`), whose loads are
 ///   aligned words.
 ///
@@ -53,17 +53,25 @@ pub(crate) fn crc_routine() -> Option<CrcRoutine> {
     if !std::arch::is_x86_feature_detected!("sse4.2") {
         return None;
     }
-    Some(if can_fold() && !is_fragile_model() {
-        CrcRoutine::Fold
+    let fragile = is_fragile_model();
+    Some(if can_run_crc(CrcRoutine::Fold256) && !fragile {
+        CrcRoutine::Fold256
+    } else if can_run_crc(CrcRoutine::Fold128) && !fragile {
+        CrcRoutine::Fold128
     } else {
         CrcRoutine::Stream
     })
 }
 
-/// Whether this CPU has every instruction of the folding checksum routine.
-pub(crate) fn can_fold() -> bool {
+/// Whether this CPU has every instruction of the checksum routine.
+pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
     use std::arch::is_x86_feature_detected as has;
-    has!("sse4.2") && has!("pclmulqdq") && has!("avx2") && has!("vpclmulqdq")
+    let fold128 = has!("sse4.2") && has!("pclmulqdq") && has!("avx");
+    match routine {
+        CrcRoutine::Stream => has!("sse4.2"),
+        CrcRoutine::Fold128 => fold128,
+        CrcRoutine::Fold256 => fold128 && has!("avx2") && has!("vpclmulqdq"),
+    }
 }
 
 /// Intel family 6 models on which the kernel enables `copy_mc_fragile`

@@ -175,26 +175,25 @@ fn crc_code(routine: Option<CrcRoutine>) -> u8 {
     match routine {
         None => 1,
         Some(CrcRoutine::Stream) => 2,
-        Some(CrcRoutine::Fold) => 3,
+        Some(CrcRoutine::Fold128) => 3,
+        Some(CrcRoutine::Fold256) => 4,
     }
 }
 
 #[inline(always)]
 fn crc_of_code(code: u8) -> Option<CrcRoutine> {
     match code {
-        3 => Some(CrcRoutine::Fold),
+        4 => Some(CrcRoutine::Fold256),
+        3 => Some(CrcRoutine::Fold128),
         2 => Some(CrcRoutine::Stream),
         _ => None,
     }
 }
 
 /// Whether this CPU has the instructions of `routine` (for tests that force
-/// one; a fragile model can run the folding routine but does not by default).
+/// one; a fragile model can run the folding routines but does not by default).
 pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
-    match routine {
-        CrcRoutine::Stream => crc_routine().is_some(),
-        CrcRoutine::Fold => cpu::can_fold(),
-    }
+    cpu::can_run_crc(routine)
 }
 
 /// Installs the handler (and resolves the routines) if not done yet; for

@@ -42,7 +42,8 @@ unsafe extern "C" {
     fn mcsafe_asm_copy_exact_8();
     fn mcsafe_asm_fill();
     fn mcsafe_asm_crc32c();
-    fn mcsafe_asm_crc32c_fold();
+    fn mcsafe_asm_crc32c_fold256();
+    fn mcsafe_asm_crc32c_fold128();
 }
 
 unsafe extern "C" {
@@ -244,29 +245,33 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     Stopped::decode(len, not_filled, word, addr)
 }
 
-/// Entry address of `mcsafe_asm_crc32c_fold`, for tests that trace it.
-pub(crate) fn crc32c_fold_addr() -> usize {
-    mcsafe_asm_crc32c_fold as *const () as usize
+/// Entry address of a folding checksum routine, for tests that trace it.
+pub(crate) fn crc32c_fold_addr(routine: CrcRoutine) -> usize {
+    routine.addr()
 }
 
 /// A checksum routine: the one-stream `crc32` loop (`asm/crc32c.s`, SSE4.2) or
-/// the folding routine (`asm/crc32c_fold.s`, which also needs PCLMULQDQ, AVX2
-/// and VPCLMULQDQ). Both follow the crc32c variant of the convention.
+/// a folding routine (`asm/crc32c_fold.s`: PCLMULQDQ and AVX, or VPCLMULQDQ
+/// and AVX2, too). All follow the crc32c variant of the convention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CrcRoutine {
     /// `mcsafe_asm_crc32c`: one `crc32` chain, aligned loads (the careful one).
     Stream,
-    /// `mcsafe_asm_crc32c_fold`: blocks folded with VPCLMULQDQ beside three
+    /// `mcsafe_asm_crc32c_fold128`: blocks folded in xmm registers beside three
     /// `crc32` streams, committed block by block.
-    Fold,
+    Fold128,
+    /// `mcsafe_asm_crc32c_fold256`: the same in ymm registers (VPCLMULQDQ).
+    Fold256,
 }
 
 impl CrcRoutine {
     fn addr(self) -> usize {
-        match self {
-            CrcRoutine::Stream => crc32c_addr(),
-            CrcRoutine::Fold => crc32c_fold_addr(),
-        }
+        let entry: unsafe extern "C" fn() = match self {
+            CrcRoutine::Stream => mcsafe_asm_crc32c,
+            CrcRoutine::Fold128 => mcsafe_asm_crc32c_fold128,
+            CrcRoutine::Fold256 => mcsafe_asm_crc32c_fold256,
+        };
+        entry as usize
     }
 }
 

@@ -88,7 +88,8 @@ mod tests {
             .chain([
                 super::super::fill_addr(),
                 super::super::crc32c_addr(),
-                super::super::crc32c_fold_addr(),
+                super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold256),
+                super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold128),
             ])
             .collect();
         entries.sort_unstable();
@@ -100,10 +101,10 @@ mod tests {
         assert!(is_well_formed());
         // One range per copy routine (4 strategies, 4 exact sizes) and for the
         // fill; the crc32c routine has five (asm/crc32c.s: a main range split by
-        // the two one-instruction ranges that follow its `crc32`s), the folding
-        // one four (asm/crc32c_fold.s: split by its commit window and the
-        // return of a short call).
-        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5 + 4);
+        // the two one-instruction ranges that follow its `crc32`s), the two
+        // folding ones four each (asm/crc32c_fold.s: split by the commit window
+        // and by the return after a short last block).
+        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5 + 2 * 4);
     }
 
     #[test]
