@@ -66,7 +66,9 @@
 	.set	FOLD_BLOCK, 8192		# bytes per commit (and per block), at most
 	.set	FOLD_CHAIN_MAX, 72		# below: one crc32 chain
 	.set	FOLD_VECTOR_MIN, 320		# below: streams only, no vector part
-	.set	FOLD_SHIFTS, 1024		# table entries: enough for FOLD_BLOCK
+	.set	FOLD_SHIFTS, 1025		# table entries: enough for FOLD_BLOCK
+# (the largest entry used, for L <= FOLD_BLOCK: 3w + 8n = 17n + 3q <= 1023 here,
+# 2w + 8n = 14n + 2q <= 1024 in asm/copy_crc32c.s; the unit tests check both)
 
 # x^e mod P (P the CRC32C polynomial), bit-reflected as the crc32 instruction
 # keeps its state (bit i holds the coefficient of x^(31-i)), in .Lfold_xp;
@@ -466,4 +468,7 @@ mcsafe_asm_crc32c_shifts:
 	.set	.Lfold_kv, (.Lfold_kv >> 1) ^ (0x82f63b78 & -(.Lfold_kv & 1))
 	.endr
 	.endr
+	.globl	mcsafe_asm_crc32c_shifts_end
+	.hidden	mcsafe_asm_crc32c_shifts_end
+mcsafe_asm_crc32c_shifts_end:
 	.popsection

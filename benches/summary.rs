@@ -3,12 +3,22 @@
 //! Prints the table of size classes (mcsafe and glibc memcpy in GB/s, their
 //! ratio, and every comparator), checks the speed targets, and writes the plot
 //! to `target/mcsafe-bench/throughput.svg`. `-- --quick` measures fewer rounds
-//! and stops at 16 MiB.
+//! and stops at 16 MiB. Then the CRC32C table (`benches/harness/src/crc.rs`);
+//! `-- --crc-only` prints only that one (as `cargo bench --bench crc` does).
 
 use mcsafe_bench::summary::{Options, run};
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
+    let crc = if quick {
+        mcsafe_bench::crc::Options::quick()
+    } else {
+        mcsafe_bench::crc::Options::full()
+    };
+    if std::env::args().any(|a| a == "--crc-only") {
+        println!("{}", mcsafe_bench::crc::run(crc).render());
+        return;
+    }
     let report = run(if quick {
         Options::quick()
     } else {
@@ -22,4 +32,5 @@ fn main() {
         Ok(()) => println!("plot: {}", plot.display()),
         Err(e) => eprintln!("could not write the plot: {e}"),
     }
+    println!("{}", mcsafe_bench::crc::run(crc).render());
 }

@@ -103,7 +103,7 @@ pub unsafe fn copy_mc_with(
 /// - with that, the ranges overlap exactly when `|dst - src| < len`, that is
 ///   when `dst - src + len - 1 < 2 * len - 1` in wrapping unsigned arithmetic.
 #[inline(always)]
-fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
+pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     let (d, s) = (dst as usize, src as usize);
     let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
     // Wrapping throughout: for len >= 2^62 the sums wrap, but then
@@ -119,7 +119,7 @@ const USER_SPACE_BITS: u32 = 62;
 #[cold]
 #[inline(never)]
 #[track_caller]
-fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
+pub(crate) fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
     let (d, s) = (dst as usize, src as usize);
     check_range("source", s, len);
     check_range("destination", d, len);

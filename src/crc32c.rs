@@ -8,14 +8,15 @@
 
 use core::fmt;
 
-use crate::copy::{check_range, describe};
+use crate::copy::{self, check_range, cut, describe};
 use crate::{Fault, Side, arch, copy_mc};
 
 /// A checksum stopped by a lost granule: the CRC of exactly the bytes before it.
 ///
-/// Returned by [`crc32c_mc`]. `fault().copied()` is the number of bytes
-/// checksummed, exactly the bytes before the lost granule, and [`crc`] is the
-/// CRC32C of those bytes (continuing the CRC the call started from).
+/// Returned by [`crc32c_mc`] and [`copy_crc32c_mc`]. `fault().copied()` is the
+/// number of bytes checksummed (for `copy_crc32c_mc`: copied and checksummed),
+/// exactly the bytes before the lost granule, and [`crc`] is the CRC32C of
+/// those bytes (continuing the CRC the call started from).
 ///
 /// [`crc`]: CrcFault::crc
 ///
@@ -58,12 +59,15 @@ impl CrcFault {
         self.crc
     }
 
-    /// Bytes checksummed: exactly those before the lost granule.
+    /// Bytes checksummed (by [`copy_crc32c_mc`]: copied and checksummed):
+    /// exactly those before the lost granule.
     pub fn checked(&self) -> usize {
         self.fault.copied()
     }
 
-    /// The fault, with [`Side::Source`]; its `copied()` is [`checked`].
+    /// The fault; its `copied()` is [`checked`]. Its side is
+    /// [`Side::Source`] for [`crc32c_mc`]; for [`copy_crc32c_mc`], the buffer
+    /// that lost the granule.
     ///
     /// [`checked`]: CrcFault::checked
     pub fn fault(&self) -> Fault {
@@ -270,6 +274,215 @@ unsafe fn finish_hardware(
         match result {
             Ok(()) => return CrcFault { crc: !out, fault },
             Err(next) => (state, stopped) = (out, next),
+        }
+    }
+}
+
+/// Copies `len` bytes from `src` to `dst` and returns their CRC32C, continuing
+/// `crc` (0 to start), in one pass, surviving a SIGBUS on either side: each
+/// source byte is read once, stored and folded into the CRC.
+///
+/// For a storage engine that reads a block out of a mapping into its own
+/// buffer and verifies it: the same result as [`copy_mc`] followed by
+/// [`crc32c`] over the copy, in about the time of the slower of the two alone
+/// (see `docs/crc.md` for the figures).
+///
+/// When a page (or another unit, see [`Fault::granule`]) of either buffer is
+/// lost, returns `Err(CrcFault)` with `n = checked()` exactly as for
+/// `copy_mc`: `dst[..n] == src[..n]`, `n` is the number of bytes before the
+/// lost unit on the faulting side ([`Fault::side`] says which), and
+/// [`CrcFault::crc`] is the CRC of exactly those `n` bytes. Bytes of `dst` past
+/// `n` may have been written; bytes past `len` never are. One signal per lost
+/// unit; the lost unit is never touched again.
+///
+/// Installs the SIGBUS handler on first use, as `copy_mc` does. On CPUs without
+/// the one-pass routine (which needs SSE4.2, PCLMULQDQ and AVX), it copies with
+/// `copy_mc` and checksums the copied source in chunks of 16 KiB, which stay
+/// in the cache between the two.
+///
+/// # Safety
+///
+/// As for [`copy_mc`]: `src..src + len` mapped and readable, `dst..dst + len`
+/// mapped and writable, except where they may raise SIGBUS; nothing else
+/// accesses `dst..dst + len` during the call; no Rust references to memory
+/// that may fault.
+///
+/// # Panics
+///
+/// As for [`copy_mc`]: on first use if the handler cannot be installed, and
+/// before touching memory if `len > 0` and a pointer is null, a range wraps or
+/// leaves user space, or the ranges overlap. `len == 0` returns `Ok(crc)` and
+/// reads no pointer.
+///
+/// # Example
+///
+/// ```
+/// let block = b"123456789".to_vec();
+/// let mut buf = vec![0u8; block.len()];
+/// // SAFETY: two distinct heap buffers.
+/// let crc = unsafe { mcsafe::copy_crc32c_mc(0, buf.as_mut_ptr(), block.as_ptr(), 9) }.unwrap();
+/// assert_eq!(crc, 0xe306_9283);
+/// assert_eq!(buf, block);
+/// ```
+#[inline]
+#[track_caller]
+pub unsafe fn copy_crc32c_mc(
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    if len == 0 {
+        return Ok(crc);
+    }
+    if copy::ranges_are_bad(dst, src, len) {
+        copy::reject(dst, src, len);
+    }
+    let routine = arch::protected_crc_routine();
+    match routine.and_then(arch::CrcRoutine::copy_addr) {
+        // SAFETY: ranges checked, the routine runs here, the handler is
+        // installed; the caller vouches for the rest.
+        Some(entry) => unsafe { fused(entry, crc, dst, src, len) },
+        // SAFETY: as above.
+        None => unsafe { forward(routine, crc, dst, src, len, 0, crc, None) },
+    }
+}
+
+/// The one-pass routine at `entry`, then the forward step after a fault.
+///
+/// # Safety
+/// As for [`copy_crc32c_mc`], with `len > 0`, the ranges checked, the handler
+/// installed and `entry` a copy-and-checksum routine this CPU runs.
+#[inline(always)]
+pub(crate) unsafe fn fused(
+    entry: usize,
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    // SAFETY: per this function's contract.
+    let (out, result) = unsafe { arch::call_copy_crc32c(entry, dst, src, len, !crc) };
+    match result {
+        Ok(()) => Ok(!out),
+        // SAFETY: per this function's contract.
+        Err(stopped) => Err(unsafe { finish_fused(crc, dst, src, len, out, stopped) }),
+    }
+}
+
+/// The rest of a one-pass copy whose routine stopped on a fault, having copied
+/// and checksummed `stopped.progress` bytes (`state` their CRC state): the
+/// careful forward step up to the cut (out of line).
+///
+/// # Safety
+/// As for [`fused`].
+#[cold]
+#[inline(never)]
+unsafe fn finish_fused(
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    state: u32,
+    stopped: arch::Stopped,
+) -> CrcFault {
+    let fault = describe(stopped, dst, src, len, None);
+    // SAFETY: per this function's contract; `forward` restarts below the cut if
+    // the routine got past it (a machine check reported late).
+    let result = unsafe {
+        forward(
+            Some(arch::CrcRoutine::Stream),
+            crc,
+            dst,
+            src,
+            len,
+            stopped.progress,
+            !state,
+            Some(fault),
+        )
+    };
+    match result {
+        Err(fault) => fault,
+        Ok(_) => unreachable!("mcsafe: a forward step toward a cut ends at that cut"),
+    }
+}
+
+/// Bytes the careful copy-and-checksum takes at a time: copied, then
+/// checksummed from the source while it is still in the cache.
+const FORWARD_CHUNK: usize = 16 << 10;
+
+/// Copies and checksums bytes `done..` of a copy-and-checksum the careful way,
+/// up to `len` or to the cut of `fault`: chunks of [`FORWARD_CHUNK`] bytes, each
+/// copied with the current copy routine (exactly, as `copy_mc`), then
+/// checksummed from its source with `checksum` (the one-stream routine, or the
+/// copy-and-software fallback for `None`). `state` is the CRC (not inverted
+/// back: the public value) of bytes `..done`.
+///
+/// The forward step of [`fused`], and the whole of [`copy_crc32c_mc`] on CPUs
+/// without the one-pass routine. A fault is measured over the whole operation
+/// and becomes the new cut (it is never later than the one before, since no
+/// step reaches past that); a cut below `done` (a granule lost behind the
+/// copy, or a machine check reported after the routine had passed it) starts
+/// over from the beginning, up to that cut.
+///
+/// # Safety
+/// As for [`copy_crc32c_mc`], with the ranges checked and the handler
+/// installed; `checksum` runs here; `done <= len`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn forward(
+    checksum: Option<arch::CrcRoutine>,
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    mut done: usize,
+    mut state: u32,
+    mut fault: Option<Fault>,
+) -> Result<u32, CrcFault> {
+    let routine = arch::current_routine();
+    // The fault of a sub-range, measured over the whole operation.
+    let whole = |f: Fault| {
+        let cut = cut(f.addr(), f.granule(), dst as usize, src as usize, len);
+        f.with_copied(cut.map_or(f.copied(), |(_, n)| n))
+    };
+    loop {
+        let end = fault.map_or(len, |f| f.copied());
+        if done > end {
+            (done, state) = (0, crc);
+        }
+        if done == end {
+            return match fault {
+                None => Ok(state),
+                Some(fault) => Err(CrcFault { crc: state, fault }),
+            };
+        }
+        let n = (end - done).min(FORWARD_CHUNK);
+        let (d, s) = (dst.wrapping_add(done), src.wrapping_add(done));
+        // SAFETY: done < end <= len: inside the caller's ranges.
+        let copied = match unsafe { copy::copy_with(routine, d, s, n) } {
+            Ok(()) => n,
+            Err(f) => {
+                fault = Some(whole(f));
+                f.copied()
+            }
+        };
+        if copied == 0 {
+            continue;
+        }
+        // SAFETY: the bytes just copied: inside the caller's source.
+        let summed = unsafe {
+            match checksum {
+                Some(routine) => hardware(routine, state, s, copied),
+                None => through_copies(state, s, copied),
+            }
+        };
+        match summed {
+            Ok(next) => (done, state) = (done + copied, next),
+            // The source was lost between the copy and the checksum.
+            Err(e) => {
+                (done, state) = (done + e.checked(), e.crc());
+                fault = Some(whole(e.fault()));
+            }
         }
     }
 }
@@ -538,10 +751,28 @@ mod tests {
     #[cfg(mcsafe_protected)]
     fn every_shift_constant_shifts_by_its_bytes() {
         unsafe extern "C" {
-            static mcsafe_asm_crc32c_shifts: [u32; 1024];
+            static mcsafe_asm_crc32c_shifts: [u32; 0];
+            static mcsafe_asm_crc32c_shifts_end: [u32; 0];
         }
-        // SAFETY: a read-only table of 1024 words in the assembly's .rodata.
-        let table = unsafe { &mcsafe_asm_crc32c_shifts };
+        let start = (&raw const mcsafe_asm_crc32c_shifts).cast::<u32>();
+        let end = (&raw const mcsafe_asm_crc32c_shifts_end).cast::<u32>();
+        let len = (end as usize - start as usize) / 4;
+        // The largest entries the routines use (asm/crc32c_fold.s: FOLD_SHIFTS):
+        // 17n + 3q and 14n + 2q for the largest blocks.
+        let largest = (1..=8192usize)
+            .filter(|&l| l >= 320)
+            .map(|l| {
+                let (n, r) = (l / 136, l % 136);
+                let read = 17 * n + 3 * (r / 24);
+                let (n, r) = (l / 112, l % 112);
+                read.max(14 * n + 2 * (r / 16))
+            })
+            .max()
+            .unwrap();
+        assert!(len > largest, "{len} entries, {largest} used");
+        // SAFETY: a read-only table of `len` words in the assembly's .rodata,
+        // between the two symbols.
+        let table = unsafe { std::slice::from_raw_parts(start, len) };
         let clmul = |a: u32, b: u32| {
             (0..32).fold(0u64, |acc, i| {
                 if (a >> i) & 1 == 1 {
@@ -551,12 +782,127 @@ mod tests {
                 }
             })
         };
-        let zeros = vec![0u8; 8 * 1024];
+        let zeros = vec![0u8; 8 * len];
         for c in [1u32, 0x8000_0000, 0xdead_beef] {
             for (k, &entry) in table.iter().enumerate().skip(1) {
                 let product = clmul(c, entry).to_le_bytes();
                 let got = software(0, &product);
                 assert_eq!(got, software(c, &zeros[..8 * k]), "entry {k}, c {c:#x}");
+            }
+        }
+    }
+
+    /// Every way `copy_crc32c_mc` can run here: the one-pass routines, then the
+    /// careful path with each checksum.
+    #[cfg(mcsafe_protected)]
+    fn each_copy_path() -> Vec<(&'static str, Option<usize>, Option<arch::CrcRoutine>)> {
+        let mut all = Vec::new();
+        for (name, routine) in [
+            ("fold256", arch::CrcRoutine::Fold256),
+            ("fold128", arch::CrcRoutine::Fold128),
+        ] {
+            if arch::can_run_crc(routine) {
+                all.push((name, routine.copy_addr(), None));
+            }
+        }
+        if arch::can_run_crc(arch::CrcRoutine::Stream) {
+            all.push(("forward/stream", None, Some(arch::CrcRoutine::Stream)));
+        }
+        all.push(("forward/copies", None, None));
+        all
+    }
+
+    /// Copies `len` bytes of `data` at `offset` into a fresh buffer (at
+    /// `dst_offset`, with 64 guard bytes on each side) along `path`; checks the
+    /// copy and the guards; returns the CRC.
+    #[cfg(mcsafe_protected)]
+    fn copy_along(
+        path: &(&str, Option<usize>, Option<arch::CrcRoutine>),
+        crc: u32,
+        data: &[u8],
+        offset: usize,
+        dst_offset: usize,
+        len: usize,
+    ) -> u32 {
+        arch::ensure_installed();
+        let mut out = vec![0xa5u8; len + dst_offset + 128];
+        let src = data[offset..].as_ptr();
+        let dst = out[64 + dst_offset..].as_mut_ptr();
+        // SAFETY: ordinary memory; the routine runs here; the handler is installed.
+        let got = unsafe {
+            match path.1 {
+                Some(entry) => fused(entry, crc, dst, src, len),
+                None => forward(path.2, crc, dst, src, len, 0, crc, None),
+            }
+        };
+        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.0));
+        let copy = &out[64 + dst_offset..64 + dst_offset + len];
+        assert!(
+            copy == &data[offset..offset + len],
+            "{}: copy of {len}",
+            path.0
+        );
+        let guards = out[..64 + dst_offset]
+            .iter()
+            .chain(&out[64 + dst_offset + len..]);
+        assert!(
+            guards.copied().all(|b| b == 0xa5),
+            "{}: written outside, len {len}",
+            path.0
+        );
+        got
+    }
+
+    /// `copy_crc32c_mc` along every path, every length to 2100 at several
+    /// misalignments of both sides: the copy is exact, nothing outside it is
+    /// written, and the CRC equals the software one.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn copy_and_checksum_equal_copy_then_software_at_every_length() {
+        let data = pattern(2100 + 64, 5);
+        for path in each_copy_path() {
+            for (offset, dst_offset) in [(0, 0), (1, 0), (0, 7), (13, 40)] {
+                for len in 1..=2100 {
+                    let want = !software(!0x0bad_cafe, &data[offset..offset + len]);
+                    let got = copy_along(&path, 0x0bad_cafe, &data, offset, dst_offset, len);
+                    assert_eq!(
+                        got, want,
+                        "{}, len {len}, offsets {offset}/{dst_offset}",
+                        path.0
+                    );
+                }
+            }
+        }
+    }
+
+    /// The same over many blocks (small and default block sizes) and MiB lengths.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn copy_and_checksum_over_many_blocks() {
+        let data = pattern((2 << 20) + 64, 17);
+        for block in [320, 1000, 8192] {
+            arch::set_crc32c_block(block);
+            for len in [block - 1, block, block + 1, 2 * block + 71, 5 * block + 255] {
+                let want = !software(!0, &data[3..3 + len]);
+                for path in each_copy_path() {
+                    assert_eq!(
+                        copy_along(&path, 0, &data, 3, 9, len),
+                        want,
+                        "{} block {block}",
+                        path.0
+                    );
+                }
+            }
+        }
+        for len in [100_000, (1 << 20) + 3, 2 << 20] {
+            let want = !software(!0, &data[..len]);
+            for path in each_copy_path() {
+                assert_eq!(
+                    copy_along(&path, 0, &data, 0, 0, len),
+                    want,
+                    "{}, len {len}",
+                    path.0
+                );
             }
         }
     }

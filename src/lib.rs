@@ -136,7 +136,7 @@ pub mod inject;
 
 pub use access::{fill_mc, read_mc, write_mc};
 pub use copy::{copy_mc, copy_mc_with};
-pub use crc32c::{CrcFault, crc32c, crc32c_mc};
+pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use region::{MappedRegion, RegionCursor, RegionFault};
 pub use strategy::{STRATEGY_ENV, Strategy};
@@ -341,6 +341,52 @@ pub mod internals {
         /// Whether this CPU can take it.
         pub fn is_available(self) -> bool {
             self.routine().is_none_or(crate::arch::can_run_crc)
+        }
+    }
+
+    /// Entry address of a copy-and-checksum routine (asm/copy_crc32c.s):
+    /// `Fold256` or `Fold128`.
+    ///
+    /// # Panics
+    /// For any other path.
+    #[cfg(mcsafe_protected)]
+    pub fn copy_crc32c_addr(path: CrcPath) -> usize {
+        path.routine()
+            .and_then(crate::arch::CrcRoutine::copy_addr)
+            .unwrap_or_else(|| panic!("{path:?} has no copy-and-checksum routine"))
+    }
+
+    /// `copy_crc32c_mc` through the chosen path: the one-pass routine of that
+    /// width (`Fold256`, `Fold128`), or `copy_mc` then the checksum of that
+    /// path over the copied source, chunk by chunk (`Stream`, `Copies`).
+    ///
+    /// # Safety
+    /// As for [`copy_crc32c_mc`](crate::copy_crc32c_mc).
+    ///
+    /// # Panics
+    /// As for `copy_crc32c_mc`, and if this CPU cannot take `path`.
+    pub unsafe fn copy_crc32c_mc_with(
+        path: CrcPath,
+        crc: u32,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<u32, crate::CrcFault> {
+        if len == 0 {
+            return Ok(crc);
+        }
+        if crate::copy::ranges_are_bad(dst, src, len) {
+            crate::copy::reject(dst, src, len);
+        }
+        assert!(path.is_available(), "mcsafe: this CPU cannot take {path:?}");
+        crate::arch::ensure_installed();
+        let routine = path.routine();
+        match routine.and_then(crate::arch::CrcRoutine::copy_addr) {
+            // SAFETY: per this function's contract, ranges checked, the routine
+            // runs here and the handler is installed.
+            Some(entry) => unsafe { crate::crc32c::fused(entry, crc, dst, src, len) },
+            // SAFETY: as above.
+            None => unsafe { crate::crc32c::forward(routine, crc, dst, src, len, 0, crc, None) },
         }
     }
 

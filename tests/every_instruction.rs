@@ -39,8 +39,9 @@ use std::ptr;
 
 use common::*;
 use mcsafe::internals::{
-    CrcPath, Thresholds, crc32c_addr, crc32c_fold_addr, crc32c_mc_with, exact_addr, fill_addr,
-    landing_pads, routine_addr, set_crc32c_block, set_thresholds,
+    CrcPath, Thresholds, copy_crc32c_addr, copy_crc32c_mc_with, crc32c_addr, crc32c_fold_addr,
+    crc32c_mc_with, exact_addr, fill_addr, landing_pads, routine_addr, set_crc32c_block,
+    set_thresholds,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -260,9 +261,12 @@ enum Op {
     Write,
     /// `fill_mc(dst, FILL_BYTE, len)`.
     Fill,
-    /// `crc32c_mc(0, src, len)` through the one-stream (`Stream`) or the
-    /// folding (`Fold`) routine, the latter with blocks of this many bytes.
+    /// `crc32c_mc(0, src, len)` through the one-stream (`Stream`) or a
+    /// folding routine, the latter with blocks of this many bytes.
     Crc32c(CrcPath, usize),
+    /// `copy_crc32c_mc(0, dst, src, len)` through a one-pass routine
+    /// (`Fold256`, `Fold128`), with blocks of this many bytes.
+    CopyCrc32c(CrcPath, usize),
 }
 
 const FILL_BYTE: u8 = 0x3c;
@@ -279,13 +283,14 @@ impl Op {
             Op::Fill => fill_addr(),
             Op::Crc32c(path @ (CrcPath::Fold256 | CrcPath::Fold128), _) => crc32c_fold_addr(path),
             Op::Crc32c(..) => crc32c_addr(),
+            Op::CopyCrc32c(path, _) => copy_crc32c_addr(path),
         }
     }
 
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) => &[Side::Source, Side::Destination],
+            Op::Copy(_) | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
             Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
@@ -366,6 +371,16 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
         fault: r.err(),
         crc: None,
     };
+    let checksum = |r: Result<u32, mcsafe::CrcFault>| match r {
+        Ok(crc) => Outcome {
+            fault: None,
+            crc: Some(crc),
+        },
+        Err(e) => Outcome {
+            fault: Some(e.fault()),
+            crc: Some(e.crc()),
+        },
+    };
     // SAFETY: both mappings are ours; the tracer may take pages away (SIGBUS).
     unsafe {
         Ok(match op {
@@ -396,16 +411,11 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
             Op::Fill => plain(mcsafe::fill_mc(dst, FILL_BYTE, len)),
             Op::Crc32c(path, block) => {
                 set_crc32c_block(block);
-                match crc32c_mc_with(path, 0, src, len) {
-                    Ok(crc) => Outcome {
-                        fault: None,
-                        crc: Some(crc),
-                    },
-                    Err(e) => Outcome {
-                        fault: Some(e.fault()),
-                        crc: Some(e.crc()),
-                    },
-                }
+                checksum(crc32c_mc_with(path, 0, src, len))
+            }
+            Op::CopyCrc32c(path, block) => {
+                set_crc32c_block(block);
+                checksum(copy_crc32c_mc_with(path, 0, dst, src, len))
             }
         })
     }
@@ -465,6 +475,16 @@ fn check_outcome(
             let want = crc32c_reference(&source_bytes(copy.src_at, done));
             (outcome.crc != Some(want))
                 .then(|| format!("crc {:x?} of {done} bytes, want {want:#x}", outcome.crc))
+        }
+        Op::CopyCrc32c(..) => {
+            let want = crc32c_reference(&source_bytes(copy.src_at, done));
+            // SAFETY: as above.
+            let prefix = unsafe { first_difference(dst, src, done) };
+            match prefix {
+                Some(i) => Some(format!("prefix differs at {i}")),
+                None => (outcome.crc != Some(want))
+                    .then(|| format!("crc {:x?} of {done} bytes, want {want:#x}", outcome.crc)),
+            }
         }
     }
 }
@@ -573,7 +593,7 @@ fn check_step(
     let rip = regs.rip as usize;
     let (r8, r9, len) = (regs.r8 as usize, regs.r9 as usize, copy.len);
     let expected = match op {
-        Op::Copy(_) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
@@ -602,6 +622,34 @@ fn check_step(
                 regs.rsi as u32, want,
                 "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
             );
+        }
+        Op::CopyCrc32c(..) => {
+            // Every byte the fixup would count is stored, and esi is the CRC
+            // state of exactly those bytes of the source.
+            let pad = landing_pads()
+                .find(|p| p.begin <= rip && rip < p.end)
+                .unwrap();
+            let counted = fixup_counts(pad.fixup, regs, progress);
+            let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
+            assert_eq!(
+                regs.rsi as u32, want,
+                "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
+            );
+            if counted > checked {
+                // SAFETY: both mappings are readable in this process too.
+                let diff = unsafe {
+                    first_difference(
+                        (dst + checked) as *const u8,
+                        (src + checked) as *const u8,
+                        counted - checked,
+                    )
+                };
+                assert_eq!(
+                    diff, None,
+                    "{what}: at {rip:#x} {counted} bytes counted, but they are not all stored"
+                );
+                return counted;
+            }
         }
         Op::Copy(_) | Op::Fill if progress > checked => {
             let stored: Vec<u8> = match op {
@@ -718,6 +766,21 @@ fn cases() -> Vec<(Op, Copy)> {
         ] {
             cases.push((Op::Crc32c(path, block), at(len, src_at, 0)));
         }
+        // The one-pass copies (asm/copy_crc32c.s), both sides crossing pages:
+        // short chains (one and two runs, every tail bit), streams only (a
+        // 15-byte head), vector blocks (2 units and 2 extra words; 8 units),
+        // and commits with the smallest blocks.
+        for (len, src_at, dst_at, block) in [
+            (63, PAGE - 30, 2 * PAGE - 20, BLOCK),
+            (71, PAGE - 40, PAGE - 9, BLOCK),
+            (79, PAGE - 40, 2 * PAGE - 50, BLOCK),
+            (271, PAGE - 150, PAGE - 33, BLOCK),
+            (1000, PAGE - 493, 2 * PAGE - 300, BLOCK),
+            (320 + 271, PAGE - 333, PAGE - 100, 320),
+            (320 + 50, 2 * PAGE - 33, PAGE - 340, 320),
+        ] {
+            cases.push((Op::CopyCrc32c(path, block), at(len, src_at, dst_at)));
+        }
     }
     cases
 }
@@ -738,6 +801,10 @@ fn unavailable_routines() -> Vec<(String, usize)> {
     for path in [CrcPath::Fold256, CrcPath::Fold128] {
         if !path.is_available() {
             unavailable.push((format!("{path:?} checksum"), crc32c_fold_addr(path)));
+            unavailable.push((
+                format!("{path:?} copy-and-checksum"),
+                copy_crc32c_addr(path),
+            ));
         }
     }
     unavailable
@@ -753,6 +820,8 @@ fn runs_here(begin: usize) -> bool {
         crc32c_addr(),
         crc32c_fold_addr(CrcPath::Fold256),
         crc32c_fold_addr(CrcPath::Fold128),
+        copy_crc32c_addr(CrcPath::Fold256),
+        copy_crc32c_addr(CrcPath::Fold128),
     ]);
     entries.sort_unstable();
     let owner = entries.iter().rev().find(|&&e| e <= begin).copied();

@@ -173,14 +173,14 @@ fn crc32c_at_verifies_in_place_and_fails_on_the_lost_page() {
     let file = TruncatedFile::new();
     let region = file.region(false);
     let _serial = signal_lock();
-    let whole = region.crc32c_at(1, 4 * PAGE - 1).unwrap();
+    let whole = region.crc32c_at(0, 1, 4 * PAGE - 1).unwrap();
     assert_eq!(
         whole,
         crc32c_reference(&file_bytes(MAP_FROM + 1, 4 * PAGE - 1))
     );
-    let err = region.crc32c_at(100, MAP_LEN - 100).unwrap_err();
+    let err = region.crc32c_at(0, 100, MAP_LEN - 100).unwrap_err();
     assert_eq!(lost_page(&err, Side::Source).offset(), LOST_FROM as u64);
-    let err = region.crc32c_at(0, MAP_LEN + 1).unwrap_err();
+    let err = region.crc32c_at(0, 0, MAP_LEN + 1).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
 }
 

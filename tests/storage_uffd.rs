@@ -124,6 +124,6 @@ fn a_region_reports_the_poisoned_page_as_eio_with_its_offsets() {
         (lost.raw_os_error(), lost.fault().kind()),
         (libc::EIO, kind())
     );
-    let err = counted(1, "crc", || region.crc32c_at(0, PAGES * PAGE)).unwrap_err();
+    let err = counted(1, "crc", || region.crc32c_at(0, 0, PAGES * PAGE)).unwrap_err();
     assert_eq!(RegionFault::of(&err).unwrap().offset(), page);
 }

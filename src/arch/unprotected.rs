@@ -89,6 +89,27 @@ pub(crate) enum CrcRoutine {
     Fold256,
 }
 
+impl CrcRoutine {
+    /// No copy-and-checksum routine either.
+    pub(crate) fn copy_addr(self) -> Option<usize> {
+        None
+    }
+}
+
+/// Never called: no routine has a [`CrcRoutine::copy_addr`] here.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_copy_crc32c(
+    _: usize,
+    _: *mut u8,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no copy-and-checksum routine on this target")
+}
+
 /// No checksum routine here: the checksum is computed in software.
 pub(crate) fn crc_routine() -> Option<CrcRoutine> {
     None

@@ -330,3 +330,55 @@ pub fn reads_in_parallel(name: &str) -> bool {
         || (name == "crc32c_mc"
             && matches!(CrcPath::current(), CrcPath::Fold256 | CrcPath::Fold128))
 }
+
+/// A copy-and-checksum with `copy_crc32c_mc`'s signature.
+pub type CopyChecksum = unsafe fn(u32, *mut u8, *const u8, usize) -> Result<u32, mcsafe::CrcFault>;
+
+macro_rules! copy_via {
+    ($name:ident, $path:ident) => {
+        /// # Safety
+        /// As for `copy_crc32c_mc`.
+        unsafe fn $name(
+            crc: u32,
+            dst: *mut u8,
+            src: *const u8,
+            len: usize,
+        ) -> Result<u32, mcsafe::CrcFault> {
+            use mcsafe::internals::{CrcPath, copy_crc32c_mc_with};
+            // SAFETY: the caller's contract.
+            unsafe { copy_crc32c_mc_with(CrcPath::$path, crc, dst, src, len) }
+        }
+    };
+}
+copy_via!(copy_via_fold256, Fold256);
+copy_via!(copy_via_fold128, Fold128);
+copy_via!(copy_via_stream, Stream);
+copy_via!(copy_via_copies, Copies);
+
+/// `copy_crc32c_mc`, then each of its paths forced that this CPU can take:
+/// the one-pass routines (`fold256`, `fold128`), and the careful path
+/// (`copy_mc`, then the checksum) with the one-stream routine (`stream`) and
+/// with copies and software (`copies`). A path it cannot take is named on
+/// stderr.
+pub fn copy_checksums() -> Vec<(&'static str, CopyChecksum)> {
+    use mcsafe::internals::CrcPath;
+    let mut all: Vec<(&'static str, CopyChecksum)> =
+        vec![("copy_crc32c_mc", mcsafe::copy_crc32c_mc)];
+    for (name, path, f) in [
+        (
+            "fold256",
+            CrcPath::Fold256,
+            copy_via_fold256 as CopyChecksum,
+        ),
+        ("fold128", CrcPath::Fold128, copy_via_fold128),
+        ("stream", CrcPath::Stream, copy_via_stream),
+        ("copies", CrcPath::Copies, copy_via_copies),
+    ] {
+        if path.is_available() {
+            all.push((name, f));
+        } else {
+            eprintln!("NOT RUN: the {name} copy-and-checksum path: this CPU cannot take it");
+        }
+    }
+    all
+}

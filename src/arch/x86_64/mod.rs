@@ -17,7 +17,9 @@ use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
-pub(crate) use routines::{CrcRoutine, Routine, Stopped, call, call_crc32c, call_fill};
+pub(crate) use routines::{
+    CrcRoutine, Routine, Stopped, call, call_copy_crc32c, call_crc32c, call_fill,
+};
 
 use super::Thresholds;
 use crate::Strategy;

@@ -26,6 +26,7 @@ global_asm!(
     include_str!("../../../asm/fill.s"),
     include_str!("../../../asm/crc32c.s"),
     include_str!("../../../asm/crc32c_fold.s"),
+    include_str!("../../../asm/copy_crc32c.s"),
     include_str!("../../../asm/landing_pads_end.s"),
     options(att_syntax, raw)
 );
@@ -44,6 +45,8 @@ unsafe extern "C" {
     fn mcsafe_asm_crc32c();
     fn mcsafe_asm_crc32c_fold256();
     fn mcsafe_asm_crc32c_fold128();
+    fn mcsafe_asm_copy_crc32c_fold256();
+    fn mcsafe_asm_copy_crc32c_fold128();
 }
 
 unsafe extern "C" {
@@ -265,6 +268,17 @@ pub(crate) enum CrcRoutine {
 }
 
 impl CrcRoutine {
+    /// The entry of the copy-and-checksum routine of the same width
+    /// (`asm/copy_crc32c.s`), for a folding routine.
+    pub(crate) fn copy_addr(self) -> Option<usize> {
+        let entry: unsafe extern "C" fn() = match self {
+            CrcRoutine::Stream => return None,
+            CrcRoutine::Fold128 => mcsafe_asm_copy_crc32c_fold128,
+            CrcRoutine::Fold256 => mcsafe_asm_copy_crc32c_fold256,
+        };
+        Some(entry as usize)
+    }
+
     fn addr(self) -> usize {
         let entry: unsafe extern "C" fn() = match self {
             CrcRoutine::Stream => mcsafe_asm_crc32c,
@@ -307,6 +321,51 @@ pub(crate) unsafe fn call_crc32c(
             inlateout("rsi") state as usize => state_out,
             inlateout("rdx") len => _,
             lateout("rcx") word,
+            lateout("r11") addr,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    (state_out as u32, Stopped::decode(len, not_done, word, addr))
+}
+
+/// Runs a copy-and-checksum routine (`asm/copy_crc32c.s`) once: copies `len`
+/// bytes from `src` to `dst` and continues the CRC state `state` (not inverted)
+/// over them. Returns the state of the bytes copied: all of them, or, when
+/// stopped, exactly `progress` of them (every one stored, and checksummed from
+/// the source).
+///
+/// # Safety
+/// As for [`call`] for `dst`, `src` and `len`; `entry` is one of
+/// [`CrcRoutine::copy_addr`] and the CPU can run that routine.
+#[inline]
+pub(crate) unsafe fn call_copy_crc32c(
+    entry: usize,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    let not_done: usize;
+    let word: usize;
+    let addr: usize;
+    let state_out: usize;
+    // SAFETY: the routine follows the copy-and-checksum variant of the convention
+    // (asm/copy_crc32c.s): it reads only src..src+len and writes only
+    // dst..dst+len (valid per this function's contract) and 16 bytes of the red
+    // zone below its return address (this block is not `nostack`), and clobbers
+    // nothing outside the operands, r12-r15 and the C ABI's caller-saved set.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") entry => not_done,
+            inlateout("rdi") dst => _,
+            inlateout("rsi") state as usize => state_out,
+            inlateout("rdx") len => _,
+            inlateout("rcx") src => word,
             lateout("r11") addr,
             out("r12") _,
             out("r13") _,

@@ -91,6 +91,13 @@ mod tests {
                 super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold256),
                 super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold128),
             ])
+            .chain(
+                [
+                    super::super::CrcRoutine::Fold256,
+                    super::super::CrcRoutine::Fold128,
+                ]
+                .map(|r| r.copy_addr().unwrap()),
+            )
             .collect();
         entries.sort_unstable();
         entries
@@ -103,8 +110,9 @@ mod tests {
         // fill; the crc32c routine has five (asm/crc32c.s: a main range split by
         // the two one-instruction ranges that follow its `crc32`s), the two
         // folding ones four each (asm/crc32c_fold.s: split by the commit window
-        // and by the return after a short last block).
-        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5 + 2 * 4);
+        // and by the return after a short last block), and so do the two
+        // copy-and-checksum ones (asm/copy_crc32c.s).
+        assert_eq!(landing_pads().count(), 4 + 4 + 1 + 5 + 2 * 4 + 2 * 4);
     }
 
     #[test]

@@ -454,10 +454,12 @@ fn thp_in(ctx: &Child, huge: &Mapping, seed: u64) -> Result<String, String> {
 // ---- case 7: early kill ----
 
 /// The routine (a copy strategy's name, or "exact", "fill", "crc32c",
-/// "crc32c_fold256", "crc32c_fold128") whose landing-pad range holds `rip`.
+/// "crc32c_fold256", "crc32c_fold128", "copy_crc32c_fold256",
+/// "copy_crc32c_fold128") whose landing-pad range holds `rip`.
 pub fn routine_at(rip: usize) -> Option<&'static str> {
     use mcsafe::internals::{
-        CrcPath, crc32c_addr, crc32c_fold_addr, exact_addr, fill_addr, routine_addr,
+        CrcPath, copy_crc32c_addr, crc32c_addr, crc32c_fold_addr, exact_addr, fill_addr,
+        routine_addr,
     };
     let pad = mcsafe::internals::landing_pads().find(|p| p.begin <= rip && rip < p.end)?;
     let mut entries: Vec<(usize, &'static str)> = Strategy::ALL
@@ -470,6 +472,8 @@ pub fn routine_at(rip: usize) -> Option<&'static str> {
         (crc32c_addr(), "crc32c"),
         (crc32c_fold_addr(CrcPath::Fold256), "crc32c_fold256"),
         (crc32c_fold_addr(CrcPath::Fold128), "crc32c_fold128"),
+        (copy_crc32c_addr(CrcPath::Fold256), "copy_crc32c_fold256"),
+        (copy_crc32c_addr(CrcPath::Fold128), "copy_crc32c_fold128"),
     ]);
     entries
         .into_iter()

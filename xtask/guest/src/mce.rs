@@ -33,23 +33,29 @@ const SRC_OFFSETS: [usize; 5] = [0, 1, 8, 100, 4095];
 const TRIES: usize = 4;
 
 /// Injections `0..COPY_INJECTIONS` copy (`copy_mc_with`, the strategies in
-/// turn); the rest, up to `INJECTIONS`, checksum (`crc32c_mc`, the path this
-/// CPU takes: the folding routine where it has VPCLMULQDQ).
+/// turn); the next `CHECKSUM_INJECTIONS` checksum (`crc32c_mc`, the path this
+/// CPU takes: a folding routine where it has PCLMULQDQ and AVX); the rest, up
+/// to `INJECTIONS`, copy and checksum in one pass (`copy_crc32c_mc`, the same
+/// path: its one-pass routine).
 const COPY_INJECTIONS: usize = 24;
+const CHECKSUM_INJECTIONS: usize = 6;
 
 /// What an injection's loop runs while it waits for the machine check.
 #[derive(Clone, Copy)]
 enum Target {
     Copy(Strategy),
     Checksum(CrcPath),
+    CopyChecksum(CrcPath),
 }
 
 impl Target {
     fn of(index: usize, strategies: &[Strategy]) -> Target {
         if index < COPY_INJECTIONS {
             Target::Copy(strategies[index % strategies.len()])
-        } else {
+        } else if index < COPY_INJECTIONS + CHECKSUM_INJECTIONS {
             Target::Checksum(CrcPath::current())
+        } else {
+            Target::CopyChecksum(CrcPath::current())
         }
     }
 
@@ -57,6 +63,7 @@ impl Target {
         match self {
             Target::Copy(strategy) => strategy.name().to_string(),
             Target::Checksum(path) => format!("crc32c-{path:?}").to_lowercase(),
+            Target::CopyChecksum(path) => format!("copy-crc32c-{path:?}").to_lowercase(),
         }
     }
 }
@@ -163,6 +170,7 @@ fn inject_once(
     let strategy = match target {
         Target::Copy(strategy) => strategy,
         Target::Checksum(path) => return checksum_once(ctx, index, path, page, src_off),
+        Target::CopyChecksum(path) => return copy_checksum_once(ctx, index, path, page, src_off),
     };
     record::install(true);
     mcsafe::install().map_err(|e| e.to_string())?;
@@ -292,6 +300,82 @@ fn checksum_once(
     Ok(format!(
         "crc32c_mc ({path:?}): page {page} of {PAGES} at {paddr:#x}, src +{src_off}: Poison, source, si_addr page-aligned, checked {checked} \
          exact, CRC of those bytes exact, one signal; #MC after {clean} clean checksums ({:.1} s)",
+        waited.as_secs_f64()
+    ))
+}
+
+/// The one-pass copy's injection: `copy_crc32c_mc` from the source in a loop
+/// (to two destinations in turn, as the copies do) until the machine check
+/// lands; then Poison/Source at the page, exactly the bytes before it copied
+/// (the prefix first overwritten, so no stale byte passes) and their CRC, one
+/// signal.
+fn copy_checksum_once(
+    ctx: &mut Child,
+    index: usize,
+    path: CrcPath,
+    page: usize,
+    src_off: usize,
+) -> Result<String, String> {
+    record::install(true);
+    mcsafe::install().map_err(|e| e.to_string())?;
+    let src = Mapping::anon_small_pages(PAGES * PAGE)?;
+    let dst = Mapping::anon_small_pages(PAGES * PAGE + PAGE)?;
+    // SAFETY: fresh memory; filling the destination also faults it in.
+    unsafe {
+        fill(src.base, src.len, index as u64);
+        fill(dst.base, dst.len, !0);
+    }
+    let lost = src.base as usize + page * PAGE;
+    let paddr = physical_page(lost)?;
+    let (from, len) = (src.at(src_off), src.len - src_off);
+    let cpu = copy_cpu()?;
+    ctx.port.send(&Line::MceReady { index, cpu, paddr });
+    let before = mcsafe::stats().recovered;
+    let start = Instant::now();
+    let mut clean = 0u64;
+    let (fault, to) = loop {
+        let to = dst.at(clean as usize % 2 * 64);
+        // SAFETY: our buffers; the machine check may poison `lost` at any time.
+        match unsafe { mcsafe::internals::copy_crc32c_mc_with(path, 0, to, from, len) } {
+            Ok(_) => clean += 1,
+            Err(fault) => break (fault, to),
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(format!(
+                "no machine check arrived within 60 s ({clean} clean copies)"
+            ));
+        }
+    };
+    let waited = start.elapsed();
+    let signals = mcsafe::stats().recovered - before;
+    let copied = lost.saturating_sub(from as usize);
+    let f = fault.fault();
+    let exact = f.kind() == mcsafe::FaultKind::Poison
+        && f.side() == Side::Source
+        && f.granule() == PAGE
+        && f.addr() == lost
+        && fault.checked() == copied
+        && signals == 1;
+    if !exact {
+        return Err(format!(
+            "{path:?}: {fault} ({signals} signals); want Poison/source at {lost:#x} (page-aligned), copied {copied}"
+        ));
+    }
+    // SAFETY: the prefix ends before the lost page on both sides.
+    if let Some(i) = unsafe { first_difference(to, from, copied) } {
+        return Err(format!("{path:?}: prefix differs at byte {i}"));
+    }
+    // SAFETY: as above.
+    let want = crc32c_bytewise(unsafe { std::slice::from_raw_parts(from, copied) });
+    if fault.crc() != want {
+        return Err(format!(
+            "{path:?}: CRC {:#010x} of the {copied} bytes copied, want {want:#010x}",
+            fault.crc()
+        ));
+    }
+    Ok(format!(
+        "copy_crc32c_mc ({path:?}): page {page} of {PAGES} at {paddr:#x}, src +{src_off}: Poison, source, si_addr page-aligned, copied {copied} \
+         exact, prefix and its CRC exact, one signal; #MC after {clean} clean copies ({:.1} s)",
         waited.as_secs_f64()
     ))
 }
