@@ -26,8 +26,8 @@
 # A block is copied and checksummed in scratch registers; the commit moves esi
 # and rdi past it. Registers inside a block:
 #   rax      dst - src (stores go to the load address plus rax)
-#   rcx      source cursor (head, then stream 0)   rdx   destination cursor of
-#   r11      S, the bytes of each stream                 stream 0 (rcx + rax)
+#   rcx      source cursor (head, then stream 0)   rdx   dst - src + S (stream 1's
+#   r11      S, the bytes of each stream                 stores: rcx + rdx)
 #   r12      vector source cursor; at the commit, the destination end of the block
 #   r13, r14 the two stream CRCs (r13 first the state, through the head)
 #   r15      the word in flight (loaded, folded, stored)
@@ -98,11 +98,11 @@
 .if \stream == 0
 	mov	\at(%rcx), %r15			# fault point: source
 	crc32q	%r15, %r13
-	mov	%r15, \at(%rdx)			# fault point: destination
+	mov	%r15, \at(%rcx,%rax)		# fault point: destination
 .else
 	mov	\at(%rcx,%r11), %r15		# fault point: source
 	crc32q	%r15, %r14
-	mov	%r15, \at(%rdx,%r11)		# fault point: destination
+	mov	%r15, \at(%rcx,%rdx)		# fault point: destination
 .endif
 .endm
 
@@ -291,7 +291,7 @@
 	add	%r15, %r12
 	mov	%r12, -8(%rsp)			# the end of the vector part
 	lea	(%rcx,%r11,2), %r12		# r12 = the vector part
-	lea	(%rcx,%rax), %rdx		# rdx = the destination of stream 0
+	lea	(%rax,%r11), %rdx		# rdx = dst - src + S
 	xor	%r13d, %r13d
 	xor	%r14d, %r14d
 
@@ -301,14 +301,12 @@
 	COPY_STREAMS_WORD 16
 	add	$64, %r12
 	add	$24, %rcx
-	add	$24, %rdx
 	cmp	-8(%rsp), %r12
 	jae	.Lcc_extra\@
 .Lcc_loop\@:
 	COPY_VECTOR_ITERATION \width
 	add	$64, %r12
 	add	$24, %rcx
-	add	$24, %rdx
 	cmp	-8(%rsp), %r12
 	jb	.Lcc_loop\@
 .Lcc_extra\@:					# the streams' last words
@@ -317,7 +315,6 @@
 .Lcc_extra_word\@:
 	COPY_STREAMS_WORD 0
 	add	$8, %rcx
-	add	$8, %rdx
 	cmp	-16(%rsp), %rcx
 	jb	.Lcc_extra_word\@
 .Lcc_merge\@:
@@ -345,18 +342,17 @@
 	and	$15, %edx			# rdx = t
 	COPY_HEAD				# r13: stream 0 continues the state
 	lea	0(,%r12,8), %r11		# r11 = S
-	mov	%r12, %r15			# (for the shift constant)
-	lea	(%rcx,%rax), %rdx		# rdx = the destination of stream 0
-	mov	%r12, %rax			# rax = words left (dst - src no longer needed)
+	lea	(%rax,%r11), %rdx		# rdx = dst - src + S
+	lea	(%rcx,%r11), %r15
+	mov	%r15, -16(%rsp)			# the end of stream 0
+	mov	%r12, -8(%rsp)			# w, for the shift constant
 	xor	%r14d, %r14d
-	mov	%r15, -8(%rsp)
 .Lcc_streams_word\@:
 	COPY_STREAMS_WORD 0
 	add	$8, %rcx
-	add	$8, %rdx
-	dec	%rax
-	jnz	.Lcc_streams_word\@
-	lea	(%rdx,%r11), %r12		# the block's end in dst
+	cmp	-16(%rsp), %rcx
+	jb	.Lcc_streams_word\@
+	lea	(%rcx,%rdx), %r12		# the block's end in dst
 	mov	-8(%rsp), %r15
 	lea	mcsafe_asm_crc32c_shifts(%rip), %rax
 	vmovd	(%rax,%r15,4), %xmm12		# k(w): stream 0 is followed by S bytes

@@ -141,10 +141,10 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
         return Ok(crc);
     }
     check_range("source", src as usize, len);
-    match arch::protected_crc_routine() {
+    match arch::protected_crc_entry() {
         // SAFETY: range checked, the routine runs here, the handler is
         // installed; the caller vouches for the rest.
-        Some(routine) => unsafe { hardware(routine, crc, src, len) },
+        Some(entry) => unsafe { hardware_at(entry, crc, src, len) },
         // SAFETY: as above.
         None => unsafe { through_copies(crc, src, len) },
     }
@@ -177,10 +177,10 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
     if data.is_empty() {
         return crc;
     }
-    match arch::crc_routine() {
-        Some(routine) => {
+    match arch::crc_entry() {
+        Some(entry) => {
             // SAFETY: a slice is readable memory, and the routine runs here.
-            match unsafe { arch::call_crc32c(routine, data.as_ptr(), data.len(), !crc) } {
+            match unsafe { arch::call_crc32c_at(entry, data.as_ptr(), data.len(), !crc) } {
                 (state, Ok(())) => !state,
                 (_, Err(stopped)) => slice_faulted(stopped.addr),
             }
@@ -222,7 +222,17 @@ pub(crate) unsafe fn hardware(
     len: usize,
 ) -> Result<u32, CrcFault> {
     // SAFETY: per this function's contract.
-    let (out, result) = unsafe { arch::call_crc32c(routine, src, len, !crc) };
+    unsafe { hardware_at(routine.addr(), crc, src, len) }
+}
+
+/// [`hardware`] with the routine's entry address.
+///
+/// # Safety
+/// As for [`hardware`].
+#[inline(always)]
+unsafe fn hardware_at(entry: usize, crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    // SAFETY: per this function's contract.
+    let (out, result) = unsafe { arch::call_crc32c_at(entry, src, len, !crc) };
     match result {
         Ok(()) => Ok(!out),
         // SAFETY: per this function's contract.

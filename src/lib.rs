@@ -30,11 +30,15 @@
 //! - [`read_mc`] / [`write_mc`]: one value, one load or store instruction for
 //!   1, 2, 4 and 8-byte types (a header word, a page LSN);
 //! - [`fill_mc`]: `memset` (zeroing a page);
-//! - [`crc32c_mc`]: CRC32C in place, with the SSE4.2 `crc32` instruction, to
-//!   verify a block without copying it; on a fault, the CRC of exactly the bytes
-//!   before the lost granule;
+//! - [`crc32c_mc`]: CRC32C in place, to verify a block without copying it, at
+//!   the speed of the fastest CRC32C crates or faster (carry-less
+//!   multiplication beside three `crc32` streams); on a fault, the CRC of
+//!   exactly the bytes before the lost granule. [`crc32c`] is the same checksum
+//!   of an ordinary slice, which installs nothing;
+//! - [`copy_crc32c_mc`]: copy a block out of a mapping and checksum it in one
+//!   pass;
 //! - [`MappedRegion`]: safe `read_at` / `write_at` / `read_exact_at` /
-//!   `crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
+//!   `crc32c_at` / `read_exact_crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
 //!   [`Seek`](std::io::Seek) cursor over a mapping (with the `memmap2` feature,
 //!   built from a `memmap2::Mmap`), whose errors are `pread(2)`'s `EIO` with the
 //!   file offsets of the lost range ([`RegionFault`]).

@@ -120,6 +120,36 @@ pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
     None
 }
 
+/// No entry: software.
+pub(crate) fn crc_entry() -> Option<usize> {
+    None
+}
+
+/// No entry: software.
+pub(crate) fn protected_crc_entry() -> Option<usize> {
+    None
+}
+
+impl CrcRoutine {
+    /// Never called: no routine is chosen here.
+    pub(crate) fn addr(self) -> usize {
+        unreachable!("mcsafe: no crc32 routine on this target")
+    }
+}
+
+/// Never called: [`crc_entry`] is `None`.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_crc32c_at(
+    _: usize,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no crc32 routine on this target")
+}
+
 pub(crate) fn can_run_crc(_: CrcRoutine) -> bool {
     false
 }

@@ -4,8 +4,8 @@
 //! side by side (`measure::interleaved`), with the goals checked and printed.
 //!
 //! `cargo bench --bench crc` runs it alone (`-- --quick` for fewer rounds and
-//! smaller cold regions); `cargo bench --bench summary` runs it after the copy
-//! tables. Every comparator is called the way users call it: through a
+//! smaller cold regions; `MCSAFE_BENCH_CRC_SIZES=64,100` for some sizes only);
+//! `cargo bench --bench summary` runs it after the copy tables. Every comparator is called the way users call it: through a
 //! function that is not inlined, the result to `black_box`. Before any timing,
 //! every comparator's CRC of each size is checked equal to the others (and the
 //! copies to their sources).
@@ -463,10 +463,27 @@ fn fill_pattern(region: &Region) {
     }
 }
 
+/// The sizes to measure: [`SIZES`], or those listed in `MCSAFE_BENCH_CRC_SIZES`
+/// (bytes, comma-separated), to look at a few while developing.
+fn sizes() -> Vec<usize> {
+    match std::env::var("MCSAFE_BENCH_CRC_SIZES") {
+        Ok(list) => list
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .expect("MCSAFE_BENCH_CRC_SIZES: sizes in bytes")
+            })
+            .collect(),
+        Err(_) => SIZES.to_vec(),
+    }
+}
+
 /// Runs the table; prints progress on stderr.
 pub fn run(options: Options) -> Report {
     mcsafe::install().expect("install mcsafe's handler");
-    let largest = SIZES.iter().max().copied().unwrap_or(0);
+    let sizes = sizes();
+    let largest = sizes.iter().max().copied().unwrap_or(0);
     let hot_src = Region::new(largest + 2 * 4096);
     let hot_dst = Region::new(largest + 2 * 4096);
     let cold_len = (8 * largest).max(options.cold_region);
@@ -490,7 +507,7 @@ pub fn run(options: Options) -> Report {
         // and the slices of the comparators (ordinary memory: it cannot fault).
         let region = unsafe { mcsafe::MappedRegion::from_raw_parts(src.ptr(), src.len()) };
         let mut rows = Vec::new();
-        for &size in SIZES {
+        for &size in &sizes {
             eprintln!("measuring crc32c, {condition}: {}", size_name(size));
             let mut hot;
             let mut walk;

@@ -13,12 +13,12 @@ mod probe;
 mod routines;
 pub(crate) mod table;
 
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{
-    CrcRoutine, Routine, Stopped, call, call_copy_crc32c, call_crc32c, call_fill,
+    CrcRoutine, Routine, Stopped, call, call_copy_crc32c, call_crc32c, call_crc32c_at, call_fill,
 };
 
 use super::Thresholds;
@@ -132,64 +132,86 @@ pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routi
     (!(fragile && splits)).then_some(routine)
 }
 
-/// The checksum routine for this CPU (`None`: software), detected once and
-/// cached without a lock, so that `crc32c` stays cheap and async-signal-safe
-/// and installs nothing.
-#[inline]
+/// The checksum routine for this CPU (`None`: software), detected once.
 pub(crate) fn crc_routine() -> Option<CrcRoutine> {
-    // A race detects twice and stores the same answer.
-    static DETECTED: AtomicU8 = AtomicU8::new(CRC_UNKNOWN);
-    match DETECTED.load(Ordering::Relaxed) {
-        CRC_UNKNOWN => {
-            let detected = cpu::crc_routine();
-            DETECTED.store(crc_code(detected), Ordering::Relaxed);
-            detected
-        }
-        code => crc_of_code(code),
-    }
+    cached_crc_routine()
 }
 
-/// The checksum routine of `crc32c_mc`, with the handler installed: one atomic
-/// load on the hot path, set only after the handler is in place (as
-/// [`ROUTINES`] for copies).
+/// The entry address of [`crc_routine`] (`None`: software), cached without a
+/// lock, so that `crc32c` stays cheap and async-signal-safe and installs
+/// nothing: one atomic load once known.
 #[inline(always)]
-pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
-    match PROTECTED_CRC.load(Ordering::Acquire) {
-        CRC_UNKNOWN => resolve_crc(),
-        code => crc_of_code(code),
+pub(crate) fn crc_entry() -> Option<usize> {
+    static DETECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
+    match DETECTED.load(Ordering::Relaxed) {
+        CRC_UNKNOWN => detect_crc(&DETECTED),
+        code => crc_entry_of(code),
     }
 }
 
-static PROTECTED_CRC: AtomicU8 = AtomicU8::new(CRC_UNKNOWN);
+/// The entry address of `crc32c_mc`'s routine (`None`: software), with the
+/// handler installed: one atomic load on the hot path, stored only after the
+/// handler is in place (as [`ROUTINES`] for copies).
+#[inline(always)]
+pub(crate) fn protected_crc_entry() -> Option<usize> {
+    static PROTECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
+    match PROTECTED.load(Ordering::Acquire) {
+        CRC_UNKNOWN => {
+            ready();
+            detect_crc(&PROTECTED)
+        }
+        code => crc_entry_of(code),
+    }
+}
+
+/// `crc32c_mc`'s routine, with the handler installed (for the paths that are
+/// not hot: the copy-and-checksum's choice, the tests' paths).
+pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
+    ensure_installed();
+    crc_routine()
+}
+
+/// Cache values: not yet detected, or software; else an entry address (never
+/// 0 or 1).
+const CRC_UNKNOWN: usize = 0;
+const CRC_SOFTWARE: usize = 1;
+
+#[inline(always)]
+fn crc_entry_of(code: usize) -> Option<usize> {
+    (code != CRC_SOFTWARE).then_some(code)
+}
+
+fn cached_crc_routine() -> Option<CrcRoutine> {
+    // CPUID is slow in a VM: detect once. A race detects twice, the same.
+    static CODE: AtomicUsize = AtomicUsize::new(0);
+    let decode = |code: usize| match code {
+        2 => None,
+        3 => Some(CrcRoutine::Stream),
+        4 => Some(CrcRoutine::Fold128),
+        _ => Some(CrcRoutine::Fold256),
+    };
+    match CODE.load(Ordering::Relaxed) {
+        0 => {
+            let routine = cpu::crc_routine();
+            let code = match routine {
+                None => 2,
+                Some(CrcRoutine::Stream) => 3,
+                Some(CrcRoutine::Fold128) => 4,
+                Some(CrcRoutine::Fold256) => 5,
+            };
+            CODE.store(code, Ordering::Relaxed);
+            routine
+        }
+        code => decode(code),
+    }
+}
 
 #[cold]
 #[inline(never)]
-fn resolve_crc() -> Option<CrcRoutine> {
-    ready();
-    let routine = crc_routine();
-    PROTECTED_CRC.store(crc_code(routine), Ordering::Release);
-    routine
-}
-
-const CRC_UNKNOWN: u8 = 0;
-
-fn crc_code(routine: Option<CrcRoutine>) -> u8 {
-    match routine {
-        None => 1,
-        Some(CrcRoutine::Stream) => 2,
-        Some(CrcRoutine::Fold128) => 3,
-        Some(CrcRoutine::Fold256) => 4,
-    }
-}
-
-#[inline(always)]
-fn crc_of_code(code: u8) -> Option<CrcRoutine> {
-    match code {
-        4 => Some(CrcRoutine::Fold256),
-        3 => Some(CrcRoutine::Fold128),
-        2 => Some(CrcRoutine::Stream),
-        _ => None,
-    }
+fn detect_crc(cache: &AtomicUsize) -> Option<usize> {
+    let entry = cached_crc_routine().map(CrcRoutine::addr);
+    cache.store(entry.unwrap_or(CRC_SOFTWARE), Ordering::Release);
+    entry
 }
 
 /// Whether this CPU has the instructions of `routine` (for tests that force

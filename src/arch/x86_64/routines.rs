@@ -279,7 +279,7 @@ impl CrcRoutine {
         Some(entry as usize)
     }
 
-    fn addr(self) -> usize {
+    pub(crate) fn addr(self) -> usize {
         let entry: unsafe extern "C" fn() = match self {
             CrcRoutine::Stream => mcsafe_asm_crc32c,
             CrcRoutine::Fold128 => mcsafe_asm_crc32c_fold128,
@@ -297,9 +297,67 @@ impl CrcRoutine {
 /// `len > 0`; the CPU can run `routine` (see `cpu::crc_routine`); `src..src+len`
 /// does not wrap and is mapped readable, except where it may fault with SIGBUS
 /// (which kills the process if the handler is not installed, as any read would).
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn call_crc32c(
     routine: CrcRoutine,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    // SAFETY: per this function's contract.
+    unsafe { call_crc32c_at(routine.addr(), src, len, state) }
+}
+
+/// Below this many bytes, the checksum routines touch no register beyond the
+/// C ABI's caller-saved set (asm/crc32c.s never does; the folding routines' short
+/// path, FOLD_CHAIN_MAX in asm/crc32c_fold.s, does not), so the call needs no
+/// save of r12-r15 around it: short checksums cost a few instructions less.
+const CRC_SHORT: usize = 72;
+
+/// [`call_crc32c`] with the routine's entry address (from `CrcRoutine::addr`).
+///
+/// # Safety
+/// As for [`call_crc32c`], `entry` the entry of a routine this CPU can run.
+#[inline(always)]
+pub(crate) unsafe fn call_crc32c_at(
+    entry: usize,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    if len >= CRC_SHORT {
+        // SAFETY: per this function's contract.
+        return unsafe { call_crc32c_long(entry, src, len, state) };
+    }
+    let not_done: usize;
+    let word: usize;
+    let addr: usize;
+    let state_out: usize;
+    // SAFETY: as in `call_crc32c_long`; below CRC_SHORT bytes the routines
+    // leave r12-r15 alone.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") entry => not_done,
+            inlateout("rdi") src => _,
+            inlateout("rsi") state as usize => state_out,
+            inlateout("rdx") len => _,
+            lateout("rcx") word,
+            lateout("r11") addr,
+            clobber_abi("C"),
+        );
+    }
+    (state_out as u32, Stopped::decode(len, not_done, word, addr))
+}
+
+/// The call of [`call_crc32c_at`] for `CRC_SHORT` bytes or more, out of line:
+/// its caller then saves no register for a short call.
+///
+/// # Safety
+/// As for [`call_crc32c_at`].
+#[inline(never)]
+unsafe fn call_crc32c_long(
+    entry: usize,
     src: *const u8,
     len: usize,
     state: u32,
@@ -308,7 +366,7 @@ pub(crate) unsafe fn call_crc32c(
     let word: usize;
     let addr: usize;
     let state_out: usize;
-    // SAFETY: both routines follow the crc32c variant of the convention
+    // SAFETY: the routines follow the crc32c variant of the convention
     // (asm/crc32c.s, asm/crc32c_fold.s): they read only src..src+len (valid per
     // this function's contract), write no memory, use no stack beyond their
     // return address, and clobber nothing outside the operands, r12-r15 and the
@@ -316,7 +374,7 @@ pub(crate) unsafe fn call_crc32c(
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") routine.addr() => not_done,
+            inlateout("rax") entry => not_done,
             inlateout("rdi") src => _,
             inlateout("rsi") state as usize => state_out,
             inlateout("rdx") len => _,
