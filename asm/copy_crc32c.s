@@ -34,7 +34,7 @@
 #   -8(%rsp) the source end of the vector part; -16(%rsp) the end of stream 0
 #   vector registers as in asm/crc32c_fold.s, plus xmm9-10 / ymm9-10 (loaded data)
 #
-# A block of L <= COPY_BLOCK bytes: below FOLD_CHAIN_MAX (only ever the last),
+# A block of L <= COPY_BLOCK bytes: below COPY_CHAIN_MAX (only ever the last),
 # one chain; else
 #   [head: t bytes][stream 0: S][stream 1: S][vector part: 64n bytes]
 # with S = 8w: n = L / 112, w = 3n + (L % 112) / 16, t = L % 16; below
@@ -48,6 +48,7 @@
 # -p mcsafe --lib crc32c`, `cargo test -p mcsafe-tests --test every_instruction
 # --test storage_sweep` and the CRC benchmark (`cargo bench --bench crc`).
 
+	.set	COPY_CHAIN_MAX, 72		# below: one chain
 	.set	COPY_VECTOR_MIN, 256		# below: streams only, no vector part
 	.set	COPY_BLOCK, 4096		# bytes per block, at most (see below)
 
@@ -257,7 +258,7 @@
 	mov	%rdi, %rcx
 	sub	%rax, %rcx			# rcx = the block's source
 	mov	%esi, %r13d
-	cmp	$FOLD_CHAIN_MAX, %rdx
+	cmp	$COPY_CHAIN_MAX, %rdx
 	jb	.Lcc_short\@			# the last block: what is left is short
 	cmp	$COPY_VECTOR_MIN, %rdx
 	jb	.Lcc_streams_only\@
@@ -336,7 +337,7 @@
 	crc32q	%r11, %rax			# eax = the state after the block
 	jmp	.Lcc_commit\@
 
-.Lcc_streams_only\@:				# FOLD_CHAIN_MAX <= L < COPY_VECTOR_MIN
+.Lcc_streams_only\@:				# COPY_CHAIN_MAX <= L < COPY_VECTOR_MIN
 	mov	%rdx, %r12
 	shr	$4, %r12			# r12 = w
 	and	$15, %edx			# rdx = t
@@ -375,7 +376,7 @@
 	xor	%ecx, %ecx
 	ret
 
-.Lcc_short\@:					# the last bytes, fewer than FOLD_CHAIN_MAX:
+.Lcc_short\@:					# the last bytes, fewer than COPY_CHAIN_MAX:
 	COPY_CHAIN				# one chain, then the return, no commit
 	mov	%r13d, %esi
 .Lcc_short_done\@:				# a = r8 + r10 - rdi from here (own range)

@@ -64,7 +64,7 @@
 # --crc-only` (or the `crc` bench) for the speed.
 
 	.set	FOLD_BLOCK, 8192		# bytes per commit (and per block), at most
-	.set	FOLD_CHAIN_MAX, 72		# below: one crc32 chain
+	.set	FOLD_CHAIN_MAX, 256		# below: one crc32 chain
 	.set	FOLD_VECTOR_MIN, 320		# below: streams only, no vector part
 	.set	FOLD_SHIFTS, 1025		# table entries: enough for FOLD_BLOCK
 # (the largest entry used, for L <= FOLD_BLOCK: 3w + 8n = 17n + 3q <= 1023 here,
@@ -91,20 +91,33 @@
 	.quad	.Lfold_xp << 1
 .endm
 
-# `crc32` over rdx < 72 bytes at rcx into eax: up to two runs of four words,
-# then FOLD_HEAD, unrolled (a short call is one chain of dependent `crc32`s;
-# few other instructions keep it that). Advances rcx.
+# `crc32` over rdx < FOLD_CHAIN_MAX bytes at rcx into eax: runs of eight words,
+# then 32 bytes if the count's bit 5 is set, then FOLD_HEAD. A short call is
+# one chain of dependent `crc32`s, as few instructions as can be: back-to-back
+# calls then overlap in the out-of-order window (below 256 bytes, three streams
+# and their merge cost more instructions than the chain's latency saves).
+# Advances rcx.
 .macro FOLD_CHAIN
-	cmp	$32, %edx
-	jb	.Lfold_chain_16\@
+	cmp	$64, %edx
+	jb	.Lfold_chain_32\@
+.Lfold_chain_run\@:
 	crc32q	(%rcx), %rax			# fault points
 	crc32q	8(%rcx), %rax
 	crc32q	16(%rcx), %rax
 	crc32q	24(%rcx), %rax
-	add	$32, %rcx
-	sub	$32, %edx
-	cmp	$32, %edx
-	jb	.Lfold_chain_16\@
+	crc32q	32(%rcx), %rax
+	crc32q	40(%rcx), %rax
+	crc32q	48(%rcx), %rax
+	crc32q	56(%rcx), %rax
+	add	$64, %rcx
+	sub	$64, %edx
+	cmp	$64, %edx
+	jae	.Lfold_chain_run\@
+	test	%edx, %edx			# a multiple of 64 bytes (most blocks): done
+	jz	.Lfold_chain_done\@
+.Lfold_chain_32\@:
+	test	$32, %dl
+	jz	.Lfold_chain_16\@
 	crc32q	(%rcx), %rax			# fault points
 	crc32q	8(%rcx), %rax
 	crc32q	16(%rcx), %rax
@@ -112,6 +125,7 @@
 	add	$32, %rcx
 .Lfold_chain_16\@:
 	FOLD_HEAD
+.Lfold_chain_done\@:
 .endm
 
 # `crc32` over rdx < 24 bytes at rcx into eax (a block's head): 16, 8, 4, 2, 1

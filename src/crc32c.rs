@@ -178,14 +178,26 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
         return crc;
     }
     match arch::crc_entry() {
-        Some(entry) => {
+        Some(entry) if data.len() < arch::CRC_SHORT => {
             // SAFETY: a slice is readable memory, and the routine runs here.
-            match unsafe { arch::call_crc32c_at(entry, data.as_ptr(), data.len(), !crc) } {
+            match unsafe { arch::call_crc32c_short(entry, data.as_ptr(), data.len(), !crc) } {
                 (state, Ok(())) => !state,
                 (_, Err(stopped)) => slice_faulted(stopped.addr),
             }
         }
+        Some(entry) => slice_long(entry, crc, data),
         None => !software(!crc, data),
+    }
+}
+
+/// [`crc32c`] of [`arch::CRC_SHORT`] bytes or more, out of line (it saves
+/// registers that short ones need not).
+#[inline(never)]
+fn slice_long(entry: usize, crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: a slice is readable memory, and the routine at `entry` runs here.
+    match unsafe { arch::call_crc32c_long(entry, data.as_ptr(), data.len(), !crc) } {
+        (state, Ok(())) => !state,
+        (_, Err(stopped)) => slice_faulted(stopped.addr),
     }
 }
 
@@ -225,14 +237,40 @@ pub(crate) unsafe fn hardware(
     unsafe { hardware_at(routine.addr(), crc, src, len) }
 }
 
-/// [`hardware`] with the routine's entry address.
+/// [`hardware`] with the routine's entry address: short checksums inline,
+/// longer ones out of line (they save registers that short ones need not, and
+/// their result then never passes through the stack on the short path).
 ///
 /// # Safety
 /// As for [`hardware`].
 #[inline(always)]
 unsafe fn hardware_at(entry: usize, crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    if len >= arch::CRC_SHORT {
+        // SAFETY: per this function's contract.
+        return unsafe { hardware_long(entry, crc, src, len) };
+    }
+    // SAFETY: per this function's contract, with len < CRC_SHORT.
+    let (out, result) = unsafe { arch::call_crc32c_short(entry, src, len, !crc) };
+    match result {
+        Ok(()) => Ok(!out),
+        // SAFETY: per this function's contract.
+        Err(stopped) => Err(unsafe { finish_hardware(crc, src, len, out, stopped) }),
+    }
+}
+
+/// [`hardware_at`] for [`arch::CRC_SHORT`] bytes or more.
+///
+/// # Safety
+/// As for [`hardware`].
+#[inline(never)]
+unsafe fn hardware_long(
+    entry: usize,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
     // SAFETY: per this function's contract.
-    let (out, result) = unsafe { arch::call_crc32c_at(entry, src, len, !crc) };
+    let (out, result) = unsafe { arch::call_crc32c_long(entry, src, len, !crc) };
     match result {
         Ok(()) => Ok(!out),
         // SAFETY: per this function's contract.

@@ -744,20 +744,22 @@ fn cases() -> Vec<(Op, Copy)> {
     ] {
         cases.push((Op::Crc32c(CrcPath::Stream, BLOCK), at(len, src_at, 0)));
     }
-    // The folding routines' shapes (asm/crc32c_fold.s): short chains (one
-    // and two runs of four words, every head bit); streams only, vector
-    // blocks (2 units and 2 extra words; 7 units), each with a head of 15
-    // and of 23 bytes (its bits 8 and 16); then, with the smallest blocks,
-    // commits followed by a vector block and by a short chain.
+    // The folding routines' shapes (asm/crc32c_fold.s): short chains (no
+    // run of eight words and every tail bit; two runs and no tail; three runs
+    // and every tail bit); streams only, vector blocks (2 units and 2 extra
+    // words; 7 units), each with a head of 15 and of 23 bytes (its bits 8 and
+    // 16); then, with the smallest blocks, commits followed by a vector block
+    // and by a short chain.
     for path in [CrcPath::Fold256, CrcPath::Fold128] {
         if !path.is_available() {
             continue;
         }
         for (len, src_at, block) in [
             (63, PAGE - 30, BLOCK),
-            (71, PAGE - 40, BLOCK),
-            (87, PAGE - 40, BLOCK),
-            (119, PAGE - 60, BLOCK),
+            (128, PAGE - 40, BLOCK),
+            (255, PAGE - 100, BLOCK),
+            (279, PAGE - 40, BLOCK),
+            (287, PAGE - 160, BLOCK),
             (335, PAGE - 150, BLOCK),
             (343, PAGE - 150, BLOCK),
             (1000, PAGE - 493, BLOCK),

@@ -137,11 +137,27 @@ impl CrcRoutine {
     }
 }
 
+/// As on x86-64 (never reached here).
+pub(crate) const CRC_SHORT: usize = 256;
+
 /// Never called: [`crc_entry`] is `None`.
 ///
 /// # Safety
 /// None needed: it touches no memory.
-pub(crate) unsafe fn call_crc32c_at(
+pub(crate) unsafe fn call_crc32c_short(
+    _: usize,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no crc32 routine on this target")
+}
+
+/// Never called: [`crc_entry`] is `None`.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_crc32c_long(
     _: usize,
     _: *const u8,
     _: usize,

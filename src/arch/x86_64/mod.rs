@@ -18,7 +18,8 @@ use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{
-    CrcRoutine, Routine, Stopped, call, call_copy_crc32c, call_crc32c, call_crc32c_at, call_fill,
+    CRC_SHORT, CrcRoutine, Routine, Stopped, call, call_copy_crc32c, call_crc32c, call_crc32c_long,
+    call_crc32c_short, call_fill,
 };
 
 use super::Thresholds;

@@ -312,7 +312,7 @@ pub(crate) unsafe fn call_crc32c(
 /// C ABI's caller-saved set (asm/crc32c.s never does; the folding routines' short
 /// path, FOLD_CHAIN_MAX in asm/crc32c_fold.s, does not), so the call needs no
 /// save of r12-r15 around it: short checksums cost a few instructions less.
-const CRC_SHORT: usize = 72;
+pub(crate) const CRC_SHORT: usize = 256;
 
 /// [`call_crc32c`] with the routine's entry address (from `CrcRoutine::addr`).
 ///
@@ -325,10 +325,27 @@ pub(crate) unsafe fn call_crc32c_at(
     len: usize,
     state: u32,
 ) -> (u32, Result<(), Stopped>) {
-    if len >= CRC_SHORT {
-        // SAFETY: per this function's contract.
-        return unsafe { call_crc32c_long(entry, src, len, state) };
+    // SAFETY: per this function's contract.
+    unsafe {
+        if len < CRC_SHORT {
+            call_crc32c_short(entry, src, len, state)
+        } else {
+            call_crc32c_long(entry, src, len, state)
+        }
     }
+}
+
+/// [`call_crc32c_at`] for fewer than [`CRC_SHORT`] bytes: no register saved.
+///
+/// # Safety
+/// As for [`call_crc32c_at`], with `len < CRC_SHORT`.
+#[inline(always)]
+pub(crate) unsafe fn call_crc32c_short(
+    entry: usize,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
     let not_done: usize;
     let word: usize;
     let addr: usize;
@@ -350,13 +367,12 @@ pub(crate) unsafe fn call_crc32c_at(
     (state_out as u32, Stopped::decode(len, not_done, word, addr))
 }
 
-/// The call of [`call_crc32c_at`] for `CRC_SHORT` bytes or more, out of line:
-/// its caller then saves no register for a short call.
+/// [`call_crc32c_at`] for any length, r12-r15 saved around it.
 ///
 /// # Safety
 /// As for [`call_crc32c_at`].
-#[inline(never)]
-unsafe fn call_crc32c_long(
+#[inline(always)]
+pub(crate) unsafe fn call_crc32c_long(
     entry: usize,
     src: *const u8,
     len: usize,
