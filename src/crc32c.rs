@@ -1,10 +1,16 @@
-//! CRC32C (Castagnoli) over memory that may fault, without copying it: storage
-//! engines verify blocks straight from the mapping.
+//! CRC32C (Castagnoli) over memory that may fault, without copying it (storage
+//! engines verify blocks straight from the mapping), or while copying it.
 //!
-//! With SSE4.2, `asm/crc32c.s` folds the bytes in place with the `crc32`
-//! instruction. Without it, [`copy_mc`] copies chunks into a stack buffer and a
-//! table-driven software CRC runs over what was copied. Both keep the exact
-//! progress contract of copies.
+//! The routines (docs/crc.md): `asm/crc32c_fold.s` folds blocks with carry-less
+//! multiplication beside three `crc32` streams and commits its progress once
+//! per block; `asm/copy_crc32c.s` does the same while copying; `asm/crc32c.s`
+//! is the one-stream `crc32` loop, which also finishes every checksum stopped
+//! by a fault (the careful forward step, sequential). Without SSE4.2,
+//! [`copy_mc`] copies chunks into a stack buffer and a table-driven software
+//! CRC runs over what was copied. All keep the exact progress contract of
+//! copies. Change the routines' shapes with docs/crc.md, and run the unit
+//! tests here, `tests/every_instruction.rs`, `tests/storage_sweep.rs`,
+//! `tests/copy_crc_sweep.rs` and `cargo bench --bench crc`.
 
 use core::fmt;
 
@@ -103,9 +109,18 @@ impl From<CrcFault> for std::io::Error {
 /// Returns the CRC, equal to [`crc32c`] over the same bytes. When a page (or
 /// another unit, see [`Fault::granule`]) of the range is lost, returns
 /// `Err(CrcFault)` with the CRC of exactly the bytes before the lost unit and
-/// how many they are ([`CrcFault::checked`]). The bytes are never copied: with
-/// SSE4.2 the `crc32` instruction reads them in place (one signal per lost
-/// granule); without it, [`copy_mc`] copies them in chunks to a stack buffer.
+/// how many they are ([`CrcFault::checked`]). One signal per lost unit, which
+/// is never touched again; a range over several lost units may take one signal
+/// for each of two of them (the first read reaches four parts of a block at
+/// once).
+///
+/// The bytes are read in place. With SSE4.2, PCLMULQDQ and AVX (AVX2 and
+/// VPCLMULQDQ for the 256-bit form), carry-less multiplication folds part of
+/// each block of up to 8 KiB while three `crc32` streams run over the rest:
+/// about twice the speed of three `crc32` streams, and below 256 bytes one
+/// `crc32` chain; with SSE4.2 alone (or on the "fragile" CPU models), one
+/// `crc32` stream; without it, [`copy_mc`] copies chunks to a stack buffer for
+/// a software CRC. The method and its figures: `docs/crc.md`.
 ///
 /// Installs the SIGBUS handler on first use, as `copy_mc` does.
 ///
@@ -137,6 +152,24 @@ impl From<CrcFault> for std::io::Error {
 #[inline]
 #[track_caller]
 pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { crc32c_mc_or(crc, src, len, |fault| fault) }
+}
+
+/// [`crc32c_mc`], the fault turned into the caller's error by `on_fault` on
+/// the cold path, so that the hot path returns its CRC in a register
+/// (`MappedRegion::crc32c_at` makes an `io::Error`).
+///
+/// # Safety
+/// As for [`crc32c_mc`].
+#[inline(always)]
+#[track_caller]
+pub(crate) unsafe fn crc32c_mc_or<E>(
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
     if len == 0 {
         return Ok(crc);
     }
@@ -144,9 +177,9 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
     match arch::protected_crc_entry() {
         // SAFETY: range checked, the routine runs here, the handler is
         // installed; the caller vouches for the rest.
-        Some(entry) => unsafe { hardware_at(entry, crc, src, len) },
+        Some(entry) => unsafe { hardware_at(entry, crc, src, len, on_fault) },
         // SAFETY: as above.
-        None => unsafe { through_copies(crc, src, len) },
+        None => unsafe { through_copies(crc, src, len) }.map_err(on_fault),
     }
 }
 
@@ -234,7 +267,7 @@ pub(crate) unsafe fn hardware(
     len: usize,
 ) -> Result<u32, CrcFault> {
     // SAFETY: per this function's contract.
-    unsafe { hardware_at(routine.addr(), crc, src, len) }
+    unsafe { hardware_at(routine.addr(), crc, src, len, |fault| fault) }
 }
 
 /// [`hardware`] with the routine's entry address: short checksums inline,
@@ -244,18 +277,62 @@ pub(crate) unsafe fn hardware(
 /// # Safety
 /// As for [`hardware`].
 #[inline(always)]
-unsafe fn hardware_at(entry: usize, crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+unsafe fn hardware_at<E>(
+    entry: usize,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
     if len >= arch::CRC_SHORT {
         // SAFETY: per this function's contract.
-        return unsafe { hardware_long(entry, crc, src, len) };
+        return unsafe { hardware_long_or(entry, crc, src, len, on_fault) };
     }
     // SAFETY: per this function's contract, with len < CRC_SHORT.
     let (out, result) = unsafe { arch::call_crc32c_short(entry, src, len, !crc) };
     match result {
         Ok(()) => Ok(!out),
+        // Out of line, and the last thing done: the hot path keeps no value
+        // across a call, so it saves no register.
         // SAFETY: per this function's contract.
-        Err(stopped) => Err(unsafe { finish_hardware(crc, src, len, out, stopped) }),
+        Err(stopped) => unsafe { fault_or(crc, src, len, out, stopped, on_fault) },
     }
+}
+
+/// The long path of [`hardware_at`], with its fault mapped.
+///
+/// # Safety
+/// As for [`hardware`].
+#[inline(never)]
+unsafe fn hardware_long_or<E>(
+    entry: usize,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
+    // SAFETY: per this function's contract.
+    unsafe { hardware_long(entry, crc, src, len) }.map_err(on_fault)
+}
+
+/// The fault path of [`hardware_at`]: the forward step, then `on_fault`.
+///
+/// # Safety
+/// As for [`finish_hardware`].
+#[cold]
+#[inline(never)]
+unsafe fn fault_or<E>(
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    state: u32,
+    stopped: arch::Stopped,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
+    // SAFETY: per this function's contract.
+    Err(on_fault(unsafe {
+        finish_hardware(crc, src, len, state, stopped)
+    }))
 }
 
 /// [`hardware_at`] for [`arch::CRC_SHORT`] bytes or more.

@@ -8,7 +8,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 
 use crate::copy::check_range;
-use crate::{Fault, Side, copy_crc32c_mc, copy_mc, crc32c_mc};
+use crate::{Fault, Side, copy_crc32c_mc, copy_mc};
 
 /// A range of memory that may fault, read and written only through mcsafe.
 ///
@@ -378,8 +378,11 @@ impl MappedRegion {
     pub fn crc32c_at(&self, crc: u32, offset: u64, len: usize) -> io::Result<u32> {
         let start = self.whole(offset, len, io::ErrorKind::UnexpectedEof)?;
         // SAFETY: the range lies in the region.
-        let result = unsafe { crc32c_mc(crc, self.ptr.add(start), len) };
-        result.map_err(|e| self.error(e.fault(), start, Side::Source))
+        unsafe {
+            crate::crc32c::crc32c_mc_or(crc, self.ptr.add(start), len, |e| {
+                self.error(e.fault(), start, Side::Source)
+            })
+        }
     }
 
     /// Reads exactly `buf.len()` bytes at `offset` into `buf` and returns their
@@ -453,19 +456,24 @@ impl MappedRegion {
     }
 
     /// The start of `offset..offset + len` if all of it lies in the region.
+    #[inline]
     fn whole(&self, offset: u64, len: usize, kind: io::ErrorKind) -> io::Result<usize> {
-        usize::try_from(offset)
-            .ok()
-            .filter(|&s| s.checked_add(len).is_some_and(|end| end <= self.len))
-            .ok_or_else(|| {
-                io::Error::new(
-                    kind,
-                    format!(
-                        "mcsafe: {len} bytes at offset {offset} do not fit in a region of {} bytes",
-                        self.len
-                    ),
-                )
-            })
+        match usize::try_from(offset) {
+            Ok(s) if s.checked_add(len).is_some_and(|end| end <= self.len) => Ok(s),
+            _ => Err(self.does_not_fit(offset, len, kind)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn does_not_fit(&self, offset: u64, len: usize, kind: io::ErrorKind) -> io::Error {
+        io::Error::new(
+            kind,
+            format!(
+                "mcsafe: {len} bytes at offset {offset} do not fit in a region of {} bytes",
+                self.len
+            ),
+        )
     }
 
     fn check_writable(&self) -> io::Result<()> {
@@ -495,6 +503,8 @@ impl MappedRegion {
     }
 
     /// The error of a fault in an access that started at region offset `start`.
+    #[cold]
+    #[inline(never)]
     fn error(&self, fault: Fault, start: usize, region_side: Side) -> io::Error {
         if fault.side() != region_side {
             return fault.into();
