@@ -300,6 +300,15 @@ pub mod internals {
         crate::arch::set_crc32c_block(bytes)
     }
 
+    /// Sets the length from which `copy_crc32c_mc`'s one-pass routine copies
+    /// its blocks without streams (256 KiB by default; asm/copy_crc32c.s), so
+    /// that tests reach those blocks with short calls. The result is the same
+    /// either way; only the speed changes.
+    #[cfg(mcsafe_protected)]
+    pub fn set_copy_crc32c_vector_only(bytes: usize) {
+        crate::arch::set_copy_crc32c_vector_only(bytes)
+    }
+
     /// The ways `crc32c_mc` can compute, for tests that run each one.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum CrcPath {

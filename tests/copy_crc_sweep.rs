@@ -169,7 +169,8 @@ fn every_length_to_300_and_position_destination_side() {
 }
 
 /// The one-pass routine's block shapes and commits (4 KiB blocks, and 320-byte
-/// ones: up to 28 commits per call) at every 64-byte position of the lost page,
+/// ones: up to 28 commits per call; with streams and without) at every 64-byte
+/// position of the lost page,
 /// then page-crossing and MiB lengths with the lost page at every page (a
 /// spread for the MiB ones).
 fn sweep_large(side: Side) {
@@ -177,8 +178,10 @@ fn sweep_large(side: Side) {
     let mut fx = Fixture::new(2 << 20);
     for path in copy_checksums() {
         let mut faults = 0u64;
-        for block in [8192, 320] {
+        // Blocks of 4 KiB and of 320 bytes, with streams and without.
+        for (block, vector_only) in [(8192, usize::MAX), (320, usize::MAX), (8192, 0), (320, 0)] {
             mcsafe::internals::set_crc32c_block(block);
+            mcsafe::internals::set_copy_crc32c_vector_only(vector_only);
             for len in [256, 271, 335, 1000, 1400, 4096, 4111, 8192 + 343, 9000] {
                 for misalign in [0, 1, 63] {
                     for b in positions(misalign, len) {
@@ -188,6 +191,7 @@ fn sweep_large(side: Side) {
             }
         }
         mcsafe::internals::set_crc32c_block(8192);
+        mcsafe::internals::set_copy_crc32c_vector_only(256 << 10);
         for len in [(1usize << 20) + 17, 2 << 20] {
             let pages = len.div_ceil(PAGE);
             for k in (0..=pages + 1).step_by(61).chain([1, pages / 2, pages]) {

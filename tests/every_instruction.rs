@@ -40,8 +40,8 @@ use std::ptr;
 use common::*;
 use mcsafe::internals::{
     CrcPath, Thresholds, copy_crc32c_addr, copy_crc32c_mc_with, crc32c_addr, crc32c_fold_addr,
-    crc32c_mc_with, exact_addr, fill_addr, landing_pads, routine_addr, set_crc32c_block,
-    set_thresholds,
+    crc32c_mc_with, exact_addr, fill_addr, landing_pads, routine_addr, set_copy_crc32c_vector_only,
+    set_crc32c_block, set_thresholds,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -265,14 +265,18 @@ enum Op {
     /// folding routine, the latter with blocks of this many bytes.
     Crc32c(CrcPath, usize),
     /// `copy_crc32c_mc(0, dst, src, len)` through a one-pass routine
-    /// (`Fold256`, `Fold128`), with blocks of this many bytes.
-    CopyCrc32c(CrcPath, usize),
+    /// (`Fold256`, `Fold128`), with blocks of this many bytes, and blocks
+    /// without streams from calls of the last many.
+    CopyCrc32c(CrcPath, usize, usize),
 }
 
 const FILL_BYTE: u8 = 0x3c;
 
 /// The folding checksum's default block size (`set_crc32c_block`).
 const BLOCK: usize = 8192;
+
+/// No blocks without streams (`set_copy_crc32c_vector_only`).
+const NEVER: usize = usize::MAX;
 
 impl Op {
     /// Entry of the routine that the call runs first.
@@ -283,7 +287,7 @@ impl Op {
             Op::Fill => fill_addr(),
             Op::Crc32c(path @ (CrcPath::Fold256 | CrcPath::Fold128), _) => crc32c_fold_addr(path),
             Op::Crc32c(..) => crc32c_addr(),
-            Op::CopyCrc32c(path, _) => copy_crc32c_addr(path),
+            Op::CopyCrc32c(path, ..) => copy_crc32c_addr(path),
         }
     }
 
@@ -413,8 +417,9 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
                 set_crc32c_block(block);
                 checksum(crc32c_mc_with(path, 0, src, len))
             }
-            Op::CopyCrc32c(path, block) => {
+            Op::CopyCrc32c(path, block, vector_only) => {
                 set_crc32c_block(block);
+                set_copy_crc32c_vector_only(vector_only);
                 checksum(copy_crc32c_mc_with(path, 0, dst, src, len))
             }
         })
@@ -771,17 +776,23 @@ fn cases() -> Vec<(Op, Copy)> {
         // The one-pass copies (asm/copy_crc32c.s), both sides crossing pages:
         // short chains (one and two runs, every tail bit), streams only (a
         // 15-byte head), vector blocks (2 units and 2 extra words; 8 units),
-        // and commits with the smallest blocks.
-        for (len, src_at, dst_at, block) in [
-            (63, PAGE - 30, 2 * PAGE - 20, BLOCK),
-            (71, PAGE - 40, PAGE - 9, BLOCK),
-            (79, PAGE - 40, 2 * PAGE - 50, BLOCK),
-            (271, PAGE - 150, PAGE - 33, BLOCK),
-            (1000, PAGE - 493, 2 * PAGE - 300, BLOCK),
-            (320 + 271, PAGE - 333, PAGE - 100, 320),
-            (320 + 50, 2 * PAGE - 33, PAGE - 340, 320),
+        // and commits with the smallest blocks; then blocks without streams
+        // (a 63-byte head, 4 units; commits).
+        for (len, src_at, dst_at, block, vector_only) in [
+            (63, PAGE - 30, 2 * PAGE - 20, BLOCK, NEVER),
+            (71, PAGE - 40, PAGE - 9, BLOCK, NEVER),
+            (79, PAGE - 40, 2 * PAGE - 50, BLOCK, NEVER),
+            (271, PAGE - 150, PAGE - 33, BLOCK, NEVER),
+            (1000, PAGE - 493, 2 * PAGE - 300, BLOCK, NEVER),
+            (320 + 271, PAGE - 333, PAGE - 100, 320, NEVER),
+            (320 + 50, 2 * PAGE - 33, PAGE - 340, 320, NEVER),
+            (319, PAGE - 100, PAGE - 200, BLOCK, 0),
+            (320 + 319, PAGE - 300, 2 * PAGE - 7, 320, 0),
         ] {
-            cases.push((Op::CopyCrc32c(path, block), at(len, src_at, dst_at)));
+            cases.push((
+                Op::CopyCrc32c(path, block, vector_only),
+                at(len, src_at, dst_at),
+            ));
         }
     }
     cases

@@ -249,4 +249,6 @@ pub(crate) fn exact_addr(size: usize) -> Option<usize> {
     Routine::exact(size).map(Routine::addr)
 }
 
-pub(crate) use routines::{crc32c_addr, crc32c_fold_addr, fill_addr, set_crc32c_block};
+pub(crate) use routines::{
+    crc32c_addr, crc32c_fold_addr, fill_addr, set_copy_crc32c_vector_only, set_crc32c_block,
+};

@@ -75,6 +75,21 @@ pub(crate) fn set_crc32c_block(bytes: usize) {
     unsafe { mcsafe_asm_crc32c_fold_block.store(bytes, Ordering::Relaxed) };
 }
 
+unsafe extern "C" {
+    // From this many bytes the one-pass copy takes blocks without streams
+    // (asm/copy_crc32c.s).
+    static mcsafe_asm_copy_crc32c_vector_only: AtomicUsize;
+}
+
+/// Sets the length from which the one-pass copy-and-checksum takes blocks
+/// without streams (256 KiB by default; asm/copy_crc32c.s), so that tests reach
+/// those blocks with short calls. The result is the same either way.
+pub(crate) fn set_copy_crc32c_vector_only(bytes: usize) {
+    // SAFETY: an 8-byte aligned word in .data, declared by the assembly and only
+    // ever accessed as an atomic (the routine only reads it).
+    unsafe { mcsafe_asm_copy_crc32c_vector_only.store(bytes, Ordering::Relaxed) };
+}
+
 /// Sets the size thresholds of the vector routines; called once, before any
 /// routine is published.
 pub(crate) fn set_thresholds(t: Thresholds) {

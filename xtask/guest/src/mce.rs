@@ -308,7 +308,8 @@ fn checksum_once(
 /// (to two destinations in turn, as the copies do) until the machine check
 /// lands; then Poison/Source at the page, exactly the bytes before it copied
 /// (the prefix first overwritten, so no stale byte passes) and their CRC, one
-/// signal.
+/// signal. Every other injection keeps the streams in the blocks of this long
+/// call (the routine's default from 256 KiB on is blocks without them).
 fn copy_checksum_once(
     ctx: &mut Child,
     index: usize,
@@ -318,6 +319,14 @@ fn copy_checksum_once(
 ) -> Result<String, String> {
     record::install(true);
     mcsafe::install().map_err(|e| e.to_string())?;
+    let blocks = if index.is_multiple_of(2) {
+        "blocks with streams"
+    } else {
+        "blocks without streams"
+    };
+    if index.is_multiple_of(2) {
+        mcsafe::internals::set_copy_crc32c_vector_only(usize::MAX);
+    }
     let src = Mapping::anon_small_pages(PAGES * PAGE)?;
     let dst = Mapping::anon_small_pages(PAGES * PAGE + PAGE)?;
     // SAFETY: fresh memory; filling the destination also faults it in.
@@ -374,7 +383,7 @@ fn copy_checksum_once(
         ));
     }
     Ok(format!(
-        "copy_crc32c_mc ({path:?}): page {page} of {PAGES} at {paddr:#x}, src +{src_off}: Poison, source, si_addr page-aligned, copied {copied} \
+        "copy_crc32c_mc ({path:?}, {blocks}): page {page} of {PAGES} at {paddr:#x}, src +{src_off}: Poison, source, si_addr page-aligned, copied {copied} \
          exact, prefix and its CRC exact, one signal; #MC after {clean} clean copies ({:.1} s)",
         waited.as_secs_f64()
     ))
