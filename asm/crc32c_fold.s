@@ -64,7 +64,7 @@
 # --crc-only` (or the `crc` bench) for the speed.
 
 	.set	FOLD_BLOCK, 8192		# bytes per commit (and per block), at most
-	.set	FOLD_CHAIN_MAX, 256		# below: one crc32 chain
+	.set	FOLD_CHAIN_MAX, 257		# below (up to 256 bytes): one crc32 chain
 	.set	FOLD_VECTOR_MIN, 320		# below: streams only, no vector part
 	.set	FOLD_SHIFTS, 1025		# table entries: enough for FOLD_BLOCK
 # (the largest entry used, for L <= FOLD_BLOCK: 3w + 8n = 17n + 3q <= 1023 here,
@@ -94,7 +94,7 @@
 # `crc32` over rdx < FOLD_CHAIN_MAX bytes at rcx into eax: runs of eight words,
 # then 32 bytes if the count's bit 5 is set, then FOLD_HEAD. A short call is
 # one chain of dependent `crc32`s, as few instructions as can be: back-to-back
-# calls then overlap in the out-of-order window (below 256 bytes, three streams
+# calls then overlap in the out-of-order window (up to 256 bytes, three streams
 # and their merge cost more instructions than the chain's latency saves).
 # Advances rcx.
 .macro FOLD_CHAIN

@@ -117,7 +117,7 @@ impl From<CrcFault> for std::io::Error {
 /// The bytes are read in place. With SSE4.2, PCLMULQDQ and AVX (AVX2 and
 /// VPCLMULQDQ for the 256-bit form), carry-less multiplication folds part of
 /// each block of up to 8 KiB while three `crc32` streams run over the rest:
-/// about twice the speed of three `crc32` streams, and below 256 bytes one
+/// about twice the speed of three `crc32` streams, and up to 256 bytes one
 /// `crc32` chain; with SSE4.2 alone (or on the "fragile" CPU models), one
 /// `crc32` stream; without it, [`copy_mc`] copies chunks to a stack buffer for
 /// a software CRC. The method and its figures: `docs/crc.md`.

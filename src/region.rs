@@ -375,6 +375,7 @@ impl MappedRegion {
     /// assert_eq!(region.crc32c_at(head, 6, 5)?, 0xe306_9283);
     /// # Ok::<(), std::io::Error>(())
     /// ```
+    #[inline]
     pub fn crc32c_at(&self, crc: u32, offset: u64, len: usize) -> io::Result<u32> {
         let start = self.whole(offset, len, io::ErrorKind::UnexpectedEof)?;
         // SAFETY: the range lies in the region.

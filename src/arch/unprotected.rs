@@ -138,7 +138,7 @@ impl CrcRoutine {
 }
 
 /// As on x86-64 (never reached here).
-pub(crate) const CRC_SHORT: usize = 256;
+pub(crate) const CRC_SHORT: usize = 257;
 
 /// Never called: [`crc_entry`] is `None`.
 ///

@@ -327,7 +327,7 @@ pub(crate) unsafe fn call_crc32c(
 /// C ABI's caller-saved set (asm/crc32c.s never does; the folding routines' short
 /// path, FOLD_CHAIN_MAX in asm/crc32c_fold.s, does not), so the call needs no
 /// save of r12-r15 around it: short checksums cost a few instructions less.
-pub(crate) const CRC_SHORT: usize = 256;
+pub(crate) const CRC_SHORT: usize = 257;
 
 /// [`call_crc32c`] with the routine's entry address (from `CrcRoutine::addr`).
 ///
