@@ -63,9 +63,7 @@
 .Lcrc_fixup_word:
 	add	$8, %rdi			# the word is in esi: count it
 .Lcrc_fixup:
-	lea	(%r8,%r10), %rcx		# bytes not checksummed; esi is kept
-	sub	%rdi, %rcx
-	ret
+	RETURN_NOT_DONE				# esi is kept
 	.cfi_endproc
 	.size	mcsafe_asm_crc32c, . - mcsafe_asm_crc32c
 	# Five ranges, not END_ROUTINE's one: the two one-instruction ranges after

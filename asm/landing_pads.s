@@ -237,6 +237,15 @@ mcsafe_asm_call_registers_return:
 	.cfi_endproc
 	.size	mcsafe_asm_call_registers, . - mcsafe_asm_call_registers
 
+# The register-mode return of a fixup in a routine with ranges of its own
+# (crc32c.s, crc32c_fold.s, copy_crc32c.s): bytes not done = end - cursor, in
+# rcx; rax holds the fault word the handler wrote.
+.macro RETURN_NOT_DONE
+	lea	(%r8,%r10), %rcx
+	sub	%rdi, %rcx
+	ret
+.endm
+
 # ---- The argument check of every copy routine ----
 # Refuses, before any access, what copy_mc refuses (src/copy.rs `ranges_are_bad` is
 # the same rule in Rust): with len > 0, a null pointer, a pointer or a length at or

@@ -2,17 +2,27 @@
 //!
 //! Prints the table of size classes (mcsafe and glibc memcpy in GB/s, their
 //! ratio in each call shape, and every comparator), checks the speed targets,
-//! and writes the plot to `target/mcsafe-bench/throughput.svg` (it prints the
-//! path). Options after `--`:
+//! writes the plot to `target/mcsafe-bench/throughput.svg` (it prints the path),
+//! then the CRC32C table (`benches/harness/src/crc.rs`). Options after `--`:
 //! - `--quick`: fewer rounds, classes up to 16 MiB;
-//! - `--small`: the size tables up to 8 KiB only (what `cargo xtask
-//!   bench-layout` builds with several code layouts);
-//! - `--cells`: also print every size cell's ratio as a `cell` line, for tools.
+//! - `--small`: the size tables up to 8 KiB only, no CRC table (what `cargo
+//!   xtask bench-layout` builds with several code layouts);
+//! - `--cells`: also print every size cell's ratio as a `cell` line, for tools;
+//! - `--crc-only`: only the CRC32C table (as `cargo bench --bench crc` does).
 
 use mcsafe_bench::summary::{Options, run};
 
 fn main() {
     let has = |flag: &str| std::env::args().any(|a| a == flag);
+    let crc = if has("--quick") {
+        mcsafe_bench::crc::Options::quick()
+    } else {
+        mcsafe_bench::crc::Options::full()
+    };
+    if has("--crc-only") {
+        println!("{}", mcsafe_bench::crc::run(crc).render());
+        return;
+    }
     let options = if has("--small") {
         Options::small()
     } else if has("--quick") {
@@ -31,5 +41,8 @@ fn main() {
     match report.plot(&plot) {
         Ok(()) => println!("plot: {}", plot.display()),
         Err(e) => eprintln!("could not write the plot: {e}"),
+    }
+    if !has("--small") {
+        println!("{}", mcsafe_bench::crc::run(crc).render());
     }
 }

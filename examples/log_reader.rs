@@ -95,7 +95,7 @@ fn scan(region: &MappedRegion) -> Scan {
         };
         let at = region.file_offset() + pos;
         let body = pos + HEADER as u64;
-        match region.crc32c_at(body, len) {
+        match region.crc32c_at(0, body, len) {
             Ok(c) if c == crc => {
                 let mut payload = vec![0u8; len];
                 region
@@ -124,7 +124,7 @@ fn resync(region: &MappedRegion, from: u64) -> u64 {
     while pos as usize + HEADER <= region.len() {
         if let Ok(Some((len, crc))) = header(region, pos) {
             if region
-                .crc32c_at(pos + HEADER as u64, len)
+                .crc32c_at(0, pos + HEADER as u64, len)
                 .is_ok_and(|c| c == crc)
             {
                 return pos;

@@ -98,6 +98,7 @@ pub unsafe fn copy_mc_with(
 ///   wraps, none reaches past user space into what the check lets through;
 /// - with that, the ranges overlap exactly when `|dst - src| < len`, that is
 ///   when `dst - src + len - 1 < 2 * len - 1` in wrapping unsigned arithmetic.
+#[inline(always)]
 pub(crate) fn ranges_are_bad(dst: *mut u8, src: *const u8, len: usize) -> bool {
     let (d, s) = (dst as usize, src as usize);
     let null_or_outside = (d.wrapping_sub(1) | s.wrapping_sub(1) | len) >> USER_SPACE_BITS;
@@ -136,14 +137,22 @@ pub(crate) fn reject(dst: *mut u8, src: *const u8, len: usize) -> ! {
 /// [`ranges_are_bad`] for one range: `start - 1` and `len` below 2^61). Every entry
 /// point checks its ranges with it (or with [`ranges_are_bad`]), so they all
 /// refuse the same input with the same words.
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub(crate) fn check_range(name: &str, start: usize, len: usize) {
+    // One test and a branch on the hot path (null wraps to all ones); the
+    // message is built out of line.
+    if (start.wrapping_sub(1) | len) >> USER_SPACE_BITS != 0 {
+        bad_range(name, start, len);
+    }
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn bad_range(name: &str, start: usize, len: usize) -> ! {
     assert!(start != 0, "mcsafe: null {name} pointer with len {len}");
-    assert!(
-        (start.wrapping_sub(1) | len) >> USER_SPACE_BITS == 0,
-        "mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space"
-    );
+    panic!("mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space")
 }
 
 /// `internals::try_copy`: the current routine in register mode, refusals and

@@ -1,21 +1,28 @@
-//! CRC32C (Castagnoli) over memory that may fault, without copying it: storage
-//! engines verify blocks straight from the mapping.
+//! CRC32C (Castagnoli) over memory that may fault, without copying it (storage
+//! engines verify blocks straight from the mapping), or while copying it.
 //!
-//! With SSE4.2, `asm/crc32c.s` folds the bytes in place with the `crc32`
-//! instruction. Without it, [`copy_mc`] copies chunks into a stack buffer and a
-//! table-driven software CRC runs over what was copied. Both keep the exact
-//! progress contract of copies.
+//! The routines (docs/crc.md): `asm/crc32c_fold.s` folds blocks with carry-less
+//! multiplication beside three `crc32` streams and commits its progress once
+//! per block; `asm/copy_crc32c.s` does the same while copying; `asm/crc32c.s`
+//! is the one-stream `crc32` loop, which also finishes every checksum stopped
+//! by a fault (the careful forward step, sequential). Without SSE4.2,
+//! [`copy_mc`] copies chunks into a stack buffer and a table-driven software
+//! CRC runs over what was copied. All keep the exact progress contract of
+//! copies. Change the routines' shapes with docs/crc.md, and run the unit
+//! tests here, `tests/every_instruction.rs`, `tests/storage_sweep.rs`,
+//! `tests/copy_crc_sweep.rs` and `cargo bench --bench crc`.
 
 use core::fmt;
 
-use crate::copy::{check_range, describe};
+use crate::copy::{self, check_range, cut, describe};
 use crate::{Fault, Side, arch, copy_mc};
 
 /// A checksum stopped by a lost granule: the CRC of exactly the bytes before it.
 ///
-/// Returned by [`crc32c_mc`]. `fault().copied()` is the number of bytes
-/// checksummed, exactly the bytes before the lost granule, and [`crc`] is the
-/// CRC32C of those bytes (continuing the CRC the call started from).
+/// Returned by [`crc32c_mc`] and [`copy_crc32c_mc`]. `fault().copied()` is the
+/// number of bytes checksummed (for `copy_crc32c_mc`: copied and checksummed),
+/// exactly the bytes before the lost granule, and [`crc`] is the CRC32C of
+/// those bytes (continuing the CRC the call started from).
 ///
 /// [`crc`]: CrcFault::crc
 ///
@@ -58,12 +65,15 @@ impl CrcFault {
         self.crc
     }
 
-    /// Bytes checksummed: exactly those before the lost granule.
+    /// Bytes checksummed (by [`copy_crc32c_mc`]: copied and checksummed):
+    /// exactly those before the lost granule.
     pub fn checked(&self) -> usize {
         self.fault.copied()
     }
 
-    /// The fault, with [`Side::Source`]; its `copied()` is [`checked`].
+    /// The fault; its `copied()` is [`checked`]. Its side is
+    /// [`Side::Source`] for [`crc32c_mc`]; for [`copy_crc32c_mc`], the buffer
+    /// that lost the granule.
     ///
     /// [`checked`]: CrcFault::checked
     pub fn fault(&self) -> Fault {
@@ -99,9 +109,18 @@ impl From<CrcFault> for std::io::Error {
 /// Returns the CRC, equal to [`crc32c`] over the same bytes. When a page (or
 /// another unit, see [`Fault::granule`]) of the range is lost, returns
 /// `Err(CrcFault)` with the CRC of exactly the bytes before the lost unit and
-/// how many they are ([`CrcFault::checked`]). The bytes are never copied: with
-/// SSE4.2 the `crc32` instruction reads them in place (one signal per lost
-/// granule); without it, [`copy_mc`] copies them in chunks to a stack buffer.
+/// how many they are ([`CrcFault::checked`]). One signal per lost unit, which
+/// is never touched again; a range over several lost units may take one signal
+/// for each of two of them (the first read reaches four parts of a block at
+/// once).
+///
+/// The bytes are read in place. With SSE4.2, PCLMULQDQ and AVX (AVX2 and
+/// VPCLMULQDQ for the 256-bit form), carry-less multiplication folds part of
+/// each block of up to 8 KiB while three `crc32` streams run over the rest:
+/// about twice the speed of three `crc32` streams, and up to 256 bytes one
+/// `crc32` chain; with SSE4.2 alone (or on the "fragile" CPU models), one
+/// `crc32` stream; without it, [`copy_mc`] copies chunks to a stack buffer for
+/// a software CRC. The method and its figures: `docs/crc.md`.
 ///
 /// Installs the SIGBUS handler on first use, as `copy_mc` does.
 ///
@@ -130,18 +149,37 @@ impl From<CrcFault> for std::io::Error {
 /// let both = unsafe { mcsafe::crc32c_mc(first, block.as_ptr().wrapping_add(4), 5) }.unwrap();
 /// assert_eq!(both, crc);
 /// ```
+#[inline]
 #[track_caller]
 pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { crc32c_mc_or(crc, src, len, |fault| fault) }
+}
+
+/// [`crc32c_mc`], the fault turned into the caller's error by `on_fault` on
+/// the cold path, so that the hot path returns its CRC in a register
+/// (`MappedRegion::crc32c_at` makes an `io::Error`).
+///
+/// # Safety
+/// As for [`crc32c_mc`].
+#[inline(always)]
+#[track_caller]
+pub(crate) unsafe fn crc32c_mc_or<E>(
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
     if len == 0 {
         return Ok(crc);
     }
     check_range("source", src as usize, len);
-    if arch::has_crc32c() {
-        // SAFETY: range checked, SSE4.2 present; the caller vouches for the rest.
-        unsafe { hardware(crc, src, len) }
-    } else {
+    match arch::protected_crc_entry() {
+        // SAFETY: range checked, the routine runs here, the handler is
+        // installed; the caller vouches for the rest.
+        Some(entry) => unsafe { hardware_at(entry, crc, src, len, on_fault) },
         // SAFETY: as above.
-        unsafe { through_copies(crc, src, len) }
+        None => unsafe { through_copies(crc, src, len) }.map_err(on_fault),
     }
 }
 
@@ -149,12 +187,18 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
 /// [`crc32c_mc`] computes, for data that cannot fault (records being written,
 /// expected values).
 ///
+/// A plain function of the slice: it runs the same routine as `crc32c_mc` (so
+/// at the same speed) but does not install mcsafe's SIGBUS handler, takes no
+/// lock, allocates nothing and never panics for lack of an environment: it may
+/// be called anywhere, a signal handler included. Without SSE4.2 it computes in
+/// software (slice-by-8 tables).
+///
 /// # Panics
 ///
-/// On first use (of any mcsafe entry point), as for [`copy_mc`](crate::copy_mc): if the
-/// SIGBUS handler cannot be installed or `MCSAFE_STRATEGY` is invalid. If reading `data` raises a SIGBUS that mcsafe recovers (a slice over a file
-/// mapping that lost a page, which a `&[u8]` must not be): use [`crc32c_mc`]
-/// with a raw pointer for such memory.
+/// Only if reading `data` raises a SIGBUS that mcsafe recovers (a slice over a
+/// file mapping that lost a page, which a `&[u8]` must never be, while mcsafe's
+/// handler is installed): use [`crc32c_mc`] with a raw pointer for such memory.
+/// Without the handler, such a SIGBUS ends the process as any read would.
 ///
 /// # Example
 ///
@@ -163,57 +207,407 @@ pub unsafe fn crc32c_mc(crc: u32, src: *const u8, len: usize) -> Result<u32, Crc
 /// assert_eq!(mcsafe::crc32c(0, &[0u8; 32]), 0x8a91_36aa); // RFC 3720, B.4
 /// ```
 pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
-    // SAFETY: a slice is readable memory.
-    match unsafe { crc32c_mc(crc, data.as_ptr(), data.len()) } {
-        Ok(crc) => crc,
-        Err(e) => panic!("mcsafe::crc32c: the slice faulted ({e}); use crc32c_mc"),
+    if data.is_empty() {
+        return crc;
+    }
+    match arch::crc_entry() {
+        Some(entry) if data.len() < arch::CRC_SHORT => {
+            // SAFETY: a slice is readable memory, and the routine runs here.
+            match unsafe { arch::call_crc32c_short(entry, data.as_ptr(), data.len(), !crc) } {
+                (state, Ok(())) => !state,
+                (_, Err(stopped)) => slice_faulted(stopped.addr),
+            }
+        }
+        Some(entry) => slice_long(entry, crc, data),
+        None => !software(!crc, data),
     }
 }
 
-/// The `crc32` routine, with the careful forward step. A routine stopped before
+/// [`crc32c`] of [`arch::CRC_SHORT`] bytes or more, out of line (it saves
+/// registers that short ones need not).
+#[inline(never)]
+fn slice_long(entry: usize, crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: a slice is readable memory, and the routine at `entry` runs here.
+    match unsafe { arch::call_crc32c_long(entry, data.as_ptr(), data.len(), !crc) } {
+        (state, Ok(())) => !state,
+        (_, Err(stopped)) => slice_faulted(stopped.addr),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn slice_faulted(addr: usize) -> ! {
+    panic!(
+        "mcsafe::crc32c: reading the slice raised SIGBUS at {addr:#x}; \
+         memory that may fault must go through crc32c_mc with a raw pointer"
+    )
+}
+
+/// A checksum routine, with the careful forward step. A routine stopped before
 /// the cut (progress < cut) continues from where it stopped; one stopped after
-/// it (a machine check reported after the `crc32` that consumed the poison, so
-/// the state may hold poison) starts again from the beginning up to the cut.
-/// Either way the range ends before the lost granule, and each round shortens it.
+/// it (a machine check reported after the instruction, or the block, that
+/// consumed the poison, so the state may hold poison) starts again from the
+/// beginning up to the cut. Either way the range ends before the lost granule,
+/// and each round shortens it.
+///
+/// The forward step runs the one-stream routine whatever `routine` was: the
+/// folding routine reads four parts of a block at once, so its first fault may
+/// be on a granule past another lost one; a sequential step then meets the
+/// earlier one first, and a call over several lost granules takes at most two
+/// signals (one per granule, and none twice).
 ///
 /// # Safety
-/// As for [`crc32c_mc`], with `len > 0`, the range checked and SSE4.2 present.
-unsafe fn hardware(crc: u32, src: *const u8, len: usize) -> Result<u32, CrcFault> {
+/// As for [`crc32c_mc`], with `len > 0`, the range checked, the handler
+/// installed and `routine` runnable here.
+#[inline(always)]
+pub(crate) unsafe fn hardware(
+    routine: arch::CrcRoutine,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    // SAFETY: per this function's contract.
+    unsafe { hardware_at(routine.addr(), crc, src, len, |fault| fault) }
+}
+
+/// [`hardware`] with the routine's entry address: short checksums inline,
+/// longer ones out of line (they save registers that short ones need not, and
+/// their result then never passes through the stack on the short path).
+///
+/// # Safety
+/// As for [`hardware`].
+#[inline(always)]
+unsafe fn hardware_at<E>(
+    entry: usize,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
+    if len >= arch::CRC_SHORT {
+        // SAFETY: per this function's contract.
+        return unsafe { hardware_long_or(entry, crc, src, len, on_fault) };
+    }
+    // SAFETY: per this function's contract, with len < CRC_SHORT.
+    let (out, result) = unsafe { arch::call_crc32c_short(entry, src, len, !crc) };
+    match result {
+        Ok(()) => Ok(!out),
+        // Out of line, and the last thing done: the hot path keeps no value
+        // across a call, so it saves no register.
+        // SAFETY: per this function's contract.
+        Err(stopped) => unsafe { fault_or(crc, src, len, out, stopped, on_fault) },
+    }
+}
+
+/// The long path of [`hardware_at`], with its fault mapped.
+///
+/// # Safety
+/// As for [`hardware`].
+#[inline(never)]
+unsafe fn hardware_long_or<E>(
+    entry: usize,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
+    // SAFETY: per this function's contract.
+    unsafe { hardware_long(entry, crc, src, len) }.map_err(on_fault)
+}
+
+/// The fault path of [`hardware_at`]: the forward step, then `on_fault`.
+///
+/// # Safety
+/// As for [`finish_hardware`].
+#[cold]
+#[inline(never)]
+unsafe fn fault_or<E>(
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    state: u32,
+    stopped: arch::Stopped,
+    on_fault: impl FnOnce(CrcFault) -> E,
+) -> Result<u32, E> {
+    // SAFETY: per this function's contract.
+    Err(on_fault(unsafe {
+        finish_hardware(crc, src, len, state, stopped)
+    }))
+}
+
+/// [`hardware_at`] for [`arch::CRC_SHORT`] bytes or more.
+///
+/// # Safety
+/// As for [`hardware`].
+#[inline(never)]
+unsafe fn hardware_long(
+    entry: usize,
+    crc: u32,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    // SAFETY: per this function's contract.
+    let (out, result) = unsafe { arch::call_crc32c_long(entry, src, len, !crc) };
+    match result {
+        Ok(()) => Ok(!out),
+        // SAFETY: per this function's contract.
+        Err(stopped) => Err(unsafe { finish_hardware(crc, src, len, out, stopped) }),
+    }
+}
+
+/// The rest of a checksum whose first run stopped on a fault (out of line).
+///
+/// # Safety
+/// As for [`hardware`].
+#[cold]
+#[inline(never)]
+unsafe fn finish_hardware(
+    crc: u32,
+    src: *const u8,
+    len: usize,
+    mut state: u32,
+    mut stopped: arch::Stopped,
+) -> CrcFault {
     let mut done = 0;
-    let mut end = len;
-    let mut state = !crc;
-    let mut cut_at: Option<Fault> = None;
     loop {
-        let at = src.wrapping_add(done);
-        // SAFETY: done < end <= len: inside the caller's range.
-        let (out, result) = unsafe { arch::call_crc32c(at, end - done, state) };
-        let stopped = match result {
-            Ok(()) => {
-                return match cut_at {
-                    None => Ok(!out),
-                    Some(fault) => Err(CrcFault { crc: !out, fault }),
-                };
-            }
-            Err(stopped) => stopped,
-        };
         // Measured over the whole range: a granule lost before `done` still cuts
         // at its own start.
         let fault = describe(stopped, src.cast_mut(), src, len, Some(Side::Source));
         let progress = done + stopped.progress;
         let cut = fault.copied();
         if progress == cut {
-            return Err(CrcFault { crc: !out, fault });
+            return CrcFault { crc: !state, fault };
         }
         (done, state) = if progress < cut {
-            (progress, out)
+            (progress, state)
         } else {
             (0, !crc)
         };
         if done == cut {
-            return Err(CrcFault { crc: !state, fault });
+            return CrcFault { crc: !state, fault };
         }
-        end = cut;
-        cut_at = Some(fault);
+        // SAFETY: done < cut <= len: inside the caller's range, before the
+        // lost granule; every CPU with a checksum routine runs `Stream`.
+        let (out, result) = unsafe {
+            arch::call_crc32c(
+                arch::CrcRoutine::Stream,
+                src.wrapping_add(done),
+                cut - done,
+                state,
+            )
+        };
+        match result {
+            Ok(()) => return CrcFault { crc: !out, fault },
+            Err(next) => (state, stopped) = (out, next),
+        }
+    }
+}
+
+/// Copies `len` bytes from `src` to `dst` and returns their CRC32C, continuing
+/// `crc` (0 to start), in one pass, surviving a SIGBUS on either side: each
+/// source byte is read once, stored and folded into the CRC.
+///
+/// For a storage engine that reads a block out of a mapping into its own
+/// buffer and verifies it: the same result as [`copy_mc`] followed by
+/// [`crc32c`] over the copy, in about the time of the slower of the two alone
+/// (see `docs/crc.md` for the figures).
+///
+/// When a page (or another unit, see [`Fault::granule`]) of either buffer is
+/// lost, returns `Err(CrcFault)` with `n = checked()` exactly as for
+/// `copy_mc`: `dst[..n] == src[..n]`, `n` is the number of bytes before the
+/// lost unit on the faulting side ([`Fault::side`] says which), and
+/// [`CrcFault::crc`] is the CRC of exactly those `n` bytes. Bytes of `dst` past
+/// `n` may have been written; bytes past `len` never are. One signal per lost
+/// unit; the lost unit is never touched again.
+///
+/// Installs the SIGBUS handler on first use, as `copy_mc` does. On CPUs without
+/// the one-pass routine (which needs SSE4.2, PCLMULQDQ and AVX), it copies with
+/// `copy_mc` and checksums the copied source in chunks of 16 KiB, which stay
+/// in the cache between the two.
+///
+/// # Safety
+///
+/// As for [`copy_mc`]: `src..src + len` mapped and readable, `dst..dst + len`
+/// mapped and writable, except where they may raise SIGBUS; nothing else
+/// accesses `dst..dst + len` during the call; no Rust references to memory
+/// that may fault.
+///
+/// # Panics
+///
+/// As for [`copy_mc`]: on first use if the handler cannot be installed, and
+/// before touching memory if `len > 0` and a pointer is null, a range wraps or
+/// leaves user space, or the ranges overlap. `len == 0` returns `Ok(crc)` and
+/// reads no pointer.
+///
+/// # Example
+///
+/// ```
+/// let block = b"123456789".to_vec();
+/// let mut buf = vec![0u8; block.len()];
+/// // SAFETY: two distinct heap buffers.
+/// let crc = unsafe { mcsafe::copy_crc32c_mc(0, buf.as_mut_ptr(), block.as_ptr(), 9) }.unwrap();
+/// assert_eq!(crc, 0xe306_9283);
+/// assert_eq!(buf, block);
+/// ```
+#[inline]
+#[track_caller]
+pub unsafe fn copy_crc32c_mc(
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    if len == 0 {
+        return Ok(crc);
+    }
+    if copy::ranges_are_bad(dst, src, len) {
+        copy::reject(dst, src, len);
+    }
+    let routine = arch::protected_crc_routine();
+    match routine.and_then(arch::CrcRoutine::copy_addr) {
+        // SAFETY: ranges checked, the routine runs here, the handler is
+        // installed; the caller vouches for the rest.
+        Some(entry) => unsafe { fused(entry, crc, dst, src, len) },
+        // SAFETY: as above.
+        None => unsafe { forward(routine, crc, dst, src, len, 0, crc, None) },
+    }
+}
+
+/// The one-pass routine at `entry`, then the forward step after a fault.
+///
+/// # Safety
+/// As for [`copy_crc32c_mc`], with `len > 0`, the ranges checked, the handler
+/// installed and `entry` a copy-and-checksum routine this CPU runs.
+#[inline(always)]
+pub(crate) unsafe fn fused(
+    entry: usize,
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    // SAFETY: per this function's contract.
+    let (out, result) = unsafe { arch::call_copy_crc32c(entry, dst, src, len, !crc) };
+    match result {
+        Ok(()) => Ok(!out),
+        // SAFETY: per this function's contract.
+        Err(stopped) => Err(unsafe { finish_fused(crc, dst, src, len, out, stopped) }),
+    }
+}
+
+/// The rest of a one-pass copy whose routine stopped on a fault, having copied
+/// and checksummed `stopped.progress` bytes (`state` their CRC state): the
+/// careful forward step up to the cut (out of line).
+///
+/// # Safety
+/// As for [`fused`].
+#[cold]
+#[inline(never)]
+unsafe fn finish_fused(
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    state: u32,
+    stopped: arch::Stopped,
+) -> CrcFault {
+    let fault = describe(stopped, dst, src, len, None);
+    // SAFETY: per this function's contract; `forward` restarts below the cut if
+    // the routine got past it (a machine check reported late).
+    let result = unsafe {
+        forward(
+            Some(arch::CrcRoutine::Stream),
+            crc,
+            dst,
+            src,
+            len,
+            stopped.progress,
+            !state,
+            Some(fault),
+        )
+    };
+    match result {
+        Err(fault) => fault,
+        Ok(_) => unreachable!("mcsafe: a forward step toward a cut ends at that cut"),
+    }
+}
+
+/// Bytes the careful copy-and-checksum takes at a time: copied, then
+/// checksummed from the source while it is still in the cache.
+const FORWARD_CHUNK: usize = 16 << 10;
+
+/// Copies and checksums bytes `done..` of a copy-and-checksum the careful way,
+/// up to `len` or to the cut of `fault`: chunks of [`FORWARD_CHUNK`] bytes, each
+/// copied with the current copy routine (exactly, as `copy_mc`), then
+/// checksummed from its source with `checksum` (the one-stream routine, or the
+/// copy-and-software fallback for `None`). `state` is the CRC (not inverted
+/// back: the public value) of bytes `..done`.
+///
+/// The forward step of [`fused`], and the whole of [`copy_crc32c_mc`] on CPUs
+/// without the one-pass routine. A fault is measured over the whole operation
+/// and becomes the new cut (it is never later than the one before, since no
+/// step reaches past that); a cut below `done` (a granule lost behind the
+/// copy, or a machine check reported after the routine had passed it) starts
+/// over from the beginning, up to that cut.
+///
+/// # Safety
+/// As for [`copy_crc32c_mc`], with the ranges checked and the handler
+/// installed; `checksum` runs here; `done <= len`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn forward(
+    checksum: Option<arch::CrcRoutine>,
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    mut done: usize,
+    mut state: u32,
+    mut fault: Option<Fault>,
+) -> Result<u32, CrcFault> {
+    // The fault of a sub-range, measured over the whole operation.
+    let whole = |f: Fault| {
+        let cut = cut(f.addr(), f.granule(), dst as usize, src as usize, len);
+        f.with_copied(cut.map_or(f.copied(), |(_, n)| n))
+    };
+    loop {
+        let end = fault.map_or(len, |f| f.copied());
+        if done > end {
+            (done, state) = (0, crc);
+        }
+        if done == end {
+            return match fault {
+                None => Ok(state),
+                Some(fault) => Err(CrcFault { crc: state, fault }),
+            };
+        }
+        let n = (end - done).min(FORWARD_CHUNK);
+        let (d, s) = (dst.wrapping_add(done), src.wrapping_add(done));
+        // SAFETY: done < end <= len: inside the caller's ranges.
+        let copied = match unsafe { crate::copy_mc(d, s, n) } {
+            Ok(()) => n,
+            Err(f) => {
+                fault = Some(whole(f));
+                f.copied()
+            }
+        };
+        if copied == 0 {
+            continue;
+        }
+        // SAFETY: the bytes just copied: inside the caller's source.
+        let summed = unsafe {
+            match checksum {
+                Some(routine) => hardware(routine, state, s, copied),
+                None => through_copies(state, s, copied),
+            }
+        };
+        match summed {
+            Ok(next) => (done, state) = (done + copied, next),
+            // The source was lost between the copy and the checksum.
+            Err(e) => {
+                (done, state) = (done + e.checked(), e.crc());
+                fault = Some(whole(e.fault()));
+            }
+        }
     }
 }
 
@@ -374,5 +768,266 @@ mod tests {
             assert_eq!(crc32c(first, &data[split..]), whole, "split {split}");
         }
         assert_eq!(!software(!0, &data), whole);
+    }
+
+    /// Bytes with no short period, so that a block or stream that is misplaced,
+    /// dropped or counted twice changes the CRC.
+    fn pattern(len: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Every hardware routine this CPU runs, forced, against the software CRC.
+    #[cfg(mcsafe_protected)]
+    fn each_routine(crc: u32, data: &[u8]) -> Vec<(arch::CrcRoutine, u32)> {
+        [
+            arch::CrcRoutine::Stream,
+            arch::CrcRoutine::Fold128,
+            arch::CrcRoutine::Fold256,
+        ]
+        .into_iter()
+        .filter(|&r| arch::can_run_crc(r))
+        .map(|r| {
+            // SAFETY: ordinary memory; the routine runs here.
+            let (state, result) = unsafe { arch::call_crc32c(r, data.as_ptr(), data.len(), !crc) };
+            assert!(result.is_ok());
+            (r, !state)
+        })
+        .collect()
+    }
+
+    /// Every length to past two of the folding routine's units of each shape
+    /// (chain only, streams only, vector blocks, the 24-byte head), at 8
+    /// misalignments and with a seed: the folding and one-stream routines equal
+    /// the software CRC. (Break the folding routine's merge and this fails at
+    /// the first length that reaches it.)
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn the_routines_equal_software_at_every_length_and_offset() {
+        let data = pattern(2100 + 8, 7);
+        let mut checked = 0;
+        for offset in 0..8 {
+            for len in 1..=2100 {
+                let bytes = &data[offset..offset + len];
+                let want = !software(!0x1234_5678, bytes);
+                for (routine, got) in each_routine(0x1234_5678, bytes) {
+                    assert_eq!(got, want, "{routine:?}, len {len}, offset {offset}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 8 * 2100, "only {checked} checks");
+    }
+
+    /// Lengths around the folding routine's blocks (8 KiB by default: a commit
+    /// between blocks; and smaller blocks) and MiB lengths, against the
+    /// software CRC.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn the_routines_equal_software_over_many_blocks() {
+        let data = pattern((3 << 20) + 64, 11);
+        for block in [320, 1000, 4099, 8192] {
+            arch::set_crc32c_block(block);
+            for len in [block - 1, block, block + 1, 2 * block + 71, 5 * block + 319] {
+                let bytes = &data[3..3 + len];
+                let want = !software(!0, bytes);
+                for (routine, got) in each_routine(0, bytes) {
+                    assert_eq!(got, want, "{routine:?}, block {block}, len {len}");
+                }
+            }
+        }
+        for len in [
+            8191,
+            8192,
+            8193,
+            8192 + 71,
+            8192 + 72,
+            8192 + 319,
+            8192 + 320,
+            3 * 8192 + 4095,
+            100_000,
+            (1 << 20) + 3,
+            3 << 20,
+        ] {
+            for offset in [0, 5, 63] {
+                let bytes = &data[offset..offset + len];
+                let want = !software(!0, bytes);
+                assert_eq!(crc32c(0, bytes), want, "crc32c, len {len}, offset {offset}");
+                for (routine, got) in each_routine(0, bytes) {
+                    assert_eq!(got, want, "{routine:?}, len {len}, offset {offset}");
+                }
+            }
+        }
+    }
+
+    /// The folding routine's table of shifts (asm/crc32c_fold.s): entry k
+    /// multiplied (carry-less) by a CRC c, then reduced by `crc32q` from 0,
+    /// must be c followed by 8k zero bytes. Checked with the software CRC and a
+    /// carry-less product computed here, for every entry.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn every_shift_constant_shifts_by_its_bytes() {
+        unsafe extern "C" {
+            static mcsafe_asm_crc32c_shifts: [u32; 0];
+            static mcsafe_asm_crc32c_shifts_end: [u32; 0];
+        }
+        let start = (&raw const mcsafe_asm_crc32c_shifts).cast::<u32>();
+        let end = (&raw const mcsafe_asm_crc32c_shifts_end).cast::<u32>();
+        let len = (end as usize - start as usize) / 4;
+        // The largest entries the routines use (asm/crc32c_fold.s: FOLD_SHIFTS):
+        // 17n + 3q and 14n + 2q for the largest blocks.
+        let largest = (1..=8192usize)
+            .filter(|&l| l >= 320)
+            .map(|l| {
+                let (n, r) = (l / 136, l % 136);
+                let read = 17 * n + 3 * (r / 24);
+                let (n, r) = (l / 112, l % 112);
+                read.max(14 * n + 2 * (r / 16))
+            })
+            .max()
+            .unwrap();
+        assert!(len > largest, "{len} entries, {largest} used");
+        // SAFETY: a read-only table of `len` words in the assembly's .rodata,
+        // between the two symbols.
+        let table = unsafe { std::slice::from_raw_parts(start, len) };
+        let clmul = |a: u32, b: u32| {
+            (0..32).fold(0u64, |acc, i| {
+                if (a >> i) & 1 == 1 {
+                    acc ^ (u64::from(b) << i)
+                } else {
+                    acc
+                }
+            })
+        };
+        let zeros = vec![0u8; 8 * len];
+        for c in [1u32, 0x8000_0000, 0xdead_beef] {
+            for (k, &entry) in table.iter().enumerate().skip(1) {
+                let product = clmul(c, entry).to_le_bytes();
+                let got = software(0, &product);
+                assert_eq!(got, software(c, &zeros[..8 * k]), "entry {k}, c {c:#x}");
+            }
+        }
+    }
+
+    /// Every way `copy_crc32c_mc` can run here: the one-pass routines, then the
+    /// careful path with each checksum.
+    #[cfg(mcsafe_protected)]
+    fn each_copy_path() -> Vec<(&'static str, Option<usize>, Option<arch::CrcRoutine>)> {
+        let mut all = Vec::new();
+        for (name, routine) in [
+            ("fold256", arch::CrcRoutine::Fold256),
+            ("fold128", arch::CrcRoutine::Fold128),
+        ] {
+            if arch::can_run_crc(routine) {
+                all.push((name, routine.copy_addr(), None));
+            }
+        }
+        if arch::can_run_crc(arch::CrcRoutine::Stream) {
+            all.push(("forward/stream", None, Some(arch::CrcRoutine::Stream)));
+        }
+        all.push(("forward/copies", None, None));
+        all
+    }
+
+    /// Copies `len` bytes of `data` at `offset` into a fresh buffer (at
+    /// `dst_offset`, with 64 guard bytes on each side) along `path`; checks the
+    /// copy and the guards; returns the CRC.
+    #[cfg(mcsafe_protected)]
+    fn copy_along(
+        path: &(&str, Option<usize>, Option<arch::CrcRoutine>),
+        crc: u32,
+        data: &[u8],
+        offset: usize,
+        dst_offset: usize,
+        len: usize,
+    ) -> u32 {
+        arch::ensure_installed();
+        let mut out = vec![0xa5u8; len + dst_offset + 128];
+        let src = data[offset..].as_ptr();
+        let dst = out[64 + dst_offset..].as_mut_ptr();
+        // SAFETY: ordinary memory; the routine runs here; the handler is installed.
+        let got = unsafe {
+            match path.1 {
+                Some(entry) => fused(entry, crc, dst, src, len),
+                None => forward(path.2, crc, dst, src, len, 0, crc, None),
+            }
+        };
+        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.0));
+        let copy = &out[64 + dst_offset..64 + dst_offset + len];
+        assert!(
+            copy == &data[offset..offset + len],
+            "{}: copy of {len}",
+            path.0
+        );
+        let guards = out[..64 + dst_offset]
+            .iter()
+            .chain(&out[64 + dst_offset + len..]);
+        assert!(
+            guards.copied().all(|b| b == 0xa5),
+            "{}: written outside, len {len}",
+            path.0
+        );
+        got
+    }
+
+    /// `copy_crc32c_mc` along every path, every length to 2100 at several
+    /// misalignments of both sides: the copy is exact, nothing outside it is
+    /// written, and the CRC equals the software one.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn copy_and_checksum_equal_copy_then_software_at_every_length() {
+        let data = pattern(2100 + 64, 5);
+        for path in each_copy_path() {
+            for (offset, dst_offset) in [(0, 0), (1, 0), (0, 7), (13, 40)] {
+                for len in 1..=2100 {
+                    let want = !software(!0x0bad_cafe, &data[offset..offset + len]);
+                    let got = copy_along(&path, 0x0bad_cafe, &data, offset, dst_offset, len);
+                    assert_eq!(
+                        got, want,
+                        "{}, len {len}, offsets {offset}/{dst_offset}",
+                        path.0
+                    );
+                }
+            }
+        }
+    }
+
+    /// The same over many blocks (small and default block sizes) and MiB lengths.
+    #[test]
+    #[cfg(mcsafe_protected)]
+    fn copy_and_checksum_over_many_blocks() {
+        let data = pattern((2 << 20) + 64, 17);
+        for block in [320, 1000, 8192] {
+            arch::set_crc32c_block(block);
+            for len in [block - 1, block, block + 1, 2 * block + 71, 5 * block + 255] {
+                let want = !software(!0, &data[3..3 + len]);
+                for path in each_copy_path() {
+                    assert_eq!(
+                        copy_along(&path, 0, &data, 3, 9, len),
+                        want,
+                        "{} block {block}",
+                        path.0
+                    );
+                }
+            }
+        }
+        for len in [100_000, (1 << 20) + 3, 2 << 20] {
+            let want = !software(!0, &data[..len]);
+            for path in each_copy_path() {
+                assert_eq!(
+                    copy_along(&path, 0, &data, 0, 0, len),
+                    want,
+                    "{}, len {len}",
+                    path.0
+                );
+            }
+        }
     }
 }

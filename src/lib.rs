@@ -34,11 +34,15 @@
 //!   where the source was lost, and returns the lost ranges ([`LossyCopy`]),
 //!   as engines that zero-fill a bad page and let their checksums reject its
 //!   records do; one signal per lost granule, never a retry;
-//! - [`crc32c_mc`]: CRC32C in place, with the SSE4.2 `crc32` instruction, to
-//!   verify a block without copying it; on a fault, the CRC of exactly the bytes
-//!   before the lost granule;
+//! - [`crc32c_mc`]: CRC32C in place, to verify a block without copying it, at
+//!   the speed of the fastest CRC32C crates or faster (carry-less
+//!   multiplication beside three `crc32` streams); on a fault, the CRC of
+//!   exactly the bytes before the lost granule. [`crc32c`] is the same checksum
+//!   of an ordinary slice, which installs nothing;
+//! - [`copy_crc32c_mc`]: copy a block out of a mapping and checksum it in one
+//!   pass;
 //! - [`MappedRegion`]: safe `read_at` / `write_at` / `read_exact_at` /
-//!   `crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
+//!   `crc32c_at` / `read_exact_crc32c_at` and a [`Read`](std::io::Read) + [`Write`](std::io::Write) +
 //!   [`Seek`](std::io::Seek) cursor over a mapping (with the `memmap2` feature,
 //!   built from a `memmap2::Mmap`), whose errors are `pread(2)`'s `EIO` with the
 //!   region and file offsets of the lost range ([`RegionFault`]), a lossy read
@@ -144,7 +148,7 @@ pub mod inject;
 
 pub use access::{fill_mc, read_mc, write_mc};
 pub use copy::{copy_mc, copy_mc_with};
-pub use crc32c::{CrcFault, crc32c, crc32c_mc};
+pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
 pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
@@ -427,18 +431,148 @@ pub mod internals {
         crate::arch::fill_addr()
     }
 
-    /// Entry address of the `crc32` routine (`crc32c_mc` with SSE4.2).
+    /// Entry address of the one-stream `crc32` routine (asm/crc32c.s).
     #[cfg(mcsafe_protected)]
     pub fn crc32c_addr() -> usize {
         crate::arch::crc32c_addr()
     }
 
-    /// `crc32c_mc` through the fallback that CPUs without SSE4.2 use: copy_mc
-    /// into a stack buffer, then the software CRC.
+    /// Entry address of a folding checksum routine (asm/crc32c_fold.s):
+    /// `Fold256` or `Fold128`.
+    ///
+    /// # Panics
+    /// For any other path.
+    #[cfg(mcsafe_protected)]
+    pub fn crc32c_fold_addr(path: CrcPath) -> usize {
+        match path.routine() {
+            Some(
+                routine @ (crate::arch::CrcRoutine::Fold128 | crate::arch::CrcRoutine::Fold256),
+            ) => crate::arch::crc32c_fold_addr(routine),
+            _ => panic!("{path:?} is not a folding routine"),
+        }
+    }
+
+    /// Sets the folding checksums' block size, in bytes (clamped to
+    /// 320..=8192; 8192 by default): the routines commit their progress once
+    /// per block, so that tests reach several commits with short buffers. The
+    /// CRC is the same for any block size; only the speed changes.
+    #[cfg(mcsafe_protected)]
+    pub fn set_crc32c_block(bytes: usize) {
+        crate::arch::set_crc32c_block(bytes)
+    }
+
+    /// Sets the length from which `copy_crc32c_mc`'s one-pass routine copies
+    /// its blocks without streams (256 KiB by default; asm/copy_crc32c.s), so
+    /// that tests reach those blocks with short calls. The result is the same
+    /// either way; only the speed changes.
+    #[cfg(mcsafe_protected)]
+    pub fn set_copy_crc32c_vector_only(bytes: usize) {
+        crate::arch::set_copy_crc32c_vector_only(bytes)
+    }
+
+    /// The ways `crc32c_mc` can compute, for tests that run each one.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum CrcPath {
+        /// The folding routine with 256-bit vectors (SSE4.2, PCLMULQDQ, AVX2,
+        /// VPCLMULQDQ).
+        Fold256,
+        /// The folding routine with 128-bit vectors (SSE4.2, PCLMULQDQ, AVX).
+        Fold128,
+        /// The one-stream `crc32` routine (SSE4.2).
+        Stream,
+        /// `copy_mc` into a stack buffer, then the software CRC (any CPU).
+        Copies,
+    }
+
+    impl CrcPath {
+        /// Every path.
+        pub const ALL: [CrcPath; 4] = [
+            CrcPath::Fold256,
+            CrcPath::Fold128,
+            CrcPath::Stream,
+            CrcPath::Copies,
+        ];
+
+        fn routine(self) -> Option<crate::arch::CrcRoutine> {
+            match self {
+                CrcPath::Fold256 => Some(crate::arch::CrcRoutine::Fold256),
+                CrcPath::Fold128 => Some(crate::arch::CrcRoutine::Fold128),
+                CrcPath::Stream => Some(crate::arch::CrcRoutine::Stream),
+                CrcPath::Copies => None,
+            }
+        }
+
+        /// The path `crc32c_mc` takes on this CPU.
+        pub fn current() -> CrcPath {
+            match crate::arch::crc_routine() {
+                Some(crate::arch::CrcRoutine::Fold256) => CrcPath::Fold256,
+                Some(crate::arch::CrcRoutine::Fold128) => CrcPath::Fold128,
+                Some(crate::arch::CrcRoutine::Stream) => CrcPath::Stream,
+                None => CrcPath::Copies,
+            }
+        }
+
+        /// Whether this CPU can take it.
+        pub fn is_available(self) -> bool {
+            self.routine().is_none_or(crate::arch::can_run_crc)
+        }
+    }
+
+    /// Entry address of a copy-and-checksum routine (asm/copy_crc32c.s):
+    /// `Fold256` or `Fold128`.
+    ///
+    /// # Panics
+    /// For any other path.
+    #[cfg(mcsafe_protected)]
+    pub fn copy_crc32c_addr(path: CrcPath) -> usize {
+        path.routine()
+            .and_then(crate::arch::CrcRoutine::copy_addr)
+            .unwrap_or_else(|| panic!("{path:?} has no copy-and-checksum routine"))
+    }
+
+    /// `copy_crc32c_mc` through the chosen path: the one-pass routine of that
+    /// width (`Fold256`, `Fold128`), or `copy_mc` then the checksum of that
+    /// path over the copied source, chunk by chunk (`Stream`, `Copies`).
+    ///
+    /// # Safety
+    /// As for [`copy_crc32c_mc`](crate::copy_crc32c_mc).
+    ///
+    /// # Panics
+    /// As for `copy_crc32c_mc`, and if this CPU cannot take `path`.
+    pub unsafe fn copy_crc32c_mc_with(
+        path: CrcPath,
+        crc: u32,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<u32, crate::CrcFault> {
+        if len == 0 {
+            return Ok(crc);
+        }
+        if crate::copy::ranges_are_bad(dst, src, len) {
+            crate::copy::reject(dst, src, len);
+        }
+        assert!(path.is_available(), "mcsafe: this CPU cannot take {path:?}");
+        crate::arch::ensure_installed();
+        let routine = path.routine();
+        match routine.and_then(crate::arch::CrcRoutine::copy_addr) {
+            // SAFETY: per this function's contract, ranges checked, the routine
+            // runs here and the handler is installed.
+            Some(entry) => unsafe { crate::crc32c::fused(entry, crc, dst, src, len) },
+            // SAFETY: as above.
+            None => unsafe { crate::crc32c::forward(routine, crc, dst, src, len, 0, crc, None) },
+        }
+    }
+
+    /// `crc32c_mc` through the chosen path.
     ///
     /// # Safety
     /// As for [`crc32c_mc`](crate::crc32c_mc).
-    pub unsafe fn crc32c_mc_fallback(
+    ///
+    /// # Panics
+    /// As for `crc32c_mc`, and if this CPU cannot take `path`.
+    pub unsafe fn crc32c_mc_with(
+        path: CrcPath,
         crc: u32,
         src: *const u8,
         len: usize,
@@ -447,7 +581,14 @@ pub mod internals {
             return Ok(crc);
         }
         crate::copy::check_range("source", src as usize, len);
-        // SAFETY: per this function's contract, range checked.
-        unsafe { crate::crc32c::through_copies(crc, src, len) }
+        assert!(path.is_available(), "mcsafe: this CPU cannot take {path:?}");
+        crate::arch::ensure_installed();
+        match path.routine() {
+            // SAFETY: per this function's contract, range checked, the routine
+            // runs here and the handler is installed.
+            Some(routine) => unsafe { crate::crc32c::hardware(routine, crc, src, len) },
+            // SAFETY: as above.
+            None => unsafe { crate::crc32c::through_copies(crc, src, len) },
+        }
     }
 }

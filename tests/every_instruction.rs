@@ -40,8 +40,9 @@ use std::ptr;
 
 use common::*;
 use mcsafe::internals::{
-    Regs, Thresholds, crc32c_addr, exact_addr, fill_addr, landing_pads, routine_addr,
-    set_thresholds,
+    CrcPath, Regs, Thresholds, copy_crc32c_addr, copy_crc32c_mc_with, crc32c_addr,
+    crc32c_fold_addr, crc32c_mc_with, exact_addr, fill_addr, landing_pads, routine_addr,
+    set_copy_crc32c_vector_only, set_crc32c_block, set_thresholds,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -268,11 +269,22 @@ enum Op {
     Write,
     /// `fill_mc(dst, FILL_BYTE, len)`.
     Fill,
-    /// `crc32c_mc(0, src, len)`.
-    Crc32c,
+    /// `crc32c_mc(0, src, len)` through the one-stream (`Stream`) or a
+    /// folding routine, the latter with blocks of this many bytes.
+    Crc32c(CrcPath, usize),
+    /// `copy_crc32c_mc(0, dst, src, len)` through a one-pass routine
+    /// (`Fold256`, `Fold128`), with blocks of this many bytes, and blocks
+    /// without streams from calls of the last many.
+    CopyCrc32c(CrcPath, usize, usize),
 }
 
 const FILL_BYTE: u8 = 0x3c;
+
+/// The folding checksum's default block size (`set_crc32c_block`).
+const BLOCK: usize = 8192;
+
+/// No blocks without streams (`set_copy_crc32c_vector_only`).
+const NEVER: usize = usize::MAX;
 
 impl Op {
     /// Entry of the routine that the call runs first.
@@ -281,15 +293,17 @@ impl Op {
             Op::Copy(strategy) => routine_addr(strategy),
             Op::Read | Op::Write => exact_addr(len).expect("an exact size"),
             Op::Fill => fill_addr(),
-            Op::Crc32c => crc32c_addr(),
+            Op::Crc32c(path @ (CrcPath::Fold256 | CrcPath::Fold128), _) => crc32c_fold_addr(path),
+            Op::Crc32c(..) => crc32c_addr(),
+            Op::CopyCrc32c(path, ..) => copy_crc32c_addr(path),
         }
     }
 
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) => &[Side::Source, Side::Destination],
-            Op::Read | Op::Crc32c => &[Side::Source],
+            Op::Copy(_) | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
+            Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
     }
@@ -369,6 +383,16 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
         fault: r.err(),
         crc: None,
     };
+    let checksum = |r: Result<u32, mcsafe::CrcFault>| match r {
+        Ok(crc) => Outcome {
+            fault: None,
+            crc: Some(crc),
+        },
+        Err(e) => Outcome {
+            fault: Some(e.fault()),
+            crc: Some(e.crc()),
+        },
+    };
     // SAFETY: both mappings are ours; the tracer may take pages away (SIGBUS).
     unsafe {
         Ok(match op {
@@ -397,16 +421,15 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
                 })
             }
             Op::Fill => plain(mcsafe::fill_mc(dst, FILL_BYTE, len)),
-            Op::Crc32c => match mcsafe::crc32c_mc(0, src, len) {
-                Ok(crc) => Outcome {
-                    fault: None,
-                    crc: Some(crc),
-                },
-                Err(e) => Outcome {
-                    fault: Some(e.fault()),
-                    crc: Some(e.crc()),
-                },
-            },
+            Op::Crc32c(path, block) => {
+                set_crc32c_block(block);
+                checksum(crc32c_mc_with(path, 0, src, len))
+            }
+            Op::CopyCrc32c(path, block, vector_only) => {
+                set_crc32c_block(block);
+                set_copy_crc32c_vector_only(vector_only);
+                checksum(copy_crc32c_mc_with(path, 0, dst, src, len))
+            }
         })
     }
 }
@@ -461,10 +484,20 @@ fn check_outcome(
         Op::Read => None,
         Op::Write => stored(&written(copy.len).to_le_bytes()[..done]),
         Op::Fill => stored(&vec![FILL_BYTE; done]),
-        Op::Crc32c => {
+        Op::Crc32c(..) => {
             let want = crc32c_reference(&source_bytes(copy.src_at, done));
             (outcome.crc != Some(want))
                 .then(|| format!("crc {:x?} of {done} bytes, want {want:#x}", outcome.crc))
+        }
+        Op::CopyCrc32c(..) => {
+            let want = crc32c_reference(&source_bytes(copy.src_at, done));
+            // SAFETY: as above.
+            let prefix = unsafe { first_difference(dst, src, done) };
+            match prefix {
+                Some(i) => Some(format!("prefix differs at {i}")),
+                None => (outcome.crc != Some(want))
+                    .then(|| format!("crc {:x?} of {done} bytes, want {want:#x}", outcome.crc)),
+            }
         }
     }
 }
@@ -582,11 +615,11 @@ fn check_step(
     };
     let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
     let expected = match op {
-        Op::Copy(_) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
-        Op::Crc32c => (Some(src), Some(src)),
+        Op::Crc32c(..) => (Some(src), Some(src)),
     };
     assert_eq!(
         r10 as usize, len,
@@ -615,14 +648,42 @@ fn check_step(
     match op {
         // rdi never moves in the exact-size routines.
         Op::Read | Op::Write => assert_eq!(progress, 0, "{what}: rdi moved at {rip:#x}"),
-        Op::Crc32c => {
+        Op::Crc32c(..) => {
             // esi is the CRC state of exactly the bytes the fixup would count.
-            let counted = progress + fixup_advance(pad.fixup);
+            let counted = fixup_counts(pad.fixup, regs, progress);
             let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
             assert_eq!(
                 regs.rsi as u32, want,
                 "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
             );
+        }
+        Op::CopyCrc32c(..) => {
+            // Every byte the fixup would count is stored, and esi is the CRC
+            // state of exactly those bytes of the source.
+            let pad = landing_pads()
+                .find(|p| p.begin <= rip && rip < p.end)
+                .unwrap();
+            let counted = fixup_counts(pad.fixup, regs, progress);
+            let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
+            assert_eq!(
+                regs.rsi as u32, want,
+                "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
+            );
+            if counted > checked {
+                // SAFETY: both mappings are readable in this process too.
+                let diff = unsafe {
+                    first_difference(
+                        (dst + checked) as *const u8,
+                        (src + checked) as *const u8,
+                        counted - checked,
+                    )
+                };
+                assert_eq!(
+                    diff, None,
+                    "{what}: at {rip:#x} {counted} bytes counted, but they are not all stored"
+                );
+                return counted;
+            }
         }
         Op::Copy(_) | Op::Fill if progress > checked => {
             let stored: Vec<u8> = match op {
@@ -648,16 +709,21 @@ fn check_step(
     checked
 }
 
-/// How many bytes a fixup adds to rdi before returning: the one-instruction
-/// ranges of asm/crc32c.s (`inc %rdi` or `add $8, %rdi`), else 0. Read from
-/// this process's copy of the code, the same binary as the child's.
-fn fixup_advance(fixup: usize) -> usize {
+/// How many bytes a checksum's fixup counts as done: rdi's `progress`, moved
+/// by what the fixup does to rdi before returning, read from this process's
+/// copy of the code (the same binary as the child's): `inc %rdi` or
+/// `add $n, %rdi` after a `crc32` (asm/crc32c.s), `mov %r12, %rdi` (the end of
+/// a committed block) or `lea (%r8,%r10), %rdi` (the whole buffer, after a
+/// short last block) (asm/crc32c_fold.s); otherwise nothing.
+fn fixup_counts(fixup: usize, regs: &libc::user_regs_struct, progress: usize) -> usize {
     // SAFETY: the fixup is code of this binary, mapped readable.
     let code = unsafe { std::slice::from_raw_parts(fixup as *const u8, 4) };
     match code {
-        [0x48, 0xff, 0xc7, _] => 1,
-        [0x48, 0x83, 0xc7, n] => usize::from(*n),
-        _ => 0,
+        [0x48, 0xff, 0xc7, _] => progress + 1,
+        [0x48, 0x83, 0xc7, n] => progress + usize::from(*n),
+        [0x4c, 0x89, 0xe7, _] => (regs.r12 - regs.r8) as usize,
+        [0x4b, 0x8d, 0x3c, 0x10] => regs.r10 as usize,
+        _ => progress,
     }
 }
 
@@ -710,7 +776,53 @@ fn cases() -> Vec<(Op, Copy)> {
         (64, 2 * PAGE - 32),
         (13, PAGE - 8),
     ] {
-        cases.push((Op::Crc32c, at(len, src_at, 0)));
+        cases.push((Op::Crc32c(CrcPath::Stream, BLOCK), at(len, src_at, 0)));
+    }
+    // The folding routines' shapes (asm/crc32c_fold.s): short chains (no
+    // run of eight words and every tail bit; two runs and no tail; three runs
+    // and every tail bit); streams only, vector blocks (2 units and 2 extra
+    // words; 7 units), each with a head of 15 and of 23 bytes (its bits 8 and
+    // 16); then, with the smallest blocks, commits followed by a vector block
+    // and by a short chain.
+    for path in [CrcPath::Fold256, CrcPath::Fold128] {
+        if !path.is_available() {
+            continue;
+        }
+        for (len, src_at, block) in [
+            (63, PAGE - 30, BLOCK),
+            (128, PAGE - 40, BLOCK),
+            (255, PAGE - 100, BLOCK),
+            (279, PAGE - 40, BLOCK),
+            (287, PAGE - 160, BLOCK),
+            (335, PAGE - 150, BLOCK),
+            (343, PAGE - 150, BLOCK),
+            (1000, PAGE - 493, BLOCK),
+            (320 + 343, PAGE - 333, 320),
+            (320 + 50, 2 * PAGE - 33, 320),
+        ] {
+            cases.push((Op::Crc32c(path, block), at(len, src_at, 0)));
+        }
+        // The one-pass copies (asm/copy_crc32c.s), both sides crossing pages:
+        // short chains (one and two runs, every tail bit), streams only (a
+        // 15-byte head), vector blocks (2 units and 2 extra words; 8 units),
+        // and commits with the smallest blocks; then blocks without streams
+        // (a 63-byte head, 4 units; commits).
+        for (len, src_at, dst_at, block, vector_only) in [
+            (63, PAGE - 30, 2 * PAGE - 20, BLOCK, NEVER),
+            (71, PAGE - 40, PAGE - 9, BLOCK, NEVER),
+            (79, PAGE - 40, 2 * PAGE - 50, BLOCK, NEVER),
+            (271, PAGE - 150, PAGE - 33, BLOCK, NEVER),
+            (1000, PAGE - 493, 2 * PAGE - 300, BLOCK, NEVER),
+            (320 + 271, PAGE - 333, PAGE - 100, 320, NEVER),
+            (320 + 50, 2 * PAGE - 33, PAGE - 340, 320, NEVER),
+            (319, PAGE - 100, PAGE - 200, BLOCK, 0),
+            (320 + 319, PAGE - 300, 2 * PAGE - 7, 320, 0),
+        ] {
+            cases.push((
+                Op::CopyCrc32c(path, block, vector_only),
+                at(len, src_at, dst_at),
+            ));
+        }
     }
     cases
 }
@@ -720,21 +832,38 @@ fn pages_of(start: usize, len: usize) -> Vec<usize> {
     (start & !(PAGE - 1)..start + len).step_by(PAGE).collect()
 }
 
-/// The strategies whose routines this CPU cannot run (their ranges cannot be
-/// traced here), with their entry addresses.
-fn unavailable_routines() -> Vec<(Strategy, usize)> {
-    Strategy::ALL
+/// The routines this CPU cannot run (their ranges cannot be traced here), by
+/// name, with their entry addresses: copy strategies, and the folding checksum.
+fn unavailable_routines() -> Vec<(String, usize)> {
+    let mut unavailable: Vec<(String, usize)> = Strategy::ALL
         .into_iter()
         .filter(|s| !s.is_available())
-        .map(|s| (s, routine_addr(s)))
-        .collect()
+        .map(|s| (format!("{s} copy"), routine_addr(s)))
+        .collect();
+    for path in [CrcPath::Fold256, CrcPath::Fold128] {
+        if !path.is_available() {
+            unavailable.push((format!("{path:?} checksum"), crc32c_fold_addr(path)));
+            unavailable.push((
+                format!("{path:?} copy-and-checksum"),
+                copy_crc32c_addr(path),
+            ));
+        }
+    }
+    unavailable
 }
 
 /// Entry addresses of every routine with landing pads, sorted.
 fn routine_entries() -> Vec<usize> {
     let mut entries: Vec<usize> = Strategy::ALL.into_iter().map(routine_addr).collect();
     entries.extend([1, 2, 4, 8].map(|n| exact_addr(n).unwrap()));
-    entries.extend([fill_addr(), crc32c_addr()]);
+    entries.extend([
+        fill_addr(),
+        crc32c_addr(),
+        crc32c_fold_addr(CrcPath::Fold256),
+        crc32c_fold_addr(CrcPath::Fold128),
+        copy_crc32c_addr(CrcPath::Fold256),
+        copy_crc32c_addr(CrcPath::Fold128),
+    ]);
     entries.sort_unstable();
     entries
 }
@@ -904,11 +1033,11 @@ fn main() {
                 all.len(),
                 landing_pads().filter(|p| runs_here(p.begin)).count()
             );
-            for (strategy, _) in unavailable_routines() {
+            for (routine, _) in unavailable_routines() {
                 // Not silent: a CPU without the instructions cannot run them.
                 eprintln!(
-                    "coverage: the {strategy} routine's ranges were NOT traced: \
-                     this CPU cannot run it (see Strategy::available)"
+                    "coverage: the {routine} routine's ranges were NOT traced: \
+                     this CPU cannot run it (see Strategy::available, CrcPath)"
                 );
             }
         }

@@ -177,15 +177,64 @@ fn crc32c_at_verifies_in_place_and_fails_on_the_lost_page() {
     let file = TruncatedFile::new();
     let region = file.region(false);
     let _serial = signal_lock();
-    let whole = region.crc32c_at(1, 4 * PAGE - 1).unwrap();
+    let whole = region.crc32c_at(0, 1, 4 * PAGE - 1).unwrap();
     assert_eq!(
         whole,
         crc32c_reference(&file_bytes(MAP_FROM + 1, 4 * PAGE - 1))
     );
-    let err = region.crc32c_at(100, MAP_LEN - 100).unwrap_err();
+    let err = region.crc32c_at(0, 100, MAP_LEN - 100).unwrap_err();
     assert_eq!(lost_page(&err, Side::Source).offset(), LOST_FROM as u64);
-    let err = region.crc32c_at(0, MAP_LEN + 1).unwrap_err();
+    let err = region.crc32c_at(0, 0, MAP_LEN + 1).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+}
+
+#[test]
+fn crc32c_at_continues_a_seed_as_crc32c_does() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    let bytes = file_bytes(MAP_FROM, 3 * PAGE);
+    // A header's CRC continued over its payload equals the CRC of both.
+    let header = region.crc32c_at(0, 0, 20).unwrap();
+    let both = region.crc32c_at(header, 20, 3 * PAGE - 20).unwrap();
+    assert_eq!(both, crc32c_reference(&bytes));
+    assert_eq!(
+        both,
+        mcsafe::crc32c(mcsafe::crc32c(0, &bytes[..20]), &bytes[20..])
+    );
+}
+
+#[test]
+fn read_exact_crc32c_at_reads_and_checksums_in_one_pass_and_stops_at_the_lost_page() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    let _serial = signal_lock();
+    // A whole block: the buffer holds it, the CRC continues the seed.
+    let mut buf = vec![0u8; 2 * PAGE + 3];
+    let crc = region
+        .read_exact_crc32c_at(0x1234, at(MAP_FROM + 5), &mut buf)
+        .unwrap();
+    let want = file_bytes(MAP_FROM + 5, 2 * PAGE + 3);
+    assert_eq!(buf, want);
+    assert_eq!(crc, crc32c_reference_from(0x1234, &want));
+    // Across the lost page: the bytes before it are in `buf`, one signal.
+    let from = LOST_FROM - PAGE - 7;
+    let mut buf = vec![0u8; 2 * PAGE];
+    let before = recovered();
+    let err = region
+        .read_exact_crc32c_at(0, at(from), &mut buf)
+        .unwrap_err();
+    assert_eq!(recovered() - before, 1);
+    let lost = lost_page(&err, Side::Source);
+    assert_eq!(lost.offset(), LOST_FROM as u64);
+    assert_eq!(lost.fault().copied(), LOST_FROM - from);
+    assert_eq!(buf[..LOST_FROM - from], file_bytes(from, LOST_FROM - from));
+    // Past the end: nothing read.
+    let mut buf = vec![0xeeu8; 16];
+    let err = region
+        .read_exact_crc32c_at(0, MAP_LEN as u64 - 8, &mut buf)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+    assert_eq!(buf, [0xee; 16]);
 }
 
 #[test]

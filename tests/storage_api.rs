@@ -60,10 +60,15 @@ fn zero_sizes_touch_nothing() {
         assert_eq!(mcsafe::fill_mc(ptr::null_mut(), 1, 0), Ok(()));
         assert_eq!(mcsafe::fill_mc(lost.boundary(), 1, 0), Ok(()));
         assert_eq!(mcsafe::crc32c_mc(7, lost.boundary(), 0), Ok(7));
-        assert_eq!(
-            mcsafe::internals::crc32c_mc_fallback(7, ptr::null(), 0),
-            Ok(7)
-        );
+        for path in mcsafe::internals::CrcPath::ALL
+            .into_iter()
+            .filter(|p| p.is_available())
+        {
+            assert_eq!(
+                mcsafe::internals::crc32c_mc_with(path, 7, ptr::null(), 0),
+                Ok(7)
+            );
+        }
     }
     assert_eq!(recovered(), before);
 }
@@ -148,8 +153,10 @@ proptest! {
         let data = &buf[at..at + len];
         let want = crc32c_reference_from(crc, data);
         prop_assert_eq!(mcsafe::crc32c(crc, data), want);
-        // SAFETY: inside `buf`.
-        prop_assert_eq!(unsafe { mcsafe::internals::crc32c_mc_fallback(crc, data.as_ptr(), len) }, Ok(want));
+        for (name, checksum) in checksums() {
+            // SAFETY: inside `buf`.
+            prop_assert_eq!(unsafe { checksum(crc, data.as_ptr(), len) }, Ok(want), "{}", name);
+        }
     }
 
     #[test]

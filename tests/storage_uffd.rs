@@ -74,10 +74,7 @@ fn every_storage_call_stops_exactly_before_the_poisoned_page() {
         let len = PAGES * PAGE - start;
         let p = map.base().wrapping_add(start);
         let cut = (POISONED * PAGE).saturating_sub(start);
-        for (name, checksum) in [
-            ("crc32c_mc", mcsafe::crc32c_mc as unsafe fn(_, _, _) -> _),
-            ("fallback", mcsafe::internals::crc32c_mc_fallback),
-        ] {
+        for (name, checksum) in checksums() {
             // SAFETY: as above.
             let e = counted(1, name, || unsafe { checksum(0, p, len) }).unwrap_err();
             check(e.fault(), cut, Side::Source, name);
@@ -127,6 +124,6 @@ fn a_region_reports_the_poisoned_page_as_eio_with_its_offsets() {
         (lost.raw_os_error(), lost.fault().kind()),
         (libc::EIO, kind())
     );
-    let err = counted(1, "crc", || region.crc32c_at(0, PAGES * PAGE)).unwrap_err();
+    let err = counted(1, "crc", || region.crc32c_at(0, 0, PAGES * PAGE)).unwrap_err();
     assert_eq!(RegionFault::of(&err).unwrap().offset(), page);
 }

@@ -173,8 +173,92 @@ pub(crate) fn exact_routine(_: usize, _: Option<usize>) -> Option<Routine> {
     None
 }
 
-/// No `crc32` routine here: the checksum uses the copy-and-software path.
-pub(crate) fn has_crc32c() -> bool {
+/// The checksum routines of x86-64 Linux; none runs here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrcRoutine {
+    Stream,
+    Fold128,
+    Fold256,
+}
+
+impl CrcRoutine {
+    /// No copy-and-checksum routine either.
+    pub(crate) fn copy_addr(self) -> Option<usize> {
+        None
+    }
+}
+
+/// Never called: no routine has a [`CrcRoutine::copy_addr`] here.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_copy_crc32c(
+    _: usize,
+    _: *mut u8,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no copy-and-checksum routine on this target")
+}
+
+/// No checksum routine here: the checksum is computed in software.
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    None
+}
+
+/// As [`crc_routine`]: nothing to install either.
+pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
+    None
+}
+
+/// No entry: software.
+pub(crate) fn crc_entry() -> Option<usize> {
+    None
+}
+
+/// No entry: software.
+pub(crate) fn protected_crc_entry() -> Option<usize> {
+    None
+}
+
+impl CrcRoutine {
+    /// Never called: no routine is chosen here.
+    pub(crate) fn addr(self) -> usize {
+        unreachable!("mcsafe: no crc32 routine on this target")
+    }
+}
+
+/// As on x86-64 (never reached here).
+pub(crate) const CRC_SHORT: usize = 257;
+
+/// Never called: [`crc_entry`] is `None`.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_crc32c_short(
+    _: usize,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no crc32 routine on this target")
+}
+
+/// Never called: [`crc_entry`] is `None`.
+///
+/// # Safety
+/// None needed: it touches no memory.
+pub(crate) unsafe fn call_crc32c_long(
+    _: usize,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
+    unreachable!("mcsafe: no crc32 routine on this target")
+}
+
+pub(crate) fn can_run_crc(_: CrcRoutine) -> bool {
     false
 }
 
@@ -186,11 +270,16 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     Ok(())
 }
 
-/// Never called: [`has_crc32c`] is false.
+/// Never called: [`crc_routine`] is `None`.
 ///
 /// # Safety
 /// None needed: it touches no memory.
-pub(crate) unsafe fn call_crc32c(_: *const u8, _: usize, _: u32) -> (u32, Result<(), Stopped>) {
+pub(crate) unsafe fn call_crc32c(
+    _: CrcRoutine,
+    _: *const u8,
+    _: usize,
+    _: u32,
+) -> (u32, Result<(), Stopped>) {
     unreachable!("mcsafe: no crc32 routine on this target")
 }
 

@@ -19,7 +19,7 @@ pub use cursor::RegionCursor;
 pub use fault::{RegionFault, RegionLost};
 
 use crate::copy::check_range;
-use crate::{Fault, LostRange, Side, arch, copy_mc, copy_mc_lossy, crc32c_mc};
+use crate::{Fault, LostRange, Side, arch, copy_crc32c_mc, copy_mc, copy_mc_lossy};
 
 /// A range of memory that may fault, read and written only through mcsafe.
 ///
@@ -28,7 +28,7 @@ use crate::{Fault, LostRange, Side, arch, copy_mc, copy_mc_lossy, crc32c_mc};
 /// references meanwhile), or, with the `memmap2` feature, safely from a
 /// `memmap2::Mmap` or `MmapMut`, which the region then owns. From then on every
 /// access is safe: [`read_at`], [`write_at`], [`read_exact_at`],
-/// [`write_all_at`], [`crc32c_at`], a [`cursor`] that implements
+/// [`write_all_at`], [`crc32c_at`], [`read_exact_crc32c_at`], a [`cursor`] that implements
 /// [`Read`](std::io::Read), [`Write`](std::io::Write) and
 /// [`Seek`](std::io::Seek), and the lossy [`read_lossy_at`] /
 /// [`write_lossy_at`], which go on past lost pages and list them. A lost page
@@ -60,8 +60,8 @@ use crate::{Fault, LostRange, Side, arch, copy_mc, copy_mc_lossy, crc32c_mc};
 /// the details, and its `raw_os_error()` for the errno.
 ///
 /// Bad input is an error, never a panic: a write to a read-only region is
-/// `PermissionDenied`; [`read_exact_at`], [`write_all_at`] and [`crc32c_at`]
-/// past the end are `UnexpectedEof` / `WriteZero` and touch nothing. `read_at`
+/// `PermissionDenied`; [`read_exact_at`], [`write_all_at`], [`crc32c_at`] and
+/// [`read_exact_crc32c_at`] past the end are `UnexpectedEof` / `WriteZero` and touch nothing. `read_at`
 /// and `write_at` at or past the end return `Ok(0)`.
 ///
 /// [`read_at`]: MappedRegion::read_at
@@ -69,6 +69,7 @@ use crate::{Fault, LostRange, Side, arch, copy_mc, copy_mc_lossy, crc32c_mc};
 /// [`read_exact_at`]: MappedRegion::read_exact_at
 /// [`write_all_at`]: MappedRegion::write_all_at
 /// [`crc32c_at`]: MappedRegion::crc32c_at
+/// [`read_exact_crc32c_at`]: MappedRegion::read_exact_crc32c_at
 /// [`cursor`]: MappedRegion::cursor
 /// [`read_lossy_at`]: MappedRegion::read_lossy_at
 /// [`write_lossy_at`]: MappedRegion::write_lossy_at
@@ -475,9 +476,10 @@ impl MappedRegion {
         result.map_err(|fault| self.error(fault, start, Side::Destination))
     }
 
-    /// The CRC32C of `len` bytes at `offset`, read in place (see
-    /// [`crc32c_mc`](crate::crc32c_mc)): to verify a block straight from the
-    /// mapping.
+    /// The CRC32C of `len` bytes at `offset`, read in place, continuing `crc`
+    /// (0 to start; a header's CRC to continue over its payload), as
+    /// [`crc32c_mc`](crate::crc32c_mc) computes it: to verify a block straight
+    /// from the mapping.
     ///
     /// # Errors
     ///
@@ -491,13 +493,55 @@ impl MappedRegion {
     /// let block = *b"--123456789--";
     /// // SAFETY: `block` outlives the region and is only read through it.
     /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(block.as_ptr(), 13) };
-    /// assert_eq!(region.crc32c_at(2, 9)?, 0xe306_9283);
+    /// assert_eq!(region.crc32c_at(0, 2, 9)?, 0xe306_9283);
+    /// // In two pieces, the second continuing the first:
+    /// let head = region.crc32c_at(0, 2, 4)?;
+    /// assert_eq!(region.crc32c_at(head, 6, 5)?, 0xe306_9283);
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn crc32c_at(&self, offset: u64, len: usize) -> io::Result<u32> {
+    #[inline]
+    pub fn crc32c_at(&self, crc: u32, offset: u64, len: usize) -> io::Result<u32> {
         let start = self.whole(offset, len, io::ErrorKind::UnexpectedEof)?;
         // SAFETY: the range lies in the region.
-        let result = unsafe { crc32c_mc(0, self.ptr.add(start), len) };
+        unsafe {
+            crate::crc32c::crc32c_mc_or(crc, self.ptr.add(start), len, |e| {
+                self.error(e.fault(), start, Side::Source)
+            })
+        }
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset` into `buf` and returns their
+    /// CRC32C, continuing `crc`, in one pass over the mapping
+    /// ([`copy_crc32c_mc`](crate::copy_crc32c_mc)): [`read_exact_at`] and
+    /// [`crc32c`](crate::crc32c) over `buf` in about the time of the slower of
+    /// the two alone. For a block read out of a mapping and verified.
+    ///
+    /// [`read_exact_at`]: MappedRegion::read_exact_at
+    ///
+    /// # Errors
+    ///
+    /// As for [`read_exact_at`]: `UnexpectedEof` before reading anything if the
+    /// range does not lie in the region; an error carrying a [`RegionFault`] if
+    /// a granule of the range is lost, with `buf` holding the bytes before it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let block = *b"--123456789--";
+    /// // SAFETY: `block` outlives the region and is only read through it.
+    /// let region = unsafe { mcsafe::MappedRegion::from_raw_parts(block.as_ptr(), 13) };
+    /// let mut buf = [0u8; 9];
+    /// assert_eq!(region.read_exact_crc32c_at(0, 2, &mut buf)?, 0xe306_9283);
+    /// assert_eq!(&buf, b"123456789");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn read_exact_crc32c_at(&self, crc: u32, offset: u64, buf: &mut [u8]) -> io::Result<u32> {
+        let start = self.whole(offset, buf.len(), io::ErrorKind::UnexpectedEof)?;
+        // SAFETY: the range lies in the region; `buf` is the caller's own
+        // memory, distinct from the region (a `&mut` to the region's memory
+        // would break the constructor's contract).
+        let result =
+            unsafe { copy_crc32c_mc(crc, buf.as_mut_ptr(), self.ptr.add(start), buf.len()) };
         result.map_err(|e| self.error(e.fault(), start, Side::Source))
     }
 
@@ -705,19 +749,24 @@ impl MappedRegion {
     }
 
     /// The start of `offset..offset + len` if all of it lies in the region.
+    #[inline]
     fn whole(&self, offset: u64, len: usize, kind: io::ErrorKind) -> io::Result<usize> {
-        usize::try_from(offset)
-            .ok()
-            .filter(|&s| s.checked_add(len).is_some_and(|end| end <= self.len))
-            .ok_or_else(|| {
-                io::Error::new(
-                    kind,
-                    format!(
-                        "mcsafe: {len} bytes at offset {offset} do not fit in a region of {} bytes",
-                        self.len
-                    ),
-                )
-            })
+        match usize::try_from(offset) {
+            Ok(s) if s.checked_add(len).is_some_and(|end| end <= self.len) => Ok(s),
+            _ => Err(self.does_not_fit(offset, len, kind)),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn does_not_fit(&self, offset: u64, len: usize, kind: io::ErrorKind) -> io::Error {
+        io::Error::new(
+            kind,
+            format!(
+                "mcsafe: {len} bytes at offset {offset} do not fit in a region of {} bytes",
+                self.len
+            ),
+        )
     }
 
     fn check_writable(&self) -> io::Result<()> {
@@ -747,6 +796,8 @@ impl MappedRegion {
     }
 
     /// The error of a fault in an access that started at region offset `start`.
+    #[cold]
+    #[inline(never)]
     fn error(&self, fault: Fault, start: usize, region_side: Side) -> io::Error {
         if fault.side() != region_side {
             return fault.into();

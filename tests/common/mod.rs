@@ -277,3 +277,117 @@ pub fn expected_cut(b: isize, len: usize) -> Option<usize> {
         Some(b.max(0) as usize)
     }
 }
+
+/// A checksum with `crc32c_mc`'s signature.
+pub type Checksum = unsafe fn(u32, *const u8, usize) -> Result<u32, mcsafe::CrcFault>;
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_fold256(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold256, crc, src, len) }
+}
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_fold128(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold128, crc, src, len) }
+}
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_stream(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Stream, crc, src, len) }
+}
+
+/// # Safety
+/// As for `crc32c_mc`.
+unsafe fn via_copies(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+    // SAFETY: the caller's contract.
+    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Copies, crc, src, len) }
+}
+
+/// `crc32c_mc`, then each of its paths forced (the folding routines, the
+/// one-stream `crc32` routine, copies and software) that this CPU can take; a
+/// path it cannot take is named on stderr (a CPU feature, not an environment CI
+/// could provide).
+pub fn checksums() -> Vec<(&'static str, Checksum)> {
+    use mcsafe::internals::CrcPath;
+    let mut all: Vec<(&'static str, Checksum)> = vec![("crc32c_mc", mcsafe::crc32c_mc)];
+    for (name, path, f) in [
+        ("fold256", CrcPath::Fold256, via_fold256 as Checksum),
+        ("fold128", CrcPath::Fold128, via_fold128),
+        ("stream", CrcPath::Stream, via_stream),
+        ("copies", CrcPath::Copies, via_copies),
+    ] {
+        if path.is_available() {
+            all.push((name, f));
+        } else {
+            eprintln!("NOT RUN: the {name} checksum path: this CPU cannot take it");
+        }
+    }
+    all
+}
+
+/// Whether this checksum (by its name in [`checksums`]) reads four parts of a
+/// block at once: a folding routine, or `crc32c_mc` where it takes one.
+pub fn reads_in_parallel(name: &str) -> bool {
+    use mcsafe::internals::CrcPath;
+    name.starts_with("fold")
+        || (name == "crc32c_mc"
+            && matches!(CrcPath::current(), CrcPath::Fold256 | CrcPath::Fold128))
+}
+
+/// A copy-and-checksum with `copy_crc32c_mc`'s signature.
+pub type CopyChecksum = unsafe fn(u32, *mut u8, *const u8, usize) -> Result<u32, mcsafe::CrcFault>;
+
+macro_rules! copy_via {
+    ($name:ident, $path:ident) => {
+        /// # Safety
+        /// As for `copy_crc32c_mc`.
+        unsafe fn $name(
+            crc: u32,
+            dst: *mut u8,
+            src: *const u8,
+            len: usize,
+        ) -> Result<u32, mcsafe::CrcFault> {
+            use mcsafe::internals::{CrcPath, copy_crc32c_mc_with};
+            // SAFETY: the caller's contract.
+            unsafe { copy_crc32c_mc_with(CrcPath::$path, crc, dst, src, len) }
+        }
+    };
+}
+copy_via!(copy_via_fold256, Fold256);
+copy_via!(copy_via_fold128, Fold128);
+copy_via!(copy_via_stream, Stream);
+copy_via!(copy_via_copies, Copies);
+
+/// `copy_crc32c_mc`, then each of its paths forced that this CPU can take:
+/// the one-pass routines (`fold256`, `fold128`), and the careful path
+/// (`copy_mc`, then the checksum) with the one-stream routine (`stream`) and
+/// with copies and software (`copies`). A path it cannot take is named on
+/// stderr.
+pub fn copy_checksums() -> Vec<(&'static str, CopyChecksum)> {
+    use mcsafe::internals::CrcPath;
+    let mut all: Vec<(&'static str, CopyChecksum)> =
+        vec![("copy_crc32c_mc", mcsafe::copy_crc32c_mc)];
+    for (name, path, f) in [
+        (
+            "fold256",
+            CrcPath::Fold256,
+            copy_via_fold256 as CopyChecksum,
+        ),
+        ("fold128", CrcPath::Fold128, copy_via_fold128),
+        ("stream", CrcPath::Stream, copy_via_stream),
+        ("copies", CrcPath::Copies, copy_via_copies),
+    ] {
+        if path.is_available() {
+            all.push((name, f));
+        } else {
+            eprintln!("NOT RUN: the {name} copy-and-checksum path: this CPU cannot take it");
+        }
+    }
+    all
+}

@@ -7,11 +7,14 @@
 //! - [`workload`]: where the bytes are: hot buffers, cold buffers walked
 //!   through, a randomized production-like mix, a page-cache-hot file;
 //! - [`measure`]: comparators measured side by side, interleaved, medians;
-//! - [`summary`]: the table of size classes and the throughput plot.
+//! - [`summary`]: the table of size classes and the throughput plot;
+//! - [`crc`]: the CRC32C table (mcsafe against the `crc32c` and `crc-fast`
+//!   crates, and the one-pass copy-and-checksum), with issue 10's goals.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod comparators;
+pub mod crc;
 pub mod measure;
 pub mod summary;
 pub mod workload;

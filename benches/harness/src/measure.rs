@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use crate::comparators::{Comparator, Env};
-use crate::workload::Workload;
+use crate::workload::{Call, Workload};
 
 /// One comparator's result.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,9 @@ pub struct Measurement {
 /// enough that many rounds fit in a few seconds.
 pub const BATCH_TARGET: Duration = Duration::from_millis(4);
 
+/// A timed function: runs every call of a batch once, returns the elapsed time.
+pub type Timer<'a> = Box<dyn Fn(&[Call]) -> Duration + 'a>;
+
 /// Measures `comparators` on `workload`, interleaved over `rounds` rounds.
 ///
 /// # Safety
@@ -38,29 +41,46 @@ pub unsafe fn side_by_side(
     env: &Env,
     rounds: usize,
 ) -> Vec<Measurement> {
-    // Calibrate on glibc's memcpy: double the batch until it takes BATCH_TARGET.
+    // SAFETY (both closures): the caller's contract.
+    let timers: Vec<Timer<'_>> = comparators
+        .iter()
+        .map(|c| Box::new(move |calls: &[Call]| unsafe { c.time(calls, env) }) as _)
+        .collect();
+    let memcpy = |calls: &[Call]| unsafe { Comparator::Memcpy.time(calls, env) };
+    interleaved(&timers, &memcpy, workload, rounds)
+}
+
+/// The measurement behind [`side_by_side`], for any timed functions (each runs
+/// every call of a batch once and returns the elapsed time): batches sized so
+/// that `calibrate` takes [`BATCH_TARGET`], then `rounds` rounds, each running
+/// every timer once in a rotated order after an untimed warm-up batch; medians.
+/// `benches/harness/src/crc.rs` measures its checksums with it.
+pub fn interleaved(
+    timers: &[Timer<'_>],
+    calibrate: &dyn Fn(&[Call]) -> Duration,
+    workload: &mut dyn Workload,
+    rounds: usize,
+) -> Vec<Measurement> {
+    // Calibrate: double the batch until it takes BATCH_TARGET.
     let mut n = 1;
     loop {
-        // SAFETY: the caller's contract.
-        let t = unsafe { Comparator::Memcpy.time(workload.batch(n), env) };
+        let t = calibrate(workload.batch(n));
         if t >= BATCH_TARGET || n >= workload.max_batch() {
             break;
         }
         n = (n * 2).min(workload.max_batch());
     }
-    // Per comparator and round: (nanoseconds per call, bytes per nanosecond),
-    // from the bytes this batch really copied (a class's sizes are not evenly
-    // spread over short batches).
-    let mut samples = vec![Vec::with_capacity(rounds); comparators.len()];
+    // Per timer and round: (nanoseconds per call, bytes per nanosecond), from
+    // the bytes this batch really moved (a class's sizes are not evenly spread
+    // over short batches).
+    let mut samples = vec![Vec::with_capacity(rounds); timers.len()];
     for round in 0..rounds {
-        for k in 0..comparators.len() {
-            let i = (k + round) % comparators.len();
-            // SAFETY: the caller's contract.
-            unsafe { comparators[i].time(workload.batch(n.div_ceil(4)), env) };
+        for k in 0..timers.len() {
+            let i = (k + round) % timers.len();
+            timers[i](workload.batch(n.div_ceil(4)));
             let calls = workload.batch(n);
             let bytes: usize = calls.iter().map(|c| c.len).sum();
-            // SAFETY: the caller's contract.
-            let ns = unsafe { comparators[i].time(calls, env) }.as_secs_f64() * 1e9;
+            let ns = timers[i](calls).as_secs_f64() * 1e9;
             samples[i].push((ns / calls.len() as f64, bytes as f64 / ns));
         }
     }

@@ -12,6 +12,7 @@
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
+use super::routines::CrcRoutine;
 use crate::Strategy;
 use crate::arch::Thresholds;
 
@@ -94,9 +95,39 @@ fn glibc_prefers_no_avx512() -> bool {
     vendor() == Vendor::Intel && !avx512er && !avx_vnni
 }
 
-/// Whether the CPU has the SSE4.2 `crc32` instruction (`asm/crc32c.s`).
-pub(crate) fn has_crc32c() -> bool {
-    std::arch::is_x86_feature_detected!("sse4.2")
+/// The checksum routine this CPU runs best, or `None` without SSE4.2 (then
+/// the checksum is computed in software):
+/// - a folding routine (`asm/crc32c_fold.s`): 256-bit with PCLMULQDQ, AVX2 and
+///   VPCLMULQDQ (Intel Ice Lake and later, AMD Zen 3 and later), else 128-bit
+///   with PCLMULQDQ and AVX; except on the fragile models: their loads are
+///   unaligned and may cross cache lines, which those cannot recover from;
+/// - else the one-stream `crc32` loop (`asm/crc32c.s`), whose loads are
+///   aligned words.
+///
+/// Runs CPUID (slow in a VM): callers cache the answer (`mod.rs`).
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    if !std::arch::is_x86_feature_detected!("sse4.2") {
+        return None;
+    }
+    let fragile = is_fragile_model();
+    Some(if can_run_crc(CrcRoutine::Fold256) && !fragile {
+        CrcRoutine::Fold256
+    } else if can_run_crc(CrcRoutine::Fold128) && !fragile {
+        CrcRoutine::Fold128
+    } else {
+        CrcRoutine::Stream
+    })
+}
+
+/// Whether this CPU has every instruction of the checksum routine.
+pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    let fold128 = has!("sse4.2") && has!("pclmulqdq") && has!("avx");
+    match routine {
+        CrcRoutine::Stream => has!("sse4.2"),
+        CrcRoutine::Fold128 => fold128,
+        CrcRoutine::Fold256 => fold128 && has!("avx2") && has!("vpclmulqdq"),
+    }
 }
 
 /// Intel family 6 models on which the kernel enables `copy_mc_fragile`

@@ -16,12 +16,14 @@ mod probe;
 mod routines;
 pub(crate) mod table;
 
+use core::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 pub(crate) use handler::{counts, page_size};
 pub(crate) use routines::{
-    Exit, Routine, Slot, Stopped, Why, call, call_crc32c, call_exact, call_fill, capi_copy,
-    copy_current, copy_strategy,
+    CRC_SHORT, CrcRoutine, Exit, Routine, Slot, Stopped, Why, call, call_copy_crc32c, call_crc32c,
+    call_crc32c_long, call_crc32c_short, call_exact, call_fill, capi_copy, copy_current,
+    copy_strategy,
 };
 
 use super::Thresholds;
@@ -141,12 +143,92 @@ pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routi
     (!(fragile && splits)).then_some(routine)
 }
 
-/// Whether `call_crc32c` can run here (SSE4.2); otherwise the checksum copies
-/// into a buffer with `copy_mc` and computes in software. The handler is
-/// installed either way once this returns.
-pub(crate) fn has_crc32c() -> bool {
+/// The checksum routine for this CPU (`None`: software), detected once.
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    cached_crc_routine()
+}
+
+/// The entry address of [`crc_routine`] (`None`: software), cached without a
+/// lock, so that `crc32c` stays cheap and async-signal-safe and installs
+/// nothing: one atomic load once known.
+#[inline(always)]
+pub(crate) fn crc_entry() -> Option<usize> {
+    static DETECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
+    match DETECTED.load(Ordering::Relaxed) {
+        CRC_UNKNOWN => detect_crc(&DETECTED),
+        code => crc_entry_of(code),
+    }
+}
+
+/// The entry address of `crc32c_mc`'s routine (`None`: software), with the
+/// handler installed: one atomic load on the hot path, stored only after the
+/// handler is in place (as [`ROUTINES`] for copies).
+#[inline(always)]
+pub(crate) fn protected_crc_entry() -> Option<usize> {
+    static PROTECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
+    match PROTECTED.load(Ordering::Acquire) {
+        CRC_UNKNOWN => {
+            ready();
+            detect_crc(&PROTECTED)
+        }
+        code => crc_entry_of(code),
+    }
+}
+
+/// `crc32c_mc`'s routine, with the handler installed (for the paths that are
+/// not hot: the copy-and-checksum's choice, the tests' paths).
+pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
     ensure_installed();
-    cpu::has_crc32c()
+    crc_routine()
+}
+
+/// Cache values: not yet detected, or software; else an entry address (never
+/// 0 or 1).
+const CRC_UNKNOWN: usize = 0;
+const CRC_SOFTWARE: usize = 1;
+
+#[inline(always)]
+fn crc_entry_of(code: usize) -> Option<usize> {
+    (code != CRC_SOFTWARE).then_some(code)
+}
+
+fn cached_crc_routine() -> Option<CrcRoutine> {
+    // CPUID is slow in a VM: detect once. A race detects twice, the same.
+    static CODE: AtomicUsize = AtomicUsize::new(0);
+    let decode = |code: usize| match code {
+        2 => None,
+        3 => Some(CrcRoutine::Stream),
+        4 => Some(CrcRoutine::Fold128),
+        _ => Some(CrcRoutine::Fold256),
+    };
+    match CODE.load(Ordering::Relaxed) {
+        0 => {
+            let routine = cpu::crc_routine();
+            let code = match routine {
+                None => 2,
+                Some(CrcRoutine::Stream) => 3,
+                Some(CrcRoutine::Fold128) => 4,
+                Some(CrcRoutine::Fold256) => 5,
+            };
+            CODE.store(code, Ordering::Relaxed);
+            routine
+        }
+        code => decode(code),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn detect_crc(cache: &AtomicUsize) -> Option<usize> {
+    let entry = cached_crc_routine().map(CrcRoutine::addr);
+    cache.store(entry.unwrap_or(CRC_SOFTWARE), Ordering::Release);
+    entry
+}
+
+/// Whether this CPU has the instructions of `routine` (for tests that force
+/// one; a fragile model can run the folding routines but does not by default).
+pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
+    cpu::can_run_crc(routine)
 }
 
 /// Installs the handler (and resolves the routines) if not done yet; for
@@ -177,4 +259,6 @@ pub(crate) fn exact_addr(size: usize) -> Option<usize> {
     Routine::exact(size).map(Routine::addr)
 }
 
-pub(crate) use routines::{crc32c_addr, fill_addr};
+pub(crate) use routines::{
+    crc32c_addr, crc32c_fold_addr, fill_addr, set_copy_crc32c_vector_only, set_crc32c_block,
+};

@@ -29,6 +29,8 @@ global_asm!(
     include_str!("../../../asm/copy_exact.s"),
     include_str!("../../../asm/fill.s"),
     include_str!("../../../asm/crc32c.s"),
+    include_str!("../../../asm/crc32c_fold.s"),
+    include_str!("../../../asm/copy_crc32c.s"),
     options(att_syntax, raw)
 );
 
@@ -44,6 +46,10 @@ unsafe extern "C" {
     fn mcsafe_asm_copy_exact_8();
     fn mcsafe_asm_fill();
     fn mcsafe_asm_crc32c();
+    fn mcsafe_asm_crc32c_fold256();
+    fn mcsafe_asm_crc32c_fold128();
+    fn mcsafe_asm_copy_crc32c_fold256();
+    fn mcsafe_asm_copy_crc32c_fold128();
     fn mcsafe_asm_copy_not_ready_0();
     fn mcsafe_asm_copy_not_ready_1();
     fn mcsafe_asm_copy_not_ready_2();
@@ -71,6 +77,40 @@ unsafe extern "C" {
     // of each strategy in Strategy::ALL order.
     static mcsafe_asm_copy_current: AtomicUsize;
     static mcsafe_asm_copy_strategies: [AtomicUsize; Strategy::ALL.len()];
+}
+
+unsafe extern "C" {
+    // Bytes per block of the folding checksum (asm/crc32c_fold.s).
+    static mcsafe_asm_crc32c_fold_block: AtomicUsize;
+}
+
+/// The folding checksum's largest block (and its default block) and its
+/// smallest (asm/crc32c_fold.s: FOLD_BLOCK, FOLD_VECTOR_MIN).
+pub(crate) const CRC32C_FOLD_BLOCK: core::ops::RangeInclusive<usize> = 320..=8192;
+
+/// Sets the folding checksum's block size (clamped to [`CRC32C_FOLD_BLOCK`]):
+/// smaller blocks commit more often, so that tests reach several commits with
+/// short buffers. The CRC is the same for every block size.
+pub(crate) fn set_crc32c_block(bytes: usize) {
+    let bytes = bytes.clamp(*CRC32C_FOLD_BLOCK.start(), *CRC32C_FOLD_BLOCK.end());
+    // SAFETY: an 8-byte aligned word in .data, declared by the assembly and only
+    // ever accessed as an atomic (the routine only reads it).
+    unsafe { mcsafe_asm_crc32c_fold_block.store(bytes, Ordering::Relaxed) };
+}
+
+unsafe extern "C" {
+    // From this many bytes the one-pass copy takes blocks without streams
+    // (asm/copy_crc32c.s).
+    static mcsafe_asm_copy_crc32c_vector_only: AtomicUsize;
+}
+
+/// Sets the length from which the one-pass copy-and-checksum takes blocks
+/// without streams (256 KiB by default; asm/copy_crc32c.s), so that tests reach
+/// those blocks with short calls. The result is the same either way.
+pub(crate) fn set_copy_crc32c_vector_only(bytes: usize) {
+    // SAFETY: an 8-byte aligned word in .data, declared by the assembly and only
+    // ever accessed as an atomic (the routine only reads it).
+    unsafe { mcsafe_asm_copy_crc32c_vector_only.store(bytes, Ordering::Relaxed) };
 }
 
 /// Sets the size thresholds of the vector routines; called once, before any
@@ -483,15 +523,100 @@ pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(),
     Stopped::decode(len, not_filled, word, addr)
 }
 
-/// Runs `mcsafe_asm_crc32c` once over `src..src+len`, continuing the CRC state
+/// Entry address of a folding checksum routine, for tests that trace it.
+pub(crate) fn crc32c_fold_addr(routine: CrcRoutine) -> usize {
+    routine.addr()
+}
+
+/// A checksum routine: the one-stream `crc32` loop (`asm/crc32c.s`, SSE4.2) or
+/// a folding routine (`asm/crc32c_fold.s`: PCLMULQDQ and AVX, or VPCLMULQDQ
+/// and AVX2, too). All follow the crc32c variant of the convention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrcRoutine {
+    /// `mcsafe_asm_crc32c`: one `crc32` chain, aligned loads (the careful one).
+    Stream,
+    /// `mcsafe_asm_crc32c_fold128`: blocks folded in xmm registers beside three
+    /// `crc32` streams, committed block by block.
+    Fold128,
+    /// `mcsafe_asm_crc32c_fold256`: the same in ymm registers (VPCLMULQDQ).
+    Fold256,
+}
+
+impl CrcRoutine {
+    /// The entry of the copy-and-checksum routine of the same width
+    /// (`asm/copy_crc32c.s`), for a folding routine.
+    pub(crate) fn copy_addr(self) -> Option<usize> {
+        let entry: unsafe extern "C" fn() = match self {
+            CrcRoutine::Stream => return None,
+            CrcRoutine::Fold128 => mcsafe_asm_copy_crc32c_fold128,
+            CrcRoutine::Fold256 => mcsafe_asm_copy_crc32c_fold256,
+        };
+        Some(entry as usize)
+    }
+
+    pub(crate) fn addr(self) -> usize {
+        let entry: unsafe extern "C" fn() = match self {
+            CrcRoutine::Stream => mcsafe_asm_crc32c,
+            CrcRoutine::Fold128 => mcsafe_asm_crc32c_fold128,
+            CrcRoutine::Fold256 => mcsafe_asm_crc32c_fold256,
+        };
+        entry as usize
+    }
+}
+
+/// Runs a checksum routine once over `src..src+len`, continuing the CRC state
 /// `state` (not inverted). Returns the state of the bytes it checksummed: all of
 /// them, or, when stopped, exactly `progress` of them (see asm/crc32c.s).
 ///
 /// # Safety
-/// `len > 0`; the CPU has SSE4.2; `src..src+len` does not wrap and is mapped
-/// readable, except where it may fault with SIGBUS while the handler is installed.
-#[inline]
+/// `len > 0`; the CPU can run `routine` (see `cpu::crc_routine`); `src..src+len`
+/// does not wrap and is mapped readable, except where it may fault with SIGBUS
+/// (which kills the process if the handler is not installed, as any read would).
+#[inline(always)]
 pub(crate) unsafe fn call_crc32c(
+    routine: CrcRoutine,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    // SAFETY: per this function's contract.
+    unsafe { call_crc32c_at(routine.addr(), src, len, state) }
+}
+
+/// Below this many bytes, the checksum routines touch no register beyond the
+/// C ABI's caller-saved set (asm/crc32c.s never does; the folding routines' short
+/// path, FOLD_CHAIN_MAX in asm/crc32c_fold.s, does not), so the call needs no
+/// save of r12-r15 around it: short checksums cost a few instructions less.
+pub(crate) const CRC_SHORT: usize = 257;
+
+/// [`call_crc32c`] with the routine's entry address (from `CrcRoutine::addr`).
+///
+/// # Safety
+/// As for [`call_crc32c`], `entry` the entry of a routine this CPU can run.
+#[inline(always)]
+pub(crate) unsafe fn call_crc32c_at(
+    entry: usize,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    // SAFETY: per this function's contract.
+    unsafe {
+        if len < CRC_SHORT {
+            call_crc32c_short(entry, src, len, state)
+        } else {
+            call_crc32c_long(entry, src, len, state)
+        }
+    }
+}
+
+/// [`call_crc32c_at`] for fewer than [`CRC_SHORT`] bytes: no register saved.
+///
+/// # Safety
+/// As for [`call_crc32c_at`], with `len < CRC_SHORT`.
+#[inline(always)]
+pub(crate) unsafe fn call_crc32c_short(
+    entry: usize,
     src: *const u8,
     len: usize,
     state: u32,
@@ -500,19 +625,101 @@ pub(crate) unsafe fn call_crc32c(
     let word: usize;
     let addr: usize;
     let state_out: usize;
-    // SAFETY: the routine follows the crc32c variant of the convention
-    // (asm/crc32c.s): it reads only src..src+len (valid per this function's
-    // contract), writes no memory, uses no stack beyond its return address, and
-    // clobbers nothing outside the operands and the C ABI's caller-saved set.
+    // SAFETY: as in `call_crc32c_long`; below CRC_SHORT bytes the routines
+    // leave r12-r15 alone.
     unsafe {
         asm!(
             "call rax",
-            inlateout("rax") crc32c_addr() => word,
+            inlateout("rax") entry => word,
             inlateout("rdi") src => _,
             inlateout("rsi") state as usize => state_out,
             inlateout("rdx") len => _,
             lateout("rcx") not_done,
             lateout("r11") addr,
+            clobber_abi("C"),
+        );
+    }
+    (state_out as u32, Stopped::decode(len, not_done, word, addr))
+}
+
+/// [`call_crc32c_at`] for any length, r12-r15 saved around it.
+///
+/// # Safety
+/// As for [`call_crc32c_at`].
+#[inline(always)]
+pub(crate) unsafe fn call_crc32c_long(
+    entry: usize,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    let not_done: usize;
+    let word: usize;
+    let addr: usize;
+    let state_out: usize;
+    // SAFETY: the routines follow the crc32c variant of the convention
+    // (asm/crc32c.s, asm/crc32c_fold.s): they read only src..src+len (valid per
+    // this function's contract), write no memory, use no stack beyond their
+    // return address, and clobber nothing outside the operands, r12-r15 and the
+    // C ABI's caller-saved set.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") entry => word,
+            inlateout("rdi") src => _,
+            inlateout("rsi") state as usize => state_out,
+            inlateout("rdx") len => _,
+            lateout("rcx") not_done,
+            lateout("r11") addr,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    (state_out as u32, Stopped::decode(len, not_done, word, addr))
+}
+
+/// Runs a copy-and-checksum routine (`asm/copy_crc32c.s`) once: copies `len`
+/// bytes from `src` to `dst` and continues the CRC state `state` (not inverted)
+/// over them. Returns the state of the bytes copied: all of them, or, when
+/// stopped, exactly `progress` of them (every one stored, and checksummed from
+/// the source).
+///
+/// # Safety
+/// As for [`call`] for `dst`, `src` and `len`; `entry` is one of
+/// [`CrcRoutine::copy_addr`] and the CPU can run that routine.
+#[inline]
+pub(crate) unsafe fn call_copy_crc32c(
+    entry: usize,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    state: u32,
+) -> (u32, Result<(), Stopped>) {
+    let not_done: usize;
+    let word: usize;
+    let addr: usize;
+    let state_out: usize;
+    // SAFETY: the routine follows the copy-and-checksum variant of the convention
+    // (asm/copy_crc32c.s): it reads only src..src+len and writes only
+    // dst..dst+len (valid per this function's contract) and 16 bytes of the red
+    // zone below its return address (this block is not `nostack`), and clobbers
+    // nothing outside the operands, r12-r15 and the C ABI's caller-saved set.
+    unsafe {
+        asm!(
+            "call rax",
+            inlateout("rax") entry => word,
+            inlateout("rdi") dst => _,
+            inlateout("rsi") state as usize => state_out,
+            inlateout("rdx") len => _,
+            inlateout("rcx") src => not_done,
+            lateout("r11") addr,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
             clobber_abi("C"),
         );
     }

@@ -106,7 +106,19 @@ mod tests {
             .iter()
             .map(|s| super::super::routine_addr(*s))
             .chain([1, 2, 4, 8].map(|n| super::super::exact_addr(n).unwrap()))
-            .chain([super::super::fill_addr(), super::super::crc32c_addr()])
+            .chain([
+                super::super::fill_addr(),
+                super::super::crc32c_addr(),
+                super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold256),
+                super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold128),
+            ])
+            .chain(
+                [
+                    super::super::CrcRoutine::Fold256,
+                    super::super::CrcRoutine::Fold128,
+                ]
+                .map(|r| r.copy_addr().unwrap()),
+            )
             .collect();
         entries.sort_unstable();
         entries
@@ -119,8 +131,10 @@ mod tests {
         // code that keeps the arguments in place, then the code that moves them),
         // one per exact size (4) and for the fill; the crc32c routine has five
         // (asm/crc32c.s: a main range split by the two one-instruction ranges that
-        // follow its `crc32`s).
-        assert_eq!(landing_pads().count(), 4 * 2 + 4 + 1 + 5);
+        // follow its `crc32`s), the two folding ones four each (asm/crc32c_fold.s:
+        // split by the commit window and by the return after a short last block),
+        // and so do the two copy-and-checksum ones (asm/copy_crc32c.s).
+        assert_eq!(landing_pads().count(), 4 * 2 + 4 + 1 + 5 + 2 * 4 + 2 * 4);
     }
 
     #[test]

@@ -338,6 +338,15 @@ fn main() {
             .unwrap_or_default()
             .trim()
     )));
+    port.send(&Line::Info(format!(
+        "crc32c_mc takes the {:?} path here (sse4.2 {}, pclmulqdq {}, avx {}, avx2 {}, vpclmulqdq {})",
+        mcsafe::internals::CrcPath::current(),
+        std::arch::is_x86_feature_detected!("sse4.2"),
+        std::arch::is_x86_feature_detected!("pclmulqdq"),
+        std::arch::is_x86_feature_detected!("avx"),
+        std::arch::is_x86_feature_detected!("avx2"),
+        std::arch::is_x86_feature_detected!("vpclmulqdq"),
+    )));
     port.send(&Line::Strategies(
         strategies.iter().map(|s| s.name().to_string()).collect(),
     ));

@@ -244,3 +244,19 @@ pub unsafe fn expect_poison(
 pub const SRC_OFFSETS: [usize; 4] = [0, 1, 63, 4000];
 /// Destination misalignments, crossed with [`SRC_OFFSETS`].
 pub const DST_OFFSETS: [usize; 2] = [0, 7];
+
+/// CRC32C of `data`, one bit at a time from the polynomial: the reference the
+/// checksum cases compare with (it shares no code with mcsafe's).
+pub fn crc32c_bytewise(data: &[u8]) -> u32 {
+    !data.iter().fold(!0u32, |mut crc, &b| {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0x82f6_3b78
+            } else {
+                crc >> 1
+            };
+        }
+        crc
+    })
+}

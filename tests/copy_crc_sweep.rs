@@ -1,0 +1,235 @@
+//! `copy_crc32c_mc` over truncated memfd mappings (`BUS_ADRERR`), on each side,
+//! along every path (the one-pass routines of asm/copy_crc32c.s and the careful
+//! copy-then-checksum): lengths 0..=300 at several misalignments with the lost
+//! page at every 64-byte position, then the routine's block shapes, commits
+//! (with the smallest blocks too) and MiB lengths. Each faulting call must
+//! report exactly the bytes before the lost page, the side, the kind, the
+//! granule and the address, return the CRC of exactly those bytes, leave an
+//! exact prefix, write nothing outside `dst..dst+len`, and take one signal per
+//! lost page it reached (two at most: the one-pass routine reads several parts
+//! of a block at once, see asm/crc32c_fold.s).
+
+mod common;
+
+use common::*;
+use mcsafe::{FaultKind, Side};
+
+/// A mapping whose tail is lost, and two heap buffers for the side that does
+/// not fault.
+struct Fixture {
+    lost: LostTail,
+    heap_dst: Guarded,
+    heap_src: Guarded,
+}
+
+impl Fixture {
+    fn new(max_len: usize) -> Fixture {
+        let mut heap_src = Guarded::new(max_len + PAGE);
+        let p = heap_src.at(0);
+        // SAFETY: `at(0)` leaves room for max_len + PAGE - 64 bytes and more.
+        unsafe { fill(p, max_len + PAGE - 64, 0xc0de) };
+        Fixture {
+            // A lost tail as long as the longest call: one that starts inside
+            // it stays inside the mapping.
+            lost: LostTail::new(max_len / PAGE + 4, max_len / PAGE + 2, 0x5eed),
+            heap_dst: Guarded::new(max_len + PAGE),
+            heap_src,
+        }
+    }
+}
+
+/// One call along `path`: the faulting side's buffer starts `b` bytes before
+/// the first lost byte, the other side's is `other_misalign` bytes past a
+/// 64-byte boundary. Returns whether it faulted.
+fn check(
+    fx: &mut Fixture,
+    path: (&str, CopyChecksum),
+    side: Side,
+    b: isize,
+    other_misalign: usize,
+    len: usize,
+) -> bool {
+    let faulting = fx.lost.boundary().wrapping_offset(-b);
+    let expected = expected_cut(b, len);
+    let (dst, src) = match side {
+        Side::Source => (fx.heap_dst.at(other_misalign), faulting.cast_const()),
+        _ => (faulting, fx.heap_src.at(other_misalign).cast_const()),
+    };
+    // Sentinels around the destination where it is readable.
+    let before_dst = dst.wrapping_sub(GUARD);
+    let after_dst = dst.wrapping_add(len);
+    let after_len = match side {
+        Side::Source => GUARD,
+        _ => (fx.lost.boundary() as usize)
+            .saturating_sub(after_dst as usize)
+            .min(GUARD),
+    };
+    let before_len = match side {
+        Side::Destination if b <= 0 => 0,
+        Side::Destination => (b as usize + GUARD).min(fx.lost.valid_len()) - b as usize,
+        _ => GUARD,
+    };
+    // SAFETY: all ranges written lie in the fixture's readable, writable memory.
+    unsafe {
+        std::ptr::write_bytes(before_dst.add(GUARD - before_len), SENTINEL, before_len);
+        std::ptr::write_bytes(after_dst, SENTINEL, after_len);
+    }
+
+    let signals = recovered();
+    // SAFETY: both buffers are mapped; only the lost pages may fault (SIGBUS).
+    let result = unsafe { (path.1)(0x1357_9bdf, dst, src, len) };
+    let taken = recovered() - signals;
+    let what = format!(
+        "{} {side} fault, b={b}, other misalign {other_misalign}, len {len}",
+        path.0
+    );
+    let (copied, crc) = match (expected, result) {
+        (None, Ok(crc)) => (len, crc),
+        (Some(want), Err(e)) => {
+            let f = e.fault();
+            assert_eq!(e.checked(), want, "{what}: checked");
+            assert_eq!(f.side(), side, "{what}: side");
+            assert_eq!(f.kind(), FaultKind::AddressError, "{what}: kind");
+            assert_eq!(f.granule(), PAGE, "{what}: granule");
+            assert_eq!(
+                f.addr() & !(PAGE - 1),
+                fx.lost.boundary() as usize,
+                "{what}: addr {:#x}",
+                f.addr()
+            );
+            (want, e.crc())
+        }
+        (want, got) => panic!("{what}: expected {want:?} bytes before a fault, got {got:?}"),
+    };
+    let lost_in_range = (faulting as usize + len)
+        .saturating_sub(fx.lost.boundary() as usize)
+        .div_ceil(PAGE);
+    let most = if path.0.starts_with("fold") || path.0 == "copy_crc32c_mc" {
+        lost_in_range.min(2)
+    } else {
+        usize::from(expected.is_some())
+    };
+    assert!(
+        (u64::from(expected.is_some())..=most as u64).contains(&taken),
+        "{what}: {taken} signals"
+    );
+    // SAFETY: the compared and inspected bytes are readable (before the lost page).
+    unsafe {
+        if let Some(i) = first_difference(dst, src, copied) {
+            panic!("{what}: byte {i} of the copied prefix differs");
+        }
+        let prefix = std::slice::from_raw_parts(src, copied);
+        assert_eq!(
+            crc,
+            crc32c_reference_from(0x1357_9bdf, prefix),
+            "{what}: CRC of the prefix"
+        );
+        assert_untouched(
+            before_dst.add(GUARD - before_len),
+            before_len,
+            &format!("{what}: before dst"),
+        );
+        assert_untouched(after_dst, after_len, &format!("{what}: after dst"));
+        if side == Side::Source {
+            std::ptr::write_bytes(dst, SENTINEL, len);
+        }
+    }
+    expected.is_some()
+}
+
+fn sweep_small(side: Side) {
+    let _serial = signal_lock();
+    let mut fx = Fixture::new(PAGE);
+    for path in copy_checksums() {
+        let (mut calls, mut faults) = (0u64, 0u64);
+        for misalign in [0, 1, 7, 13, 63] {
+            for len in 0..=300 {
+                for b in positions(misalign, len) {
+                    calls += 1;
+                    faults += u64::from(check(&mut fx, path, side, b, 63 - misalign, len));
+                }
+            }
+        }
+        eprintln!(
+            "{} ({side}): {calls} calls, {faults} faults recovered",
+            path.0
+        );
+        assert!(faults > 4000, "{faults}");
+    }
+}
+
+#[test]
+fn every_length_to_300_and_position_source_side() {
+    sweep_small(Side::Source);
+}
+
+#[test]
+fn every_length_to_300_and_position_destination_side() {
+    sweep_small(Side::Destination);
+}
+
+/// The one-pass routine's block shapes and commits (4 KiB blocks, and 320-byte
+/// ones: up to 28 commits per call; with streams and without) at every 64-byte
+/// position of the lost page,
+/// then page-crossing and MiB lengths with the lost page at every page (a
+/// spread for the MiB ones).
+fn sweep_large(side: Side) {
+    let _serial = signal_lock();
+    let mut fx = Fixture::new(2 << 20);
+    for path in copy_checksums() {
+        let mut faults = 0u64;
+        // Blocks of 4 KiB and of 320 bytes, with streams and without.
+        for (block, vector_only) in [(8192, usize::MAX), (320, usize::MAX), (8192, 0), (320, 0)] {
+            mcsafe::internals::set_crc32c_block(block);
+            mcsafe::internals::set_copy_crc32c_vector_only(vector_only);
+            for len in [256, 271, 335, 1000, 1400, 4096, 4111, 8192 + 343, 9000] {
+                for misalign in [0, 1, 63] {
+                    for b in positions(misalign, len) {
+                        faults += u64::from(check(&mut fx, path, side, b, 7, len));
+                    }
+                }
+            }
+        }
+        mcsafe::internals::set_crc32c_block(8192);
+        mcsafe::internals::set_copy_crc32c_vector_only(256 << 10);
+        for len in [(1usize << 20) + 17, 2 << 20] {
+            let pages = len.div_ceil(PAGE);
+            for k in (0..=pages + 1).step_by(61).chain([1, pages / 2, pages]) {
+                for misalign in [0, 13] {
+                    let b = (k * PAGE) as isize - misalign;
+                    faults += u64::from(check(&mut fx, path, side, b, 0, len));
+                }
+            }
+        }
+        eprintln!(
+            "{} ({side}): {faults} faulting calls over blocks and MiB",
+            path.0
+        );
+        assert!(faults > 1000, "{faults}");
+    }
+}
+
+#[test]
+fn blocks_commits_and_mib_lengths_source_side() {
+    sweep_large(Side::Source);
+}
+
+#[test]
+fn blocks_commits_and_mib_lengths_destination_side() {
+    sweep_large(Side::Destination);
+}
+
+#[test]
+fn zero_length_touches_nothing_and_bad_input_is_refused() {
+    for (name, path) in copy_checksums() {
+        // SAFETY: nothing is read or written for a zero length.
+        let none = unsafe { path(7, std::ptr::null_mut(), std::ptr::null(), 0) };
+        assert_eq!(none, Ok(7), "{name}");
+        let mut buf = vec![0u8; 64];
+        let p = buf.as_mut_ptr();
+        // Overlap is a caller bug, refused before any access.
+        // SAFETY: refused before any access.
+        let overlap = std::panic::catch_unwind(|| unsafe { path(0, p.wrapping_add(1), p, 8) });
+        assert!(overlap.is_err(), "{name}: overlap accepted");
+    }
+}
