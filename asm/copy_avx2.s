@@ -8,7 +8,7 @@
 #   257..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end
 #                (backward when each range lies inside one page:
-#                IF_INSIDE_ONE_PAGE, which is tested first);
+#                UNLESS_INSIDE_ONE_PAGE, tested first);
 #                from mcsafe_asm_avx2_rep_movsb_threshold: rep movsb instead;
 #                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
@@ -67,17 +67,17 @@
 	xor	%eax, %eax
 	ret
 
-.Lavx2_backward:
+.Lavx2_small:
+	SMALL_COPIES avx2, 32, vmovdqu, %xmm0, %xmm1
+
+.Lavx2_more_8x_vec:
+	UNLESS_INSIDE_ONE_PAGE .Lavx2_forward	# (in the entry range)
 	COPY_4X_BACKWARD 32, vmovdqu, vmovdqa, %ymm0, %ymm1, %ymm2, %ymm3, %ymm4, %ymm5, %ymm6, %ymm7, %ymm8
 	vzeroupper
 	xor	%eax, %eax
 	ret
 
-.Lavx2_small:
-	SMALL_COPIES avx2, 32, vmovdqu, %xmm0, %xmm1
-
-.Lavx2_more_8x_vec:
-	IF_INSIDE_ONE_PAGE .Lavx2_backward	# (in the entry range)
+.Lavx2_forward:
 	SAVE_RANGE_REGISTERS copy_avx2		# from here rdi, rsi, rdx move
 	cmp	mcsafe_asm_non_temporal_threshold(%rip), %rdx
 	jae	.Lavx2_non_temporal

@@ -10,7 +10,7 @@
 #   513..        store the first vector, align the destination, 4 vectors per
 #                iteration with aligned stores, then the last 4 vectors from the end
 #                (backward when each range lies inside one page:
-#                IF_INSIDE_ONE_PAGE, which is tested first);
+#                UNLESS_INSIDE_ONE_PAGE, tested first);
 #                from mcsafe_asm_avx512_rep_movsb_threshold: rep movsb instead;
 #                from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                rep movsb threshold): the loop with non-temporal stores.
@@ -66,16 +66,16 @@
 	xor	%eax, %eax
 	ret
 
-.Lavx512_backward:
-	COPY_4X_BACKWARD 64, vmovdqu64, vmovdqa64, %zmm16, %zmm17, %zmm18, %zmm19, %zmm20, %zmm21, %zmm22, %zmm23, %zmm24
-	xor	%eax, %eax
-	ret
-
 .Lavx512_small:
 	SMALL_COPIES avx512, 64, vmovdqu64, %xmm16, %xmm17, %ymm16, %ymm17
 
 .Lavx512_more_8x_vec:
-	IF_INSIDE_ONE_PAGE .Lavx512_backward	# (in the entry range)
+	UNLESS_INSIDE_ONE_PAGE .Lavx512_forward	# (in the entry range)
+	COPY_4X_BACKWARD 64, vmovdqu64, vmovdqa64, %zmm16, %zmm17, %zmm18, %zmm19, %zmm20, %zmm21, %zmm22, %zmm23, %zmm24
+	xor	%eax, %eax
+	ret
+
+.Lavx512_forward:
 	SAVE_RANGE_REGISTERS copy_avx512	# from here rdi, rsi, rdx move
 	cmp	mcsafe_asm_non_temporal_threshold(%rip), %rdx
 	jae	.Lavx512_non_temporal

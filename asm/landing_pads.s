@@ -371,7 +371,7 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 .endm
 
 # The loop path copied backward, for copies that lie inside one page on each side
-# (IF_INSIDE_ONE_PAGE): glibc copies backward when the destination is 0..255 bytes
+# (UNLESS_INSIDE_ONE_PAGE): glibc copies backward when the destination is 0..255 bytes
 # past the source within a page (its 4k-aliasing rule, memmove-vec-unaligned-erms.S):
 # copied forward, the first loads wait on stores (of the previous iteration, or of
 # the previous copy of the same buffers) whose addresses match them in the low 12
@@ -411,22 +411,23 @@ mcsafe_asm_copy_refused:			# not in any range: touches no memory
 	\vmovu	\v8, -\vec(%rdi,%rdx)			# and the last one
 .endm
 
-# Whether the loop path should go backward (see COPY_4X_BACKWARD): jumps to
-# `backward` when each range lies inside one page (tested as (src | dst) mod 4096
-# + len <= 4096, which implies both). Only then: a backward copy touches the end
-# first, and across pages it would meet a lost page past one a forward copy stops
-# at (a copy past a truncation would take a signal for every lost page, not one);
-# inside one page per side, the first access to either side's page is the one
-# that faults, whatever the order, so a faulting copy still takes one signal. In
-# the entry range, before the range registers are saved: the backward loop moves
-# neither rdi, rsi nor rdx. Clobbers ecx.
-.macro IF_INSIDE_ONE_PAGE backward
+# Whether the loop path may go backward (see COPY_4X_BACKWARD): jumps to `forward`
+# unless each range lies inside one page (tested as (src | dst) mod 4096 + len <=
+# 4096, which implies both), so that the backward copy, placed right after, is
+# reached without a taken branch. Only inside one page: a backward copy touches
+# the end first, and across pages it would meet a lost page past one a forward copy
+# stops at (a copy past a truncation would take a signal for every lost page, not
+# one); inside one page per side, the first access to either side's page is the
+# one that faults, whatever the order, so a faulting copy still takes one signal.
+# In the entry range, before the range registers are saved: the backward loop
+# moves neither rdi, rsi nor rdx. Clobbers ecx.
+.macro UNLESS_INSIDE_ONE_PAGE forward
 	mov	%edi, %ecx
 	or	%esi, %ecx
 	and	$4095, %ecx
 	add	%rdx, %rcx
 	cmp	$4096, %rcx
-	jbe	\backward
+	ja	\forward
 .endm
 
 # ---- Dispatch ----

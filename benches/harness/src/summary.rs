@@ -296,7 +296,7 @@ fn machine() -> String {
         .to_string_lossy()
         .into_owned();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} logical CPUs, glibc {glibc}")
+    format!("{cpu}, {cores} logical CPUs allowed to this process, glibc {glibc}")
 }
 
 unsafe extern "C" {
@@ -307,13 +307,11 @@ unsafe extern "C" {
 pub fn run(options: Options) -> Report {
     install_guard_handler();
     mcsafe::install().expect("install mcsafe's handler");
-    let thresholds = mcsafe::internals::thresholds();
     let header = format!(
-        "{}\nmcsafe strategy {} (available: {}); rep movsb from {} B (avx2) and {} B (avx512); \
-         non-temporal stores from {} MiB\n\
-         medians of {} interleaved rounds, each batch after an untimed warm-up; cold regions \
-         {} MiB each; GB/s = 10^9 bytes/s; mcsafe/memcpy = throughput ratio, each call shape \
-         against memcpy called the same way",
+        "{}\nmcsafe strategy {} (available: {}); {}\n\
+         medians of {} interleaved rounds, each batch after an untimed warm-up, timed in the \
+         thread's CPU time; cold regions {} MiB each; GB/s = 10^9 bytes/s; mcsafe/memcpy = \
+         throughput ratio, each call shape against memcpy called the same way",
         machine(),
         Strategy::current(),
         Strategy::available()
@@ -321,9 +319,7 @@ pub fn run(options: Options) -> Report {
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(", "),
-        thresholds.avx2_rep_movsb,
-        thresholds.avx512_rep_movsb,
-        thresholds.non_temporal >> 20,
+        mcsafe::internals::dispatch_rule(),
         options.rounds,
         options.cold_region >> 20,
     );
