@@ -59,7 +59,8 @@ pub fn usage() -> &'static str {
     "cargo xtask capi --prefix DIR\n  builds libmcsafe (the C library) and installs \
      include/mcsafe.h, lib/libmcsafe.so*, lib/libmcsafe.a and lib/pkgconfig/mcsafe{,-static}.pc under DIR\n\
      usage: cargo xtask capi-bench [--quick] [--rounds N] [--max-size BYTES]\n  \
-     mcsafe_copy against memcpy from C, linked shared and static (docs/c.md)"
+     mcsafe_copy against memcpy from C, linked shared and static (docs/c.md);\n  \
+     MCSAFE_BENCH_RUNNER=\"chrt -f 50 taskset -c 1\" runs each under that prefix"
 }
 
 /// `cargo xtask capi-bench`: returns whether every run met its goal.
@@ -94,7 +95,7 @@ pub fn bench(args: &[&str]) -> Result<bool, Error> {
             .arg("-lm")
             .arg(format!("-Wl,-rpath,{}", prefix.join("lib").display())))?;
         println!("capi-bench: linked {link}");
-        let status = Command::new(&exe).args(args).status()?;
+        let status = crate::layout::runner(&exe).args(args).status()?;
         match status.code() {
             Some(0) => {}
             Some(1) => met = false,

@@ -5,7 +5,8 @@
 //! align themselves), runs each build's small-size table (`--small`: classes up to
 //! 8 KiB, hot and cold, aligned and misaligned, every call shape), and prints each
 //! cell's ratio under every layout with the spread. Fails when the worst build
-//! misses 0.95x memcpy in any cell.
+//! misses 0.95x memcpy in any cell. `MCSAFE_BENCH_RUNNER="chrt -f 50 taskset -c 1"`
+//! runs each build under that prefix.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -42,7 +43,7 @@ pub fn run(root: &Path) -> Result<bool, Error> {
     for (i, (name, flags)) in LAYOUTS.iter().enumerate() {
         let exe = build(root, name, flags)?;
         println!("bench-layout: running {name} ({})", exe.display());
-        let out = Command::new(&exe)
+        let out = runner(&exe)
             .args(["--small", "--cells"])
             .current_dir(root)
             .output()
@@ -108,6 +109,22 @@ pub fn run(root: &Path) -> Result<bool, Error> {
         }
     );
     Ok(misses.is_empty())
+}
+
+/// The command that runs a build: the executable itself, or under the prefix
+/// in `MCSAFE_BENCH_RUNNER` (such as `chrt -f 50 taskset -c 1`, to keep other
+/// work off the measuring core on a shared machine; the builds stay outside it).
+pub fn runner(exe: &Path) -> Command {
+    let prefix = std::env::var("MCSAFE_BENCH_RUNNER").unwrap_or_default();
+    let mut words = prefix.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(exe);
+            command
+        }
+        None => Command::new(exe),
+    }
 }
 
 fn names() -> String {
