@@ -173,19 +173,27 @@ pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnc
         body();
         std::process::exit(0);
     }
+    let output = child_output(test_name, env);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
+    output.status
+}
+
+/// Runs the test `test_name` of this binary in a child process (where
+/// [`in_child`] runs its body) and returns how it ended and what it printed.
+pub fn child_output(test_name: &str, env: &[(&str, &str)]) -> std::process::Output {
     let output = Command::new(std::env::current_exe().unwrap())
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test_name)
         .envs(env.iter().copied())
         .output()
         .expect("spawn the test binary");
-    let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !stdout.contains("running 1 test") {
+        let stderr = String::from_utf8_lossy(&output.stderr);
         panic!("child did not run {test_name}:\n{stdout}\n{stderr}");
     }
-    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
-    output.status
+    output
 }
 
 /// The signal that ended a child, if one did.
@@ -266,5 +274,18 @@ pub fn expected_cut(b: isize, len: usize) -> Option<usize> {
         None
     } else {
         Some(b.max(0) as usize)
+    }
+}
+
+/// Copy faults with every strategy (the third page of a mapping is lost):
+/// recovered exactly.
+pub fn assert_copy_faults_recovered() {
+    let lost = LostTail::new(2, 1, 7);
+    let mut dst = vec![0u8; 3 * PAGE];
+    for strategy in mcsafe::Strategy::available() {
+        // SAFETY: the mapping's third page is lost.
+        let f = unsafe { mcsafe::copy_mc_with(strategy, dst.as_mut_ptr(), lost.base(), 3 * PAGE) }
+            .unwrap_err();
+        assert_eq!(f.copied(), 2 * PAGE, "{strategy}");
     }
 }
