@@ -169,11 +169,7 @@ fn call_buffers(gregs: &[libc::greg_t]) -> (usize, usize, usize) {
 unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> bool {
     // SAFETY: per this function's contract.
     let (info, gregs) = unsafe { (&*info, &mut (*context).uc_mcontext.gregs) };
-    let kernel_fault = matches!(
-        info.code,
-        libc::BUS_MCEERR_AR | libc::BUS_ADRERR | libc::BUS_OBJERR
-    );
-    if info.signo != libc::SIGBUS || !kernel_fault {
+    if !is_kernel_sigbus(info.signo, info.code) {
         return false;
     }
     let rip = gregs
@@ -187,10 +183,8 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
     if cut(info.addr, granule(lsb, page_size()), dst, src, len).is_none() {
         return false;
     }
-    // The fault word and address the fixup returns (asm/landing_pads.s).
-    let word = (info.code as u16 as usize) | (lsb as usize).wrapping_shl(WORD_LSB_SHIFT);
     for (reg, value) in [
-        (libc::REG_RCX, word),
+        (libc::REG_RCX, fault_word(info.code, lsb)),
         (libc::REG_R11, info.addr),
         (libc::REG_RIP, pad.fixup),
     ] {
@@ -200,6 +194,22 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
     }
     RECOVERED.fetch_add(1, Relaxed);
     true
+}
+
+/// A SIGBUS the kernel raised for a faulting access (the codes a copy fault
+/// can have): rule 1's signal and code.
+fn is_kernel_sigbus(signo: c_int, code: c_int) -> bool {
+    signo == libc::SIGBUS
+        && matches!(
+            code,
+            libc::BUS_MCEERR_AR | libc::BUS_ADRERR | libc::BUS_OBJERR
+        )
+}
+
+/// The fault word the fixup returns in rcx (asm/landing_pads.s): `si_code` in
+/// the low 16 bits, `si_addr_lsb` above.
+fn fault_word(code: c_int, lsb: u32) -> usize {
+    (code as u16 as usize) | (lsb as usize).wrapping_shl(WORD_LSB_SHIFT)
 }
 
 pub(super) fn page_size() -> usize {
@@ -216,26 +226,50 @@ unsafe fn pass_on(signo: c_int, info: *mut siginfo_t, context: *mut c_void, call
     let Some((saved, ours)) = SAVED.load() else {
         return; // not reachable: install publishes before the handler is live
     };
-    let restorer = RESTORER.load(Relaxed);
-    let from_kernel = restorer == 0 || caller == restorer;
+    let from_kernel = called_by_kernel(caller, RESTORER.load(Relaxed));
     // SAFETY: info is valid for this delivery.
     let code = unsafe { (*info).si_code };
-    // The kernel forces synchronous faults through even when the signal is
-    // blocked or ignored; BUS_MCEERR_AO and signals sent by a process it does not.
-    let forced = code > 0 && !(signo == libc::SIGBUS && code == libc::BUS_MCEERR_AO);
-    match Disposition::now().handler(saved) {
-        libc::SIG_IGN if !forced => {}
-        libc::SIG_DFL | libc::SIG_IGN if forced || from_kernel => {
-            // SAFETY: this delivery's signal and siginfo.
-            unsafe { die_by_default(signo, info) }
-        }
-        libc::SIG_DFL | libc::SIG_IGN => {} // rule 3: a chaining handler's choice
+    let handler = Disposition::now().handler(saved);
+    match how_to_pass_on(handler, signo, code, from_kernel) {
+        PassOn::Drop => {}
+        // SAFETY: this delivery's signal and siginfo.
+        PassOn::DieByDefault => unsafe { die_by_default(signo, info) },
         // SAFETY: the previous action's handler and this delivery's arguments.
-        handler => unsafe {
+        PassOn::Call(handler) => unsafe {
             call_previous(handler, saved, ours, from_kernel, signo, info, context)
         },
     }
     set_errno(saved_errno);
+}
+
+/// Rule 3's first question: the kernel returns from a handler it called
+/// through the action's restorer. Before install read the restorer back (0),
+/// every caller counts as the kernel.
+fn called_by_kernel(caller: usize, restorer: usize) -> bool {
+    restorer == 0 || caller == restorer
+}
+
+/// What passing a signal on comes to (rules 2 and 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PassOn {
+    /// Ignored, or left to the chaining handler that called us.
+    Drop,
+    /// The default action: death by the signal.
+    DieByDefault,
+    /// A call of the previous handler function.
+    Call(usize),
+}
+
+fn how_to_pass_on(handler: usize, signo: c_int, code: c_int, from_kernel: bool) -> PassOn {
+    // The kernel forces synchronous faults through even when the signal is
+    // blocked or ignored; BUS_MCEERR_AO and signals sent by a process it does not.
+    let forced = code > 0 && !(signo == libc::SIGBUS && code == libc::BUS_MCEERR_AO);
+    match handler {
+        libc::SIG_IGN if !forced => PassOn::Drop,
+        libc::SIG_DFL | libc::SIG_IGN if forced || from_kernel => PassOn::DieByDefault,
+        libc::SIG_DFL | libc::SIG_IGN => PassOn::Drop, // rule 3: the chaining handler's choice
+        handler => PassOn::Call(handler),
+    }
 }
 
 /// The default action, as the kernel would take it: the default disposition
@@ -280,7 +314,7 @@ unsafe fn call_previous(
     info: *mut siginfo_t,
     context: *mut c_void,
 ) {
-    if from_kernel && saved.flags & libc::SA_RESETHAND != 0 {
+    if resets_first(saved.flags, from_kernel) {
         Disposition::Default.set();
     }
     let before = current_action();
@@ -299,6 +333,11 @@ unsafe fn call_previous(
     if let (Some(before), Some(now)) = (before, current_action()) {
         adopt_own_change(before, now, handler, ours);
     }
+}
+
+/// Whether the kernel would have reset the previous action before calling it.
+fn resets_first(flags: c_int, from_kernel: bool) -> bool {
+    from_kernel && flags & libc::SA_RESETHAND != 0
 }
 
 /// Rule 4, after the previous handler `called` returned.
