@@ -186,7 +186,12 @@ fn stress(secs: f64) {
             .map(|tid| s.spawn(|| receive(tid, &stop)))
             .collect();
         let _stop = StopOnDrop(&stop);
+        let started = Instant::now();
         while tids.iter().any(|t| t.load(SeqCst) == 0) {
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "the receivers never started"
+            );
             std::thread::yield_now();
         }
         while Instant::now() < deadline {

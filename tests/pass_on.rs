@@ -604,7 +604,9 @@ fn rust_std_cell(kind: Kind) {
             let tid = copier.tid.load(SeqCst);
             // SAFETY: a thread of this process.
             unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGBUS) };
+            let deadline = Instant::now() + Duration::from_secs(5);
             while mcsafe::stats().passed_on == passed_on {
+                assert!(Instant::now() < deadline, "the signal was never passed on");
                 std::thread::yield_now();
             }
             assert!(copier.stop() > 0);
