@@ -62,7 +62,10 @@
 //!    on to the action installed before, as the kernel would have delivered it
 //!    (its mask, stack and `SA_RESETHAND`); if that was `SIG_DFL` (or `SIG_IGN`
 //!    for a fault the kernel forces through), the process dies by SIGBUS as it
-//!    would have without this crate. If that handler changes its own
+//!    would have without this crate. (Reached through a handler installed after
+//!    mcsafe's that chains, it does what that handler would have done with the
+//!    previous action: a plain call, and `SIG_DFL` applied only to a fault that
+//!    would repeat.) If that handler changes its own
 //!    disposition while it runs (Rust std's handler resets SIGBUS to
 //!    `SIG_DFL`), the change applies to the action mcsafe passes signals on to,
 //!    and mcsafe's handler stays in place. Handlers installed after mcsafe's

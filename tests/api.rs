@@ -305,8 +305,12 @@ fn hostile_ranges_are_refused_by_every_entry_point() {
     // source outside user space with a length above 2^62 likewise.
     let kernel = 0xc000_0000_0000_0000usize;
     assert_refused(kernel + 0x1000, kernel + 0x9000, 16, "source range");
+    // (Also found overlapping, by the wrapping arithmetic: both reasons at once.)
     assert_refused(p, (1 << 62) + 0x1000, 1 << 62, "leaves user space");
     assert_refused((1 << 62) + 0x1000, p, 1 << 62, "leaves user space");
+    // (A destination below the source, so that no overlap is found either.)
+    assert_refused(0x1000, (1 << 62) + 0x10000, 1 << 62, "source range");
+    assert_refused((1 << 62) + 0x10000, 0x1000, 1 << 62, "leaves user space");
     assert_refused(p, p, 16, "overlap");
     assert_refused(p + 15, p, 16, "overlap");
     assert_refused(p, p + 15, 16, "overlap");

@@ -127,12 +127,18 @@ fn and_copies_through_the_chainer(run: &Run) -> Run {
 
 static MCSAFE_HANDLER: AtomicUsize = AtomicUsize::new(0);
 static PASSED_SIGNO: AtomicI32 = AtomicI32::new(0);
+static RELABELLED: AtomicI32 = AtomicI32::new(0);
 
 /// A SIGSEGV handler that hands the signal to mcsafe's SIGBUS handler, with
-/// the signal number `PASSED_SIGNO` (a chaining handler that mixes up the
+/// the signal number `PASSED_SIGNO` and, if `RELABELLED` is set, a siginfo
+/// whose `si_signo` it rewrote to SIGBUS (a chaining handler that mixes up the
 /// actions it saved).
 extern "C" fn confused_chainer(_: i32, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     let signo = PASSED_SIGNO.load(SeqCst);
+    if RELABELLED.load(SeqCst) != 0 {
+        // SAFETY: this delivery's siginfo, writable.
+        unsafe { (*info).si_signo = libc::SIGBUS };
+    }
     // SAFETY: mcsafe's handler takes SA_SIGINFO arguments.
     unsafe {
         recorder::call_action(
@@ -158,7 +164,9 @@ fn a_sigsegv_passed_to_mcsafe_is_never_recovered() {
             set_action(libc::SIG_DFL, 0);
             mcsafe::install().unwrap();
             MCSAFE_HANDLER.store(current_action().sa_sigaction, SeqCst);
+            let (signo, relabelled) = signo.split_once(',').unwrap();
             PASSED_SIGNO.store(signo.parse().unwrap(), SeqCst);
+            RELABELLED.store(relabelled.parse().unwrap(), SeqCst);
             // SAFETY: a valid SA_SIGINFO action for SIGSEGV, in this child.
             unsafe {
                 let mut action: libc::sigaction = std::mem::zeroed();
@@ -184,11 +192,13 @@ fn a_sigsegv_passed_to_mcsafe_is_never_recovered() {
         });
         return;
     }
-    for (signo, dies_by) in [(libc::SIGSEGV, libc::SIGSEGV), (libc::SIGBUS, libc::SIGBUS)] {
-        let run = Run::of(&child_output(TEST, &[("MCSAFE_SIGNO", &signo.to_string())]));
-        // The default action of the signal number passed (the chainer's SIG_DFL).
-        assert_eq!(run.end, End::Killed(dies_by), "passed as {signo}: {run:?}");
-        assert!(run.log.is_empty(), "passed as {signo}: {run:?}");
+    // (signal number passed, siginfo relabelled SIGBUS): the process dies by
+    // the default action of the number passed (the chainer's SIG_DFL).
+    for (signo, relabelled) in [(libc::SIGSEGV, 0), (libc::SIGBUS, 0), (libc::SIGSEGV, 1)] {
+        let spec = format!("{signo},{relabelled}");
+        let run = Run::of(&child_output(TEST, &[("MCSAFE_SIGNO", &spec)]));
+        assert_eq!(run.end, End::Killed(signo), "passed as {spec}: {run:?}");
+        assert!(run.log.is_empty(), "passed as {spec}: {run:?}");
     }
 }
 
@@ -543,14 +553,27 @@ fn a_previous_handler_that_never_returns_leaves_nothing_half_done() {
 
 // ---- errno ----
 
-/// errno as the interrupted code left it, after a signal mcsafe passed on (to
-/// a handler that does not touch it).
+/// A previous handler that sets errno (and does not put it back, as POSIX
+/// asks of handlers).
+extern "C" fn errno_clobbering_handler(
+    signo: i32,
+    info: *mut libc::siginfo_t,
+    context: *mut libc::c_void,
+) {
+    recorder::previous_returns(signo, info, context);
+    // SAFETY: this thread's errno.
+    unsafe { *libc::__errno_location() = libc::EAGAIN };
+}
+
+/// errno as the interrupted code left it, after a signal mcsafe passed on,
+/// even when the previous handler changed it (without mcsafe, that change
+/// would show: mcsafe's handler keeps errno, as POSIX asks of every handler).
 #[test]
 fn errno_survives_a_passed_on_signal() {
     const TEST: &str = "errno_survives_a_passed_on_signal";
     if in_cell(TEST, |with| {
         set_action(
-            address(recorder::previous_returns as *const ()),
+            address(errno_clobbering_handler as *const ()),
             libc::SA_SIGINFO,
         );
         if with {
@@ -567,8 +590,9 @@ fn errno_survives_a_passed_on_signal() {
         return;
     }
     let (without, with) = without_and_with(TEST);
-    assert_eq!(without.log, log(&["P 7 -6", "errno 4242"]));
-    assert_eq!(with, without);
+    let eagain = format!("errno {}", libc::EAGAIN);
+    assert_eq!(without.log, log(&["P 7 -6", &eagain]));
+    assert_eq!(with.log, log(&["P 7 -6", "errno 4242"]));
 }
 
 // ---- races with another thread's sigaction, made to happen (ptrace) ----

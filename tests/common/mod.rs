@@ -181,19 +181,50 @@ pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnc
 
 /// Runs the test `test_name` of this binary in a child process (where
 /// [`in_child`] runs its body) and returns how it ended and what it printed.
+/// A child still running after [`child_deadline`] is killed and the test fails:
+/// a broken handler chain that loops must not hang the test binary.
 pub fn child_output(test_name: &str, env: &[(&str, &str)]) -> std::process::Output {
-    let output = Command::new(std::env::current_exe().unwrap())
+    use std::process::Stdio;
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test_name)
         .envs(env.iter().copied())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("spawn the test binary");
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let deadline = child_deadline();
+    let watchdog = std::thread::spawn(move || {
+        let late = finished.recv_timeout(deadline).is_err();
+        if late {
+            // SAFETY: our own child, not yet reaped (the main thread waits for it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        late
+    });
+    let output = child.wait_with_output().expect("wait for the test binary");
+    let _ = done.send(());
+    if watchdog.join().unwrap() {
+        panic!("child {test_name} ({env:?}) still running after {deadline:?}: killed");
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !stdout.contains("running 1 test") {
         let stderr = String::from_utf8_lossy(&output.stderr);
         panic!("child did not run {test_name}:\n{stdout}\n{stderr}");
     }
     output
+}
+
+/// How long a child of [`child_output`] may run: 120 s, plus
+/// `MCSAFE_STRESS_SECS` for the stress tests that run in one.
+pub fn child_deadline() -> std::time::Duration {
+    let stress: f64 = std::env::var("MCSAFE_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    std::time::Duration::from_secs_f64(120.0 + stress.max(0.0))
 }
 
 /// The signal that ended a child, if one did.

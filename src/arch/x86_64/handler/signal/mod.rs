@@ -146,7 +146,7 @@ extern "C" fn on_sigbus(signo: c_int, info: *mut siginfo_t, context: *mut c_void
     // SAFETY: installed with SA_SIGINFO, so the kernel (or a chaining handler,
     // which must pass them on unchanged) supplies a valid siginfo and ucontext.
     unsafe {
-        if signo == libc::SIGBUS && redirect_to_fixup(info.cast(), context.cast()) {
+        if redirect_to_fixup(signo, info.cast(), context.cast()) {
             return;
         }
         pass_on(signo, info, context, caller);
@@ -165,11 +165,12 @@ fn call_buffers(gregs: &[libc::greg_t]) -> (usize, usize, usize) {
 /// (<= 0) are never ours.
 ///
 /// # Safety
-/// `info` and `context` point to the siginfo and ucontext of this delivery.
-unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> bool {
+/// `info` and `context` point to the siginfo and ucontext of this delivery
+/// (of signal `signo`).
+unsafe fn redirect_to_fixup(signo: c_int, info: *const SigFault, context: *mut ucontext_t) -> bool {
     // SAFETY: per this function's contract.
     let (info, gregs) = unsafe { (&*info, &mut (*context).uc_mcontext.gregs) };
-    if !is_kernel_sigbus(info.signo, info.code) {
+    if !is_kernel_sigbus(signo, info.signo, info.code) {
         return false;
     }
     let rip = gregs
@@ -197,9 +198,11 @@ unsafe fn redirect_to_fixup(info: *const SigFault, context: *mut ucontext_t) -> 
 }
 
 /// A SIGBUS the kernel raised for a faulting access (the codes a copy fault
-/// can have): rule 1's signal and code.
-fn is_kernel_sigbus(signo: c_int, code: c_int) -> bool {
+/// can have): rule 1's signal, by the number the handler got and by the
+/// siginfo's, and code.
+fn is_kernel_sigbus(signo: c_int, info_signo: c_int, code: c_int) -> bool {
     signo == libc::SIGBUS
+        && info_signo == libc::SIGBUS
         && matches!(
             code,
             libc::BUS_MCEERR_AR | libc::BUS_ADRERR | libc::BUS_OBJERR
