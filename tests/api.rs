@@ -171,6 +171,32 @@ fn strategy_env_forces_the_current_strategy() {
     }
 }
 
+/// A strategy this CPU cannot run, forced by `MCSAFE_STRATEGY`: a clear panic,
+/// never the routine (SIGILL).
+#[test]
+fn strategy_env_with_a_strategy_this_cpu_cannot_run_fails_loudly() {
+    const TEST: &str = "strategy_env_with_a_strategy_this_cpu_cannot_run_fails_loudly";
+    let missing: Vec<Strategy> = Strategy::ALL
+        .into_iter()
+        .filter(|s| !Strategy::available().contains(s))
+        .collect();
+    if missing.is_empty() {
+        eprintln!("NOT RUN: this CPU runs every strategy");
+        return;
+    }
+    for s in missing {
+        let status = in_child_with_env(TEST, &[("MCSAFE_STRATEGY", s.name())], || {
+            let name = std::env::var("MCSAFE_STRATEGY").unwrap();
+            let caught = std::panic::catch_unwind(Strategy::current);
+            let message = caught.unwrap_err();
+            let message = message.downcast_ref::<String>().unwrap();
+            let want = format!("this CPU cannot run the {name} strategy");
+            assert!(message.contains(&want), "{message}");
+        });
+        assert!(status.success(), "{s}: {status:?}");
+    }
+}
+
 #[test]
 fn strategy_env_with_an_unknown_name_fails_loudly() {
     let status = in_child_with_env(
