@@ -212,3 +212,39 @@ fn the_probe_works_in_a_busy_multithreaded_process_with_sigchld_ignored() {
     );
     assert!(status.success(), "{status:?}");
 }
+
+static CHILDREN: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn count_children(_: i32) {
+    CHILDREN.fetch_add(1, SeqCst);
+}
+
+/// While mcsafe's handler is the current action, `install()` only looks at
+/// it: no probe, so no child process (counted by SIGCHLD); once a handler
+/// function replaced it, the probe's child shows.
+#[test]
+fn install_probes_only_a_handler_that_replaced_mcsafes() {
+    let status = in_child(
+        "install_probes_only_a_handler_that_replaced_mcsafes",
+        || {
+            // SAFETY: a SIGCHLD handler that only counts, in this child.
+            unsafe { libc::signal(libc::SIGCHLD, count_children as *const () as usize) };
+            mcsafe::install().unwrap();
+            for _ in 0..3 {
+                assert_eq!(mcsafe::install(), Ok(()));
+            }
+            // (SIGCHLD reaches the process at once, a thread a moment later.)
+            std::thread::sleep(Duration::from_millis(100));
+            assert_eq!(CHILDREN.load(SeqCst), 0, "no probe while ours is in place");
+            // SAFETY: signal-hook's registration; the action does nothing.
+            unsafe { signal_hook_registry::register_sigaction(libc::SIGBUS, |_| {}) }.unwrap();
+            assert_eq!(mcsafe::install(), Ok(()));
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while CHILDREN.load(SeqCst) == 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert_eq!(CHILDREN.load(SeqCst), 1, "one probe for the replacement");
+        },
+    );
+    assert!(status.success(), "{status:?}");
+}

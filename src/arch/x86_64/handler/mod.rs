@@ -5,8 +5,7 @@
 //! - [`install`]: puts mcsafe's handler in place once (`install_once`, the one
 //!   place where that happens), then checks on later calls that copy faults
 //!   still reach it (`probe.rs` for a handler that replaced it);
-//! - queries: [`counts`], [`page_size`], [`is_installed`],
-//!   [`blocked_in_this_thread`].
+//! - queries: [`counts`], [`page_size`], [`blocked_in_this_thread`].
 //!
 //! Changing what the handler does: `signal.rs`, then the chaining tests
 //! (`cargo test -p mcsafe-tests --test chaining_matrix --test chaining_rules
@@ -17,15 +16,13 @@ mod signal;
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering::*};
+use core::sync::atomic::Ordering::*;
 use std::sync::{Mutex, OnceLock};
 
 use self::signal::{Action, PAGE_SIZE, PASSED_ON, RECOVERED, RESTORER, SAVED};
 use super::probe;
 use super::table;
 use crate::{InstallError, Replacement};
-
-static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// The page size, as the handler and the copy loop use it for faults that carry
 /// no granularity (`si_addr_lsb == 0`).
@@ -39,10 +36,6 @@ pub(crate) fn counts() -> (u64, u64) {
     (RECOVERED.load(Relaxed), PASSED_ON.load(Relaxed))
 }
 
-pub(crate) fn is_installed() -> bool {
-    INSTALLED.load(Acquire)
-}
-
 /// Installs the handler once; later calls check that copy faults still reach it.
 ///
 /// Cheap while mcsafe's handler is the current SIGBUS action (one `sigaction`
@@ -52,11 +45,7 @@ pub(crate) fn is_installed() -> bool {
 /// remembered.
 pub(crate) fn install() -> Result<(), InstallError> {
     static FIRST: OnceLock<Result<(), InstallError>> = OnceLock::new();
-    let first_time = !is_installed();
     (*FIRST.get_or_init(install_once))?;
-    if first_time {
-        return Ok(());
-    }
     let current = current_action()?;
     match current.handler {
         h if h == our_handler() => Ok(()),
@@ -127,7 +116,6 @@ fn install_once() -> Result<(), InstallError> {
             RESTORER.store(installed.sa_restorer.map_or(0, |f| f as usize), Relaxed);
         }
     }
-    INSTALLED.store(true, Release);
     Ok(())
 }
 
