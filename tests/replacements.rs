@@ -248,3 +248,64 @@ fn install_probes_only_a_handler_that_replaced_mcsafes() {
     );
     assert!(status.success(), "{status:?}");
 }
+
+/// With SIGCHLD ignored the kernel reaps the probe's child itself, so how it
+/// ended is unknown: a replacement that does not pass the fault on is then
+/// reported as unverified (with `waitpid`'s errno), at once, not as hung.
+#[test]
+fn with_sigchld_ignored_a_replacement_that_exits_is_unverified() {
+    let status = in_child(
+        "with_sigchld_ignored_a_replacement_that_exits_is_unverified",
+        || {
+            mcsafe::install().unwrap();
+            // SAFETY: setting dispositions in this child.
+            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+            replace(exiting_handler as *const () as usize, 0);
+            let started = Instant::now();
+            let err = mcsafe::install().unwrap_err();
+            assert_eq!(
+                err,
+                InstallError::Replaced(Replacement::Unverified(libc::ECHILD))
+            );
+            assert!(started.elapsed() < Duration::from_secs(1), "not timed out");
+        },
+    );
+    assert!(status.success(), "{status:?}");
+}
+
+/// The lines of /proc/self/maps: one per mapping.
+fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+/// Each probe maps two pages (the lost page, the verdict) and unmaps them.
+#[test]
+fn the_probe_leaves_no_mapping_behind() {
+    let status = in_child("the_probe_leaves_no_mapping_behind", || {
+        mcsafe::install().unwrap();
+        // SAFETY: signal-hook's registration; the action does nothing.
+        unsafe { signal_hook_registry::register_sigaction(libc::SIGBUS, |_| {}) }.unwrap();
+        assert_eq!(mcsafe::install(), Ok(()));
+        let before = mappings();
+        for _ in 0..20 {
+            // A new (handler, flags) each time, so that each call probes.
+            // SAFETY: querying and re-setting the current action.
+            unsafe {
+                let mut action: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut action);
+                action.sa_flags ^= libc::SA_RESTART;
+                libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+            }
+            assert_eq!(mcsafe::install(), Ok(()));
+        }
+        let after = mappings();
+        assert!(
+            after < before + 5,
+            "{before} mappings before 20 probes, {after} after"
+        );
+    });
+    assert!(status.success(), "{status:?}");
+}

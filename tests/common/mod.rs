@@ -159,6 +159,10 @@ pub fn require(available: bool, what: &str, why: &str) -> bool {
 }
 
 const CHILD_ENV: &str = "MCSAFE_TEST_CHILD";
+/// What a child prints when its body returned: an exit status of 0 without it
+/// means something ended the process early (an `_exit(0)` somewhere), which is
+/// not the body's success.
+const BODY_RETURNED: &str = "mcsafe-tests: the child's body returned";
 
 /// Runs `body` in a child process (this test binary, running only the test
 /// `test_name`) and returns how the child ended. In the child, runs `body` and
@@ -171,6 +175,7 @@ pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
 pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnce()) -> ExitStatus {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         body();
+        eprintln!("{BODY_RETURNED}");
         std::process::exit(0);
     }
     let output = child_output(test_name, env);
@@ -210,9 +215,12 @@ pub fn child_output(test_name: &str, env: &[(&str, &str)]) -> std::process::Outp
         panic!("child {test_name} ({env:?}) still running after {deadline:?}: killed");
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
     if !stdout.contains("running 1 test") {
-        let stderr = String::from_utf8_lossy(&output.stderr);
         panic!("child did not run {test_name}:\n{stdout}\n{stderr}");
+    }
+    if output.status.success() && !stderr.contains(BODY_RETURNED) {
+        panic!("child {test_name} ({env:?}) exited 0 before its body returned:\n{stderr}");
     }
     output
 }
