@@ -189,7 +189,7 @@ fn fault(c: &mut Criterion) {
         b.iter(|| assert!(unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src, 4096) }.is_err()))
     });
     group.bench_function("sigsetjmp+memcpy", |b| {
-        // SAFETY: the guard's handler recovers the fault (forwarded by mcsafe).
+        // SAFETY: the guard's handler recovers the fault (passed on by mcsafe).
         b.iter(|| assert!(unsafe { guarded_memcpy(dst.as_mut_ptr(), src, 4096) }.is_err()))
     });
     group.finish();

@@ -324,7 +324,7 @@ pub enum InstallError {
     /// replacement does not pass copy faults on to it: a fault inside a copy would
     /// not be recovered. What the replacement does with one is the
     /// [`Replacement`]. Install the other handler *before* mcsafe's (mcsafe
-    /// forwards every SIGBUS that is not its own to it), or make it call the
+    /// passes every SIGBUS that is not its own on to it), or make it call the
     /// handler it replaced for SIGBUS it does not own, as `signal-hook` does.
     Replaced(Replacement),
     /// SIGBUS is blocked in the calling thread. The handler is installed, but
@@ -364,8 +364,8 @@ impl fmt::Display for InstallError {
             InstallError::Replaced(by) => write!(
                 f,
                 "mcsafe's SIGBUS handler was replaced by {by}, so copy faults are not \
-                 recovered: install that handler before mcsafe's, or make it forward \
-                 SIGBUS it does not own to the handler it replaced (as signal-hook does)"
+                 recovered: install that handler before mcsafe's, or make it pass \
+                 SIGBUS it does not own on to the handler it replaced (as signal-hook does)"
             ),
             InstallError::SigbusBlocked => f.write_str(
                 "SIGBUS is blocked in this thread: a copy fault here would kill the process \

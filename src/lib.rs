@@ -63,19 +63,28 @@
 //!    `copy_mc` fixes were about.)
 //! 3. **Both sides**: faults reading `src` and writing `dst` are both recovered,
 //!    told apart by [`Fault::side`].
-//! 4. **Only our faults.** The handler acts only on a kernel-generated
+//! 4. **Only our faults.** The handler acts only on a kernel-generated SIGBUS
 //!    `BUS_MCEERR_AR`, `BUS_ADRERR` or `BUS_OBJERR` whose RIP lies in a copy
 //!    routine and whose granule overlaps that copy's buffers. Every other SIGBUS
 //!    (`BUS_MCEERR_AO`, `SI_KERNEL`, a fault elsewhere, one sent by `kill` or
-//!    `sigqueue`) goes to the handler installed before, as it was installed; if
-//!    that was `SIG_DFL` (or `SIG_IGN` for a fault the kernel forces through),
-//!    the process dies by SIGBUS as it would have without this crate. If that
-//!    handler changes the SIGBUS action while it runs (Rust std's own handler
-//!    resets it to `SIG_DFL`; `SA_RESETHAND` asks the same), the change applies
-//!    to the action mcsafe forwards to, and mcsafe's handler stays in place.
-//! 5. **Async-signal-safe handler**, installed with
-//!    `SA_SIGINFO | SA_ONSTACK | SA_NODEFER`: it edits the saved registers
-//!    (RIP to a fixup, the fault into two registers) and returns. No longjmp.
+//!    `sigqueue`), and any other signal a chaining handler hands it, is passed
+//!    on to the action installed before, as the kernel would have delivered it
+//!    (its mask, stack and `SA_RESETHAND`); if that was `SIG_DFL` (or `SIG_IGN`
+//!    for a fault the kernel forces through), the process dies by SIGBUS as it
+//!    would have without this crate. (Reached through a handler installed after
+//!    mcsafe's that chains, it does what that handler would have done with the
+//!    previous action: a plain call, and `SIG_DFL` applied only to a fault that
+//!    would repeat.) If that handler changes its own
+//!    disposition while it runs (Rust std's handler resets SIGBUS to
+//!    `SIG_DFL`), the change applies to the action mcsafe passes signals on to,
+//!    and mcsafe's handler stays in place. Handlers installed after mcsafe's
+//!    are left alone. The rules, and the matrix of install orders each checked
+//!    against the same program without mcsafe: `docs/reliability.md`.
+//! 5. **Async-signal-safe handler**: it edits the saved registers (RIP to a
+//!    fixup, the fault into two registers) and returns. No longjmp. Its action
+//!    has `SA_SIGINFO` and the previous action's mask, `SA_NODEFER`,
+//!    `SA_ONSTACK` and `SA_RESTART` (over `SIG_DFL` or `SIG_IGN`:
+//!    `SA_ONSTACK | SA_RESTART`).
 //!
 //! # Fault kinds
 //!
@@ -101,9 +110,10 @@
 //!   [`install`] reports it blocked in the thread that calls it.
 //! - The handler is process-wide. Install other SIGBUS handlers *before* the
 //!   first copy (they receive every SIGBUS that is not mcsafe's), or make them
-//!   forward what they do not own to the handler they replaced, as `signal-hook`
-//!   does. [`install`] tells a replacement that forwards from one that does not
-//!   (it probes with a real copy fault in a forked child) and reports the latter.
+//!   pass what they do not own on to the handler they replaced, as `signal-hook`
+//!   does. [`install`] tells a replacement that passes copy faults on from one
+//!   that does not (it probes with a real copy fault in a forked child) and
+//!   reports the latter.
 //! - SIGSEGV is not hooked at all: Rust's stack-overflow report and any other
 //!   SIGSEGV handler keep working as without mcsafe.
 //! - On an alternate signal stack, mcsafe's handler needs about 1 KiB beyond
@@ -159,8 +169,8 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 ///
 /// Idempotent and thread-safe; [`copy_mc`] calls it on first use, so calling it
 /// is optional. Call it early if other code installs SIGBUS handlers: mcsafe
-/// saves the handler it replaces and forwards to it every SIGBUS that is not a
-/// copy fault.
+/// saves the handler it replaces and passes on to it every SIGBUS that is not
+/// a copy fault.
 ///
 /// Call it again after any other code may have installed a SIGBUS handler (a
 /// runtime, a profiler, a crash reporter). While mcsafe's handler is the
@@ -191,8 +201,8 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 ///   a handler that, on a copy fault, kills the process, exits, or returns
 ///   without passing the fault on (see [`Replacement`]). Copy faults would not
 ///   be recovered. What to do: install that handler *before* the first call of
-///   `install` or [`copy_mc`] (mcsafe then forwards to it every SIGBUS that is
-///   not its own), or make it call the handler it replaced for SIGBUS it does
+///   `install` or [`copy_mc`] (mcsafe then passes on to it every SIGBUS that
+///   is not its own), or make it call the handler it replaced for SIGBUS it does
 ///   not own, as `signal-hook` does. A replacement that does chain (such as a
 ///   `signal-hook` registration made after mcsafe's) gives `Ok(())`.
 /// - [`InstallError::SigbusBlocked`] if SIGBUS is blocked in the calling
@@ -224,8 +234,9 @@ pub fn install() -> Result<(), InstallError> {
 pub struct Stats {
     /// Faults inside copy routines, redirected to a fixup (one per signal).
     pub recovered: u64,
-    /// SIGBUS that were not mcsafe's, handed to the previous handler.
-    pub forwarded: u64,
+    /// Signals that were not mcsafe's, passed on to the previous action
+    /// (was `forwarded`).
+    pub passed_on: u64,
 }
 
 /// The handler's counters: for monitoring, and for tests that count signals.
@@ -240,10 +251,10 @@ pub struct Stats {
 /// assert!(mcsafe::stats().recovered >= before.recovered);
 /// ```
 pub fn stats() -> Stats {
-    let (recovered, forwarded) = arch::counts();
+    let (recovered, passed_on) = arch::counts();
     Stats {
         recovered,
-        forwarded,
+        passed_on,
     }
 }
 

@@ -95,6 +95,44 @@ fn adjacent_ranges_are_not_overlap() {
     // SAFETY: [0, 32) and [32, 64) are disjoint parts of one buffer.
     unsafe { mcsafe::copy_mc(p, p.add(32), 32) }.unwrap();
     assert_eq!(&buf[..32], &buf[32..]);
+    // The destination right after the source (dst == src + len), every entry point.
+    for strategy in Strategy::available() {
+        let mut buf: Vec<u8> = (0..64).collect();
+        let p = buf.as_mut_ptr();
+        // SAFETY: as above, the other way round.
+        unsafe { mcsafe::copy_mc_with(strategy, p.add(32), p, 32) }.unwrap();
+        assert_eq!(&buf[..32], &buf[32..], "{strategy}");
+    }
+}
+
+/// A copy between adjacent buffers of one mapping (the destination right after
+/// the source) that loses a page: cut at that page, on its side.
+#[test]
+fn adjacent_ranges_that_lose_a_page_are_cut_exactly_on_the_right_side() {
+    // Pages 0-1: the source; 2-3: the destination (dst == src + len).
+    for (lost, side, copied) in [
+        (1, Side::Source, PAGE),
+        (2, Side::Destination, 0),
+        (3, Side::Destination, PAGE),
+    ] {
+        let map = match UffdPoisoned::new(4, &[lost], 6) {
+            Ok(map) => map,
+            Err(e) => {
+                require(false, "adjacent buffers losing a page", &e.to_string());
+                return;
+            }
+        };
+        let src = map.base();
+        let _serial = signal_lock();
+        for strategy in Strategy::available() {
+            // SAFETY: one mapping of 4 pages, page `lost` poisoned.
+            let f = unsafe { mcsafe::copy_mc_with(strategy, src.add(2 * PAGE), src, 2 * PAGE) }
+                .unwrap_err();
+            let what = format!("{strategy}, page {lost} lost");
+            assert_eq!((f.side(), f.copied()), (side, copied), "{what}");
+            assert_eq!(f.addr() & !(PAGE - 1), src as usize + lost * PAGE, "{what}");
+        }
+    }
 }
 
 #[test]
@@ -130,6 +168,32 @@ fn strategy_env_forces_the_current_strategy() {
             },
         );
         assert!(status.success(), "child forced to {s}: {status:?}");
+    }
+}
+
+/// A strategy this CPU cannot run, forced by `MCSAFE_STRATEGY`: a clear panic,
+/// never the routine (SIGILL).
+#[test]
+fn strategy_env_with_a_strategy_this_cpu_cannot_run_fails_loudly() {
+    const TEST: &str = "strategy_env_with_a_strategy_this_cpu_cannot_run_fails_loudly";
+    let missing: Vec<Strategy> = Strategy::ALL
+        .into_iter()
+        .filter(|s| !Strategy::available().contains(s))
+        .collect();
+    if missing.is_empty() {
+        eprintln!("NOT RUN: this CPU runs every strategy");
+        return;
+    }
+    for s in missing {
+        let status = in_child_with_env(TEST, &[("MCSAFE_STRATEGY", s.name())], || {
+            let name = std::env::var("MCSAFE_STRATEGY").unwrap();
+            let caught = std::panic::catch_unwind(Strategy::current);
+            let message = caught.unwrap_err();
+            let message = message.downcast_ref::<String>().unwrap();
+            let want = format!("this CPU cannot run the {name} strategy");
+            assert!(message.contains(&want), "{message}");
+        });
+        assert!(status.success(), "{s}: {status:?}");
     }
 }
 
@@ -262,6 +326,17 @@ fn hostile_ranges_are_refused_by_every_entry_point() {
     assert_refused(p, p + 128, usize::MAX, "wraps the address space");
     // Past isize::MAX bytes without wrapping (a small address): still refused.
     assert_refused(16, 4096, isize::MAX as usize + 1, "wraps the address space");
+    // Both ranges outside user space at once, with the same high bits (a check
+    // that combined them with `^` instead of `|` would let them through); a
+    // source outside user space with a length above 2^62 likewise.
+    let kernel = 0xc000_0000_0000_0000usize;
+    assert_refused(kernel + 0x1000, kernel + 0x9000, 16, "source range");
+    // (Also found overlapping, by the wrapping arithmetic: both reasons at once.)
+    assert_refused(p, (1 << 62) + 0x1000, 1 << 62, "leaves user space");
+    assert_refused((1 << 62) + 0x1000, p, 1 << 62, "leaves user space");
+    // (A destination below the source, so that no overlap is found either.)
+    assert_refused(0x1000, (1 << 62) + 0x10000, 1 << 62, "source range");
+    assert_refused((1 << 62) + 0x10000, 0x1000, 1 << 62, "leaves user space");
     assert_refused(p, p, 16, "overlap");
     assert_refused(p + 15, p, 16, "overlap");
     assert_refused(p, p + 15, 16, "overlap");

@@ -115,7 +115,66 @@ fn copy_faults_never_reach_the_previous_handler() {
                     .unwrap_err();
             assert_eq!(f.copied(), 2 * PAGE);
         }
-        assert_eq!(mcsafe::stats().forwarded, 0);
+        assert_eq!(mcsafe::stats().passed_on, 0);
     });
     assert!(status.success(), "{status:?}");
+}
+
+// ---- the default action, in detail ----
+
+/// Dies by a foreign SIGBUS in a fresh directory with core files allowed,
+/// with or without mcsafe.
+fn die_with_core_allowed(with_mcsafe: bool) {
+    let dir = std::env::var("MCSAFE_CORE_DIR").unwrap();
+    std::env::set_current_dir(dir).unwrap();
+    let limit = libc::rlimit {
+        rlim_cur: 1 << 30,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: raising this child's core limit (root may raise the maximum too).
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
+    // SAFETY: setting a disposition in this child.
+    unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
+    if with_mcsafe {
+        mcsafe::install().unwrap();
+    }
+    let lost = LostTail::new(1, 1, 0);
+    // SAFETY: the page is lost: SIGBUS.
+    unsafe { lost.boundary().read_volatile() };
+}
+
+#[test]
+fn sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe() {
+    use std::os::unix::process::ExitStatusExt;
+    const TEST: &str = "sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe";
+    if let Ok(with) = std::env::var("MCSAFE_WITH") {
+        in_child(TEST, || die_with_core_allowed(with == "1"));
+        return;
+    }
+    let mut dumped = Vec::new();
+    for with in ["0", "1"] {
+        let dir = std::env::temp_dir().join(format!("mcsafe-core-{}-{with}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = in_child_with_env(
+            TEST,
+            &[
+                ("MCSAFE_WITH", with),
+                ("MCSAFE_CORE_DIR", dir.to_str().unwrap()),
+            ],
+            || {},
+        );
+        assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        dumped.push((status.core_dumped(), files > 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!(
+        "core dumped (flag, file) without mcsafe {:?}, with {:?}",
+        dumped[0], dumped[1]
+    );
+    assert_eq!(dumped[0], dumped[1], "same as without mcsafe");
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    if pattern.trim() == "core" {
+        assert_eq!(dumped[1], (true, true), "core_pattern is a plain file here");
+    }
 }

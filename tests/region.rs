@@ -693,3 +693,52 @@ fn a_file_offset_near_u64_max_saturates_in_errors_instead_of_panicking() {
     assert_eq!(lost.offset(), u64::MAX);
     assert_eq!(lost.lost(), u64::MAX..u64::MAX);
 }
+
+#[test]
+fn the_accessors_say_what_the_region_was_built_from() {
+    let file = TruncatedFile::new();
+    let region = file.region(false);
+    assert_eq!(region.file_offset(), MAP_FROM as u64);
+    assert_eq!(region.len(), MAP_LEN);
+    assert!(!region.is_empty());
+    assert!(!region.is_writable());
+    assert_eq!(region.as_ptr(), file.map.cast_const());
+    assert!(file.region(true).is_writable());
+    let debug = format!("{region:?}");
+    for field in [
+        "MappedRegion".to_owned(),
+        format!("ptr: {:?}", file.map),
+        format!("len: {MAP_LEN}"),
+        "writable: false".to_owned(),
+        format!("file_offset: {MAP_FROM}"),
+    ] {
+        assert!(debug.contains(&field), "{field} in {debug}");
+    }
+    // SAFETY: len 0: nothing is ever read.
+    let empty = unsafe { MappedRegion::from_raw_parts(std::ptr::null(), 0) };
+    assert!(empty.is_empty());
+    assert_eq!(empty.len(), 0);
+    assert_eq!(empty.file_offset(), 0, "0 unless told");
+}
+
+#[test]
+fn set_position_moves_the_cursor_for_reads_and_writes() {
+    let file = TruncatedFile::new();
+    let region = file.region(true);
+    let mut cursor = region.cursor();
+    cursor.set_position(at(MAP_FROM + 100));
+    assert_eq!(cursor.position(), at(MAP_FROM + 100));
+    let mut buf = [0u8; 16];
+    cursor.read_exact(&mut buf).unwrap();
+    assert_eq!(buf.to_vec(), file_bytes(MAP_FROM + 100, 16));
+    assert_eq!(cursor.position(), at(MAP_FROM + 116));
+    cursor.set_position(at(MAP_FROM + 8));
+    cursor.write_all(b"set_position").unwrap();
+    let mut back = [0u8; 12];
+    region.read_exact_at(at(MAP_FROM + 8), &mut back).unwrap();
+    assert_eq!(&back, b"set_position");
+    // Past the end, as for a file: reads return 0.
+    cursor.set_position(MAP_LEN as u64 + 5);
+    assert_eq!(cursor.read(&mut buf).unwrap(), 0);
+    assert!(std::ptr::eq(cursor.region(), &region));
+}

@@ -75,8 +75,8 @@ struct mcsafe_fault {
 struct mcsafe_stats {
   // Faults inside mcsafe's routines, recovered (one per signal).
   uint64_t recovered;
-  // SIGBUS that were not mcsafe's, handed to the handler installed before.
-  uint64_t forwarded;
+  // SIGBUS that were not mcsafe's, passed on to the handler installed before.
+  uint64_t passed_on;
 };
 
 #ifdef __cplusplus

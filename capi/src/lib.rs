@@ -77,8 +77,8 @@ pub struct mcsafe_fault {
 pub struct mcsafe_stats {
     /// Faults inside mcsafe's routines, recovered (one per signal).
     pub recovered: u64,
-    /// SIGBUS that were not mcsafe's, handed to the handler installed before.
-    pub forwarded: u64,
+    /// SIGBUS that were not mcsafe's, passed on to the handler installed before.
+    pub passed_on: u64,
 }
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still
@@ -359,7 +359,7 @@ pub unsafe extern "C" fn mcsafe_get_stats(stats: *mut mcsafe_stats) -> c_int {
     let now = mcsafe::stats();
     let counters = mcsafe_stats {
         recovered: now.recovered,
-        forwarded: now.forwarded,
+        passed_on: now.passed_on,
     };
     // SAFETY: checked non-NULL; the caller vouches it is writable.
     unsafe { stats.write_unaligned(counters) };

@@ -65,7 +65,7 @@ pub fn report() -> String {
         "early kill",
         match caps.early_kill() {
             Some(true) => "on (vm.memory_failure_early_kill=1): processes mapping a page found \
-                           poisoned get BUS_MCEERR_AO at once, which mcsafe forwards (SIG_DFL \
+                           poisoned get BUS_MCEERR_AO at once, which mcsafe passes on (SIG_DFL \
                            kills)"
                 .into(),
             Some(false) => "off (vm.memory_failure_early_kill=0): poison is reported when \
@@ -109,8 +109,8 @@ pub fn report() -> String {
     line(
         "handler counters",
         format!(
-            "{} recovered, {} forwarded",
-            stats.recovered, stats.forwarded
+            "{} recovered, {} passed on",
+            stats.recovered, stats.passed_on
         ),
     );
     out
@@ -151,7 +151,7 @@ fn disposition() -> String {
         libc::SIG_IGN => "SIG_IGN".into(),
         addr => format!(
             "a handler at {addr:#x} (in a Rust program, the standard library's stack \
-             overflow reporter); mcsafe forwards to it every SIGBUS that is not its own"
+             overflow reporter); mcsafe passes on to it every SIGBUS that is not its own"
         ),
     }
 }

@@ -48,7 +48,7 @@ impl Capabilities {
     /// `vm.memory_failure_early_kill`, where the kernel has it. When set, every
     /// process that maps a page the kernel finds poisoned gets a
     /// `BUS_MCEERR_AO` at once (not only the one that touches it), which kills a
-    /// process that does not handle it: mcsafe forwards `BUS_MCEERR_AO` to the
+    /// process that does not handle it: mcsafe passes `BUS_MCEERR_AO` on to the
     /// previous handler, as it must.
     pub fn early_kill(&self) -> Option<bool> {
         self.early_kill

@@ -168,6 +168,10 @@ pub fn require(available: bool, what: &str, why: &str) -> bool {
 }
 
 const CHILD_ENV: &str = "MCSAFE_TEST_CHILD";
+/// What a child prints when its body returned: an exit status of 0 without it
+/// means something ended the process early (an `_exit(0)` somewhere), which is
+/// not the body's success.
+const BODY_RETURNED: &str = "mcsafe-tests: the child's body returned";
 
 /// Runs `body` in a child process (this test binary, running only the test
 /// `test_name`) and returns how the child ended. In the child, runs `body` and
@@ -180,21 +184,64 @@ pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
 pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnce()) -> ExitStatus {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         body();
+        eprintln!("{BODY_RETURNED}");
         std::process::exit(0);
     }
-    let output = Command::new(std::env::current_exe().unwrap())
+    let output = child_output(test_name, env);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
+    output.status
+}
+
+/// Runs the test `test_name` of this binary in a child process (where
+/// [`in_child`] runs its body) and returns how it ended and what it printed.
+/// A child still running after [`child_deadline`] is killed and the test fails:
+/// a broken handler chain that loops must not hang the test binary.
+pub fn child_output(test_name: &str, env: &[(&str, &str)]) -> std::process::Output {
+    use std::process::Stdio;
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test_name)
         .envs(env.iter().copied())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("spawn the test binary");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let pid = child.id() as libc::pid_t;
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let deadline = child_deadline();
+    let watchdog = std::thread::spawn(move || {
+        let late = finished.recv_timeout(deadline).is_err();
+        if late {
+            // SAFETY: our own child, not yet reaped (the main thread waits for it).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        late
+    });
+    let output = child.wait_with_output().expect("wait for the test binary");
+    let _ = done.send(());
+    if watchdog.join().unwrap() {
+        panic!("child {test_name} ({env:?}) still running after {deadline:?}: killed");
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
     if !stdout.contains("running 1 test") {
         panic!("child did not run {test_name}:\n{stdout}\n{stderr}");
     }
-    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
-    output.status
+    if output.status.success() && !stderr.contains(BODY_RETURNED) {
+        panic!("child {test_name} ({env:?}) exited 0 before its body returned:\n{stderr}");
+    }
+    output
+}
+
+/// How long a child of [`child_output`] may run: 120 s, plus
+/// `MCSAFE_STRESS_SECS` for the stress tests that run in one.
+pub fn child_deadline() -> std::time::Duration {
+    let stress: f64 = std::env::var("MCSAFE_STRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    std::time::Duration::from_secs_f64(120.0 + stress.max(0.0))
 }
 
 /// The signal that ended a child, if one did.
@@ -390,4 +437,17 @@ pub fn copy_checksums() -> Vec<(&'static str, CopyChecksum)> {
         }
     }
     all
+}
+
+/// Copy faults with every strategy (the third page of a mapping is lost):
+/// recovered exactly.
+pub fn assert_copy_faults_recovered() {
+    let lost = LostTail::new(2, 1, 7);
+    let mut dst = vec![0u8; 3 * PAGE];
+    for strategy in mcsafe::Strategy::available() {
+        // SAFETY: the mapping's third page is lost.
+        let f = unsafe { mcsafe::copy_mc_with(strategy, dst.as_mut_ptr(), lost.base(), 3 * PAGE) }
+            .unwrap_err();
+        assert_eq!(f.copied(), 2 * PAGE, "{strategy}");
+    }
 }

@@ -77,8 +77,8 @@ int main(void) {
 
     mcsafe_get_stats(&after);
     snprintf(current, sizeof current, "counters");
-    CHECK(after.forwarded - before.forwarded == 4, "forwarded %ju",
-          (uintmax_t)(after.forwarded - before.forwarded));
+    CHECK(after.passed_on - before.passed_on == 4, "passed on %ju",
+          (uintmax_t)(after.passed_on - before.passed_on));
     CHECK(after.recovered - before.recovered == 2, "recovered %ju",
           (uintmax_t)(after.recovered - before.recovered));
     printf("foreign: 4 foreign SIGBUS reached the program's own handler, 2 copy faults recovered, "

@@ -365,4 +365,139 @@ mod tests {
             "{rule}"
         );
     }
+
+    /// This CPU as the kernel describes it (/proc/cpuinfo: vendor, family,
+    /// model, flags), or `None` where there is no /proc.
+    fn cpuinfo() -> Option<(String, u32, u32, Vec<String>)> {
+        let text = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+        let field = |name: &str| {
+            text.lines()
+                .find(|l| l.split(':').next().map(str::trim) == Some(name))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        };
+        let flags = field("flags")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        let family = field("cpu family")?.parse().ok()?;
+        Some((
+            field("vendor_id")?,
+            family,
+            field("model")?.parse().ok()?,
+            flags,
+        ))
+    }
+
+    /// The CPUID facts mcsafe decides from, against the kernel's reading of
+    /// the same CPU: a mistake in the bit fields shows here on any machine.
+    #[test]
+    fn the_cpu_facts_agree_with_the_kernels() {
+        let Some((vendor_id, family, model, flags)) = cpuinfo() else {
+            eprintln!("NOT RUN: no /proc/cpuinfo");
+            return;
+        };
+        let has = |flag: &str| flags.iter().any(|f| f == flag);
+        let want = match vendor_id.as_str() {
+            "GenuineIntel" => Vendor::Intel,
+            "AuthenticAMD" => Vendor::Amd,
+            _ => Vendor::Other,
+        };
+        assert_eq!(vendor(), want);
+        let fragile = want == Vendor::Intel && family == 6 && FRAGILE_MODELS.contains(&model);
+        assert_eq!(
+            is_fragile_model(),
+            fragile,
+            "family {family} model {model:#x}"
+        );
+        assert_eq!(crc_routine().is_some(), has("sse4_2"));
+        let fold128 = has("sse4_2") && has("pclmulqdq") && has("avx");
+        assert_eq!(can_run_crc(CrcRoutine::Stream), has("sse4_2"));
+        assert_eq!(can_run_crc(CrcRoutine::Fold128), fold128);
+        assert_eq!(
+            can_run_crc(CrcRoutine::Fold256),
+            fold128 && has("avx2") && has("vpclmulqdq")
+        );
+        assert_eq!(can_run(Strategy::RepMovsb), has("erms"));
+        assert_eq!(can_run(Strategy::Avx2), has("avx2"));
+        assert_eq!(can_run(Strategy::Avx512), has("avx512f") && has("avx512vl"));
+        let default = if fragile {
+            Strategy::Fragile
+        } else if want == Vendor::Intel && has("avx512f") && has("avx512vl") {
+            Strategy::Avx512
+        } else if has("avx2") {
+            Strategy::Avx2
+        } else if has("erms") {
+            Strategy::RepMovsb
+        } else {
+            Strategy::Fragile
+        };
+        assert_eq!(default_strategy(), default);
+        let t = thresholds();
+        let fsrm = has("erms") && has("fsrm");
+        let rep = match (want == Vendor::Intel, has("erms"), fsrm) {
+            (true, true, true) => (2112, 16 << 10),
+            (true, true, false) => (8 << 10, 16 << 10),
+            _ => (usize::MAX, usize::MAX),
+        };
+        assert_eq!((t.avx2_rep_movsb, t.avx512_rep_movsb), rep);
+    }
+
+    /// The largest data or unified cache, as CPUID gives it, against the
+    /// kernel's sysfs; and the non-temporal threshold made from it.
+    #[test]
+    fn the_last_level_cache_is_the_kernels_and_sets_the_non_temporal_threshold() {
+        let index = |i: usize, file: &str| {
+            std::fs::read_to_string(format!(
+                "/sys/devices/system/cpu/cpu0/cache/index{i}/{file}"
+            ))
+            .ok()
+            .map(|s| s.trim().to_owned())
+        };
+        let mut largest: Option<(usize, usize)> = None;
+        for i in 0.. {
+            let (Some(kind), Some(size), Some(shared)) = (
+                index(i, "type"),
+                index(i, "size"),
+                index(i, "shared_cpu_list"),
+            ) else {
+                break;
+            };
+            if kind == "Instruction" {
+                continue;
+            }
+            let size = size
+                .strip_suffix('K')
+                .and_then(|k| k.parse::<usize>().ok())
+                .unwrap()
+                << 10;
+            // "0-1,4": the logical processors (online here) that share it.
+            let sharing = shared
+                .split(',')
+                .map(|r| match r.split_once('-') {
+                    Some((a, b)) => b.parse::<usize>().unwrap() - a.parse::<usize>().unwrap() + 1,
+                    None => 1,
+                })
+                .sum();
+            if largest.is_none_or(|(s, _)| size > s) {
+                largest = Some((size, sharing));
+            }
+        }
+        let Some((size, sharing)) = largest else {
+            eprintln!("NOT RUN: no cache description in sysfs");
+            return;
+        };
+        let Some((llc, llc_sharing)) = last_level_cache() else {
+            assert_eq!(vendor(), Vendor::Other, "Intel and AMD report their caches");
+            return;
+        };
+        assert_eq!(llc, size);
+        // CPUID counts the processors that may share it, sysfs those online.
+        assert!(llc_sharing >= sharing, "{llc_sharing} < {sharing}");
+        let share = llc / llc_sharing * 3 / 4;
+        assert_eq!(
+            thresholds().non_temporal,
+            share.clamp(1 << 20, NON_TEMPORAL_CAP)
+        );
+    }
 }

@@ -577,18 +577,18 @@ fn early_kill_to_handler(ctx: &mut Child) -> Result<String, String> {
     let mut seen = Vec::new();
     let mut in_routine = 0;
     for &strategy in &ctx.strategies {
-        let (before, forwarded) = (record::seen(), mcsafe::stats().forwarded);
+        let (before, passed_on) = (record::seen(), mcsafe::stats().passed_on);
         let (clean, lost) = copy_while_another_poisons(strategy, Duration::from_secs(20))?;
         let after = record::seen();
         let (signals, handed_on) = (
             after.count - before.count,
-            mcsafe::stats().forwarded - forwarded,
+            mcsafe::stats().passed_on - passed_on,
         );
         if signals != 1 || handed_on != 1 || after.code != libc::BUS_MCEERR_AO || after.addr != lost
         {
             return Err(format!(
                 "{strategy}: the earlier handler saw {signals} signals (last si_code {}, addr {:#x}; want 1, \
-                 BUS_MCEERR_AO = {}, {lost:#x}); mcsafe forwarded {handed_on}",
+                 BUS_MCEERR_AO = {}, {lost:#x}); mcsafe passed on {handed_on}",
                 after.code,
                 after.addr,
                 libc::BUS_MCEERR_AO
@@ -622,7 +622,7 @@ fn early_kill_default(ctx: &mut Child) -> Result<String, String> {
         if pid == 0 {
             // No earlier handler: this /init is a Rust program, whose std installs
             // its own SIGBUS handler at start-up (for stack overflows); put the
-            // default action back so that mcsafe has SIG_DFL to forward to.
+            // default action back so that mcsafe has SIG_DFL to pass on to.
             // SAFETY: setting a disposition in this single-threaded child.
             unsafe { libc::signal(libc::SIGBUS, libc::SIG_DFL) };
             let code = match mcsafe::install()

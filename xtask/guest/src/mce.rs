@@ -101,7 +101,7 @@ pub fn run(ctx_strategies: &[Strategy], port: &crate::Port, from: usize) -> Vec<
                 }
                 Verdict::Killed(libc::SIGBUS, notes) if seen.count > 0 => {
                     verdict = Some(Err(format!(
-                        "mcsafe forwarded a fault at RIP {:#x} inside the {} routine (si_code {}, addr {:#x}); {notes}",
+                        "mcsafe passed on a fault at RIP {:#x} inside the {} routine (si_code {}, addr {:#x}); {notes}",
                         seen.rip,
                         routine_at(seen.rip).unwrap_or("?"),
                         seen.code,

@@ -82,7 +82,7 @@ pub fn install(die: bool) {
 
 /// Async-signal-safe: atomics, sigaction, sigprocmask and raise only.
 extern "C" fn on_sigbus(signo: i32, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    // SAFETY: installed with SA_SIGINFO; mcsafe forwards the kernel's siginfo
+    // SAFETY: installed with SA_SIGINFO; mcsafe passes on the kernel's siginfo
     // and ucontext unchanged.
     let (code, addr, rip) = unsafe {
         let ctx = &*context.cast::<libc::ucontext_t>();

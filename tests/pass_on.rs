@@ -1,6 +1,8 @@
-//! The chaining matrix: for each SIGBUS action installed *before* mcsafe, and
-//! each kind of SIGBUS, what happens. Every cell runs in its own child process
-//! (several must die), and the parent checks how it ended:
+//! What a signal mcsafe passes on looks like to the handler installed before
+//! it: for each SIGBUS action installed *before* mcsafe, and each kind of
+//! SIGBUS that is not a copy fault, what happens, and what the handler gets.
+//! Every cell runs in its own child process (several must die), and the parent
+//! checks how it ended:
 //!
 //! | before \ SIGBUS | copy fault | fault outside copy_mc | forged AO in a copy | forged AR/ADRERR outside the buffers, in a copy | kill/tgkill/sigqueue during a copy | AO queued to self | AR/ADRERR queued to self |
 //! |---|---|---|---|---|---|---|---|
@@ -16,7 +18,8 @@
 //! forged signals are delivered by ptrace at an instruction inside a copy
 //! routine (the only way to get a positive si_code there, see
 //! `common/trace.rs`); the copy then completes, untouched. Handlers installed
-//! *after* mcsafe are at the end of this file.
+//! *after* mcsafe: `tests/replacements.rs` (what `install()` says) and
+//! `tests/chaining_matrix.rs` (every order, compared with runs without mcsafe).
 
 mod common;
 #[path = "common/trace.rs"]
@@ -27,7 +30,7 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use common::*;
-use mcsafe::{InstallError, Replacement, Strategy};
+use mcsafe::Strategy;
 use nix::sys::wait::WaitStatus;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -234,7 +237,7 @@ fn copy_fault(before: Before) {
         assert_eq!(f.copied(), 2 * PAGE, "{strategy}");
     }
     assert_calls(before, 0, "copy faults");
-    assert_eq!(mcsafe::stats().forwarded, 0);
+    assert_eq!(mcsafe::stats().passed_on, 0);
 }
 
 fn outside() {
@@ -405,10 +408,10 @@ fn send_during_copies(before: Before, code: i32, in_copy: bool, send: &dyn Fn())
             IN_RANGE.load(SeqCst)
         );
         assert!(Instant::now() < deadline, "{what}");
-        let forwarded = mcsafe::stats().forwarded;
+        let passed_on = mcsafe::stats().passed_on;
         send();
         sent += 1;
-        while mcsafe::stats().forwarded == forwarded {
+        while mcsafe::stats().passed_on == passed_on {
             assert!(
                 Instant::now() < deadline,
                 "{what}: signal {sent} never arrived"
@@ -555,7 +558,7 @@ fn rust_std_cell(kind: Kind) {
             Ok(()),
             "mcsafe's handler is still in place"
         );
-        copy_faults_are_recovered();
+        assert_copy_faults_recovered();
         // SAFETY: signalling this thread.
         unsafe {
             libc::syscall(
@@ -597,11 +600,13 @@ fn rust_std_cell(kind: Kind) {
         Kind::ForgedForeign => traced(libc::BUS_ADRERR, 0x1008),
         Kind::Kills => {
             let (copier, _) = Copier::start();
-            let forwarded = mcsafe::stats().forwarded;
+            let passed_on = mcsafe::stats().passed_on;
             let tid = copier.tid.load(SeqCst);
             // SAFETY: a thread of this process.
             unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), tid, libc::SIGBUS) };
-            while mcsafe::stats().forwarded == forwarded {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while mcsafe::stats().passed_on == passed_on {
+                assert!(Instant::now() < deadline, "the signal was never passed on");
                 std::thread::yield_now();
             }
             assert!(copier.stop() > 0);
@@ -618,7 +623,7 @@ fn rust_std_cell(kind: Kind) {
             assert_eq!(tgsigqueueinfo(me, &trace::sigbus_info(code, 0x1000, 12)), 0);
             then_the_next_kills();
         }
-        Kind::CopyFault => copy_faults_are_recovered(),
+        Kind::CopyFault => assert_copy_faults_recovered(),
     }
 }
 
@@ -643,315 +648,4 @@ fn before_rust_std_handler() {
             );
         }
     }
-}
-
-// ---- handlers installed after mcsafe ----
-
-/// Copy faults with every strategy: recovered exactly.
-fn copy_faults_are_recovered() {
-    let lost = LostTail::new(2, 1, 7);
-    let mut dst = vec![0u8; 3 * PAGE];
-    for strategy in Strategy::available() {
-        // SAFETY: the mapping's third page is lost.
-        let f = unsafe { mcsafe::copy_mc_with(strategy, dst.as_mut_ptr(), lost.base(), 3 * PAGE) }
-            .unwrap_err();
-        assert_eq!(f.copied(), 2 * PAGE, "{strategy}");
-    }
-}
-
-#[test]
-fn signal_hook_after_mcsafe_chains_and_copy_faults_are_recovered() {
-    let status = in_child(
-        "signal_hook_after_mcsafe_chains_and_copy_faults_are_recovered",
-        || {
-            mcsafe::install().unwrap();
-            static HOOKED: AtomicUsize = AtomicUsize::new(0);
-            // SAFETY: the action only touches an atomic.
-            unsafe {
-                signal_hook_registry::register_sigaction(libc::SIGBUS, |_| {
-                    HOOKED.fetch_add(1, SeqCst);
-                })
-            }
-            .unwrap();
-            assert_eq!(mcsafe::install(), Ok(()), "signal-hook chains");
-            let recovered = mcsafe::stats().recovered;
-            copy_faults_are_recovered();
-            let n = Strategy::available().len();
-            assert_eq!(mcsafe::stats().recovered - recovered, n as u64);
-            // signal-hook runs its own actions after the handler it replaced.
-            assert_eq!(HOOKED.load(SeqCst), n);
-            // A fault outside copy_mc: signal-hook, then mcsafe, then SIG_DFL.
-            let lost = LostTail::new(1, 1, 0);
-            // SAFETY: the page is lost: SIGBUS.
-            unsafe { lost.boundary().read_volatile() };
-        },
-    );
-    assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
-}
-
-static SAVED: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-
-/// A handler that chains by hand, as a careful library would: its own
-/// business, then the action it replaced.
-extern "C" fn chaining_handler(signo: i32, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
-    CALLS.fetch_add(1, SeqCst);
-    let previous = *SAVED.get().unwrap();
-    // SAFETY: the replaced action is mcsafe's SA_SIGINFO handler.
-    let f: extern "C" fn(i32, *mut libc::siginfo_t, *mut libc::c_void) =
-        unsafe { std::mem::transmute(previous) };
-    f(signo, info, context);
-}
-
-extern "C" fn returning_handler(_: i32, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    CALLS.fetch_add(1, SeqCst);
-}
-
-extern "C" fn exiting_handler(_: i32) {
-    // SAFETY: _exit is async-signal-safe.
-    unsafe { libc::_exit(7) };
-}
-
-extern "C" fn aborting_handler(_: i32) {
-    // SAFETY: abort is async-signal-safe.
-    unsafe { libc::abort() };
-}
-
-/// Replaces mcsafe's action; returns the action replaced.
-fn replace(handler: usize, flags: i32) -> libc::sigaction {
-    // SAFETY: a valid action for SIGBUS, in this child process.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        let mut old: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler;
-        action.sa_flags = flags;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGBUS, &action, &mut old), 0);
-        old
-    }
-}
-
-#[test]
-fn a_hand_written_chaining_handler_after_mcsafe_is_accepted() {
-    let status = in_child(
-        "a_hand_written_chaining_handler_after_mcsafe_is_accepted",
-        || {
-            mcsafe::install().unwrap();
-            let old = replace(chaining_handler as *const () as usize, libc::SA_SIGINFO);
-            SAVED.set(old.sa_sigaction).unwrap();
-            assert_eq!(mcsafe::install(), Ok(()));
-            assert_eq!(CALLS.load(SeqCst), 0, "the probe ran in a child");
-            copy_faults_are_recovered();
-            assert_eq!(CALLS.load(SeqCst), Strategy::available().len());
-        },
-    );
-    assert!(status.success(), "{status:?}");
-}
-
-#[test]
-fn a_handler_after_mcsafe_that_returns_is_reported_as_hung() {
-    let status = in_child(
-        "a_handler_after_mcsafe_that_returns_is_reported_as_hung",
-        || {
-            mcsafe::install().unwrap();
-            let ours = replace(returning_handler as *const () as usize, libc::SA_SIGINFO);
-            let started = Instant::now();
-            let err = mcsafe::install().unwrap_err();
-            assert_eq!(err, InstallError::Replaced(Replacement::Hung));
-            let text = err.to_string();
-            assert!(text.contains("does not pass copy faults on"), "{text}");
-            assert!(
-                text.contains("install that handler before mcsafe's"),
-                "{text}"
-            );
-            eprintln!("{text} ({:?})", started.elapsed());
-            // The verdict is remembered: no second probe.
-            let started = Instant::now();
-            assert_eq!(mcsafe::install(), Err(err));
-            assert!(started.elapsed() < Duration::from_secs(1));
-            // Putting mcsafe's handler back makes it whole again.
-            // SAFETY: restoring the action that was replaced.
-            unsafe { libc::sigaction(libc::SIGBUS, &ours, std::ptr::null_mut()) };
-            assert_eq!(mcsafe::install(), Ok(()));
-            copy_faults_are_recovered();
-        },
-    );
-    assert!(status.success(), "{status:?}");
-}
-
-#[test]
-fn a_handler_after_mcsafe_that_exits_or_aborts_is_reported() {
-    let status = in_child(
-        "a_handler_after_mcsafe_that_exits_or_aborts_is_reported",
-        || {
-            mcsafe::install().unwrap();
-            replace(exiting_handler as *const () as usize, 0);
-            let err = mcsafe::install().unwrap_err();
-            assert_eq!(err, InstallError::Replaced(Replacement::Exited(7)));
-            assert!(err.to_string().contains("exit with status 7"), "{err}");
-            replace(aborting_handler as *const () as usize, 0);
-            let err = mcsafe::install().unwrap_err();
-            assert_eq!(
-                err,
-                InstallError::Replaced(Replacement::Killed(libc::SIGABRT))
-            );
-            assert!(err.to_string().contains("signal 6"), "{err}");
-            replace(libc::SIG_IGN, 0);
-            assert_eq!(
-                mcsafe::install(),
-                Err(InstallError::Replaced(Replacement::Ignore))
-            );
-        },
-    );
-    assert!(status.success(), "{status:?}");
-}
-
-#[test]
-fn the_probe_works_in_a_busy_multithreaded_process_with_sigchld_ignored() {
-    let status = in_child(
-        "the_probe_works_in_a_busy_multithreaded_process_with_sigchld_ignored",
-        || {
-            mcsafe::install().unwrap();
-            let stop = Arc::new(AtomicBool::new(false));
-            // Threads that hold the allocator's locks much of the time: the probe
-            // child must not need them.
-            let threads: Vec<_> = (0..4)
-                .map(|i| {
-                    let stop = stop.clone();
-                    std::thread::spawn(move || {
-                        let mut kept = Vec::new();
-                        while !stop.load(SeqCst) {
-                            kept.push(vec![i as u8; 1000 + kept.len()]);
-                            if kept.len() > 500 {
-                                kept.clear();
-                            }
-                        }
-                    })
-                })
-                .collect();
-            // SAFETY: signal-hook's registration; the action does nothing.
-            unsafe { signal_hook_registry::register_sigaction(libc::SIGBUS, |_| {}) }.unwrap();
-            // Children are reaped by the kernel: the probe reads its shared page.
-            // SAFETY: setting a disposition in this child.
-            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-            for i in 0..10 {
-                assert_eq!(mcsafe::install(), Ok(()), "probe {i}");
-                // Toggle SA_RESTART on signal-hook's action: a new (handler,
-                // flags), so that the next call probes again.
-                // SAFETY: querying and re-setting the current action.
-                unsafe {
-                    let mut action: libc::sigaction = std::mem::zeroed();
-                    libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut action);
-                    action.sa_flags ^= libc::SA_RESTART;
-                    libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
-                }
-            }
-            stop.store(true, SeqCst);
-            for t in threads {
-                t.join().unwrap();
-            }
-            copy_faults_are_recovered();
-        },
-    );
-    assert!(status.success(), "{status:?}");
-}
-
-// ---- details of the default action and of SA_RESETHAND ----
-
-/// Dies by a foreign SIGBUS in a fresh directory with core files allowed,
-/// with or without mcsafe.
-fn die_with_core_allowed(with_mcsafe: bool) {
-    let dir = std::env::var("MCSAFE_CORE_DIR").unwrap();
-    std::env::set_current_dir(dir).unwrap();
-    let limit = libc::rlimit {
-        rlim_cur: 1 << 30,
-        rlim_max: libc::RLIM_INFINITY,
-    };
-    // SAFETY: raising this child's core limit (root may raise the maximum too).
-    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &limit) };
-    set_action(libc::SIG_DFL, 0);
-    if with_mcsafe {
-        mcsafe::install().unwrap();
-    }
-    let lost = LostTail::new(1, 1, 0);
-    // SAFETY: the page is lost: SIGBUS.
-    unsafe { lost.boundary().read_volatile() };
-}
-
-#[test]
-fn sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe() {
-    use std::os::unix::process::ExitStatusExt;
-    const TEST: &str = "sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe";
-    if let Ok(with) = std::env::var("MCSAFE_WITH") {
-        in_child(TEST, || die_with_core_allowed(with == "1"));
-        return;
-    }
-    let mut dumped = Vec::new();
-    for with in ["0", "1"] {
-        let dir = std::env::temp_dir().join(format!("mcsafe-core-{}-{with}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = in_child_with_env(
-            TEST,
-            &[
-                ("MCSAFE_WITH", with),
-                ("MCSAFE_CORE_DIR", dir.to_str().unwrap()),
-            ],
-            || {},
-        );
-        assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
-        let files = std::fs::read_dir(&dir).unwrap().count();
-        dumped.push((status.core_dumped(), files > 0));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-    eprintln!(
-        "core dumped (flag, file) without mcsafe {:?}, with {:?}",
-        dumped[0], dumped[1]
-    );
-    assert_eq!(dumped[0], dumped[1], "same as without mcsafe");
-    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
-    if pattern.trim() == "core" {
-        assert_eq!(dumped[1], (true, true), "core_pattern is a plain file here");
-    }
-}
-
-extern "C" fn reset_hand_handler(
-    signo: i32,
-    info: *mut libc::siginfo_t,
-    context: *mut libc::c_void,
-) {
-    // SAFETY: installed with SA_SIGINFO.
-    unsafe { record(signo, info, context.cast()) };
-}
-
-#[test]
-fn sa_resethand_before_gets_one_signal_then_the_default_applies() {
-    let status = in_child(
-        "sa_resethand_before_gets_one_signal_then_the_default_applies",
-        || {
-            set_action(
-                reset_hand_handler as *const () as usize,
-                libc::SA_SIGINFO | libc::SA_RESETHAND,
-            );
-            mcsafe::install().unwrap();
-            copy_faults_are_recovered();
-            assert_calls(Before::SigInfo, 0, "copy faults");
-            expect_signal(libc::SI_TKILL, usize::MAX, -1);
-            // SAFETY: signalling this thread.
-            let tgkill = || unsafe {
-                libc::syscall(
-                    libc::SYS_tgkill,
-                    libc::getpid(),
-                    libc::gettid(),
-                    libc::SIGBUS,
-                )
-            };
-            tgkill();
-            assert_calls(Before::SigInfo, 1, "first");
-            // The reset applies to the action mcsafe forwards to, not to mcsafe's.
-            assert_eq!(mcsafe::install(), Ok(()));
-            copy_faults_are_recovered();
-            tgkill();
-            eprintln!("survived the second SIGBUS");
-        },
-    );
-    assert_eq!(killed_by(status), Some(libc::SIGBUS), "{status:?}");
 }

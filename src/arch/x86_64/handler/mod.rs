@@ -1,0 +1,135 @@
+//! The process-wide SIGBUS handler: installation and queries here, the handler
+//! itself (which runs in signal context, and carries the rules of the chain) in
+//! `signal/` (`signal/mod.rs`, and `signal/saved.rs` for the saved action).
+//!
+//! - [`install`]: puts mcsafe's handler in place once (`install_once`, the one
+//!   place where that happens), then checks on later calls that copy faults
+//!   still reach it (`probe.rs` for a handler that replaced it);
+//! - queries: [`counts`], [`page_size`], [`blocked_in_this_thread`].
+//!
+//! Changing what the handler does: `signal/`, then the chaining tests (`cargo
+//! test -p mcsafe-tests --test chaining_matrix --test chaining_rules --test
+//! chaining_stress --test pass_on`) and `docs/reliability.md`.
+
+mod signal;
+
+use core::ffi::c_int;
+use core::mem::MaybeUninit;
+use core::ptr;
+use core::sync::atomic::Ordering::*;
+use std::sync::{Mutex, OnceLock};
+
+use self::signal::{Action, PAGE_SIZE, PASSED_ON, RECOVERED, RESTORER, SAVED};
+use super::probe;
+use super::table;
+use crate::{InstallError, Replacement};
+
+/// The page size, as the handler and the copy loop use it for faults that carry
+/// no granularity (`si_addr_lsb == 0`).
+pub(crate) fn page_size() -> usize {
+    signal::page_size()
+}
+
+/// Faults redirected to a fixup, and signals passed on to the previous action,
+/// since the process started.
+pub(crate) fn counts() -> (u64, u64) {
+    (RECOVERED.load(Relaxed), PASSED_ON.load(Relaxed))
+}
+
+/// Installs the handler once; later calls check that copy faults still reach it.
+///
+/// Cheap while mcsafe's handler is the current SIGBUS action (one `sigaction`
+/// query). When another action replaced it: `SIG_DFL` and `SIG_IGN` are errors
+/// at once; a handler function is checked by a probe (a forked child takes one
+/// real copy fault, see `probe.rs`), once per (handler, flags): the verdict is
+/// remembered.
+pub(crate) fn install() -> Result<(), InstallError> {
+    static FIRST: OnceLock<Result<(), InstallError>> = OnceLock::new();
+    (*FIRST.get_or_init(install_once))?;
+    let current = current_action()?;
+    match current.handler {
+        h if h == our_handler() => Ok(()),
+        libc::SIG_DFL => Err(InstallError::Replaced(Replacement::Default)),
+        libc::SIG_IGN => Err(InstallError::Replaced(Replacement::Ignore)),
+        handler => check_replacement(handler, current.flags),
+    }
+}
+
+/// Whether the handler function that replaced mcsafe's passes copy faults on,
+/// probed once per (handler, flags).
+fn check_replacement(handler: usize, flags: c_int) -> Result<(), InstallError> {
+    type Verdict = (usize, c_int, Result<(), Replacement>);
+    static CHECKED: Mutex<Option<Verdict>> = Mutex::new(None);
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    let verdict = match *checked {
+        Some((h, f, verdict)) if (h, f) == (handler, flags) => verdict,
+        _ => {
+            let verdict = probe::copy_fault_reaches_us();
+            *checked = Some((handler, flags, verdict));
+            verdict
+        }
+    };
+    verdict.map_err(InstallError::Replaced)
+}
+
+fn current_action() -> Result<Action, InstallError> {
+    signal::current_action().ok_or_else(|| InstallError::Sigaction(signal::errno()))
+}
+
+/// The one place where mcsafe's handler is installed (once, under `install`'s
+/// `OnceLock`): saves the action in place, then replaces it with mcsafe's.
+fn install_once() -> Result<(), InstallError> {
+    if !table::is_well_formed() {
+        return Err(InstallError::CorruptTable);
+    }
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if page > 0 {
+        PAGE_SIZE.store(page as usize, Relaxed);
+    }
+    // Save the current action before ours goes live, so that a SIGBUS arriving the
+    // moment it does finds the previous action already in place.
+    let before = current_action()?;
+    let ours = signal::our_action(before);
+    SAVED.publish(before, ours);
+    let mut replaced = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: both pointers are valid; `entry` has the SA_SIGINFO signature.
+    if unsafe { libc::sigaction(libc::SIGBUS, &ours.to_sigaction(), replaced.as_mut_ptr()) } != 0 {
+        return Err(InstallError::Sigaction(signal::errno()));
+    }
+    // SAFETY: sigaction filled it in.
+    let replaced = Action::of(&unsafe { replaced.assume_init() });
+    if replaced != before {
+        // Another thread changed the action between our two calls: what we
+        // replaced is the previous action. (Our own flags stay those copied
+        // from `before`: rule 2 is then approximate, in this race only.)
+        SAVED.publish(replaced, ours);
+    }
+    // The restorer the C library gave our action: the return address of every
+    // handler call the kernel makes through it (rule 3).
+    let mut installed = MaybeUninit::<libc::sigaction>::zeroed();
+    // SAFETY: a null new action only queries; `installed` is writable.
+    if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), installed.as_mut_ptr()) } == 0 {
+        // SAFETY: sigaction filled it in.
+        let installed = unsafe { installed.assume_init() };
+        if installed.sa_sigaction == our_handler() {
+            RESTORER.store(installed.sa_restorer.map_or(0, |f| f as usize), Relaxed);
+        }
+    }
+    Ok(())
+}
+
+/// Whether SIGBUS is blocked in the calling thread (where a copy fault would
+/// then kill the process).
+pub(crate) fn blocked_in_this_thread() -> bool {
+    let mut mask = MaybeUninit::<libc::sigset_t>::zeroed();
+    // SAFETY: a null new set only queries; `mask` is writable and then filled.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, ptr::null(), mask.as_mut_ptr()) == 0
+            && libc::sigismember(mask.as_ptr(), libc::SIGBUS) == 1
+    }
+}
+
+fn our_handler() -> usize {
+    signal::entry as *const () as usize
+}
