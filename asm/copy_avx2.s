@@ -17,6 +17,10 @@
 # (src/copy.rs) copies the prefix again, with a length that no longer reaches the lost
 # granule. Every exit that used a ymm register runs vzeroupper, so later SSE code pays
 # no transition penalty.
+#
+# Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
+# --test forward_step --test lost_pages`, `cargo xtask vm-test`, and for speed `cargo bench
+# --bench summary -- --quick` (the small sizes also under `cargo xtask bench-layout`).
 
 	ROUTINE copy_avx2
 	CHECK_COPY_ARGUMENTS

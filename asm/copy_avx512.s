@@ -19,6 +19,10 @@
 #
 # Only zmm16-31 (and their ymm/xmm halves) are used (EVEX): their upper halves never
 # make later SSE code pay a transition penalty, so no vzeroupper is needed.
+#
+# Change it, then run what copy_avx2.s says, on a CPU with AVX-512: elsewhere the
+# routine never runs, and `cargo test -p mcsafe-tests --test every_instruction` says
+# that its ranges were NOT traced.
 
 	ROUTINE copy_avx512, entry, 6
 	CHECK_COPY_ARGUMENTS

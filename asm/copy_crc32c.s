@@ -49,7 +49,8 @@
 #
 # Change it with asm/crc32c_fold.s and docs/crc.md in mind; then run `cargo test
 # -p mcsafe --lib crc32c`, `cargo test -p mcsafe-tests --test every_instruction
-# --test storage_sweep` and the CRC benchmark (`cargo bench --bench crc`).
+# --test storage_sweep --test copy_crc_sweep` and the CRC benchmark (`cargo bench
+# --bench crc`).
 
 	.set	COPY_CHAIN_MAX, 72		# below: one chain
 	.set	COPY_VECTOR_MIN, 256		# below: streams only, no vector part

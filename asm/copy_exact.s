@@ -14,6 +14,9 @@
 # the careful forward step (a store that faults on a page stores nothing; one
 # that is stopped late by a machine check may have stored: re-storing the same
 # bytes before the granule is harmless).
+#
+# Change it, then run `cargo test -p mcsafe-tests --test every_instruction
+# --test storage_sweep --test storage_uffd`.
 
 .macro COPY_EXACT size, load, wide, narrow
 	ROUTINE copy_exact_\size, entry, 4

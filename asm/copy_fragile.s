@@ -4,6 +4,9 @@
 # from poison consumed by a fast-string move or by a load that straddles two cache
 # lines. So: align the source to 8 bytes with byte moves, copy aligned words (no
 # aligned word crosses a cache line), finish with byte moves. No rep movs.
+#
+# Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
+# --test forward_step --test lost_pages` and `cargo xtask vm-test`.
 
 	ROUTINE copy_fragile
 	CHECK_COPY_ARGUMENTS

@@ -4,6 +4,9 @@
 # completed, so the progress invariant holds at the instruction itself. A
 # Skylake-SP erratum reports a machine check in `rep movs` at the NEXT
 # instruction: the range extends past it, and the invariant still holds there.
+#
+# Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
+# --test forward_step --test lost_pages` and `cargo xtask vm-test`.
 
 	ROUTINE copy_rep_movsb
 	CHECK_COPY_ARGUMENTS

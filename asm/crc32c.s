@@ -26,6 +26,10 @@
 #
 # Word loads are 8-aligned (bytes first up to alignment): no load crosses a cache
 # line, which the "fragile" CPUs need to recover from poison.
+#
+# Change it, then run `cargo test -p mcsafe --lib crc32c`, `cargo test -p mcsafe-tests
+# --test every_instruction --test storage_sweep --test copy_crc_sweep` (it also finishes
+# every checksum a fault stopped) and `cargo bench --bench crc -- --quick`.
 
 	ROUTINE crc32c, one_buffer		# r8 = r9 = src, r10 = len
 	lea	(%r8,%r10), %rdx		# rdx = end

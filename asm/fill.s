@@ -11,6 +11,9 @@
 # Progress invariant, as for copies: every byte of [r8, rdi) has been stored.
 # `rep stosb` keeps it at every iteration: a fault inside it leaves rdi at the
 # first byte not stored (the architectural state of an interrupted string op).
+#
+# Change it, then run `cargo test -p mcsafe-tests --test every_instruction
+# --test storage_sweep --test storage_uffd --test lossy` (the lossy copy's zeros).
 
 	ROUTINE fill, saved, 4
 	mov	%ecx, %eax			# al = the byte

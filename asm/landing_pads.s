@@ -492,8 +492,8 @@ mcsafe_asm_non_temporal_threshold:		# from this many bytes: non-temporal stores
 
 # ---- Changing the asm ----
 # - A new routine: a file asm/<name>.s with ROUTINE <name> ... END_ROUTINE <name>; add
-#   it to the global_asm! list in src/arch/x86_64/routines.rs (any position) and an
-#   entry point there; a new Strategy also needs its slot in mcsafe_asm_copy_strategies
+#   it to the global_asm! list in src/arch/x86_64/routines.rs (after this file and any
+#   file whose macros it uses) and an entry point there; a new Strategy also needs its slot in mcsafe_asm_copy_strategies
 #   and in cpu.rs. Keep every access to the caller's memory inside a range and the
 #   invariant above true at every instruction of it.
 # - Then run: cargo test -p mcsafe-tests --test every_instruction (every instruction of

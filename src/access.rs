@@ -1,6 +1,9 @@
 //! Single loads and stores that survive SIGBUS ([`read_mc`], [`write_mc`]), and
 //! a fill ([`fill_mc`]): what a storage engine does to a header word or a page it
 //! zeroes, without a copy through a buffer.
+//!
+//! Change it, then run `cargo test -p mcsafe-tests --test storage_api --test
+//! storage_sweep --test storage_uffd --test every_instruction`.
 
 use core::mem::{MaybeUninit, size_of};
 

@@ -1,5 +1,10 @@
 //! The public copies: argument checks, then the routine, then the careful
 //! forward step that turns the routine's progress into the exact prefix.
+//!
+//! Change it, then run `cargo test -p mcsafe --lib copy`, `cargo test -p
+//! mcsafe-tests --test api --test forward_step --test sweep --test lost_pages` and
+//! `cargo xtask vm-test`. `cut` and `granule` run in the SIGBUS handler: keep them
+//! integer arithmetic that cannot panic.
 
 use crate::arch;
 use crate::{Fault, FaultKind, Side, Strategy};

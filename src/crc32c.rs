@@ -8,9 +8,10 @@
 //! by a fault (the careful forward step, sequential). Without SSE4.2,
 //! [`copy_mc`] copies chunks into a stack buffer and a table-driven software
 //! CRC runs over what was copied. All keep the exact progress contract of
-//! copies. Change the routines' shapes with docs/crc.md, and run the unit
-//! tests here, `tests/every_instruction.rs`, `tests/storage_sweep.rs`,
-//! `tests/copy_crc_sweep.rs` and `cargo bench --bench crc`.
+//! copies. Change the routines' shapes with docs/crc.md, and run `cargo test
+//! -p mcsafe --lib crc32c`, `cargo test -p mcsafe-tests --test every_instruction
+//! --test storage_sweep --test copy_crc_sweep` and `cargo bench --bench crc --
+//! --quick`.
 
 use core::fmt;
 

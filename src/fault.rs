@@ -1,5 +1,10 @@
 //! What a failed copy reports: [`Fault`], [`Side`], [`FaultKind`], and the
 //! handler's [`InstallError`] and [`Replacement`].
+//!
+//! Change it, then run `cargo test -p mcsafe --lib fault`, `cargo test -p
+//! mcsafe-tests --test api` and `cargo test -p mcsafe-capi` (C's `struct
+//! mcsafe_fault`). The routines return `Fault`'s two words (`RawResult`): its
+//! layout is checked when the crate compiles.
 
 use core::fmt;
 use core::num::NonZeroU64;

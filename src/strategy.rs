@@ -1,4 +1,9 @@
 //! [`Strategy`]: which copy routine does the work, chosen once per process.
+//!
+//! Change it, then run `cargo test -p mcsafe-tests --test api --test sigsegv`
+//! (`MCSAFE_STRATEGY`), `cargo test -p mcsafe --features inject --doc` and `cargo
+//! test -p mcsafe-capi` (the C names). A new strategy takes more: see
+//! docs/architecture.md, "Adding a strategy".
 
 use core::fmt;
 use std::sync::OnceLock;

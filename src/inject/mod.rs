@@ -40,7 +40,9 @@
 // (`capabilities.rs`), and one file per method (`truncate.rs`, `uffd.rs`,
 // `hwpoison.rs`, `tmpfs.rs`). A new method gets a file, a `Method` variant, a
 // probe in `capabilities.rs` and a case in `tests/inject.rs`; run
-// `cargo test -p mcsafe-tests --test inject` and the doc tests after a change.
+// `cargo test -p mcsafe-tests --test inject`, the doc tests (`cargo test -p mcsafe
+// --features inject --doc`) and `cargo test -p mcsafe-cli` (`mcsafe probe`) after a
+// change.
 
 use core::fmt;
 use std::io;

@@ -4,8 +4,12 @@
 //!
 //! This file: the region, its constructors and accessors. `fault.rs`: what it
 //! reports about lost memory ([`RegionFault`], [`RegionLost`], the errno).
-//! `cursor.rs`: [`RegionCursor`]. Tests: `tests/region.rs` (also with
-//! `--features memmap2`), `tests/storage_api.rs`, and the doc tests.
+//! `cursor.rs`: [`RegionCursor`].
+//!
+//! Change them, then run `cargo test -p mcsafe-tests --test region --test
+//! storage_api --test storage_uffd`, `cargo test -p mcsafe-tests --features memmap2
+//! --test region`, `cargo test -p mcsafe --features memmap2 --doc` and `cargo test
+//! -p mcsafe-cli` (`mcsafe rescue` reads through a region).
 
 mod cursor;
 mod fault;

@@ -1,5 +1,10 @@
 //! Helpers shared by the integration tests: mappings with lost pages, data
 //! patterns, signal counting, child processes, and environment requirements.
+//!
+//! Also compiled into `capi/tests/c.rs` and the fuzz target (by `#[path]`), which
+//! have no nix: keep this file to std, libc and mcsafe. Change it, then run `cargo
+//! test -p mcsafe-tests`, `cargo test -p mcsafe-capi --test c` and `cargo clippy
+//! --manifest-path fuzz/Cargo.toml --locked -- -D warnings`.
 #![allow(dead_code)]
 
 use std::os::unix::process::ExitStatusExt;

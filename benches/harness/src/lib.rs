@@ -10,6 +10,10 @@
 //! - [`summary`]: the table of size classes and the throughput plot;
 //! - [`crc`]: the CRC32C table (mcsafe against the `crc32c` and `crc-fast`
 //!   crates, and the one-pass copy-and-checksum), with issue 10's goals.
+//!
+//! Change it, then run `cargo bench --bench summary -- --quick` (`-- --small` for
+//! the small sizes alone), `cargo bench --bench crc -- --quick` for the CRC table,
+//! and `cargo test -p mcsafe-cli` (`mcsafe bench` runs this harness).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -8,6 +8,10 @@
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
 //! - this file: dispatch: install once, then publish the routine of each slot
 //!   (asm/landing_pads.s "Dispatch"), which a copy calls with one indirect call.
+//!
+//! Change the dispatch, then run `cargo test -p mcsafe --lib`, `cargo test -p
+//! mcsafe-tests --test api --test signal_stacks` (first use; copies in a signal
+//! handler), `cargo test -p mcsafe-capi` and `cargo bench --bench summary -- --quick`.
 
 mod cpu;
 mod handler;

@@ -24,6 +24,10 @@
 //! byte of it lies past the end of the file, so a load raises `BUS_ADRERR`) and a
 //! shared anonymous page for the verdict. The child also sets its core-file
 //! limit to 0, so that a replacement that dies by SIGBUS leaves no core behind.
+//!
+//! Change it, then run `cargo test -p mcsafe-tests --test coexistence` (its
+//! handlers installed after mcsafe: chaining, returning, exiting, a busy process)
+//! and `cargo test -p mcsafe-tests --test api`.
 
 use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};

@@ -8,6 +8,11 @@
 //! `call_crc32c`, whose `asm!` blocks name every register the convention uses).
 //! The glue at the end is what the C-mode exits call: the careful forward step, the
 //! panic for refused arguments, and first use.
+//!
+//! Change it (or the list of `asm/` files below), then run `cargo test -p mcsafe
+//! --lib`, `cargo test -p mcsafe-tests --test every_instruction --test sweep --test
+//! storage_sweep`, `cargo test -p mcsafe-capi` (the C API mode) and `cargo bench
+//! --bench summary -- --quick`.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicUsize, Ordering};

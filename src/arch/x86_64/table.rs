@@ -4,6 +4,10 @@
 //! Emitted by the assembly (`LANDING_PAD` in `asm/landing_pads.s`) into its own
 //! read-only section, sorted by address. Read by the SIGBUS handler, so every
 //! function here is async-signal-safe: plain loads from static memory.
+//!
+//! Change it, or a routine's ranges (the count in the tests below), then run
+//! `cargo test -p mcsafe --lib table` and `cargo test -p mcsafe-tests --test
+//! every_instruction`.
 
 /// One row as the assembly lays it out: three offsets, each from its own address,
 /// and where the range registers are (`REGS_*` in asm/landing_pads.s).
