@@ -25,7 +25,7 @@
 //! shared anonymous page for the verdict. The child also sets its core-file
 //! limit to 0, so that a replacement that dies by SIGBUS leaves no core behind.
 //!
-//! Change it, then run `cargo test -p mcsafe-tests --test coexistence` (its
+//! Change it, then run `cargo test -p mcsafe-tests --test replacements` (its
 //! handlers installed after mcsafe: chaining, returning, exiting, a busy process)
 //! and `cargo test -p mcsafe-tests --test api`.
 
