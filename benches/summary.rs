@@ -37,6 +37,7 @@ fn main() {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mcsafe-bench");
     std::fs::create_dir_all(&dir).expect("create target/mcsafe-bench");
+    let dir = dir.canonicalize().unwrap_or(dir);
     let plot = dir.join("throughput.svg");
     match report.plot(&plot) {
         Ok(()) => println!("plot: {}", plot.display()),
