@@ -119,7 +119,7 @@ struct Copy {
 
 /// Copies that cross a page on both sides and between them run every path of
 /// every routine: fragile bytes only, an unaligned fragile head, 32-byte blocks,
-/// words; and every size class of the vector routines (masked or overlapping
+/// words; and every size class of the vector routines (overlapping
 /// small moves, 2, 4 and 8 vectors, the aligned loop, `rep movsb` and the
 /// non-temporal loop, reached with the thresholds of `THRESHOLDS`).
 const COPIES: [Copy; 17] = [

@@ -311,6 +311,8 @@ fn lossy_copy_is_exact_for_any_lost_pages_on_either_side() {
     let cases = cases(CASES);
     let mut runner = TestRunner::new(Config {
         cases,
+        // Failures are reported and shrunk here; no regression file is kept.
+        failure_persistence: None,
         ..Config::default()
     });
     let started = std::time::Instant::now();
@@ -439,6 +441,8 @@ fn lossy_copy_over_a_file_on_a_full_tmpfs_with_any_holes() {
     let cases = cases(200);
     let mut runner = TestRunner::new(Config {
         cases,
+        // Failures are reported and shrunk here; no regression file is kept.
+        failure_persistence: None,
         ..Config::default()
     });
     let result = runner.run(

@@ -51,6 +51,8 @@ fn copied_is_exact_for_any_lost_pages() {
     let cases = if in_ci() { asked.max(CASES) } else { asked };
     let mut runner = TestRunner::new(Config {
         cases,
+        // Failures are reported and shrunk here; no regression file is kept.
+        failure_persistence: None,
         ..Config::default()
     });
     let case = (

@@ -421,9 +421,13 @@ mod tests {
         assert_eq!(can_run(Strategy::RepMovsb), has("erms"));
         assert_eq!(can_run(Strategy::Avx2), has("avx2"));
         assert_eq!(can_run(Strategy::Avx512), has("avx512f") && has("avx512vl"));
+        // glibc's Prefer_No_AVX512, from the kernel's flags: Intel without
+        // AVX512ER and without AVX-VNNI (never on AMD: Zen 4 and 5 run zmm).
+        let prefers_no_avx512 = want == Vendor::Intel && !has("avx512er") && !has("avx_vnni");
+        assert_eq!(glibc_prefers_no_avx512(), prefers_no_avx512);
         let default = if fragile {
             Strategy::Fragile
-        } else if want == Vendor::Intel && has("avx512f") && has("avx512vl") {
+        } else if has("avx512f") && has("avx512vl") && !prefers_no_avx512 {
             Strategy::Avx512
         } else if has("avx2") {
             Strategy::Avx2

@@ -166,7 +166,7 @@ pub(crate) fn crc_entry() -> Option<usize> {
 
 /// The entry address of `crc32c_mc`'s routine (`None`: software), with the
 /// handler installed: one atomic load on the hot path, stored only after the
-/// handler is in place (as [`ROUTINES`] for copies).
+/// handler is in place (as the copy dispatch words, `mcsafe_asm_copy_current`).
 #[inline(always)]
 pub(crate) fn protected_crc_entry() -> Option<usize> {
     static PROTECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
