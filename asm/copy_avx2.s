@@ -125,12 +125,10 @@
 
 .Lavx2_non_temporal:
 	STORE_FIRST_VEC_ALIGN_DST 32, vmovdqu, %ymm0
-.Lavx2_non_temporal_loop:
-	cmp	$1152, %rdx			# prefetch 1 KiB ahead, only inside
-	jb	1f				# the source (see copy_avx512.s)
-	prefetcht0 1024(%rsi)
-	prefetcht0 1088(%rsi)
-1:	vmovdqu	(%rsi), %ymm0			# four vectors per iteration, stored
+.Lavx2_non_temporal_loop:			# no software prefetch: on Zen 3 the
+						# avx512 routine's prefetcht0 1 KiB ahead
+						# cost 15-20 % from 64 MiB (docs/performance.md)
+	vmovdqu	(%rsi), %ymm0			# four vectors per iteration, stored
 	vmovdqu	32(%rsi), %ymm1			# around the cache
 	vmovdqu	64(%rsi), %ymm2
 	vmovdqu	96(%rsi), %ymm3
