@@ -86,14 +86,197 @@ fn has_fsrm() -> bool {
     leaf7(0).edx & (1 << 4) != 0
 }
 
-/// glibc's `Prefer_No_AVX512`: set on Intel CPUs without AVX512ER and without
-/// AVX-VNNI (Skylake-SP to Ice Lake: 512-bit code lowers their clock, BZ #21396),
-/// never on AMD. Where it is set, glibc's memcpy is a 32-byte one.
-fn glibc_prefers_no_avx512() -> bool {
-    let avx512er = leaf7(0).ebx & (1 << 27) != 0;
-    let avx_vnni = leaf7(1).eax & (1 << 4) != 0;
-    vendor() == Vendor::Intel && !avx512er && !avx_vnni
+/// AVX512ER (CPUID.(7,0):EBX[27]; Xeon Phi only).
+fn has_avx512er() -> bool {
+    leaf7(0).ebx & (1 << 27) != 0
 }
+
+/// AVX-VNNI, the VEX-encoded one (CPUID.(7,1):EAX[4]).
+fn has_avx_vnni() -> bool {
+    leaf7(1).eax & (1 << 4) != 0
+}
+
+/// What the rules below read from the CPU, gathered in one place so that the
+/// rules are pure functions of it: [`Facts::here`] for this CPU, literal ones in
+/// the tests for the CPU families of docs/cpus.md.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Facts {
+    vendor: Vendor,
+    /// Display family and model (CPUID leaf 1).
+    family: u32,
+    model: u32,
+    /// Fast strings (ERMS) and fast short `rep movsb` (FSRM).
+    ermsb: bool,
+    fsrm: bool,
+    /// [`can_run`] for the two vector strategies.
+    avx2: bool,
+    avx512: bool,
+    /// The bits behind glibc's `Prefer_No_AVX512`.
+    avx512er: bool,
+    avx_vnni: bool,
+    /// [`can_run_crc`] for `Stream`, `Fold128` and `Fold256`.
+    crc: [bool; 3],
+    /// The largest data or unified cache and how many logical processors share it.
+    llc: Option<(usize, usize)>,
+}
+
+impl Facts {
+    /// This CPU. Runs CPUID (slow in a VM): callers cache what they derive.
+    fn here() -> Facts {
+        let (family, model) = family_model();
+        Facts {
+            vendor: vendor(),
+            family,
+            model,
+            ermsb: can_run(Strategy::RepMovsb),
+            fsrm: has_fsrm(),
+            avx2: can_run(Strategy::Avx2),
+            avx512: can_run(Strategy::Avx512),
+            avx512er: has_avx512er(),
+            avx_vnni: has_avx_vnni(),
+            crc: CRC_ROUTINES.map(can_run_crc),
+            llc: last_level_cache(),
+        }
+    }
+
+    /// Intel family 6 models on which only the fragile shape is recoverable
+    /// ([`FRAGILE_MODELS`]).
+    fn is_fragile_model(&self) -> bool {
+        self.vendor == Vendor::Intel && self.family == 6 && FRAGILE_MODELS.contains(&self.model)
+    }
+
+    /// glibc's `Prefer_No_AVX512`: set on Intel CPUs without AVX512ER and without
+    /// AVX-VNNI (Skylake-SP to Ice Lake: 512-bit code lowers their clock, BZ
+    /// #21396), never on AMD. Where it is set, glibc's memcpy is a 32-byte one.
+    fn glibc_prefers_no_avx512(&self) -> bool {
+        self.vendor == Vendor::Intel && !self.avx512er && !self.avx_vnni
+    }
+
+    fn can_run_crc(&self, routine: CrcRoutine) -> bool {
+        let i = CRC_ROUTINES.iter().position(|&r| r == routine);
+        i.is_some_and(|i| self.crc[i])
+    }
+
+    /// See [`crc_routine`].
+    fn crc_routine(&self) -> Option<CrcRoutine> {
+        if !self.can_run_crc(CrcRoutine::Stream) {
+            return None;
+        }
+        let fragile = self.is_fragile_model();
+        Some(if self.can_run_crc(CrcRoutine::Fold256) && !fragile {
+            CrcRoutine::Fold256
+        } else if self.can_run_crc(CrcRoutine::Fold128) && !fragile {
+            CrcRoutine::Fold128
+        } else {
+            CrcRoutine::Stream
+        })
+    }
+
+    /// See [`default_strategy`].
+    fn default_with_reason(&self) -> (Strategy, &'static str) {
+        if self.is_fragile_model() {
+            return (
+                Strategy::Fragile,
+                "an Intel Xeon model the kernel treats as fragile (poison consumed by fast \
+                 strings or a split load is not recoverable): the kernel's copy_mc_fragile shape",
+            );
+        }
+        if self.avx512 && !self.glibc_prefers_no_avx512() {
+            return (
+                Strategy::Avx512,
+                "AVX-512F and VL, and glibc does not prefer 256-bit code here: glibc's memcpy is \
+                 __memmove_avx512_unaligned_erms",
+            );
+        }
+        if self.avx2 {
+            return (
+                Strategy::Avx2,
+                if self.avx512 {
+                    "AVX-512 that glibc avoids here (Prefer_No_AVX512: no AVX-VNNI): glibc's \
+                     memcpy is the 32-byte __memmove_evex_unaligned_erms"
+                } else {
+                    "AVX2 without AVX-512: glibc's memcpy is __memmove_avx_unaligned(_erms)"
+                },
+            );
+        }
+        if self.ermsb {
+            return (
+                Strategy::RepMovsb,
+                "fast strings without AVX2: glibc's memcpy is __memmove_sse2_unaligned_erms, \
+                 rep movsb from 2 KiB",
+            );
+        }
+        (
+            Strategy::Fragile,
+            "neither AVX2 nor fast strings: word copies",
+        )
+    }
+
+    /// See [`thresholds`].
+    fn thresholds_with_reason(&self) -> (Thresholds, String) {
+        let fsrm = self.ermsb && self.fsrm;
+        let (avx2_rep_movsb, avx512_rep_movsb, rep_why) = match (self.vendor, self.ermsb, fsrm) {
+            (Vendor::Amd, _, _) => (
+                usize::MAX,
+                usize::MAX,
+                "never on AMD (glibc 2.40+ does not either: slow for some distances)".to_string(),
+            ),
+            (Vendor::Intel, true, true) => (
+                2112,
+                16 << 10,
+                "from 2112 B (avx2: glibc's rule with FSRM) and 16 KiB (avx512: measured)".into(),
+            ),
+            (Vendor::Intel, true, false) => (
+                8 << 10,
+                16 << 10,
+                "from 8 KiB (avx2: glibc's rule without FSRM) and 16 KiB (avx512)".into(),
+            ),
+            _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
+        };
+        let (llc, sharing) = self.llc.unwrap_or((NON_TEMPORAL_CAP, 1));
+        let share = (llc / sharing.max(1)).saturating_mul(3) / 4;
+        let non_temporal = share.clamp(1 << 20, NON_TEMPORAL_CAP);
+        let nt_why = match self.llc {
+            Some((llc, sharing)) => format!(
+                "from {} MiB (3/4 of the {} MiB last-level cache's share per thread ({} sharing \
+                 it) is {} MiB; at most {} MiB)",
+                non_temporal >> 20,
+                llc >> 20,
+                sharing,
+                share >> 20,
+                NON_TEMPORAL_CAP >> 20
+            ),
+            None => format!("from {} MiB (no cache information)", non_temporal >> 20),
+        };
+        (
+            Thresholds {
+                avx2_rep_movsb,
+                avx512_rep_movsb,
+                non_temporal,
+            },
+            format!("rep movsb {rep_why}; non-temporal stores {nt_why}"),
+        )
+    }
+
+    /// See [`rule`].
+    fn rule(&self) -> String {
+        let vendor = match self.vendor {
+            Vendor::Intel => "Intel",
+            Vendor::Amd => "AMD",
+            Vendor::Other => "other vendor",
+        };
+        let (strategy, why) = self.default_with_reason();
+        let (_, thresholds) = self.thresholds_with_reason();
+        format!(
+            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}",
+            self.family, self.model
+        )
+    }
+}
+
+/// The checksum routines, in the order of [`Facts::crc`].
+const CRC_ROUTINES: [CrcRoutine; 3] =
+    [CrcRoutine::Stream, CrcRoutine::Fold128, CrcRoutine::Fold256];
 
 /// The checksum routine this CPU runs best, or `None` without SSE4.2 (then
 /// the checksum is computed in software):
@@ -106,17 +289,7 @@ fn glibc_prefers_no_avx512() -> bool {
 ///
 /// Runs CPUID (slow in a VM): callers cache the answer (`mod.rs`).
 pub(crate) fn crc_routine() -> Option<CrcRoutine> {
-    if !std::arch::is_x86_feature_detected!("sse4.2") {
-        return None;
-    }
-    let fragile = is_fragile_model();
-    Some(if can_run_crc(CrcRoutine::Fold256) && !fragile {
-        CrcRoutine::Fold256
-    } else if can_run_crc(CrcRoutine::Fold128) && !fragile {
-        CrcRoutine::Fold128
-    } else {
-        CrcRoutine::Stream
-    })
+    Facts::here().crc_routine()
 }
 
 /// Whether this CPU has every instruction of the checksum routine.
@@ -137,13 +310,7 @@ pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
 /// such model as fragile errs on the safe side.
 const FRAGILE_MODELS: [u32; 4] = [0x3e, 0x3f, 0x4f, 0x55];
 
-/// True on the CPU models where only the fragile shape is recoverable.
-pub(crate) fn is_fragile_model() -> bool {
-    let (family, model) = family_model();
-    vendor() == Vendor::Intel && family == 6 && FRAGILE_MODELS.contains(&model)
-}
-
-/// The strategy chosen when `MCSAFE_STRATEGY` is not set, and why.
+/// The strategy chosen when `MCSAFE_STRATEGY` is not set.
 ///
 /// - `Fragile` where only it is recoverable (the kernel's rule, not glibc's).
 /// - `Avx512` where glibc's memcpy is its 64-byte zmm one: AVX-512F and VL, and not
@@ -154,46 +321,7 @@ pub(crate) fn is_fragile_model() -> bool {
 /// - `RepMovsb` with fast strings but no AVX2 (glibc's `sse2_unaligned_erms` uses
 ///   `rep movsb` from 2 KiB; mcsafe has no SSE2 vector routine); else `Fragile`.
 pub(crate) fn default_strategy() -> Strategy {
-    default_with_reason().0
-}
-
-fn default_with_reason() -> (Strategy, &'static str) {
-    if is_fragile_model() {
-        return (
-            Strategy::Fragile,
-            "an Intel Xeon model the kernel treats as fragile (poison consumed by fast strings \
-             or a split load is not recoverable): the kernel's copy_mc_fragile shape",
-        );
-    }
-    if can_run(Strategy::Avx512) && !glibc_prefers_no_avx512() {
-        return (
-            Strategy::Avx512,
-            "AVX-512F and VL, and glibc does not prefer 256-bit code here: glibc's memcpy is \
-             __memmove_avx512_unaligned_erms",
-        );
-    }
-    if can_run(Strategy::Avx2) {
-        return (
-            Strategy::Avx2,
-            if can_run(Strategy::Avx512) {
-                "AVX-512 that glibc avoids here (Prefer_No_AVX512: no AVX-VNNI): glibc's memcpy \
-                 is the 32-byte __memmove_evex_unaligned_erms"
-            } else {
-                "AVX2 without AVX-512: glibc's memcpy is __memmove_avx_unaligned(_erms)"
-            },
-        );
-    }
-    if can_run(Strategy::RepMovsb) {
-        return (
-            Strategy::RepMovsb,
-            "fast strings without AVX2: glibc's memcpy is __memmove_sse2_unaligned_erms, \
-             rep movsb from 2 KiB",
-        );
-    }
-    (
-        Strategy::Fragile,
-        "neither AVX2 nor fast strings: word copies",
-    )
+    Facts::here().default_with_reason().0
 }
 
 /// The thresholds for this CPU.
@@ -214,91 +342,52 @@ fn default_with_reason() -> (Strategy, &'static str) {
 ///   (1/4 of the whole L3, 2.38+) gave 180 MiB on a Sapphire Rapids guest
 ///   reporting a 480 MiB L3, where even repeated copies fell out of the cache
 ///   from about 32 MiB and, from 4 MiB, non-temporal stores were as fast as
-///   cached ones hot and 1.6x faster cold.
+///   cached ones hot and 1.6x faster cold. Without cache information: 3/4 of
+///   the cap, 6 MiB.
 pub(crate) fn thresholds() -> Thresholds {
-    thresholds_with_reason().0
-}
-
-fn thresholds_with_reason() -> (Thresholds, String) {
-    let fast_strings = std::arch::is_x86_feature_detected!("ermsb");
-    let fsrm = fast_strings && has_fsrm();
-    let (avx2_rep_movsb, avx512_rep_movsb, rep_why) = match (vendor(), fast_strings, fsrm) {
-        (Vendor::Amd, _, _) => (
-            usize::MAX,
-            usize::MAX,
-            "never on AMD (glibc 2.40+ does not either: slow for some distances)".to_string(),
-        ),
-        (Vendor::Intel, true, true) => (
-            2112,
-            16 << 10,
-            "from 2112 B (avx2: glibc's rule with FSRM) and 16 KiB (avx512: measured)".into(),
-        ),
-        (Vendor::Intel, true, false) => (
-            8 << 10,
-            16 << 10,
-            "from 8 KiB (avx2: glibc's rule without FSRM) and 16 KiB (avx512)".into(),
-        ),
-        _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
-    };
-    let cache = last_level_cache();
-    let (llc, sharing) = cache.unwrap_or((NON_TEMPORAL_CAP, 1));
-    let share = (llc / sharing.max(1)).saturating_mul(3) / 4;
-    let non_temporal = share.clamp(1 << 20, NON_TEMPORAL_CAP);
-    let nt_why = match cache {
-        Some((llc, sharing)) => format!(
-            "from {} MiB (3/4 of the {} MiB last-level cache's share per thread ({} sharing it) \
-             is {} MiB; at most {} MiB)",
-            non_temporal >> 20,
-            llc >> 20,
-            sharing,
-            share >> 20,
-            NON_TEMPORAL_CAP >> 20
-        ),
-        None => format!("from {} MiB (no cache information)", non_temporal >> 20),
-    };
-    (
-        Thresholds {
-            avx2_rep_movsb,
-            avx512_rep_movsb,
-            non_temporal,
-        },
-        format!("rep movsb {rep_why}; non-temporal stores {nt_why}"),
-    )
+    Facts::here().thresholds_with_reason().0
 }
 
 /// The rule that chose [`default_strategy`] and [`thresholds`] on this CPU, in
 /// words, for `mcsafe probe`.
 pub(crate) fn rule() -> String {
-    let (family, model) = family_model();
-    let vendor = match vendor() {
-        Vendor::Intel => "Intel",
-        Vendor::Amd => "AMD",
-        Vendor::Other => "other vendor",
-    };
-    let (strategy, why) = default_with_reason();
-    let (_, thresholds) = thresholds_with_reason();
-    format!("{vendor} family {family:#x} model {model:#x}: {strategy}: {why}; {thresholds}")
+    Facts::here().rule()
 }
 
 /// The largest non-temporal threshold (see [`thresholds`]).
 const NON_TEMPORAL_CAP: usize = 8 << 20;
 
+/// The deterministic cache leaf of this vendor: 4 on Intel, 0x8000001D on AMD
+/// when the CPU has it (`max_extended`: CPUID 0x80000000's EAX); both have the
+/// same layout.
+fn cache_leaf(vendor: Vendor, max_extended: u32) -> Option<u32> {
+    match vendor {
+        Vendor::Intel => Some(4),
+        Vendor::Amd if max_extended >= 0x8000_001d => Some(0x8000_001d),
+        _ => None,
+    }
+}
+
 /// Size in bytes of the largest data or unified cache, and how many logical
-/// processors share it, from CPUID's deterministic cache leaf (4 on Intel,
-/// 0x8000001D on AMD; both have the same layout).
+/// processors share it, from this CPU's deterministic cache leaf.
 fn last_level_cache() -> Option<(usize, usize)> {
-    let leaf = match vendor() {
-        Vendor::Intel => 4,
-        // SAFETY: extended leaf 0x80000000 exists on every x86-64 CPU.
-        #[allow(unused_unsafe)]
-        Vendor::Amd if unsafe { __cpuid(0x8000_0000) }.eax >= 0x8000_001d => 0x8000_001d,
-        _ => return None,
-    };
+    // SAFETY: extended leaf 0x80000000 exists on every x86-64 CPU.
+    #[allow(unused_unsafe)]
+    let max_extended = unsafe { __cpuid(0x8000_0000) }.eax;
+    let leaf = cache_leaf(vendor(), max_extended)?;
+    // SAFETY: the leaf exists (checked above); CPUID never faults.
+    #[allow(unused_unsafe)]
+    largest_cache(|sub| unsafe { __cpuid_count(leaf, sub) })
+}
+
+/// The largest data or unified cache among the subleaves `subleaf(0..16)` of a
+/// deterministic cache leaf (up to the first of type 0), with its sharing count.
+fn largest_cache(
+    subleaf: impl Fn(u32) -> core::arch::x86_64::CpuidResult,
+) -> Option<(usize, usize)> {
     let mut best = None;
     for sub in 0..16 {
-        // SAFETY: the leaf exists (checked above); CPUID never faults.
-        #[allow(unused_unsafe)]
-        let r = unsafe { __cpuid_count(leaf, sub) };
+        let r = subleaf(sub);
         let kind = r.eax & 0x1f;
         if kind == 0 {
             break;
@@ -316,7 +405,7 @@ fn last_level_cache() -> Option<(usize, usize)> {
             best = Some((size, sharing));
         }
     }
-    best.filter(|&(size, _)| size > 0)
+    best // every size is at least 1 (each field counts from 1)
 }
 
 #[cfg(test)]
@@ -347,12 +436,10 @@ mod tests {
         let s = default_strategy();
         assert!(can_run(s));
         // glibc's zmm memcpy exactly where mcsafe's default is the zmm routine.
-        let zmm = can_run(Strategy::Avx512) && !glibc_prefers_no_avx512();
-        if !is_fragile_model() {
+        let here = Facts::here();
+        let zmm = can_run(Strategy::Avx512) && !here.glibc_prefers_no_avx512();
+        if !here.is_fragile_model() {
             assert_eq!(s == Strategy::Avx512, zmm, "{}", rule());
-        }
-        if vendor() == Vendor::Amd {
-            assert!(!glibc_prefers_no_avx512(), "glibc never sets it on AMD");
         }
     }
 
@@ -404,9 +491,16 @@ mod tests {
             _ => Vendor::Other,
         };
         assert_eq!(vendor(), want);
+        assert_eq!(family_model(), (family, model), "display family and model");
+        // The leaf-7 bits the rules read, each against the kernel's flag (the
+        // vendor-gated rules below cannot show a wrong bit on every CPU).
+        assert_eq!(has_fsrm(), has("fsrm"), "fsrm");
+        assert_eq!(has_avx512er(), has("avx512er"), "avx512er");
+        assert_eq!(has_avx_vnni(), has("avx_vnni"), "avx_vnni");
         let fragile = want == Vendor::Intel && family == 6 && FRAGILE_MODELS.contains(&model);
+        let here = Facts::here();
         assert_eq!(
-            is_fragile_model(),
+            here.is_fragile_model(),
             fragile,
             "family {family} model {model:#x}"
         );
@@ -424,7 +518,7 @@ mod tests {
         // glibc's Prefer_No_AVX512, from the kernel's flags: Intel without
         // AVX512ER and without AVX-VNNI (never on AMD: Zen 4 and 5 run zmm).
         let prefers_no_avx512 = want == Vendor::Intel && !has("avx512er") && !has("avx_vnni");
-        assert_eq!(glibc_prefers_no_avx512(), prefers_no_avx512);
+        assert_eq!(here.glibc_prefers_no_avx512(), prefers_no_avx512);
         let default = if fragile {
             Strategy::Fragile
         } else if has("avx512f") && has("avx512vl") && !prefers_no_avx512 {
@@ -445,6 +539,139 @@ mod tests {
             _ => (usize::MAX, usize::MAX),
         };
         assert_eq!((t.avx2_rep_movsb, t.avx512_rep_movsb), rep);
+    }
+
+    /// A CPU of docs/cpus.md's table, as [`Facts`].
+    fn cpu(
+        vendor: Vendor,
+        family: u32,
+        model: u32,
+        features: &str,
+        llc: Option<(usize, usize)>,
+    ) -> Facts {
+        let has = |f: &str| features.split_whitespace().any(|g| g == f);
+        let fold128 = has("sse4.2") && has("pclmulqdq") && has("avx");
+        Facts {
+            vendor,
+            family,
+            model,
+            ermsb: has("erms"),
+            fsrm: has("fsrm"),
+            avx2: has("avx2"),
+            avx512: has("avx512"),
+            avx512er: has("avx512er"),
+            avx_vnni: has("avx_vnni"),
+            crc: [
+                has("sse4.2"),
+                fold128,
+                fold128 && has("avx2") && has("vpclmulqdq"),
+            ],
+            llc,
+        }
+    }
+
+    const MIB: usize = 1 << 20;
+    const NEVER: usize = usize::MAX;
+
+    /// The rules on every CPU family of docs/cpus.md (what glibc picks there and
+    /// what mcsafe picks), whatever CPU runs the test.
+    #[test]
+    fn the_rules_on_each_cpu_family() {
+        use CrcRoutine::{Fold128, Fold256, Stream};
+        use Strategy::{Avx2, Avx512, Fragile, RepMovsb};
+        use Vendor::{Amd, Intel, Other};
+        let modern = "erms fsrm avx2 sse4.2 pclmulqdq avx vpclmulqdq";
+        #[rustfmt::skip]
+        let cases: [(&str, Facts, Strategy, (usize, usize), usize, Option<CrcRoutine>); 12] = [
+            ("Zen 3 (this guest)", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
+                Avx2, (NEVER, NEVER), 8 * MIB, Some(Fold256)),
+            ("Zen 4", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
+                Avx512, (NEVER, NEVER), 3 * MIB / 2, Some(Fold256)),
+            ("Zen 2", cpu(Amd, 0x17, 0x31, "avx2 sse4.2 pclmulqdq avx", Some((16 * MIB, 8))),
+                Avx2, (NEVER, NEVER), 3 * MIB / 2, Some(Fold128)),
+            ("Sapphire Rapids", cpu(Intel, 6, 0x8f, &format!("{modern} avx512 avx_vnni"), Some((105 * MIB, 112))),
+                Avx512, (2112, 16 << 10), MIB, Some(Fold256)),
+            ("Ice Lake server", cpu(Intel, 6, 0x6a, &format!("{modern} avx512"), Some((48 * MIB, 8))),
+                Avx2, (2112, 16 << 10), 9 * MIB / 2, Some(Fold256)),
+            ("Skylake-SP (fragile)", cpu(Intel, 6, 0x55, "erms avx2 avx512 sse4.2 pclmulqdq avx", Some((38 * MIB, 4))),
+                Fragile, (8 << 10, 16 << 10), 7 * MIB + MIB / 8, Some(Stream)),
+            ("Haswell-EX (fragile)", cpu(Intel, 6, 0x3f, "erms avx2 sse4.2 pclmulqdq avx", None),
+                Fragile, (8 << 10, 16 << 10), 6 * MIB, Some(Stream)),
+            ("Haswell client", cpu(Intel, 6, 0x3c, "erms avx2 sse4.2 pclmulqdq avx", Some((8 * MIB, 8))),
+                Avx2, (8 << 10, 16 << 10), MIB, Some(Fold128)),
+            ("Ivy Bridge client", cpu(Intel, 6, 0x3a, "erms sse4.2 pclmulqdq avx", Some((8 * MIB, 2))),
+                RepMovsb, (8 << 10, 16 << 10), 3 * MIB, Some(Fold128)),
+            ("Xeon Phi-like: AVX512ER, no AVX-VNNI", cpu(Intel, 6, 0x85, "erms avx2 avx512 avx512er sse4.2", Some((16 * MIB, 1))),
+                Avx512, (8 << 10, 16 << 10), 8 * MIB, Some(Stream)),
+            ("another vendor, AVX2", cpu(Other, 6, 0x0f, "erms avx2", Some((16 * MIB, 1))),
+                Avx2, (NEVER, NEVER), 8 * MIB, None),
+            ("an old CPU", cpu(Other, 0xf, 0x02, "", None),
+                Fragile, (NEVER, NEVER), 6 * MIB, None),
+        ];
+        for (name, facts, strategy, rep, non_temporal, crc) in cases {
+            let (t, why) = facts.thresholds_with_reason();
+            assert_eq!(facts.default_with_reason().0, strategy, "{name}");
+            assert_eq!((t.avx2_rep_movsb, t.avx512_rep_movsb), rep, "{name}: {why}");
+            assert_eq!(t.non_temporal, non_temporal, "{name}: {why}");
+            assert_eq!(facts.crc_routine(), crc, "{name}");
+            let rule = facts.rule();
+            assert!(rule.contains(strategy.name()), "{name}: {rule}");
+        }
+    }
+
+    #[test]
+    fn the_cache_leaf_follows_the_vendor() {
+        assert_eq!(cache_leaf(Vendor::Intel, 0x8000_0008), Some(4));
+        assert_eq!(cache_leaf(Vendor::Amd, 0x8000_0020), Some(0x8000_001d));
+        assert_eq!(cache_leaf(Vendor::Amd, 0x8000_001d), Some(0x8000_001d));
+        assert_eq!(cache_leaf(Vendor::Amd, 0x8000_001c), None, "too old an AMD");
+        assert_eq!(cache_leaf(Vendor::Other, 0x8000_0020), None);
+    }
+
+    /// One subleaf of a deterministic cache leaf: `kind` (1 data, 2
+    /// instruction, 3 unified), the geometry, and how many share it.
+    fn subleaf(
+        kind: u32,
+        ways: u32,
+        partitions: u32,
+        line: u32,
+        sets: u32,
+        sharing: u32,
+    ) -> core::arch::x86_64::CpuidResult {
+        core::arch::x86_64::CpuidResult {
+            eax: kind | ((sharing - 1) << 14),
+            ebx: ((ways - 1) << 22) | ((partitions - 1) << 12) | (line - 1),
+            ecx: sets - 1,
+            edx: 0,
+        }
+    }
+
+    #[test]
+    fn the_largest_data_or_unified_cache_is_found() {
+        let zen3 = [
+            subleaf(1, 8, 1, 64, 64, 2),       // L1d, 32 KiB
+            subleaf(2, 8, 1, 64, 64, 2),       // L1i
+            subleaf(3, 8, 1, 64, 1024, 2),     // L2, 512 KiB
+            subleaf(3, 16, 1, 64, 32768, 16),  // L3, 32 MiB
+            subleaf(0, 1, 1, 1, 1, 1),         // the end
+            subleaf(3, 16, 1, 64, 1 << 20, 1), // never read
+        ];
+        let read = |caches: &[core::arch::x86_64::CpuidResult]| {
+            let caches = caches.to_vec();
+            largest_cache(move |sub| caches[sub as usize])
+        };
+        assert_eq!(read(&zen3), Some((32 * MIB, 16)));
+        // An instruction cache larger than the rest is not a data cache; two
+        // partitions double a cache; of two equal ones, the first counts.
+        let odd = [
+            subleaf(2, 16, 1, 64, 1 << 16, 1), // 64 MiB of instructions
+            subleaf(3, 8, 2, 64, 4096, 4),     // 4 MiB
+            subleaf(1, 16, 1, 64, 4096, 8),    // 4 MiB as well
+            subleaf(1, 1, 1, 64, 1, 1),        // 64 B
+            subleaf(0, 1, 1, 1, 1, 1),
+        ];
+        assert_eq!(read(&odd), Some((4 * MIB, 4)));
+        assert_eq!(read(&[subleaf(0, 1, 1, 1, 1, 1)]), None, "no cache");
     }
 
     /// The largest data or unified cache, as CPUID gives it, against the

@@ -93,11 +93,17 @@ pub(crate) fn find(rip: usize) -> Option<LandingPad> {
 /// for a copy fault).
 pub(crate) fn is_well_formed() -> bool {
     let pads: Vec<LandingPad> = landing_pads().collect();
+    rows().iter().all(|r| r.regs <= 1) && pads_are_well_formed(&pads)
+}
+
+/// [`is_well_formed`]'s rules over resolved rows, apart so that its tests can
+/// hand it broken tables.
+fn pads_are_well_formed(pads: &[LandingPad]) -> bool {
+    let inside_a_range = |at: usize| pads.iter().any(|q| q.begin <= at && at < q.end);
     !pads.is_empty()
-        && rows().iter().all(|r| r.regs <= 1)
         && pads.iter().all(|p| p.begin < p.end)
         && pads.windows(2).all(|w| w[0].end <= w[1].begin)
-        && pads.iter().all(|p| find(p.fixup).is_none())
+        && pads.iter().all(|p| !inside_a_range(p.fixup))
 }
 
 #[cfg(test)]
@@ -139,6 +145,36 @@ mod tests {
         // split by the commit window and by the return after a short last block),
         // and so do the two copy-and-checksum ones (asm/copy_crc32c.s).
         assert_eq!(landing_pads().count(), 4 * 2 + 4 + 1 + 5 + 2 * 4 + 2 * 4);
+    }
+
+    #[test]
+    fn broken_tables_are_refused() {
+        let pad = |begin, end, fixup| LandingPad {
+            begin,
+            end,
+            fixup,
+            regs: Regs::Saved,
+        };
+        let good = [pad(100, 110, 200), pad(110, 120, 210), pad(130, 140, 120)];
+        assert!(pads_are_well_formed(&good), "back to back, fixups outside");
+        for (broken, why) in [
+            (vec![], "empty"),
+            (vec![pad(100, 100, 200)], "an empty range"),
+            (vec![pad(110, 100, 200)], "a reversed range"),
+            (vec![pad(100, 111, 200), pad(110, 120, 210)], "overlapping"),
+            (vec![pad(110, 120, 210), pad(100, 110, 200)], "not sorted"),
+            (
+                vec![pad(100, 110, 115), pad(110, 120, 210)],
+                "a fixup in a range",
+            ),
+            (vec![pad(100, 110, 105)], "a fixup in its own range"),
+            (
+                vec![pad(100, 110, 200), pad(110, 120, 100)],
+                "a fixup at a begin",
+            ),
+        ] {
+            assert!(!pads_are_well_formed(&broken), "{why}: {broken:?}");
+        }
     }
 
     #[test]
