@@ -573,6 +573,17 @@ mod tests {
     const MIB: usize = 1 << 20;
     const NEVER: usize = usize::MAX;
 
+    /// A CPU, then what it gets: default strategy, `rep movsb` thresholds (avx2,
+    /// avx512), non-temporal threshold, checksum routine.
+    type Case = (
+        &'static str,
+        Facts,
+        Strategy,
+        (usize, usize),
+        usize,
+        Option<CrcRoutine>,
+    );
+
     /// The rules on every CPU family of docs/cpus.md (what glibc picks there and
     /// what mcsafe picks), whatever CPU runs the test.
     #[test]
@@ -582,7 +593,7 @@ mod tests {
         use Vendor::{Amd, Intel, Other};
         let modern = "erms fsrm avx2 sse4.2 pclmulqdq avx vpclmulqdq";
         #[rustfmt::skip]
-        let cases: [(&str, Facts, Strategy, (usize, usize), usize, Option<CrcRoutine>); 12] = [
+        let cases: [Case; 12] = [
             ("Zen 3 (this guest)", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
                 Avx2, (NEVER, NEVER), 8 * MIB, Some(Fold256)),
             ("Zen 4", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
