@@ -55,25 +55,10 @@ fn check(
         Side::Source => (fx.heap_dst.at(other_misalign), faulting.cast_const()),
         _ => (faulting, fx.heap_src.at(other_misalign).cast_const()),
     };
-    // Sentinels around the destination where it is readable.
-    let before_dst = dst.wrapping_sub(GUARD);
-    let after_dst = dst.wrapping_add(len);
-    let after_len = match side {
-        Side::Source => GUARD,
-        _ => (fx.lost.boundary() as usize)
-            .saturating_sub(after_dst as usize)
-            .min(GUARD),
-    };
-    let before_len = match side {
-        Side::Destination if b <= 0 => 0,
-        Side::Destination => (b as usize + GUARD).min(fx.lost.valid_len()) - b as usize,
-        _ => GUARD,
-    };
-    // SAFETY: all ranges written lie in the fixture's readable, writable memory.
-    unsafe {
-        std::ptr::write_bytes(before_dst.add(GUARD - before_len), SENTINEL, before_len);
-        std::ptr::write_bytes(after_dst, SENTINEL, after_len);
-    }
+    // Sentinels around the destination where it is readable: before it, and past
+    // its end unless that is the lost page.
+    // SAFETY: the destination is a Guarded buffer or lies in the fixture's mapping.
+    let sentinels = unsafe { Sentinels::place(&fx.lost, side, b, dst, len) };
 
     let signals = recovered();
     // SAFETY: both buffers are mapped; only the lost pages may fault (SIGBUS).
@@ -124,12 +109,7 @@ fn check(
             crc32c_reference_from(0x1357_9bdf, prefix),
             "{what}: CRC of the prefix"
         );
-        assert_untouched(
-            before_dst.add(GUARD - before_len),
-            before_len,
-            &format!("{what}: before dst"),
-        );
-        assert_untouched(after_dst, after_len, &format!("{what}: after dst"));
+        sentinels.check(&what);
         if side == Side::Source {
             std::ptr::write_bytes(dst, SENTINEL, len);
         }

@@ -83,24 +83,8 @@ fn check(
     };
     // Sentinels around the destination where it is readable: before it, and past
     // its end unless that is the lost page.
-    let before_dst = dst.wrapping_sub(GUARD);
-    let after_dst = dst.wrapping_add(len);
-    let after_len = match side {
-        Side::Source => GUARD,
-        _ => (fx.lost.boundary() as usize)
-            .saturating_sub(after_dst as usize)
-            .min(GUARD),
-    };
-    let before_len = match side {
-        Side::Destination if b <= 0 => 0,
-        Side::Destination => (b as usize + GUARD).min(fx.lost.valid_len()) - b as usize,
-        _ => GUARD,
-    };
-    // SAFETY: all ranges written lie in the fixture's readable, writable memory.
-    unsafe {
-        std::ptr::write_bytes(before_dst.add(GUARD - before_len), SENTINEL, before_len);
-        std::ptr::write_bytes(after_dst, SENTINEL, after_len);
-    }
+    // SAFETY: the destination is a Guarded buffer or lies in the fixture's mapping.
+    let sentinels = unsafe { Sentinels::place(&fx.lost, side, b, dst, len) };
 
     let signals = recovered();
     // SAFETY: both buffers are mapped; only the lost page may fault (SIGBUS).
@@ -136,12 +120,7 @@ fn check(
         if let Some(i) = first_difference(dst, src, copied) {
             panic!("{what}: byte {i} of the copied prefix differs");
         }
-        assert_untouched(
-            before_dst.add(GUARD - before_len),
-            before_len,
-            &format!("{what}: before dst"),
-        );
-        assert_untouched(after_dst, after_len, &format!("{what}: after dst"));
+        sentinels.check(&what);
         // Put the heap destination back to sentinels for the next case.
         if side == Side::Source {
             std::ptr::write_bytes(dst, SENTINEL, len);

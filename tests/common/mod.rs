@@ -111,6 +111,72 @@ impl Guarded {
     }
 }
 
+/// The readable bytes around a sweep's destination, set to [`SENTINEL`] before
+/// the copy and checked after it: up to [`GUARD`] bytes ending at `dst` and up
+/// to `GUARD` from `dst + len`, each cut where it would reach `lost`'s lost
+/// pages (when the destination is the faulting side).
+pub struct Sentinels {
+    before: *mut u8,
+    before_len: usize,
+    after: *mut u8,
+    after_len: usize,
+}
+
+impl Sentinels {
+    /// Writes the sentinels around `dst..dst+len`; `side` is the faulting side,
+    /// whose buffer starts `b` bytes before `lost`'s boundary (`b <= 0`: inside
+    /// the lost page).
+    ///
+    /// # Safety
+    /// The other side's destination is a [`Guarded`] buffer (`GUARD` bytes of
+    /// room each side); a faulting destination lies in `lost`'s mapping.
+    pub unsafe fn place(
+        lost: &LostTail,
+        side: mcsafe::Side,
+        b: isize,
+        dst: *mut u8,
+        len: usize,
+    ) -> Sentinels {
+        use mcsafe::Side;
+        let after = dst.wrapping_add(len);
+        let after_len = match side {
+            Side::Source => GUARD,
+            _ => (lost.boundary() as usize)
+                .saturating_sub(after as usize)
+                .min(GUARD),
+        };
+        let before_len = match side {
+            Side::Destination if b <= 0 => 0,
+            Side::Destination => (b as usize + GUARD).min(lost.valid_len()) - b as usize,
+            _ => GUARD,
+        };
+        let before = dst.wrapping_sub(before_len);
+        // SAFETY: both ranges lie in readable, writable memory (the contract).
+        unsafe {
+            std::ptr::write_bytes(before, SENTINEL, before_len);
+            std::ptr::write_bytes(after, SENTINEL, after_len);
+        }
+        Sentinels {
+            before,
+            before_len,
+            after,
+            after_len,
+        }
+    }
+
+    /// Panics, naming `what`, if the copy wrote a sentinel.
+    ///
+    /// # Safety
+    /// As for [`Sentinels::place`], the memory still mapped.
+    pub unsafe fn check(&self, what: &str) {
+        // SAFETY: the ranges `place` wrote.
+        unsafe {
+            assert_untouched(self.before, self.before_len, &format!("{what}: before dst"));
+            assert_untouched(self.after, self.after_len, &format!("{what}: after dst"));
+        }
+    }
+}
+
 /// Asserts that `len` bytes at `p` still hold the sentinel.
 ///
 /// # Safety
