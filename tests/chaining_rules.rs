@@ -298,6 +298,102 @@ fn the_previous_handler_runs_with_its_mask_and_on_its_stack_as_without_mcsafe() 
     assert_eq!(seen, ["seen 0b10110", "seen 0b11001", "seen 0b10010"]);
 }
 
+/// mcsafe's own action as `install()` leaves it over `before` (handler and
+/// flags; `SIGUSR1` in the mask when `masked`): (flags, whether SIGUSR1 is in
+/// its mask, whether its handler is a function that is not `before`'s).
+fn our_action_over(test: &str, before: usize, flags: i32, masked: bool) -> (i32, bool, bool) {
+    let status = in_child(test, || {
+        // SAFETY: a valid action for SIGBUS, in this child.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = before;
+            action.sa_flags = flags;
+            libc::sigemptyset(&mut action.sa_mask);
+            if masked {
+                libc::sigaddset(&mut action.sa_mask, libc::SIGUSR1);
+            }
+            assert_eq!(
+                libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut()),
+                0
+            );
+        }
+        mcsafe::install().unwrap();
+        let ours = current_action();
+        // SAFETY: a filled-in sigset.
+        let usr1 = unsafe { libc::sigismember(&ours.sa_mask, libc::SIGUSR1) } == 1;
+        let replaced = ours.sa_sigaction != before
+            && ours.sa_sigaction != libc::SIG_DFL
+            && ours.sa_sigaction != libc::SIG_IGN;
+        // The figures travel in the exit status: 8 flag bits of interest.
+        let bits = [
+            libc::SA_SIGINFO,
+            libc::SA_ONSTACK,
+            libc::SA_RESTART,
+            libc::SA_NODEFER,
+            libc::SA_RESETHAND,
+        ];
+        let mut code = 0;
+        for (i, bit) in bits.iter().enumerate() {
+            if ours.sa_flags & bit != 0 {
+                code |= 1 << i;
+            }
+        }
+        code |= i32::from(usr1) << 5 | i32::from(replaced) << 6;
+        std::process::exit(code);
+    });
+    let code = status.code().expect("the child exits");
+    let bits = [
+        libc::SA_SIGINFO,
+        libc::SA_ONSTACK,
+        libc::SA_RESTART,
+        libc::SA_NODEFER,
+        libc::SA_RESETHAND,
+    ];
+    let flags = bits
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| code & (1 << i) != 0)
+        .fold(0, |f, (_, bit)| f | bit);
+    (flags, code & (1 << 5) != 0, code & (1 << 6) != 0)
+}
+
+#[test]
+fn over_sig_dfl_mcsafes_action_takes_the_alternate_stack_and_restarts() {
+    const TEST: &str = "over_sig_dfl_mcsafes_action_takes_the_alternate_stack_and_restarts";
+    let (flags, usr1, replaced) = our_action_over(TEST, libc::SIG_DFL, 0, false);
+    assert!(replaced, "mcsafe's handler is installed");
+    assert_eq!(
+        flags,
+        libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART
+    );
+    assert!(!usr1);
+}
+
+#[test]
+fn over_sig_ign_mcsafes_action_takes_the_alternate_stack_and_restarts() {
+    const TEST: &str = "over_sig_ign_mcsafes_action_takes_the_alternate_stack_and_restarts";
+    // SA_NODEFER on SIG_IGN means nothing to copy: there is no handler to imitate.
+    let (flags, usr1, replaced) = our_action_over(TEST, libc::SIG_IGN, libc::SA_NODEFER, true);
+    assert!(replaced);
+    assert_eq!(
+        flags,
+        libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART
+    );
+    assert!(!usr1, "no mask copied from SIG_IGN");
+}
+
+#[test]
+fn over_a_handler_mcsafes_action_copies_its_mask_and_three_flags_only() {
+    const TEST: &str = "over_a_handler_mcsafes_action_copies_its_mask_and_three_flags_only";
+    let before = address(observing_handler as *const ());
+    let flags = libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK | libc::SA_RESETHAND;
+    let (ours, usr1, replaced) = our_action_over(TEST, before, flags, true);
+    assert!(replaced);
+    // SA_RESETHAND stays with the previous action (rule 3); no SA_RESTART asked.
+    assert_eq!(ours, libc::SA_SIGINFO | libc::SA_NODEFER | libc::SA_ONSTACK);
+    assert!(usr1, "the previous action's mask");
+}
+
 // ---- rule 3: SA_RESETHAND applies when the kernel calls mcsafe's handler ----
 
 /// A previous `SA_RESETHAND` handler gets one SIGBUS, then the default applies:
