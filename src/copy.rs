@@ -466,6 +466,10 @@ mod tests {
             (real, (1 << 62) - 1, 2),
             ((1 << 61) + 1, real, 1),
             (usize::MAX, real, 1),
+            // Two of `dst - 1`, `src - 1` and `len` outside with the same high
+            // bits, the ranges apart: an `^` for an `|` would let them through.
+            ((1 << 62) + 0x10000, (1 << 62) + 0x20000, 1),
+            ((1 << 62) + real + 8192, real, 1 << 62),
         ] {
             let (dst, src) = (d as *mut u8, s as *const u8);
             assert!(ranges_are_bad(dst, src, len), "{d:#x} {s:#x} {len}");
