@@ -58,11 +58,11 @@ fn plain_memcpy(path: &Path) {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    if let [_, flag, path] = &args[..] {
-        if flag == "--plain-memcpy" {
-            plain_memcpy(Path::new(path));
-            return ExitCode::SUCCESS;
-        }
+    if let [_, flag, path] = &args[..]
+        && flag == "--plain-memcpy"
+    {
+        plain_memcpy(Path::new(path));
+        return ExitCode::SUCCESS;
     }
 
     let dir = std::env::temp_dir().join(format!("mcsafe-demo-{}", std::process::id()));

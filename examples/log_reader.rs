@@ -122,13 +122,12 @@ fn scan(region: &MappedRegion) -> Scan {
 fn resync(region: &MappedRegion, from: u64) -> u64 {
     let mut pos = padded(from as usize) as u64;
     while pos as usize + HEADER <= region.len() {
-        if let Ok(Some((len, crc))) = header(region, pos) {
-            if region
+        if let Ok(Some((len, crc))) = header(region, pos)
+            && region
                 .crc32c_at(0, pos + HEADER as u64, len)
                 .is_ok_and(|c| c == crc)
-            {
-                return pos;
-            }
+        {
+            return pos;
         }
         pos += ALIGN as u64;
     }

@@ -126,11 +126,12 @@ impl Report {
         if len == 0 {
             return;
         }
-        if let Some(last) = self.ranges.last_mut() {
-            if last.lost == lost && last.pos + last.len == pos {
-                last.len += len;
-                return;
-            }
+        if let Some(last) = self.ranges.last_mut()
+            && last.lost == lost
+            && last.pos + last.len == pos
+        {
+            last.len += len;
+            return;
         }
         self.ranges.push(Range { pos, len, lost });
     }

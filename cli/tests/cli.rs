@@ -529,6 +529,19 @@ fn probe_reports_cpu_kernel_injection_and_handler() {
     ] {
         assert!(report.contains(key), "missing {key:?} in:\n{report}");
     }
+    // The dispatch rule names the vendor, the strategy it chose and both thresholds.
+    let rule = report
+        .lines()
+        .find(|l| l.starts_with("dispatch rule"))
+        .unwrap_or_else(|| panic!("no dispatch rule in:\n{report}"));
+    // (The rule names the default; a strategy forced for the test run is not it.)
+    let chosen = match std::env::var_os(mcsafe::STRATEGY_ENV) {
+        Some(_) => "",
+        None => mcsafe::Strategy::current().name(),
+    };
+    for part in ["family", chosen, "rep movsb", "non-temporal stores from"] {
+        assert!(rule.contains(part), "{part:?} missing in {rule:?}");
+    }
     let mf = std::path::Path::new("/proc/sys/vm/memory_failure_recovery").exists();
     assert_eq!(report.contains("memory failure        yes"), mf, "{report}");
     // A forced strategy is reported as forced.
