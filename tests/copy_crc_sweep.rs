@@ -14,29 +14,8 @@ mod common;
 use common::*;
 use mcsafe::{FaultKind, Side};
 
-/// A mapping whose tail is lost, and two heap buffers for the side that does
-/// not fault.
-struct Fixture {
-    lost: LostTail,
-    heap_dst: Guarded,
-    heap_src: Guarded,
-}
-
-impl Fixture {
-    fn new(max_len: usize) -> Fixture {
-        let mut heap_src = Guarded::new(max_len + PAGE);
-        let p = heap_src.at(0);
-        // SAFETY: `at(0)` leaves room for max_len + PAGE - 64 bytes and more.
-        unsafe { fill(p, max_len + PAGE - 64, 0xc0de) };
-        Fixture {
-            // A lost tail as long as the longest call: one that starts inside
-            // it stays inside the mapping.
-            lost: LostTail::new(max_len / PAGE + 4, max_len / PAGE + 2, 0x5eed),
-            heap_dst: Guarded::new(max_len + PAGE),
-            heap_src,
-        }
-    }
-}
+/// What the heap source holds (`fill`'s seed).
+const SEED: u64 = 0xc0de;
 
 /// One call along `path`: the faulting side's buffer starts `b` bytes before
 /// the first lost byte, the other side's is `other_misalign` bytes past a
@@ -119,7 +98,7 @@ fn check(
 
 fn sweep_small(side: Side) {
     let _serial = signal_lock();
-    let mut fx = Fixture::new(PAGE);
+    let mut fx = Fixture::new(PAGE, SEED);
     for path in copy_checksums() {
         let (mut calls, mut faults) = (0u64, 0u64);
         for misalign in [0, 1, 7, 13, 63] {
@@ -155,7 +134,7 @@ fn every_length_to_300_and_position_destination_side() {
 /// spread for the MiB ones).
 fn sweep_large(side: Side) {
     let _serial = signal_lock();
-    let mut fx = Fixture::new(2 << 20);
+    let mut fx = Fixture::new(2 << 20, SEED);
     for path in copy_checksums() {
         let mut faults = 0u64;
         // Blocks of 4 KiB and of 320 bytes, with streams and without.

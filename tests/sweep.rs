@@ -10,31 +10,10 @@ mod common;
 use common::*;
 use mcsafe::{FaultKind, Side, Strategy};
 
-/// The fixture: a mapping whose last page is lost, and two heap buffers for the
-/// side of the copy that does not fault.
-struct Fixture {
-    lost: LostTail,
-    heap_dst: Guarded,
-    heap_src: Guarded,
-}
+/// What the heap source holds (`fill`'s seed).
+const SEED: u64 = 0xfeed;
 
 const MAX_LEN: usize = 4 << 20;
-
-impl Fixture {
-    fn new(max_len: usize) -> Fixture {
-        let mut heap_src = Guarded::new(max_len + PAGE);
-        let p = heap_src.at(0);
-        // SAFETY: `at(0)` leaves room for max_len + PAGE - 64 bytes and more.
-        unsafe { fill(p, max_len + PAGE - 64, 0xfeed) };
-        Fixture {
-            // Lost tail as long as the longest copy: a range that starts inside it
-            // stays inside the mapping.
-            lost: LostTail::new(max_len / PAGE + 4, max_len / PAGE + 2, 0x5eed),
-            heap_dst: Guarded::new(max_len + PAGE),
-            heap_src,
-        }
-    }
-}
 
 /// Where the side of a copy that does not fault lies.
 #[derive(Clone, Copy, Debug)]
@@ -153,7 +132,7 @@ fn small_sweep(side: Side) -> (u64, u64) {
             .into_iter()
             .map(|strategy| {
                 scope.spawn(move || {
-                    let mut fx = Fixture::new(PAGE);
+                    let mut fx = Fixture::new(PAGE, SEED);
                     let (mut copies, mut faults) = (0, 0);
                     for s in 0..64 {
                         for d in 0..64 {
@@ -232,7 +211,7 @@ fn lost_pages(len: usize) -> Vec<usize> {
 
 /// Counts signals per copy: the caller holds `signal_lock`.
 fn large_sweep(side: Side, lengths: &[usize]) {
-    let mut fx = Fixture::new(MAX_LEN);
+    let mut fx = Fixture::new(MAX_LEN, SEED);
     let mut faults = 0;
     for strategy in Strategy::available() {
         for &len in lengths {
@@ -275,7 +254,7 @@ fn page_crossing_and_mib_lengths_destination_side() {
 #[test]
 fn aliased_distances_take_one_signal_per_faulting_copy() {
     let _serial = signal_lock();
-    let mut fx = Fixture::new(MAX_LEN);
+    let mut fx = Fixture::new(MAX_LEN, SEED);
     let mut faults = 0;
     for strategy in Strategy::available() {
         for side in [Side::Source, Side::Destination] {

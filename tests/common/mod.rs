@@ -111,6 +111,30 @@ impl Guarded {
     }
 }
 
+/// A sweep's fixture: a mapping whose tail is lost, and two heap buffers for
+/// the side of a copy that does not fault (the source one filled from `seed`).
+pub struct Fixture {
+    pub lost: LostTail,
+    pub heap_dst: Guarded,
+    pub heap_src: Guarded,
+}
+
+impl Fixture {
+    pub fn new(max_len: usize, seed: u64) -> Fixture {
+        let mut heap_src = Guarded::new(max_len + PAGE);
+        let p = heap_src.at(0);
+        // SAFETY: `at(0)` leaves room for max_len + PAGE - 64 bytes and more.
+        unsafe { fill(p, max_len + PAGE - 64, seed) };
+        Fixture {
+            // A lost tail as long as the longest call: one that starts inside
+            // it stays inside the mapping.
+            lost: LostTail::new(max_len / PAGE + 4, max_len / PAGE + 2, 0x5eed),
+            heap_dst: Guarded::new(max_len + PAGE),
+            heap_src,
+        }
+    }
+}
+
 /// The readable bytes around a sweep's destination, set to [`SENTINEL`] before
 /// the copy and checked after it: up to [`GUARD`] bytes ending at `dst` and up
 /// to `GUARD` from `dst + len`, each cut where it would reach `lost`'s lost
