@@ -318,6 +318,7 @@ fn read_lossy_at_zero_fills_lost_pages_and_lists_them_in_region_and_file_offsets
     };
     let in_buf = LOST_FROM - from..buf.len();
     assert_eq!(only.range(), in_buf);
+    assert_eq!((only.len(), only.is_empty()), (in_buf.len(), false));
     assert_eq!(only.in_region(), at(LOST_FROM)..MAP_LEN as u64);
     assert_eq!(
         only.in_file(),
