@@ -338,4 +338,22 @@ mod tests {
         assert_eq!(errno_for(FaultKind::Poison, Some(&file), page), libc::EIO);
         assert_eq!(kind_of(libc::ENOSPC), io::ErrorKind::StorageFull);
     }
+
+    /// Data at offset 0 is data, whatever errno an earlier call left behind
+    /// (`lseek` returns 0 there and does not set errno).
+    #[test]
+    fn data_at_the_start_is_not_a_hole_even_after_an_enxio() {
+        // SAFETY: as above; errno is this thread's.
+        let file = unsafe {
+            let fd = OwnedFd::from_raw_fd(libc::memfd_create(c"data".as_ptr(), 0));
+            let data = [1u8; 4096];
+            assert_eq!(
+                libc::pwrite(fd.as_raw_fd(), data.as_ptr().cast(), 4096, 0),
+                4096
+            );
+            *libc::__errno_location() = libc::ENXIO;
+            fd
+        };
+        assert!(!in_a_hole(&file, 0));
+    }
 }
