@@ -6,6 +6,8 @@
 //! SIGBUS does in every install order: `tests/chaining_matrix.rs`.
 
 mod common;
+#[path = "common/recorder.rs"]
+mod recorder;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::*};
@@ -13,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mcsafe::{InstallError, Replacement, Strategy};
+use recorder::set_action;
 
 /// Calls of the handlers below.
 static CALLS: AtomicUsize = AtomicUsize::new(0);
@@ -74,27 +77,13 @@ extern "C" fn aborting_handler(_: i32) {
     unsafe { libc::abort() };
 }
 
-/// Replaces mcsafe's action; returns the action replaced.
-fn replace(handler: usize, flags: i32) -> libc::sigaction {
-    // SAFETY: a valid action for SIGBUS, in this child process.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        let mut old: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler;
-        action.sa_flags = flags;
-        libc::sigemptyset(&mut action.sa_mask);
-        assert_eq!(libc::sigaction(libc::SIGBUS, &action, &mut old), 0);
-        old
-    }
-}
-
 #[test]
 fn a_hand_written_chaining_handler_after_mcsafe_is_accepted() {
     let status = in_child(
         "a_hand_written_chaining_handler_after_mcsafe_is_accepted",
         || {
             mcsafe::install().unwrap();
-            let old = replace(chaining_handler as *const () as usize, libc::SA_SIGINFO);
+            let old = set_action(chaining_handler as *const () as usize, libc::SA_SIGINFO);
             SAVED.set(old.sa_sigaction).unwrap();
             assert_eq!(mcsafe::install(), Ok(()));
             assert_eq!(CALLS.load(SeqCst), 0, "the probe ran in a child");
@@ -111,7 +100,7 @@ fn a_handler_after_mcsafe_that_returns_is_reported_as_hung() {
         "a_handler_after_mcsafe_that_returns_is_reported_as_hung",
         || {
             mcsafe::install().unwrap();
-            let ours = replace(returning_handler as *const () as usize, libc::SA_SIGINFO);
+            let ours = set_action(returning_handler as *const () as usize, libc::SA_SIGINFO);
             let started = Instant::now();
             let err = mcsafe::install().unwrap_err();
             assert_eq!(err, InstallError::Replaced(Replacement::Hung));
@@ -142,18 +131,18 @@ fn a_handler_after_mcsafe_that_exits_or_aborts_is_reported() {
         "a_handler_after_mcsafe_that_exits_or_aborts_is_reported",
         || {
             mcsafe::install().unwrap();
-            replace(exiting_handler as *const () as usize, 0);
+            set_action(exiting_handler as *const () as usize, 0);
             let err = mcsafe::install().unwrap_err();
             assert_eq!(err, InstallError::Replaced(Replacement::Exited(7)));
             assert!(err.to_string().contains("exit with status 7"), "{err}");
-            replace(aborting_handler as *const () as usize, 0);
+            set_action(aborting_handler as *const () as usize, 0);
             let err = mcsafe::install().unwrap_err();
             assert_eq!(
                 err,
                 InstallError::Replaced(Replacement::Killed(libc::SIGABRT))
             );
             assert!(err.to_string().contains("signal 6"), "{err}");
-            replace(libc::SIG_IGN, 0);
+            set_action(libc::SIG_IGN, 0);
             assert_eq!(
                 mcsafe::install(),
                 Err(InstallError::Replaced(Replacement::Ignore))
@@ -260,7 +249,7 @@ fn with_sigchld_ignored_a_replacement_that_exits_is_unverified() {
             mcsafe::install().unwrap();
             // SAFETY: setting dispositions in this child.
             unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-            replace(exiting_handler as *const () as usize, 0);
+            set_action(exiting_handler as *const () as usize, 0);
             let started = Instant::now();
             let err = mcsafe::install().unwrap_err();
             assert_eq!(
