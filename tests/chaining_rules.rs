@@ -298,6 +298,15 @@ fn the_previous_handler_runs_with_its_mask_and_on_its_stack_as_without_mcsafe() 
     assert_eq!(seen, ["seen 0b10110", "seen 0b11001", "seen 0b10010"]);
 }
 
+/// The `sa_flags` bits that `our_action_over` reports.
+const FLAGS_OF_INTEREST: [i32; 5] = [
+    libc::SA_SIGINFO,
+    libc::SA_ONSTACK,
+    libc::SA_RESTART,
+    libc::SA_NODEFER,
+    libc::SA_RESETHAND,
+];
+
 /// mcsafe's own action as `install()` leaves it over `before` (handler and
 /// flags; `SIGUSR1` in the mask when `masked`): (flags, whether SIGUSR1 is in
 /// its mask, whether its handler is a function that is not `before`'s).
@@ -324,16 +333,10 @@ fn our_action_over(test: &str, before: usize, flags: i32, masked: bool) -> (i32,
         let replaced = ours.sa_sigaction != before
             && ours.sa_sigaction != libc::SIG_DFL
             && ours.sa_sigaction != libc::SIG_IGN;
-        // The figures travel in the exit status: 8 flag bits of interest.
-        let bits = [
-            libc::SA_SIGINFO,
-            libc::SA_ONSTACK,
-            libc::SA_RESTART,
-            libc::SA_NODEFER,
-            libc::SA_RESETHAND,
-        ];
+        // The figures travel in the exit status: a bit per flag of
+        // `FLAGS_OF_INTEREST`, then SIGUSR1 in the mask, then `replaced`.
         let mut code = 0;
-        for (i, bit) in bits.iter().enumerate() {
+        for (i, bit) in FLAGS_OF_INTEREST.iter().enumerate() {
             if ours.sa_flags & bit != 0 {
                 code |= 1 << i;
             }
@@ -342,14 +345,7 @@ fn our_action_over(test: &str, before: usize, flags: i32, masked: bool) -> (i32,
         std::process::exit(code);
     });
     let code = status.code().expect("the child exits");
-    let bits = [
-        libc::SA_SIGINFO,
-        libc::SA_ONSTACK,
-        libc::SA_RESTART,
-        libc::SA_NODEFER,
-        libc::SA_RESETHAND,
-    ];
-    let flags = bits
+    let flags = FLAGS_OF_INTEREST
         .iter()
         .enumerate()
         .filter(|(i, _)| code & (1 << i) != 0)
