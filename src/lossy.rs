@@ -20,14 +20,16 @@
 //! including one a vector loop reached before an earlier lost one: so each
 //! lost granule costs exactly one signal, which the public `copy_mc` (whose
 //! forward step reports only the first granule) could not guarantee here.
-//! Built on `arch::call` / `arch::call_fill` and `copy::describe`, the same
+//! Built on `Arch::run_copy` / `Arch::run_fill` and `forward::describe`, the same
 //! primitives `copy_mc` and `fill_mc` run on.
 
 use core::fmt;
 use core::ops::{ControlFlow, Range};
 
-use crate::copy::{check_copy, describe, stopped};
-use crate::{FaultKind, Side, Strategy, arch};
+use crate::arch::{Arch, Stopped, Target};
+use crate::copy::check_copy;
+use crate::forward::describe;
+use crate::{FaultKind, Side, Strategy};
 
 /// Copies `len` bytes from `src` to `dst` like [`copy_mc`](crate::copy_mc),
 /// but goes on past lost granules: where the source is lost, the destination
@@ -100,7 +102,7 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
     check_copy(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe {
-        lossy(arch::current_routine(), dst, src, len, &mut |_| {
+        lossy(Arch::copy_routine(None), dst, src, len, &mut |_| {
             ControlFlow::Continue(())
         })
     }
@@ -166,7 +168,15 @@ pub unsafe fn copy_mc_lossy_with(
     }
     check_copy(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { lossy(arch::routine_for(strategy), dst, src, len, &mut on_lost) }
+    unsafe {
+        lossy(
+            Arch::copy_routine(Some(strategy)),
+            dst,
+            src,
+            len,
+            &mut on_lost,
+        )
+    }
 }
 
 /// The copy as `copy_mc` makes it, inline: a copy that loses nothing costs
@@ -176,21 +186,21 @@ pub unsafe fn copy_mc_lossy_with(
 /// As for `copy_with`: `len > 0`, ranges checked, `routine` runnable here.
 #[inline(always)]
 unsafe fn lossy(
-    routine: arch::Routine,
+    routine: <Arch as Target>::Copy,
     dst: *mut u8,
     src: *const u8,
     len: usize,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
     // SAFETY: per this function's contract.
-    match unsafe { arch::call(routine, dst, src, len) } {
+    match unsafe { Arch::run_copy(routine, dst, src, len) } {
         Ok(()) => LossyCopy {
             lost: Vec::new(),
             done: len,
             faults: 0,
         },
         // SAFETY: as above.
-        Err(exit) => unsafe { run(routine, dst, src, len, stopped(exit), on_lost) },
+        Err(stopped) => unsafe { run(routine, dst, src, len, stopped, on_lost) },
     }
 }
 
@@ -374,11 +384,11 @@ impl Granule {
 #[cold]
 #[inline(never)]
 unsafe fn run(
-    routine: arch::Routine,
+    routine: <Arch as Target>::Copy,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-    first: arch::Stopped,
+    first: Stopped,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
     let mut report = LossyCopy::empty();
@@ -424,7 +434,7 @@ unsafe fn run(
             let to = dst.wrapping_add(pos);
             // SAFETY: pos < stop <= len: inside the caller's destination, and
             // no known lost granule starts in pos..stop.
-            let filled = match unsafe { arch::call_fill(to, 0, stop - pos) } {
+            let filled = match unsafe { Arch::run_fill(to, 0, stop - pos) } {
                 Ok(()) => stop,
                 Err(stopped) => {
                     let fault = describe(stopped, to, to, stop - pos, Some(Side::Destination));
@@ -451,10 +461,9 @@ unsafe fn run(
             let (to, from) = (dst.wrapping_add(pos), src.wrapping_add(pos));
             // SAFETY: as above, for both buffers: no known lost granule of
             // either starts in pos..next, and neither covers pos.
-            pos = match unsafe { arch::call(routine, to, from, next - pos) } {
+            pos = match unsafe { Arch::run_copy(routine, to, from, next - pos) } {
                 Ok(()) => next,
-                Err(exit) => {
-                    let stopped = stopped(exit);
+                Err(stopped) => {
                     let fault = describe(stopped, to, from, next - pos, None);
                     learn(
                         &mut known,

@@ -22,8 +22,9 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 pub use cursor::RegionCursor;
 pub use fault::{RegionFault, RegionLost};
 
+use crate::arch::{Arch, Target};
 use crate::copy::check_range;
-use crate::{Fault, LostRange, Side, arch, copy_crc32c_mc, copy_mc, copy_mc_lossy};
+use crate::{Fault, LostRange, Side, copy_crc32c_mc, copy_mc, copy_mc_lossy};
 
 /// A range of memory that may fault, read and written only through mcsafe.
 ///
@@ -686,7 +687,7 @@ impl MappedRegion {
             return Ok(());
         }
         let first = self.ptr as usize + start;
-        let page_start = first & !(arch::page_size() - 1);
+        let page_start = first & !(Arch::page_size() - 1);
         // SAFETY: msync reads no user memory; the pages hold the range, which
         // lies in the region's mapping.
         let synced = unsafe {
@@ -831,7 +832,7 @@ impl MappedRegion {
         start: usize,
         region_side: Side,
     ) -> Vec<RegionLost> {
-        let page = arch::page_size();
+        let page = Arch::page_size();
         lost.into_iter()
             .map(|l| {
                 let end = (start + l.range().end) as u64;

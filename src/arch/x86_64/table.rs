@@ -1,16 +1,20 @@
-//! The landing-pad table: code ranges of the copy routines, each with the fixup
-//! that ends a routine stopped by a fault inside it.
+//! The two tables the assembly emits (asm/routine.s, "The tables"): the
+//! landing pads, one row per code range of a routine with the fixup that ends it
+//! after a fault, and the descriptors, one row per routine. Both are sorted by
+//! address, in read-only sections bracketed by start and end symbols.
 //!
-//! Emitted by the assembly (`LANDING_PAD` in `asm/landing_pads.s`) into its own
-//! read-only section, sorted by address. Read by the SIGBUS handler, so every
-//! function here is async-signal-safe: plain loads from static memory.
+//! The SIGBUS handler searches the landing pads ([`find`]), so every function it
+//! calls here is async-signal-safe: plain loads from static memory. The
+//! descriptors are what the tests walk (every routine, its convention, its ranges,
+//! what it needs of the CPU) and what `cpu.rs` reads to tell which routines run.
 //!
-//! Change it, or a routine's ranges (the count in the tests below), then run
-//! `cargo test -p mcsafe --lib table` and `cargo test -p mcsafe-tests --test
-//! every_instruction`.
+//! Change it, or a routine's declaration, then run `cargo test -p mcsafe --lib
+//! table` and `cargo test -p mcsafe-tests --test every_instruction`.
 
-/// One row as the assembly lays it out: three offsets, each from its own address,
-/// and where the range registers are (`REGS_*` in asm/landing_pads.s).
+use super::cpu::Needs;
+
+/// One landing-pad row as the assembly lays it out: three offsets, each from its
+/// own address, and where the range registers are (`REGS_*` in asm/routine.s).
 #[repr(C)]
 struct Row {
     begin: i32,
@@ -19,22 +23,65 @@ struct Row {
     regs: u32,
 }
 
+/// One descriptor row as the assembly lays it out (END_ROUTINE): entry, end and
+/// name as offsets from their own addresses, then the convention, the number of
+/// landing-pad rows and the CPU needs.
+#[repr(C)]
+struct DescriptorRow {
+    entry: i32,
+    end: i32,
+    name: i32,
+    convention: u8,
+    ranges: u8,
+    needs: u16,
+}
+
 /// Where a range keeps the call's buffers, for the handler's check that a fault
-/// is this call's (asm/landing_pads.s, "Range registers").
+/// is this call's (asm/routine.s, "Range registers").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Regs {
     /// `r8` = dst, `r9` = src, `r10` = len (`REGS_SAVED`).
     Saved,
     /// Still the arguments: `rdi` = dst, `rsi` = src, `rdx` = len (`REGS_ENTRY`).
     Entry,
+    /// `r8` = the one buffer, `r10` = len (`REGS_ONE_BUFFER`: fill, checksums).
+    OneBuffer,
+}
+
+impl Regs {
+    fn of(word: u32) -> Option<Regs> {
+        match word {
+            0 => Some(Regs::Saved),
+            1 => Some(Regs::Entry),
+            2 => Some(Regs::OneBuffer),
+            _ => None,
+        }
+    }
+}
+
+/// A routine's calling convention (asm/routine.s, CONV_*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Convention {
+    /// rdi = dst, rsi = src, rdx = len: the strategies and the exact-size routines.
+    Copy,
+    /// rdi = dst, rdx = len, ecx = the byte.
+    Fill,
+    /// rdi = src, esi = state, rdx = len.
+    Crc,
+    /// rdi = dst, rcx = src, rdx = len, esi = state.
+    CopyCrc,
+    /// The C API's `int f(dst, src, len, context)`.
+    CCopy,
 }
 
 unsafe extern "C" {
     static mcsafe_asm_landing_pads_start: [Row; 0];
     static mcsafe_asm_landing_pads_end: [Row; 0];
+    static mcsafe_asm_routines_start: [DescriptorRow; 0];
+    static mcsafe_asm_routines_end: [DescriptorRow; 0];
 }
 
-/// One resolved row: a fault with RIP in `begin..end` resumes at `fixup`.
+/// One resolved landing-pad row: a fault with RIP in `begin..end` resumes at `fixup`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LandingPad {
     /// First byte of the range.
@@ -43,18 +90,57 @@ pub struct LandingPad {
     pub end: usize,
     /// Where execution resumes.
     pub fixup: usize,
-    /// Where the range registers are.
-    pub regs: Regs,
+    /// Where the range registers are (`None`: a malformed row, which install refuses).
+    pub regs: Option<Regs>,
+}
+
+/// One resolved descriptor: a routine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `mcsafe_asm_<name>`: its entry.
+    pub entry: usize,
+    /// One past its last byte (its fixups included).
+    pub end: usize,
+    /// Its name in asm/ (`copy_avx2`).
+    pub name: &'static str,
+    /// How it is called (`None`: a malformed row).
+    pub convention: Option<Convention>,
+    /// How many landing-pad rows it emitted.
+    pub ranges: usize,
+    /// What it needs of the CPU.
+    pub needs: Needs,
+}
+
+/// The rows between two symbols of one section.
+///
+/// # Safety
+/// `start` and `end` bracket rows of type `T` (asm/routine.s, TABLE): `end` is
+/// `start` plus a whole number of rows, all 4-aligned, never written.
+unsafe fn between<T>(start: *const T, end: *const T) -> &'static [T] {
+    let count = (end as usize - start as usize) / size_of::<T>();
+    // SAFETY: per this function's contract.
+    unsafe { core::slice::from_raw_parts(start, count) }
 }
 
 fn rows() -> &'static [Row] {
-    let start = (&raw const mcsafe_asm_landing_pads_start).cast::<Row>();
-    let end = (&raw const mcsafe_asm_landing_pads_end).cast::<Row>();
-    let count = (end as usize - start as usize) / size_of::<Row>();
-    // SAFETY: the two symbols bracket the table section of one object
-    // (landing_pads.s puts them in subsections 0 and 2, every row in 1), which holds
-    // `count` rows of four 4-byte fields, 4-aligned, never written.
-    unsafe { core::slice::from_raw_parts(start, count) }
+    // SAFETY: the two symbols bracket the landing-pad section of one object
+    // (routine.s puts them in subsections 0 and 2, every row in 1).
+    unsafe {
+        between(
+            (&raw const mcsafe_asm_landing_pads_start).cast(),
+            (&raw const mcsafe_asm_landing_pads_end).cast(),
+        )
+    }
+}
+
+fn descriptor_rows() -> &'static [DescriptorRow] {
+    // SAFETY: as in `rows`, for the descriptor section.
+    unsafe {
+        between(
+            (&raw const mcsafe_asm_routines_start).cast(),
+            (&raw const mcsafe_asm_routines_end).cast(),
+        )
+    }
 }
 
 /// The address a self-relative field points at.
@@ -67,17 +153,42 @@ fn landing_pad(row: &Row) -> LandingPad {
         begin: resolve(&row.begin),
         end: resolve(&row.end),
         fixup: resolve(&row.fixup),
-        regs: if row.regs == 1 {
-            Regs::Entry
-        } else {
-            Regs::Saved
-        },
+        regs: Regs::of(row.regs),
     }
 }
 
-/// Every row, in table order.
+/// Every landing-pad row, in table order.
 pub fn landing_pads() -> impl Iterator<Item = LandingPad> {
     rows().iter().map(landing_pad)
+}
+
+/// Every routine, in table (address) order.
+pub fn descriptors() -> impl Iterator<Item = Descriptor> {
+    descriptor_rows().iter().map(|row| {
+        // SAFETY: the name field points at a NUL-terminated ASCII string in
+        // .rodata (END_ROUTINE's .asciz), never written.
+        let name = unsafe { core::ffi::CStr::from_ptr(resolve(&row.name) as *const _) };
+        Descriptor {
+            entry: resolve(&row.entry),
+            end: resolve(&row.end),
+            name: name.to_str().unwrap_or("?"),
+            convention: match row.convention {
+                0 => Some(Convention::Copy),
+                1 => Some(Convention::Fill),
+                2 => Some(Convention::Crc),
+                3 => Some(Convention::CopyCrc),
+                4 => Some(Convention::CCopy),
+                _ => None,
+            },
+            ranges: usize::from(row.ranges),
+            needs: Needs::from_bits(row.needs),
+        }
+    })
+}
+
+/// The descriptor of the routine whose entry is `entry`.
+pub fn descriptor_at(entry: usize) -> Option<Descriptor> {
+    descriptors().find(|d| d.entry == entry)
 }
 
 /// The row whose range holds `rip`: a binary search, async-signal-safe.
@@ -88,63 +199,70 @@ pub(crate) fn find(rip: usize) -> Option<LandingPad> {
     (pad.begin <= rip).then_some(pad)
 }
 
-/// True when the ranges are non-empty, sorted, disjoint, name a known register
-/// map, and no fixup lies inside a range (a fault in a fixup must not be taken
-/// for a copy fault).
+/// True when the landing pads are non-empty, sorted, disjoint, name a known
+/// register map, and no fixup lies inside a range (a fault in a fixup must not be
+/// taken for a copy fault); and when every routine is well described: its rows lie
+/// inside it, as many as it declared, every row belongs to a routine.
 pub(crate) fn is_well_formed() -> bool {
     let pads: Vec<LandingPad> = landing_pads().collect();
-    rows().iter().all(|r| r.regs <= 1) && pads_are_well_formed(&pads)
+    let routines: Vec<Descriptor> = descriptors().collect();
+    pads_are_well_formed(&pads) && routines_are_well_formed(&routines, &pads)
 }
 
-/// [`is_well_formed`]'s rules over resolved rows, apart so that its tests can
-/// hand it broken tables.
+/// [`is_well_formed`]'s rules over resolved landing pads, apart so that its tests
+/// can hand it broken tables.
 fn pads_are_well_formed(pads: &[LandingPad]) -> bool {
     let inside_a_range = |at: usize| pads.iter().any(|q| q.begin <= at && at < q.end);
     !pads.is_empty()
-        && pads.iter().all(|p| p.begin < p.end)
+        && pads.iter().all(|p| p.begin < p.end && p.regs.is_some())
         && pads.windows(2).all(|w| w[0].end <= w[1].begin)
         && pads.iter().all(|p| !inside_a_range(p.fixup))
+}
+
+/// [`is_well_formed`]'s rules over the descriptors: sorted and disjoint, each
+/// with a convention, its rows inside it and as many as it says, every row inside
+/// some routine.
+fn routines_are_well_formed(routines: &[Descriptor], pads: &[LandingPad]) -> bool {
+    let mine = |d: &Descriptor| {
+        pads.iter()
+            .filter(|p| d.entry <= p.begin && p.end <= d.end)
+            .count()
+    };
+    !routines.is_empty()
+        && routines.windows(2).all(|w| w[0].end <= w[1].entry)
+        && routines.iter().all(|d| {
+            d.entry < d.end && d.convention.is_some() && d.ranges > 0 && mine(d) == d.ranges
+        })
+        && routines.iter().map(mine).sum::<usize>() == pads.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Entry addresses of every routine with landing pads, sorted.
-    fn entries() -> Vec<usize> {
-        let mut entries: Vec<usize> = crate::Strategy::ALL
-            .iter()
-            .map(|s| super::super::routine_addr(*s))
-            .chain([1, 2, 4, 8].map(|n| super::super::exact_addr(n).unwrap()))
-            .chain([
-                super::super::fill_addr(),
-                super::super::crc32c_addr(),
-                super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold256),
-                super::super::crc32c_fold_addr(super::super::CrcRoutine::Fold128),
-            ])
-            .chain(
-                [
-                    super::super::CrcRoutine::Fold256,
-                    super::super::CrcRoutine::Fold128,
-                ]
-                .map(|r| r.copy_addr().unwrap()),
-            )
-            .collect();
-        entries.sort_unstable();
-        entries
+    #[test]
+    fn the_emitted_tables_are_well_formed() {
+        assert!(is_well_formed());
     }
 
+    /// Every routine the Rust side runs is in the descriptor table with the
+    /// convention its type says, and the table holds no other: the one declaration
+    /// (asm/) and its uses (Rust) agree.
     #[test]
-    fn the_emitted_table_is_well_formed_with_the_ranges_of_every_routine() {
-        assert!(is_well_formed());
-        // Two ranges per copy routine (4 strategies: the argument check and the
-        // code that keeps the arguments in place, then the code that moves them),
-        // one per exact size (4) and for the fill; the crc32c routine has five
-        // (asm/crc32c.s: a main range split by the two one-instruction ranges that
-        // follow its `crc32`s), the two folding ones four each (asm/crc32c_fold.s:
-        // split by the commit window and by the return after a short last block),
-        // and so do the two copy-and-checksum ones (asm/copy_crc32c.s).
-        assert_eq!(landing_pads().count(), 4 * 2 + 4 + 1 + 5 + 2 * 4 + 2 * 4);
+    fn the_descriptors_are_the_routines_the_rust_side_runs() {
+        let used = super::super::every_routine();
+        let all: Vec<Descriptor> = descriptors().collect();
+        for &(entry, convention) in &used {
+            let d = descriptor_at(entry).unwrap_or_else(|| panic!("no descriptor at {entry:#x}"));
+            assert_eq!(d.convention, Some(convention), "{}", d.name);
+        }
+        for d in &all {
+            assert!(
+                used.iter().any(|&(entry, _)| entry == d.entry),
+                "{} is declared in asm/ but never run",
+                d.name
+            );
+        }
     }
 
     #[test]
@@ -153,10 +271,14 @@ mod tests {
             begin,
             end,
             fixup,
-            regs: Regs::Saved,
+            regs: Some(Regs::Saved),
         };
         let good = [pad(100, 110, 200), pad(110, 120, 210), pad(130, 140, 120)];
         assert!(pads_are_well_formed(&good), "back to back, fixups outside");
+        let unknown_regs = LandingPad {
+            regs: None,
+            ..pad(100, 110, 200)
+        };
         for (broken, why) in [
             (vec![], "empty"),
             (vec![pad(100, 100, 200)], "an empty range"),
@@ -172,8 +294,47 @@ mod tests {
                 vec![pad(100, 110, 200), pad(110, 120, 100)],
                 "a fixup at a begin",
             ),
+            (vec![unknown_regs], "an unknown register map"),
         ] {
             assert!(!pads_are_well_formed(&broken), "{why}: {broken:?}");
+        }
+        let routine = |entry, end, ranges| Descriptor {
+            entry,
+            end,
+            name: "r",
+            convention: Some(Convention::Copy),
+            ranges,
+            needs: Needs::NONE,
+        };
+        let pads = [pad(100, 110, 200), pad(110, 120, 210), pad(300, 310, 320)];
+        let good = [routine(100, 250, 2), routine(300, 330, 1)];
+        assert!(routines_are_well_formed(&good, &pads));
+        for (broken, why) in [
+            (
+                vec![routine(100, 250, 1), routine(300, 330, 1)],
+                "a count too low",
+            ),
+            (
+                vec![routine(100, 250, 3), routine(300, 330, 1)],
+                "a count too high",
+            ),
+            (vec![routine(100, 250, 2)], "a row outside every routine"),
+            (
+                vec![routine(100, 320, 3), routine(300, 330, 1)],
+                "overlapping routines",
+            ),
+            (
+                vec![
+                    Descriptor {
+                        convention: None,
+                        ..routine(100, 250, 2)
+                    },
+                    routine(300, 330, 1),
+                ],
+                "an unknown convention",
+            ),
+        ] {
+            assert!(!routines_are_well_formed(&broken, &pads), "{why}");
         }
     }
 
@@ -198,23 +359,25 @@ mod tests {
         // routine are back to back, with no instruction outside them. (That every
         // instruction that touches the caller's memory lies in a range is checked
         // on the disassembly by tests/every_instruction.rs.)
-        let entries = entries();
         let pads: Vec<LandingPad> = landing_pads().collect();
-        for (i, entry) in entries.iter().enumerate() {
-            let next = entries.get(i + 1).copied().unwrap_or(usize::MAX);
+        for d in descriptors() {
             let mine: Vec<&LandingPad> = pads
                 .iter()
-                .filter(|p| p.begin >= *entry && p.begin < next)
+                .filter(|p| p.begin >= d.entry && p.end <= d.end)
                 .collect();
-            assert!(!mine.is_empty(), "routine at {entry:#x} has no range");
+            assert!(!mine.is_empty(), "{} has no range", d.name);
             let first = mine[0];
             match first.regs {
-                Regs::Entry => assert_eq!(first.begin, *entry),
+                // A C API routine first keeps its context on the stack.
+                Some(Regs::Entry) if d.convention == Some(Convention::CCopy) => {
+                    assert!(first.begin > d.entry, "{}", d.name)
+                }
+                Some(Regs::Entry) => assert_eq!(first.begin, d.entry, "{}", d.name),
                 // After the prologue, whose length this test does not assume.
-                Regs::Saved => assert!(first.begin > *entry),
+                _ => assert!(first.begin > d.entry, "{}", d.name),
             }
             for w in mine.windows(2) {
-                assert_eq!(w[0].end, w[1].begin, "ranges of a routine are contiguous");
+                assert_eq!(w[0].end, w[1].begin, "{}: ranges are contiguous", d.name);
             }
         }
     }

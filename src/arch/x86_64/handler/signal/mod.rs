@@ -154,13 +154,14 @@ extern "C" fn on_sigbus(signo: c_int, info: *mut siginfo_t, context: *mut c_void
 }
 
 /// The buffers of the interrupted call (dst, src, len), from the registers the
-/// range's row names (asm/landing_pads.s, REGS_ENTRY / REGS_SAVED): the one
+/// range's row names (asm/routine.s, "Range registers"): the one
 /// place that knows which.
 fn call_buffers(gregs: &[libc::greg_t], regs: table::Regs) -> (usize, usize, usize) {
     let reg = |r: c_int| gregs.get(r as usize).map_or(0, |&v| v as usize);
     match regs {
         table::Regs::Saved => (reg(libc::REG_R8), reg(libc::REG_R9), reg(libc::REG_R10)),
         table::Regs::Entry => (reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX)),
+        table::Regs::OneBuffer => (reg(libc::REG_R8), reg(libc::REG_R8), reg(libc::REG_R10)),
     }
 }
 
@@ -185,10 +186,10 @@ unsafe fn redirect_to_fixup(signo: c_int, info: *const SigFault, context: *mut u
     let rip = gregs
         .get(libc::REG_RIP as usize)
         .map_or(0, |&rip| rip as usize);
-    let Some(pad) = table::find(rip) else {
+    let Some((pad, regs)) = table::find(rip).and_then(|pad| Some((pad, pad.regs?))) else {
         return false;
     };
-    let (dst, src, len) = call_buffers(gregs, pad.regs);
+    let (dst, src, len) = call_buffers(gregs, regs);
     let lsb = info.addr_lsb.clamp(0, 63) as u32;
     if cut(info.addr, granule(lsb, page_size()), dst, src, len).is_none() {
         return false;
