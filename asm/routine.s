@@ -2,7 +2,7 @@
 # that declare one: ROUTINE ... END_ROUTINE write its symbol, its frame, its fixups,
 # its landing-pad rows and its descriptor row. A routine is that one declaration:
 # the Rust side finds it by name (src/arch/x86_64/routines.rs, `routine!`) and the
-# tests walk the descriptor table (src/arch/x86_64/table.rs).
+# tests walk the descriptor table (src/table.rs).
 #
 # Assembled first of all the files in asm/ (src/arch/x86_64/routines.rs), in AT&T
 # syntax, by rustc's integrated assembler. "Changing the asm" at the end says what to
@@ -32,7 +32,7 @@
 #
 # ---- Range registers ----
 # The SIGBUS handler must know the call's buffers to tell its own fault from a stray
-# one. Each landing-pad range says where they are (src/arch/x86_64/table.rs, Regs):
+# one. Each landing-pad range says where they are (src/table.rs, Regs):
 #   REGS_SAVED: r8 = dst, r9 = src, r10 = len, copied there by the prologue or by
 #               SAVE_RANGE_REGISTERS; no instruction inside such a range writes them;
 #   REGS_ENTRY: still in rdi, rsi, rdx (code that moves no pointer: the small size
@@ -64,7 +64,7 @@
 	.set	REGS_ENTRY, 1
 	.set	REGS_ONE_BUFFER, 2
 
-# Conventions (the descriptor's `convention` byte; src/arch/x86_64/table.rs, Convention).
+# Conventions (the descriptor's `convention` byte; src/table.rs, Convention).
 	.set	CONV_COPY, 0
 	.set	CONV_FILL, 1
 	.set	CONV_CRC, 2

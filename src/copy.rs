@@ -8,7 +8,7 @@
 //! integer arithmetic that cannot panic.
 
 use crate::arch::{Arch, Target};
-use crate::{Fault, Side, Strategy};
+use crate::{Fault, Strategy};
 
 /// Copies `len` bytes from `src` to `dst`, surviving a SIGBUS on either side.
 ///
@@ -159,106 +159,12 @@ fn bad_range(name: &str, start: usize, len: usize) -> ! {
     panic!("mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space")
 }
 
-/// Bytes in the unit the kernel reports lost: `1 << si_addr_lsb`, or the page
-/// size when it reports 0. Async-signal-safe, never panics.
-pub(crate) fn granule(addr_lsb: u32, page_size: usize) -> usize {
-    match addr_lsb {
-        0 => page_size,
-        lsb => 1usize << lsb.min(usize::BITS - 1),
-    }
-}
-
-/// Where a lost granule cuts a copy of `len` bytes from `src` to `dst`: the
-/// faulting side and the bytes before the granule, or `None` if the granule
-/// touches neither buffer (then the fault is not this copy's).
-///
-/// The side is the buffer that holds `addr` itself, or, for a page-aligned
-/// machine-check address that lies in neither, the one the granule overlaps
-/// (the source first: only loads consume poison). When the granule overlaps
-/// both buffers, the cut is the earlier of the two, so that neither side's
-/// part of it is touched again.
-///
-/// Pure integer arithmetic that cannot panic: the SIGBUS handler calls it.
-pub(crate) fn cut(
-    addr: usize,
-    granule: usize,
-    dst: usize,
-    src: usize,
-    len: usize,
-) -> Option<(Side, usize)> {
-    let start = addr & !granule.wrapping_sub(1);
-    let end = start.saturating_add(granule);
-    let before = |buf: usize| {
-        (start < buf.saturating_add(len) && buf < end).then(|| start.saturating_sub(buf))
-    };
-    let (in_src, in_dst) = (before(src), before(dst));
-    let side = if addr.wrapping_sub(src) < len {
-        Side::Source
-    } else if addr.wrapping_sub(dst) < len {
-        Side::Destination
-    } else if in_src.is_some() {
-        Side::Source
-    } else {
-        Side::Destination
-    };
-    let copied = match (in_src, in_dst) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => return None,
-    };
-    Some((side, copied))
-}
+pub(crate) use crate::handler::signal::cut::{cut, granule};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const PAGE: usize = 4096;
-
-    #[test]
-    fn cut_counts_bytes_before_the_granule_on_the_faulting_side() {
-        // src 0x10010..+0x3000; the page at 0x12000 is lost, exact address inside it.
-        assert_eq!(
-            cut(0x12345, PAGE, 0x90000, 0x10010, 0x3000),
-            Some((Side::Source, 0x12000 - 0x10010))
-        );
-        // Page-aligned report (real machine check) of the same page.
-        assert_eq!(
-            cut(0x12000, PAGE, 0x90000, 0x10010, 0x3000),
-            Some((Side::Source, 0x1ff0))
-        );
-        // Destination side.
-        assert_eq!(
-            cut(0x91000, PAGE, 0x90800, 0x10000, 0x2000),
-            Some((Side::Destination, 0x800))
-        );
-        // Granule starting before the buffer: nothing copied.
-        assert_eq!(
-            cut(0x10000, PAGE, 0x90000, 0x10010, 0x100),
-            Some((Side::Source, 0))
-        );
-    }
-
-    #[test]
-    fn cut_rejects_a_granule_outside_both_buffers() {
-        assert_eq!(cut(0x20000, PAGE, 0x90000, 0x10000, 0x1000), None);
-        // The granule right after the end does not overlap.
-        assert_eq!(cut(0x11000, PAGE, 0x90000, 0x10000, 0x1000), None);
-    }
-
-    #[test]
-    fn cut_stops_before_the_granule_on_both_sides_when_it_holds_both() {
-        // src at page offset 0x100, dst at 0x900 of the same lost page.
-        assert_eq!(
-            cut(0x10100, PAGE, 0x10900, 0x10100, 0x200),
-            Some((Side::Source, 0))
-        );
-        // A huge granule covering src from its middle and dst from its start.
-        assert_eq!(
-            cut(0x200000, 0x200000, 0x201000, 0x1ff000, 0x2000),
-            Some((Side::Source, 0))
-        );
-    }
+    use crate::Side;
 
     /// The routines' argument check (CHECK_COPY_ARGUMENTS) and `ranges_are_bad`
     /// are one rule: every placement of two ranges around the overlap and
@@ -308,6 +214,53 @@ mod tests {
             let refused = std::panic::catch_unwind(|| unsafe { crate::copy_mc(dst, src, len) });
             assert!(refused.is_err(), "{d:#x} {s:#x} {len}");
         }
+    }
+
+    const PAGE: usize = 4096;
+
+    #[test]
+    fn cut_counts_bytes_before_the_granule_on_the_faulting_side() {
+        // src 0x10010..+0x3000; the page at 0x12000 is lost, exact address inside it.
+        assert_eq!(
+            cut(0x12345, PAGE, 0x90000, 0x10010, 0x3000),
+            Some((Side::Source, 0x12000 - 0x10010))
+        );
+        // Page-aligned report (real machine check) of the same page.
+        assert_eq!(
+            cut(0x12000, PAGE, 0x90000, 0x10010, 0x3000),
+            Some((Side::Source, 0x1ff0))
+        );
+        // Destination side.
+        assert_eq!(
+            cut(0x91000, PAGE, 0x90800, 0x10000, 0x2000),
+            Some((Side::Destination, 0x800))
+        );
+        // Granule starting before the buffer: nothing copied.
+        assert_eq!(
+            cut(0x10000, PAGE, 0x90000, 0x10010, 0x100),
+            Some((Side::Source, 0))
+        );
+    }
+
+    #[test]
+    fn cut_rejects_a_granule_outside_both_buffers() {
+        assert_eq!(cut(0x20000, PAGE, 0x90000, 0x10000, 0x1000), None);
+        // The granule right after the end does not overlap.
+        assert_eq!(cut(0x11000, PAGE, 0x90000, 0x10000, 0x1000), None);
+    }
+
+    #[test]
+    fn cut_stops_before_the_granule_on_both_sides_when_it_holds_both() {
+        // src at page offset 0x100, dst at 0x900 of the same lost page.
+        assert_eq!(
+            cut(0x10100, PAGE, 0x10900, 0x10100, 0x200),
+            Some((Side::Source, 0))
+        );
+        // A huge granule covering src from its middle and dst from its start.
+        assert_eq!(
+            cut(0x200000, 0x200000, 0x201000, 0x1ff000, 0x2000),
+            Some((Side::Source, 0))
+        );
     }
 
     /// `cut` restated byte by byte: the first offset at which either buffer

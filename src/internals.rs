@@ -15,7 +15,7 @@ use crate::{Fault, Strategy};
 
 pub use crate::arch::Thresholds;
 #[cfg(mcsafe_protected)]
-pub use crate::arch::x86_64::table::{
+pub use crate::table::{
     Convention, Descriptor, LandingPad, Regs, descriptor_at, descriptors, landing_pads,
 };
 

@@ -141,6 +141,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod access;
@@ -150,9 +151,13 @@ mod crc32c;
 mod dispatch;
 mod fault;
 mod forward;
+#[cfg(mcsafe_protected)]
+mod handler;
 mod lossy;
 mod region;
 mod strategy;
+#[cfg(mcsafe_protected)]
+mod table;
 
 #[cfg(all(feature = "inject", target_os = "linux"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "inject", target_os = "linux"))))]

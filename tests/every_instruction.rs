@@ -283,10 +283,10 @@ enum Op {
 
 const FILL_BYTE: u8 = 0x3c;
 
-/// The folding checksum's default block size (`set_crc32c_block`).
+/// The folding checksum's default block size (`crc32c_mc_with`'s `block`).
 const BLOCK: usize = 8192;
 
-/// No blocks without streams (`set_copy_crc32c_vector_only`).
+/// No blocks without streams (the vector-only length of `copy_crc32c_mc_with`).
 const NEVER: usize = usize::MAX;
 
 impl Op {
@@ -612,7 +612,7 @@ fn check_step(
     let pad = landing_pads()
         .find(|p| p.begin <= rip && rip < p.end)
         .unwrap();
-    // Where this range keeps the call's buffers (asm/landing_pads.s, "Range
+    // Where this range keeps the call's buffers (asm/routine.s, "Range
     // registers"): the arguments themselves, or their copies in r8, r9, r10.
     let (r8, r9, r10) = match pad.regs {
         Some(Regs::Entry) => (regs.rdi, regs.rsi, regs.rdx),

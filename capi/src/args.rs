@@ -72,18 +72,10 @@ mod tests {
             assert!(refused(dst, src, len), "{dst:#x} {src:#x} {len}");
         }
         // len 0 is nothing to do, whatever the pointers.
+        let (null, nothing) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: len 0 reads no pointer.
-        assert_eq!(
-            unsafe {
-                crate::mcsafe_copy(
-                    std::ptr::null_mut(),
-                    std::ptr::null(),
-                    0,
-                    std::ptr::null_mut(),
-                )
-            },
-            0
-        );
+        let rc = unsafe { crate::mcsafe_copy(null, std::ptr::null(), 0, nothing) };
+        assert_eq!(rc, 0);
     }
 
     #[test]
@@ -92,13 +84,10 @@ mod tests {
         let mut buf: Vec<u8> = (0..64).collect();
         let base = buf.as_mut_ptr() as usize;
         for (dst, src) in [(base, base + 32), (base + 32, base)] {
+            let (to, from) = (dst as *mut _, src as *const _);
             // SAFETY: two disjoint halves of `buf`.
-            assert_eq!(
-                unsafe {
-                    crate::mcsafe_copy(dst as *mut _, src as *const _, 32, std::ptr::null_mut())
-                },
-                0
-            );
+            let rc = unsafe { crate::mcsafe_copy(to, from, 32, std::ptr::null_mut()) };
+            assert_eq!(rc, 0);
         }
         assert!(refused(base, base + 31, 32));
     }

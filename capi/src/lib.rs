@@ -17,6 +17,7 @@
 //! `tests/c/` against an installed copy).
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 // The C names are fixed by the API (struct mcsafe_fault, ...).
 #![allow(non_camel_case_types)]
 

@@ -22,6 +22,8 @@ pub(crate) mod x86_64;
 /// This build's target.
 #[cfg(mcsafe_protected)]
 pub(crate) type Arch = x86_64::X86_64;
+#[cfg(all(mcsafe_protected, test))]
+pub(crate) use x86_64::every_routine;
 
 #[cfg(not(mcsafe_protected))]
 mod unprotected;

@@ -75,7 +75,8 @@ impl Needs {
 
 /// Whether this CPU has what the routine at `entry` needs (its descriptor).
 pub(crate) fn can_run_at(entry: usize) -> bool {
-    super::table::descriptor_at(entry).is_some_and(|d| Needs::here().contains(d.needs))
+    crate::table::descriptor_at(entry)
+        .is_some_and(|d| Needs::here().contains(Needs::from_bits(d.needs)))
 }
 
 /// Whether this CPU can execute the routine of `strategy`.

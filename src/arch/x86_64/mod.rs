@@ -3,10 +3,6 @@
 //!
 //! - `routines`: the assembly, `routine!` (a routine by name) and the one call of
 //!   each convention;
-//! - `table`: the landing-pad and descriptor tables the assembly emits;
-//! - `handler`: the SIGBUS handler, its installation and its chaining;
-//! - `instance`: one copy of mcsafe per process (refuses a second one);
-//! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
 //! - `c_api`: the routines libmcsafe's `mcsafe_copy` jumps to, and their fault exit;
 //! - this file: dispatch (install once, then publish the current routine in the
@@ -19,11 +15,9 @@
 
 pub(crate) mod c_api;
 pub(crate) mod cpu;
-mod handler;
-mod instance;
-mod probe;
 pub(crate) mod routines;
-pub(crate) mod table;
+
+use crate::handler::{self, instance};
 
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -503,8 +497,8 @@ pub(crate) fn crc_routine() -> Option<CrcRoutine> {
 /// Every routine the Rust side runs, with its convention: what the descriptor
 /// table must hold (table.rs tests it).
 #[cfg(test)]
-pub(crate) fn every_routine() -> Vec<(usize, table::Convention)> {
-    use table::Convention;
+pub(crate) fn every_routine() -> Vec<(usize, crate::table::Convention)> {
+    use crate::table::Convention;
     let mut all = Vec::new();
     for strategy in Strategy::ALL {
         all.push((strategy_routine(strategy).addr(), Convention::Copy));

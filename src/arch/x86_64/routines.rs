@@ -18,6 +18,7 @@ use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::arch::{Stopped, Thresholds};
+pub(crate) use crate::handler::signal::WORD_LSB_SHIFT;
 
 // One `global_asm!`, so that every file lands in one object: routine.s first (its
 // macros serve the others), dispatch.s next. The rows of every routine go to the
@@ -107,10 +108,6 @@ impl<C> Routine<C> {
 
 // ---- Status words (asm/routine.s) ----
 
-/// The fault word the handler writes to rax: si_code in bits 0..16, si_addr_lsb
-/// in bits 16..24; never 0 for a real fault because the handler only redirects
-/// positive si_codes.
-pub(crate) const WORD_LSB_SHIFT: u32 = 16;
 /// The argument check refused the ranges; nothing was touched.
 pub(crate) const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
 /// The dispatch word was not set yet; nothing was touched.

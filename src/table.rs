@@ -3,25 +3,17 @@
 //! after a fault, and the descriptors, one row per routine. Both are sorted by
 //! address, in read-only sections bracketed by start and end symbols.
 //!
-//! The SIGBUS handler searches the landing pads ([`find`]), so every function it
-//! calls here is async-signal-safe: plain loads from static memory. The
-//! descriptors are what the tests walk (every routine, its convention, its ranges,
-//! what it needs of the CPU) and what `cpu.rs` reads to tell which routines run.
+//! The SIGBUS handler searches the landing pads (`handler/signal/pads.rs`, inside
+//! the signal-context lints). The descriptors are what the tests walk (every
+//! routine, its convention, its ranges, what it needs of the CPU) and what the
+//! target reads to tell which routines run here (x86-64: `cpu.rs`).
 //!
 //! Change it, or a routine's declaration, then run `cargo test -p mcsafe --lib
 //! table` and `cargo test -p mcsafe-tests --test every_instruction`.
 
-use super::cpu::Needs;
-
-/// One landing-pad row as the assembly lays it out: three offsets, each from its
-/// own address, and where the range registers are (`REGS_*` in asm/routine.s).
-#[repr(C)]
-struct Row {
-    begin: i32,
-    end: i32,
-    fixup: i32,
-    regs: u32,
-}
+use crate::handler::signal::pads::resolve;
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))] // the test hooks name them
+pub use crate::handler::signal::pads::{LandingPad, Regs, landing_pads};
 
 /// One descriptor row as the assembly lays it out (END_ROUTINE): entry, end and
 /// name as offsets from their own addresses, then the convention, the number of
@@ -34,29 +26,6 @@ struct DescriptorRow {
     convention: u8,
     ranges: u8,
     needs: u16,
-}
-
-/// Where a range keeps the call's buffers, for the handler's check that a fault
-/// is this call's (asm/routine.s, "Range registers").
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Regs {
-    /// `r8` = dst, `r9` = src, `r10` = len (`REGS_SAVED`).
-    Saved,
-    /// Still the arguments: `rdi` = dst, `rsi` = src, `rdx` = len (`REGS_ENTRY`).
-    Entry,
-    /// `r8` = the one buffer, `r10` = len (`REGS_ONE_BUFFER`: fill, checksums).
-    OneBuffer,
-}
-
-impl Regs {
-    fn of(word: u32) -> Option<Regs> {
-        match word {
-            0 => Some(Regs::Saved),
-            1 => Some(Regs::Entry),
-            2 => Some(Regs::OneBuffer),
-            _ => None,
-        }
-    }
 }
 
 /// A routine's calling convention (asm/routine.s, CONV_*).
@@ -75,23 +44,8 @@ pub enum Convention {
 }
 
 unsafe extern "C" {
-    static mcsafe_asm_landing_pads_start: [Row; 0];
-    static mcsafe_asm_landing_pads_end: [Row; 0];
     static mcsafe_asm_routines_start: [DescriptorRow; 0];
     static mcsafe_asm_routines_end: [DescriptorRow; 0];
-}
-
-/// One resolved landing-pad row: a fault with RIP in `begin..end` resumes at `fixup`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LandingPad {
-    /// First byte of the range.
-    pub begin: usize,
-    /// One past the last byte of the range.
-    pub end: usize,
-    /// Where execution resumes.
-    pub fixup: usize,
-    /// Where the range registers are (`None`: a malformed row, which install refuses).
-    pub regs: Option<Regs>,
 }
 
 /// One resolved descriptor: a routine.
@@ -107,8 +61,8 @@ pub struct Descriptor {
     pub convention: Option<Convention>,
     /// How many landing-pad rows it emitted.
     pub ranges: usize,
-    /// What it needs of the CPU.
-    pub needs: Needs,
+    /// What it needs of the CPU: the target's bits (x86-64: `cpu::Needs`).
+    pub needs: u16,
 }
 
 /// The rows between two symbols of one section.
@@ -122,17 +76,6 @@ unsafe fn between<T>(start: *const T, end: *const T) -> &'static [T] {
     unsafe { core::slice::from_raw_parts(start, count) }
 }
 
-fn rows() -> &'static [Row] {
-    // SAFETY: the two symbols bracket the landing-pad section of one object
-    // (routine.s puts them in subsections 0 and 2, every row in 1).
-    unsafe {
-        between(
-            (&raw const mcsafe_asm_landing_pads_start).cast(),
-            (&raw const mcsafe_asm_landing_pads_end).cast(),
-        )
-    }
-}
-
 fn descriptor_rows() -> &'static [DescriptorRow] {
     // SAFETY: as in `rows`, for the descriptor section.
     unsafe {
@@ -141,25 +84,6 @@ fn descriptor_rows() -> &'static [DescriptorRow] {
             (&raw const mcsafe_asm_routines_end).cast(),
         )
     }
-}
-
-/// The address a self-relative field points at.
-fn resolve(field: &i32) -> usize {
-    (field as *const i32 as usize).wrapping_add_signed(*field as isize)
-}
-
-fn landing_pad(row: &Row) -> LandingPad {
-    LandingPad {
-        begin: resolve(&row.begin),
-        end: resolve(&row.end),
-        fixup: resolve(&row.fixup),
-        regs: Regs::of(row.regs),
-    }
-}
-
-/// Every landing-pad row, in table order.
-pub fn landing_pads() -> impl Iterator<Item = LandingPad> {
-    rows().iter().map(landing_pad)
 }
 
 /// Every routine, in table (address) order.
@@ -181,7 +105,7 @@ pub fn descriptors() -> impl Iterator<Item = Descriptor> {
                 _ => None,
             },
             ranges: usize::from(row.ranges),
-            needs: Needs::from_bits(row.needs),
+            needs: row.needs,
         }
     })
 }
@@ -189,14 +113,6 @@ pub fn descriptors() -> impl Iterator<Item = Descriptor> {
 /// The descriptor of the routine whose entry is `entry`.
 pub fn descriptor_at(entry: usize) -> Option<Descriptor> {
     descriptors().find(|d| d.entry == entry)
-}
-
-/// The row whose range holds `rip`: a binary search, async-signal-safe.
-pub(crate) fn find(rip: usize) -> Option<LandingPad> {
-    let rows = rows();
-    let i = rows.partition_point(|row| resolve(&row.end) <= rip);
-    let pad = landing_pad(rows.get(i)?);
-    (pad.begin <= rip).then_some(pad)
 }
 
 /// True when the landing pads are non-empty, sorted, disjoint, name a known
@@ -239,6 +155,7 @@ fn routines_are_well_formed(routines: &[Descriptor], pads: &[LandingPad]) -> boo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::handler::signal::pads::find;
 
     #[test]
     fn the_emitted_tables_are_well_formed() {
@@ -250,7 +167,7 @@ mod tests {
     /// (asm/) and its uses (Rust) agree.
     #[test]
     fn the_descriptors_are_the_routines_the_rust_side_runs() {
-        let used = super::super::every_routine();
+        let used = crate::arch::every_routine();
         let all: Vec<Descriptor> = descriptors().collect();
         for &(entry, convention) in &used {
             let d = descriptor_at(entry).unwrap_or_else(|| panic!("no descriptor at {entry:#x}"));
@@ -304,7 +221,7 @@ mod tests {
             name: "r",
             convention: Some(Convention::Copy),
             ranges,
-            needs: Needs::NONE,
+            needs: 0,
         };
         let pads = [pad(100, 110, 200), pad(110, 120, 210), pad(300, 310, 320)];
         let good = [routine(100, 250, 2), routine(300, 330, 1)];
