@@ -64,32 +64,10 @@ pub fn prefix(dir: &Path) -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
         let prefix = dir.join("sqlite-prefix");
-        let _ = std::fs::remove_dir_all(&prefix);
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(workspace())
-            .args([
-                "run",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "capi",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .output()
-            .expect("cargo runs");
-        assert!(
-            output.status.success(),
-            "cargo xtask capi failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::install_capi(&workspace(), &prefix);
         assert!(
             prefix.join("lib/libmcsafe_sqlite.so").exists(),
-            "cargo xtask capi did not build the VFS:\n{}",
-            String::from_utf8_lossy(&output.stdout)
+            "cargo xtask capi did not build the SQLite VFS (are SQLite's headers installed?)"
         );
         prefix
     })
@@ -99,25 +77,6 @@ pub fn prefix(dir: &Path) -> &'static Path {
 /// `sqlite3_load_extension` take it).
 pub fn extension(prefix: &Path) -> PathBuf {
     prefix.join("lib/libmcsafe_sqlite")
-}
-
-/// `pkg-config --cflags --libs PACKAGES` against the prefix.
-fn pkg_config(prefix: &Path, packages: &[&str]) -> Vec<String> {
-    let output = Command::new("pkg-config")
-        .args(["--cflags", "--libs"])
-        .args(packages)
-        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
-        .output()
-        .expect("pkg-config runs");
-    assert!(
-        output.status.success(),
-        "pkg-config {packages:?}: {output:?}"
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect()
 }
 
 /// How a C program gets the VFS.
@@ -155,10 +114,10 @@ pub fn build(prefix: &Path, source: &Path, link: Link) -> PathBuf {
     match link {
         Link::Linked => {
             gcc.arg("-DMCSAFE_SQLITE_LINKED");
-            gcc.args(pkg_config(prefix, &["mcsafe-sqlite", "mcsafe"]));
+            gcc.args(common::pkg_config(prefix, &["mcsafe-sqlite", "mcsafe"]));
         }
         Link::Loaded => {
-            gcc.args(pkg_config(prefix, &["sqlite3", "mcsafe"]));
+            gcc.args(common::pkg_config(prefix, &["sqlite3", "mcsafe"]));
         }
     }
     gcc.arg(format!("-Wl,-rpath,{}", prefix.join("lib").display()));
