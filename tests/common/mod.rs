@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -561,4 +562,52 @@ pub fn assert_copy_faults_recovered() {
             .unwrap_err();
         assert_eq!(f.copied(), 2 * PAGE, "{strategy}");
     }
+}
+
+/// Runs `cargo xtask capi --prefix PREFIX` from the workspace root `root`
+/// (libmcsafe, and the SQLite VFS where SQLite's headers are), removing an
+/// older prefix first; panics with its output if it fails.
+pub fn install_capi(root: &Path, prefix: &Path) {
+    let _ = std::fs::remove_dir_all(prefix);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--",
+            "capi",
+            "--prefix",
+        ])
+        .arg(prefix)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo xtask capi failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `pkg-config --cflags --libs PACKAGES` against the pkg-config files that
+/// [`install_capi`] put under `prefix`.
+pub fn pkg_config(prefix: &Path, packages: &[&str]) -> Vec<String> {
+    let output = Command::new("pkg-config")
+        .args(["--cflags", "--libs"])
+        .args(packages)
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config runs");
+    assert!(
+        output.status.success(),
+        "pkg-config {packages:?}: {output:?}"
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
