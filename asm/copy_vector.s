@@ -1,5 +1,6 @@
-# mcsafe_asm_copy_avx2 and mcsafe_asm_copy_avx512 (and their C API twins
-# c_copy_avx2, c_copy_avx512): one algorithm at two vector widths, shaped like
+# mcsafe_asm_copy_avx2 and mcsafe_asm_copy_avx512 (and their twins rust_copy_* and
+# c_copy_*, the same body with the Rust and the C API exits: asm/routine.s): one
+# algorithm at two vector widths, shaped like
 # glibc's memmove-vec-unaligned-erms. COPY_VECTOR below is the body; the
 # non-temporal loop is the only block written per width.
 #
@@ -384,7 +385,7 @@
 	sfence					# and streaming stores go first
 .endm
 
-# ---- The routines: each width for Rust (register mode) and for the C API ----
+# ---- The routines: each width in each copy convention ----
 .macro COPY_AVX2 name, convention
 	COPY_VECTOR \name, \convention, 5, NEEDS_AVX2, 32, vmovdqu, vmovdqa, vzeroupper, avx2_rep_movsb, NON_TEMPORAL_AVX2, AVX2_BEFORE_FIXUP, %xmm0, %xmm1, , , %ymm0, %ymm1, %ymm2, %ymm3, %ymm4, %ymm5, %ymm6, %ymm7, %ymm8
 .endm
@@ -392,6 +393,8 @@
 	COPY_VECTOR \name, \convention, 6, NEEDS_AVX512, 64, vmovdqu64, vmovdqa64, , avx512_rep_movsb, NON_TEMPORAL_AVX512, sfence, %xmm16, %xmm17, %ymm16, %ymm17, %zmm16, %zmm17, %zmm18, %zmm19, %zmm20, %zmm21, %zmm22, %zmm23, %zmm24
 .endm
 	COPY_AVX2 copy_avx2, CONV_COPY
+	COPY_AVX2 rust_copy_avx2, CONV_RUST_COPY
 	COPY_AVX2 c_copy_avx2, CONV_C_COPY
 	COPY_AVX512 copy_avx512, CONV_COPY
+	COPY_AVX512 rust_copy_avx512, CONV_RUST_COPY
 	COPY_AVX512 c_copy_avx512, CONV_C_COPY

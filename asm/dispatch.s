@@ -1,6 +1,6 @@
 # mcsafe: the way into the copy routines. The argument check every copy routine
-# starts with and its two refusals, the dispatch word copy_mc calls through, its
-# not-ready stub, the C API's fault exit, and the size thresholds of the vector
+# starts with and its three refusals, the dispatch word copy_mc calls through, its
+# not-ready stub, the exits of the Rust and C API copies, and the size thresholds of the vector
 # routines. Assembled after routine.s (src/arch/x86_64/routines.rs).
 #
 # Change it, then run `cargo test -p mcsafe --lib`, `cargo test -p mcsafe-tests
@@ -17,6 +17,8 @@
 .macro CHECK_COPY_ARGUMENTS name
 	.if .L\name\()_convention == CONV_C_COPY
 	.set	.L\name\()_refused, mcsafe_asm_c_copy_refused
+	.elseif .L\name\()_convention == CONV_RUST_COPY
+	.set	.L\name\()_refused, mcsafe_asm_rust_copy_refused
 	.else
 	.set	.L\name\()_refused, mcsafe_asm_copy_refused
 	.endif
@@ -53,6 +55,20 @@ mcsafe_asm_copy_refused:
 	.cfi_endproc
 	.size	mcsafe_asm_copy_refused, . - mcsafe_asm_copy_refused
 
+# The Rust refusal: Ok (rax = 0) for len 0, else the Rust side's panic that names
+# the ranges (a tail jump: the panic unwinds into the copy's caller).
+	.text
+	.p2align 4
+	.type	mcsafe_asm_rust_copy_refused, @function
+mcsafe_asm_rust_copy_refused:
+	.cfi_startproc
+	xor	%eax, %eax
+	test	%rdx, %rdx
+	jnz	mcsafe_asm_glue_refused
+	ret
+	.cfi_endproc
+	.size	mcsafe_asm_rust_copy_refused, . - mcsafe_asm_rust_copy_refused
+
 # The C API refusal: 0 for len 0, else -EINVAL (22 on Linux).
 	.text
 	.p2align 4
@@ -68,11 +84,11 @@ mcsafe_asm_c_copy_refused:
 	.size	mcsafe_asm_c_copy_refused, . - mcsafe_asm_c_copy_refused
 
 # ---- Dispatch ----
-# The routine copy_mc calls (one indirect call through mcsafe_asm_copy_current, in
-# register mode). Until src/arch/x86_64/mod.rs (init) sets it, after installing the
-# handler and the thresholds, it points at the not-ready stub, which returns
-# STATUS_NOT_READY: the Rust side then installs and copies again. No "ready?" test
-# on the hot path.
+# The routine copy_mc calls (one indirect call through mcsafe_asm_copy_current):
+# the current strategy's Rust copy. Until src/arch/x86_64/mod.rs (init) sets it,
+# after installing the handler and the thresholds, it points at the not-ready
+# stub, which hands the call to the Rust side: install, then copy. No "ready?"
+# test on the hot path.
 	.text
 	.p2align 4
 	.globl	mcsafe_asm_copy_not_ready
@@ -80,13 +96,7 @@ mcsafe_asm_c_copy_refused:
 	.type	mcsafe_asm_copy_not_ready, @function
 mcsafe_asm_copy_not_ready:
 	.cfi_startproc
-	mov	%rdi, %r8				# the arguments back, as after a fault
-	mov	%rsi, %r9
-	mov	%rdx, %r10
-	mov	%rdx, %rcx				# nothing done
-	movabs	$STATUS_NOT_READY, %rax
-	lea	mcsafe_asm_copy_not_ready(%rip), %rdx
-	ret
+	jmp	mcsafe_asm_glue_first_use		# the arguments as they came
 	.cfi_endproc
 	.size	mcsafe_asm_copy_not_ready, . - mcsafe_asm_copy_not_ready
 
@@ -98,21 +108,13 @@ mcsafe_asm_copy_current:
 	.quad	mcsafe_asm_copy_not_ready
 	.popsection
 
-# ---- C API ----
-# The C API routines (CONV_C_COPY: c_copy_<strategy>) are what libmcsafe's
-# mcsafe_copy jumps to, through a dispatch word of its own: 0 or -EINVAL come back
-# from the routine itself. After a fault their fixup comes here with the register-
-# mode outputs; this hands them, as one frame (src/arch/x86_64/routines.rs,
-# StoppedFrame, in this order), and the context the routine kept below its return
-# address, to the Rust side (mcsafe_asm_glue_c_copy_stopped: the careful forward step,
-# then libmcsafe's fault function), and returns its int. The CFI follows the frame,
-# so a debugger's backtrace stays whole.
-	.text
-	.p2align 4
-	.type	mcsafe_asm_c_copy_stopped, @function
-mcsafe_asm_c_copy_stopped:
-	.cfi_startproc
-	mov	-8(%rsp), %rsi				# the context (second argument)
+# ---- The exits of the Rust and C API copies ----
+# Their fixups come here with the register-mode outputs, which this hands to the
+# Rust side as one frame (src/arch/x86_64/routines.rs, Exit, in this order): the
+# careful forward step with the register-mode twin, then the Result (Rust) or what
+# libmcsafe's sink makes of it (C API). The CFI follows the frame, so a panic of
+# the Rust side (a bug) unwinds through it and a debugger's backtrace stays whole.
+.macro STOPPED_FRAME glue
 	sub	$56, %rsp				# 16-byte aligned for the call
 	.cfi_adjust_cfa_offset 56
 	mov	%rax, (%rsp)				# fault word
@@ -123,10 +125,35 @@ mcsafe_asm_c_copy_stopped:
 	mov	%r9, 40(%rsp)				# src
 	mov	%r10, 48(%rsp)				# len
 	mov	%rsp, %rdi
-	call	mcsafe_asm_glue_c_copy_stopped
+	call	\glue
 	add	$56, %rsp
 	.cfi_adjust_cfa_offset -56
 	ret
+.endm
+
+# The Rust exit: RawResult in rax:rdx.
+	.text
+	.p2align 4
+	.type	mcsafe_asm_rust_copy_stopped, @function
+mcsafe_asm_rust_copy_stopped:
+	.cfi_startproc
+	STOPPED_FRAME mcsafe_asm_glue_rust_copy_stopped
+	.cfi_endproc
+	.size	mcsafe_asm_rust_copy_stopped, . - mcsafe_asm_rust_copy_stopped
+
+# ---- C API ----
+# The C API routines (CONV_C_COPY: c_copy_<strategy>) are what libmcsafe's
+# mcsafe_copy jumps to, through a dispatch word of its own: 0 or -EINVAL come back
+# from the routine itself. After a fault their fixup comes here: the frame above,
+# and the context the routine kept below its return address, go to the Rust side,
+# and its int comes back.
+	.text
+	.p2align 4
+	.type	mcsafe_asm_c_copy_stopped, @function
+mcsafe_asm_c_copy_stopped:
+	.cfi_startproc
+	mov	-8(%rsp), %rsi				# the context (second argument)
+	STOPPED_FRAME mcsafe_asm_glue_c_copy_stopped
 	.cfi_endproc
 	.size	mcsafe_asm_c_copy_stopped, . - mcsafe_asm_c_copy_stopped
 

@@ -19,16 +19,24 @@
 #     the block size of a folding routine.
 #   copy and checksum (CONV_COPY_CRC): rdi = dst, rcx = src, rdx = len, esi = state,
 #     r11 = the block size, rax = the length from which blocks have no streams.
+#   Rust copy (CONV_RUST_COPY): the C function `RawResult f(void *dst, const void
+#     *src, size_t len)`, what copy_mc calls through the dispatch word: it returns
+#     `Result<(), Fault>` itself in rax:rdx (src/fault.rs, RawResult), so that a
+#     caller that only passes the result on tail-calls it (dispatch.s, "Rust").
 #   C API copy (CONV_C_COPY): the C function `int f(void *dst, const void *src,
 #     size_t len, void *context)`, for libmcsafe's mcsafe_copy (dispatch.s, "C API").
-# Every routine but the C API ones ends in register mode, its one exit:
+# Each strategy's body is instantiated three times, once per copy convention; the
+# other routines have one. Every routine but the Rust and C API copies ends in
+# register mode, its one exit:
 #   rax = status: 0 when every byte was done; else the fault word (si_code |
 #   si_addr_lsb << 16, written by the handler), STATUS_BAD_ARGUMENTS or
 #   STATUS_NOT_READY (dispatch.s); then, and only then: rcx = bytes not done, r11 =
 #   si_addr, rdx = the routine's entry, r8 = dst (or the one buffer), r9 = src, r10 =
 #   len. (The checksums also return esi, the state of exactly the bytes done.)
-# The C API routines end in the C exit (dispatch.s): 0, -EINVAL, or what libmcsafe's
-# fault function makes of the stopped copy.
+# The Rust copies end in the Rust exit (dispatch.s): the Result, after the careful
+# forward step with their register-mode twin; the C API routines in the C exit: 0,
+# -EINVAL, or what libmcsafe's fault function makes of the stopped copy. Which exit
+# a routine has is fixed by its convention: a fixup never looks at who called.
 #
 # ---- Range registers ----
 # The SIGBUS handler must know the call's buffers to tell its own fault from a stray
@@ -70,6 +78,7 @@
 	.set	CONV_CRC, 2
 	.set	CONV_COPY_CRC, 3
 	.set	CONV_C_COPY, 4
+	.set	CONV_RUST_COPY, 5
 
 # What a routine needs of the CPU (the descriptor's `needs` bits;
 # src/arch/x86_64/cpu.rs, Needs): it is offered only where the CPU has all of them.
@@ -219,6 +228,8 @@ mcsafe_asm_\name:
 	lea	mcsafe_asm_\name(%rip), %rdx		# which routine stopped
 	.if .L\name\()_convention == CONV_C_COPY
 	jmp	mcsafe_asm_c_copy_stopped		# the C exit (dispatch.s)
+	.elseif .L\name\()_convention == CONV_RUST_COPY
+	jmp	mcsafe_asm_rust_copy_stopped		# the Rust exit (dispatch.s)
 	.else
 	ret						# register mode
 	.endif

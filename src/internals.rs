@@ -34,6 +34,44 @@ pub fn strategy_routine(strategy: Strategy) -> Descriptor {
     descriptor_at(entry).unwrap_or_else(|| panic!("no descriptor for {strategy}"))
 }
 
+/// The Rust copy of `strategy` (what `copy_mc` and `copy_mc_with` call).
+#[cfg(mcsafe_protected)]
+pub fn rust_strategy_routine(strategy: Strategy) -> Descriptor {
+    let entry = crate::arch::x86_64::rust_strategy_routine(strategy).addr();
+    descriptor_at(entry).unwrap_or_else(|| panic!("no Rust copy descriptor for {strategy}"))
+}
+
+/// [`copy_mc_with`](crate::copy_mc_with) through the strategy's register-mode
+/// routine (what the forward steps and the lossy copy run), with the same forward
+/// step after a fault: for tests that trace and sweep it.
+///
+/// # Safety
+/// As for `copy_mc`; this CPU runs `strategy`.
+///
+/// # Panics
+/// As for `copy_mc_with`.
+#[cfg(mcsafe_protected)]
+pub unsafe fn register_copy_with(
+    strategy: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    use crate::arch::{Arch, Target};
+    if len == 0 {
+        return Ok(());
+    }
+    crate::copy::check_copy(dst, src, len);
+    let routine = Arch::copy_routine(Some(strategy));
+    // SAFETY: ranges checked, installed (copy_routine), the CPU runs it; the
+    // caller vouches for the memory.
+    match unsafe { Arch::run_copy(routine, dst, src, len) } {
+        Ok(()) => Ok(()),
+        // SAFETY: as above.
+        Err(stopped) => Err(unsafe { crate::forward::copy_after(routine, dst, src, len, stopped) }),
+    }
+}
+
 /// The C API twin of [`strategy_routine`] (what libmcsafe's `mcsafe_copy` runs).
 #[cfg(mcsafe_protected)]
 pub fn c_strategy_routine(strategy: Strategy) -> Descriptor {

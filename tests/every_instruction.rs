@@ -42,8 +42,8 @@ use std::ptr;
 use common::*;
 use mcsafe::internals::{
     CrcPath, Descriptor, Regs, Thresholds, c_copy_with, c_strategy_routine, can_run,
-    copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, routine, set_thresholds,
-    strategy_routine,
+    copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, register_copy_with, routine,
+    rust_strategy_routine, set_thresholds, strategy_routine,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -262,8 +262,10 @@ fn worth_injecting(rips: &[usize], k: usize, len: usize) -> bool {
 /// The routine under test, and the public call that runs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
-    /// `copy_mc_with(strategy, dst, src, len)`.
+    /// `copy_mc_with(strategy, dst, src, len)`: the strategy's Rust copy.
     Copy(Strategy),
+    /// The strategy's register-mode routine (the forward step's, the lossy copy's).
+    RegCopy(Strategy),
     /// The strategy's C API routine (libmcsafe's `mcsafe_copy`).
     CCopy(Strategy),
     /// `read_mc` of a `len`-byte integer at src (len 1, 2, 4 or 8).
@@ -294,7 +296,8 @@ impl Op {
     fn routine(self, len: usize) -> Descriptor {
         let named = |name: String| routine(&name).unwrap_or_else(|| panic!("no routine {name}"));
         match self {
-            Op::Copy(strategy) => strategy_routine(strategy),
+            Op::Copy(strategy) => rust_strategy_routine(strategy),
+            Op::RegCopy(strategy) => strategy_routine(strategy),
             Op::CCopy(strategy) => c_strategy_routine(strategy),
             Op::Read | Op::Write => named(format!("copy_exact_{len}")),
             Op::Fill => named("fill".into()),
@@ -306,7 +309,9 @@ impl Op {
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
+            Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => {
+                &[Side::Source, Side::Destination]
+            }
             Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
@@ -401,6 +406,7 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
     unsafe {
         Ok(match op {
             Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
+            Op::RegCopy(strategy) => plain(register_copy_with(strategy, dst, src, len)),
             Op::CCopy(strategy) => match c_copy_with(strategy, dst, src, len) {
                 (0, None) => plain(Ok(())),
                 (code, Some(fault)) if code == -libc::EIO => plain(Err(fault)),
@@ -483,7 +489,7 @@ fn check_outcome(
     };
     match op {
         // SAFETY: as above.
-        Op::Copy(_) | Op::CCopy(_) => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) => {
             unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
         }
         Op::Read => None,
@@ -622,7 +628,7 @@ fn check_step(
     };
     let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
     let expected = match op {
-        Op::Copy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
@@ -692,7 +698,7 @@ fn check_step(
                 return counted;
             }
         }
-        Op::Copy(_) | Op::CCopy(_) | Op::Fill if progress > checked => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::Fill if progress > checked => {
             let stored: Vec<u8> = match op {
                 Op::Fill => vec![FILL_BYTE; progress - checked],
                 // SAFETY: the source is readable in this process too (shared mapping).
@@ -758,6 +764,7 @@ fn cases() -> Vec<(Op, Copy)> {
         for copy in COPIES {
             if worth_tracing(strategy, copy) {
                 cases.push((Op::Copy(strategy), copy));
+                cases.push((Op::RegCopy(strategy), copy));
                 cases.push((Op::CCopy(strategy), copy));
             }
         }

@@ -54,7 +54,7 @@ fn c_routine_of(routine: Routine<super::conv::Copy>) -> Routine<super::conv::CCo
 /// `exit` holds the register-mode outputs of a C API routine called over ranges
 /// its C caller vouches for (it checked them itself), which stopped on a fault.
 pub(crate) unsafe fn stopped(exit: Exit, context: *mut c_void) -> c_int {
-    let twin = rust_twin(exit.routine);
+    let twin = super::register_twin(exit.routine);
     // SAFETY: per this function's contract; the twin is the same body.
     let finish = || unsafe {
         crate::forward::copy_after(twin, exit.dst, exit.src, exit.len, exit.stopped())
@@ -67,13 +67,4 @@ pub(crate) unsafe fn stopped(exit: Exit, context: *mut c_void) -> c_int {
     // SAFETY: every non-zero value of SINK is a `FaultSink` (copy_entry).
     let sink = unsafe { core::mem::transmute::<usize, FaultSink>(sink) };
     std::panic::catch_unwind(|| sink(fault, context)).unwrap_or(-libc::ENOTRECOVERABLE)
-}
-
-/// The register-mode routine with the same body as the C API routine at `entry`.
-fn rust_twin(entry: usize) -> Routine<super::conv::Copy> {
-    let strategy = Strategy::ALL
-        .into_iter()
-        .find(|&s| c_strategy_routine(s).addr() == entry)
-        .unwrap_or(Strategy::Fragile);
-    strategy_routine(strategy)
 }
