@@ -15,7 +15,8 @@
 #                  iteration with aligned stores, then the last 4 vectors from the end
 #                  (backward when each range lies inside one page:
 #                  UNLESS_INSIDE_ONE_PAGE, tested first);
-#                  from the width's rep movsb threshold: rep movsb instead;
+#                  from the width's rep movsb threshold up to
+#                  mcsafe_asm_rep_movsb_stop_threshold: rep movsb instead;
 #                  from mcsafe_asm_non_temporal_threshold (checked first, whatever the
 #                  rep movsb threshold): the loop with non-temporal stores.
 # Up to 8 vectors every load comes before every store and no pointer moves: one
@@ -250,6 +251,7 @@
 	jae	.L\name\()_non_temporal
 	cmp	mcsafe_asm_\rep\()_threshold(%rip), %rdx
 	jae	.L\name\()_rep_movsb
+.L\name\()_vector_loop:
 	STORE_FIRST_VEC_ALIGN_DST \vec, \vmovu, \v0
 .L\name\()_loop_4x:
 	\vmovu	(%rsi), \v0			# four vectors per iteration:
@@ -277,6 +279,8 @@
 	ret
 
 .L\name\()_rep_movsb:
+	cmp	mcsafe_asm_rep_movsb_stop_threshold(%rip), %rdx
+	jae	.L\name\()_vector_loop	# past the stop: the loop again
 	\vzu
 	mov	%rdx, %rcx
 	rep movsb				# fault point: either side

@@ -171,5 +171,6 @@ mcsafe_asm_\name\()_threshold:
 	.balign 8
 	THRESHOLD avx2_rep_movsb			# from this many bytes, copy_avx2: rep movsb
 	THRESHOLD avx512_rep_movsb			# the same for copy_avx512
+	THRESHOLD rep_movsb_stop			# ... up to this many (then the loop)
 	THRESHOLD non_temporal				# from this many bytes: non-temporal stores
 	.popsection

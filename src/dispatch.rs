@@ -21,9 +21,17 @@ pub struct Dispatch {
     pub checksum: Checksum,
     /// The rule that chose the default strategy and the thresholds on this CPU,
     /// in words: the CPU, what glibc's memcpy is here, why each threshold is what
-    /// it is.
+    /// it is (before `MCSAFE_TUNABLES`).
     pub rule: String,
+    /// `MCSAFE_TUNABLES` as it was read at installation, if it was set: its
+    /// settings that apply are in [`Dispatch::thresholds`].
+    pub tunables: Option<String>,
+    /// The settings of `MCSAFE_TUNABLES` that were ignored (their defaults kept),
+    /// each with why.
+    pub ignored_tunables: Vec<IgnoredTunable>,
 }
+
+pub use crate::tunables::Ignored as IgnoredTunable;
 
 /// How the checksums compute on this CPU (`docs/crc.md`). `Display` says it in
 /// words.
@@ -66,10 +74,13 @@ impl fmt::Display for Checksum {
 /// As a first copy does: if the handler cannot be installed, or
 /// `MCSAFE_STRATEGY` names a strategy this CPU cannot run.
 pub fn dispatch() -> Dispatch {
+    let tunables = crate::tunables::Tunables::in_force();
     Dispatch {
         thresholds: Arch::thresholds(),
         strategy: Strategy::current(),
         checksum: Arch::checksum(),
         rule: Arch::dispatch_rule(),
+        tunables: tunables.text.clone(),
+        ignored_tunables: tunables.ignored.clone(),
     }
 }

@@ -158,6 +158,7 @@ mod region;
 mod strategy;
 #[cfg(mcsafe_protected)]
 mod table;
+mod tunables;
 
 #[cfg(all(feature = "inject", target_os = "linux"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "inject", target_os = "linux"))))]
@@ -167,11 +168,12 @@ pub use access::{fill_mc, read_mc, write_mc};
 pub use arch::Thresholds;
 pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
-pub use dispatch::{Checksum, Dispatch, dispatch};
+pub use dispatch::{Checksum, Dispatch, IgnoredTunable, dispatch};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
 pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
 pub use strategy::{STRATEGY_ENV, Strategy};
+pub use tunables::TUNABLES_ENV;
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still
 /// reach it.

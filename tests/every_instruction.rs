@@ -224,6 +224,7 @@ const LONG: usize = 4096;
 const THRESHOLDS: Thresholds = Thresholds {
     avx2_rep_movsb: 520,
     avx512_rep_movsb: 520,
+    rep_movsb_stop: 560,
     non_temporal: 600,
 };
 

@@ -31,6 +31,17 @@ pub fn report() -> String {
     line("strategies available", names(&available));
     let dispatch = mcsafe::dispatch();
     line("dispatch rule", dispatch.rule);
+    line("thresholds", dispatch.thresholds.to_string());
+    line(
+        "tunables",
+        match &dispatch.tunables {
+            Some(text) => format!("{}={text}", mcsafe::TUNABLES_ENV),
+            None => format!("none ({} is not set)", mcsafe::TUNABLES_ENV),
+        },
+    );
+    for ignored in &dispatch.ignored_tunables {
+        line("tunable ignored", format!("{ignored}; its default is kept"));
+    }
     line("crc32c", dispatch.checksum.to_string());
     if forced.is_none() && current == Strategy::Fragile && available.len() > 1 {
         line(

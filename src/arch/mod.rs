@@ -182,8 +182,46 @@ pub struct Thresholds {
     pub avx2_rep_movsb: usize,
     /// From this many bytes, the AVX-512 routine copies with `rep movsb`.
     pub avx512_rep_movsb: usize,
+    /// From this many bytes, both copy with their vector loop again instead of
+    /// `rep movsb` (glibc's `rep_movsb_stop_threshold`).
+    pub rep_movsb_stop: usize,
     /// From this many bytes, both copy with non-temporal stores (checked first).
     pub non_temporal: usize,
+}
+
+/// `rep movsb from 2112 B (avx2), 16 KiB (avx512) to never; non-temporal from
+/// 8 MiB`: what the probe and the benchmarks' headers print.
+impl core::fmt::Display for Thresholds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "rep movsb from {} (avx2), {} (avx512) to {}; non-temporal stores from {}",
+            Size(self.avx2_rep_movsb),
+            Size(self.avx512_rep_movsb),
+            Size(self.rep_movsb_stop),
+            Size(self.non_temporal)
+        )
+    }
+}
+
+/// A threshold in words: `never`, or bytes in the largest binary unit that
+/// divides them (`2112 B`, `16 KiB`, `8 MiB`).
+struct Size(usize);
+
+impl core::fmt::Display for Size {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let n = self.0;
+        if n >= 1 << 47 {
+            return f.write_str("never");
+        }
+        match [(30, "GiB"), (20, "MiB"), (10, "KiB")]
+            .into_iter()
+            .find(|&(shift, _)| n >= 1 << shift && n % (1 << shift) == 0)
+        {
+            Some((shift, unit)) => write!(f, "{} {unit}", n >> shift),
+            None => write!(f, "{n} B"),
+        }
+    }
 }
 
 /// A routine stopped by a fault: what it had done and what the handler saw.

@@ -81,6 +81,7 @@ impl Target for Unprotected {
         Thresholds {
             avx2_rep_movsb: usize::MAX,
             avx512_rep_movsb: usize::MAX,
+            rep_movsb_stop: usize::MAX,
             non_temporal: usize::MAX,
         }
     }

@@ -306,6 +306,7 @@ impl Facts {
             Thresholds {
                 avx2_rep_movsb,
                 avx512_rep_movsb,
+                rep_movsb_stop: usize::MAX,
                 non_temporal,
             },
             format!("rep movsb {rep_why}; non-temporal stores {nt_why}"),

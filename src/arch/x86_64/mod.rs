@@ -182,7 +182,7 @@ fn init() -> Result<(), InstallError> {
     *INIT.get_or_init(|| {
         instance::ensure_only_one()?;
         handler::install()?;
-        routines::set_thresholds(cpu::thresholds());
+        routines::set_thresholds(crate::tunables::Tunables::in_force().apply(cpu::thresholds()));
         let runnable = Strategy::ALL
             .iter()
             .enumerate()

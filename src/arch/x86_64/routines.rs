@@ -437,6 +437,7 @@ unsafe extern "C" {
     static mcsafe_asm_copy_current: AtomicUsize;
     static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_asm_rep_movsb_stop_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
 }
 
@@ -459,11 +460,12 @@ pub(crate) fn publish_current(routine: Routine<conv::RustCopy>) {
 /// Sets the size thresholds of the vector routines; called once, before any
 /// routine is published (and by tests, which accept a race with nothing).
 pub(crate) fn set_thresholds(t: Thresholds) {
-    // SAFETY: three 8-byte aligned words in .data, declared by the assembly and
+    // SAFETY: four 8-byte aligned words in .data, declared by the assembly and
     // only ever accessed as atomics (the routines only read them).
     unsafe {
         mcsafe_asm_avx2_rep_movsb_threshold.store(t.avx2_rep_movsb, Ordering::Relaxed);
         mcsafe_asm_avx512_rep_movsb_threshold.store(t.avx512_rep_movsb, Ordering::Relaxed);
+        mcsafe_asm_rep_movsb_stop_threshold.store(t.rep_movsb_stop, Ordering::Relaxed);
         mcsafe_asm_non_temporal_threshold.store(t.non_temporal, Ordering::Relaxed);
     }
 }
@@ -475,6 +477,7 @@ pub(crate) fn thresholds() -> Thresholds {
         Thresholds {
             avx2_rep_movsb: mcsafe_asm_avx2_rep_movsb_threshold.load(Ordering::Relaxed),
             avx512_rep_movsb: mcsafe_asm_avx512_rep_movsb_threshold.load(Ordering::Relaxed),
+            rep_movsb_stop: mcsafe_asm_rep_movsb_stop_threshold.load(Ordering::Relaxed),
             non_temporal: mcsafe_asm_non_temporal_threshold.load(Ordering::Relaxed),
         }
     }

@@ -146,6 +146,7 @@ fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thre
             Some(Thresholds {
                 avx2_rep_movsb: never,
                 avx512_rep_movsb: never,
+                rep_movsb_stop: never,
                 non_temporal: never,
             }),
         ),
@@ -154,6 +155,7 @@ fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thre
             Some(Thresholds {
                 avx2_rep_movsb: never,
                 avx512_rep_movsb: never,
+                rep_movsb_stop: never,
                 non_temporal: 0,
             }),
         ),
