@@ -169,7 +169,7 @@ fn disposition() -> String {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn cpu_name() -> String {
+pub fn cpu_name() -> String {
     use std::arch::x86_64::__cpuid;
     // SAFETY: CPUID exists on every x86-64 CPU; leaves are checked before use.
     #[allow(unused_unsafe)]
@@ -208,7 +208,7 @@ fn cpu_name() -> String {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn cpu_name() -> String {
+pub fn cpu_name() -> String {
     std::env::consts::ARCH.to_string()
 }
 
