@@ -470,9 +470,12 @@ mod calls {
         pub(super) progress: usize,
     }
 
+    /// The routine `copy_mc` runs: the dispatch word read inline once mcsafe
+    /// is installed (`current_routine` is a call, through the GOT from another
+    /// crate), the installing path before.
     #[inline(always)]
     pub(super) fn current() -> Routine {
-        arch::current_routine()
+        arch::ready_routine().unwrap_or_else(arch::current_routine)
     }
 
     #[inline(always)]
