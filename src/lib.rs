@@ -161,7 +161,7 @@ pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
-pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
+pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost, RegionRead, RegionReread};
 pub use strategy::{STRATEGY_ENV, Strategy};
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still

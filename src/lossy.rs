@@ -327,6 +327,14 @@ impl LostRange {
     pub fn granule(&self) -> usize {
         self.granule
     }
+
+    /// The part of the range before offset `end`, if any.
+    pub(crate) fn clipped_to(self, end: usize) -> Option<LostRange> {
+        (self.start < end).then(|| LostRange {
+            end: self.end.min(end),
+            ..self
+        })
+    }
 }
 
 impl fmt::Display for LossyCopy {

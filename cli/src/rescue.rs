@@ -427,11 +427,12 @@ fn copy_region(
     while at < size {
         let n = buf.len().min((size - at) as usize);
         let block = &mut buf[..n];
-        let lost = region
+        let read = region
             .read_lossy_at(at, block)
             .map_err(io("cannot read the source"))?;
+        let lost = read.lost();
         let mut good = 0;
-        for l in &lost {
+        for l in lost {
             if l.side() != Side::Source {
                 return Err(Failure::Io(format!("the copy buffer itself faulted: {l}")));
             }

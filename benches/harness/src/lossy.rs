@@ -195,7 +195,10 @@ pub fn run(options: &Options) -> Report {
         .iter()
         .map(|&p| EmptyFileMapping::new(p))
         .collect();
-    eprintln!("lossy: mapping {} MiB of destination", largest * PAGE >> 20);
+    eprintln!(
+        "lossy: mapping {} MiB of destination",
+        (largest * PAGE) >> 20
+    );
     let dst = Region::new(largest * PAGE);
     let below: Vec<EmptyFileMapping> = options
         .pages
@@ -262,7 +265,7 @@ pub fn run(options: &Options) -> Report {
 }
 
 fn pages_label(pages: usize) -> String {
-    if pages >= 1024 && pages % 1024 == 0 {
+    if pages >= 1024 && pages.is_multiple_of(1024) {
         format!("{} Ki", pages / 1024)
     } else {
         pages.to_string()
@@ -271,9 +274,9 @@ fn pages_label(pages: usize) -> String {
 
 fn bytes_label(bytes: usize) -> String {
     match bytes {
-        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
-        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b if b >= 1 << 30 && b.is_multiple_of(1 << 30) => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b.is_multiple_of(1 << 20) => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b.is_multiple_of(1 << 10) => format!("{} KiB", b >> 10),
         b => format!("{b} B"),
     }
 }
