@@ -514,22 +514,15 @@ fn a_sparse_file_on_a_full_tmpfs_reads_whole_where_the_region_knows_its_file() {
     let holes = [0, 2, 3, 4, 9, 15];
     let pages = 16;
     let tmpfs = FullTmpfsFile::new(pages, &holes, |i, page| page.fill(i as u8 + 1)).unwrap();
-    let file = std::fs::File::open(tmpfs.path()).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(tmpfs.path())
+        .unwrap();
     let len = pages * PAGE;
-    // SAFETY: a fresh read-only shared mapping of the test's own file.
-    let map = unsafe {
-        libc::mmap(
-            ptr::null_mut(),
-            len,
-            libc::PROT_READ,
-            libc::MAP_SHARED,
-            file.as_raw_fd(),
-            0,
-        )
-    };
-    assert_ne!(map, libc::MAP_FAILED);
+    let map = map_file(&file, len);
     // SAFETY: the mapping outlives the region and is only read through it.
-    let region = unsafe { MappedRegion::from_raw_parts(map.cast(), len) }
+    let region = unsafe { MappedRegion::from_raw_parts(map, len) }
         .with_file(&file)
         .unwrap();
     // What read(2) gives, and what cp writes.
@@ -602,13 +595,13 @@ fn a_sparse_file_on_a_full_tmpfs_reads_whole_where_the_region_knows_its_file() {
 
     // Without its file the region cannot tell a hole from damage: lost, EIO.
     // SAFETY: as above.
-    let blind = unsafe { MappedRegion::from_raw_parts(map.cast(), len) };
+    let blind = unsafe { MappedRegion::from_raw_parts(map, len) };
     let read = blind.read_lossy_at(0, &mut buf).unwrap();
     assert_eq!(read.lost_bytes(), holes.len() * PAGE);
     assert!(read.lost().iter().all(|l| l.raw_os_error() == libc::EIO));
     assert!(read.reread().is_empty());
     // SAFETY: our mapping; the regions are not used after this.
-    unsafe { libc::munmap(map, len) };
+    unsafe { libc::munmap(map.cast(), len) };
 }
 
 /// Issue 20: a file truncated under a region that knows it is a short read,

@@ -169,7 +169,7 @@ fn errno_words(errno: i32) -> &'static str {
 
 /// A file offset from the region's `file_offset` and a region offset.
 /// Saturating: `with_file_offset` takes any u64, and a report must not panic.
-fn file_at(file_offset: u64, region_at: u64) -> u64 {
+pub(super) fn file_at(file_offset: u64, region_at: u64) -> u64 {
     file_offset.saturating_add(region_at)
 }
 

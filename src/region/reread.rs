@@ -288,10 +288,11 @@ impl RegionReread {
         self.access + self.range.start as u64..self.access + self.range.end as u64
     }
 
-    /// The range as file offsets (saturating).
+    /// The range as file offsets (saturating, as [`RegionLost::in_file`]).
     pub fn in_file(&self) -> Range<u64> {
         let r = self.in_region();
-        self.file_offset.saturating_add(r.start)..self.file_offset.saturating_add(r.end)
+        super::fault::file_at(self.file_offset, r.start)
+            ..super::fault::file_at(self.file_offset, r.end)
     }
 
     /// Whether the file has no block there: it read as zeros.
