@@ -8,15 +8,18 @@
 # only eight scratch registers are free. Same CPUs as there (fold256: AVX2 and
 # VPCLMULQDQ; fold128: AVX and PCLMULQDQ; SSE4.2 for both; not fragile models).
 #
-# Convention: the copy convention (landing_pads.s) with a CRC state, as in
-# asm/crc32c.s, for which the source moves to rcx:
+# Convention: the copy-and-checksum one (routine.s, CONV_COPY_CRC), the copy
+# convention with a CRC state, as in asm/crc32c.s, for which the source moves to rcx:
 #   in:   rdi = dst, rcx = src, rdx = len (> 0, no overlap), esi = CRC state
-#         to continue (not inverted)
-#   out:  register mode (landing_pads.s): rax = status (0, or the fault word),
+#         to continue (not inverted), r11 = the block size (at most COPY_BLOCK is
+#         used), rax = the length from which a call's blocks have no streams (the
+#         Rust side passes COPY_BLOCK and COPY_VECTOR_ONLY; tests smaller ones, to
+#         reach several commits and blocks without streams with short calls)
+#   out:  register mode (routine.s): rax = status (0, or the fault word),
 #         rcx = bytes not copied, esi = CRC state of exactly the bytes copied,
 #         [src, src + len - rcx); r11 = si_addr
 #   clobbers the C ABI's caller-saved registers, every ymm register, r12-r15,
-#   and the 16 bytes below the stack pointer (the red zone).
+#   and the 32 bytes below the stack pointer (the red zone).
 # The prologue sets r8 = dst, r9 = src, r10 = len: the handler checks both sides.
 #
 # Progress, at every instruction inside a range:
@@ -33,6 +36,7 @@
 #   r13, r14 the two stream CRCs (r13 first the state, through the head)
 #   r15      the word in flight (loaded, folded, stored)
 #   -8(%rsp) the source end of the vector part; -16(%rsp) the end of stream 0
+#   -24(%rsp) the block size; -32(%rsp) the length from which blocks have no streams
 #   vector registers as in asm/crc32c_fold.s, plus xmm9-10 / ymm9-10 (loaded data)
 #
 # A block of L <= COPY_BLOCK bytes: below COPY_CHAIN_MAX (only ever the last),
@@ -40,7 +44,7 @@
 #   [head: t bytes][stream 0: S][stream 1: S][vector part: 64n bytes]
 # with S = 8w: n = L / 112, w = 3n + (L % 112) / 16, t = L % 16; below
 # COPY_VECTOR_MIN bytes, n = 0 and w = L / 16. In calls of at least
-# mcsafe_asm_copy_crc32c_vector_only bytes (see the end of this file), a block
+# COPY_VECTOR_ONLY bytes (see the end of this file), a block
 # is [head: L % 64][vector part: 64n] with the state XORed into its first bytes. Each iteration of the main loop
 # copies and folds 64 bytes and copies three words of each stream. The merge is
 # that of asm/crc32c_fold.s with two streams: the state after the head and the
@@ -56,7 +60,7 @@
 	.set	COPY_VECTOR_MIN, 256		# below: streams only, no vector part
 	.set	COPY_BLOCK, 4096		# bytes per block, at most (see below)
 	.set	COPY_VECTOR_ONLY, 262144	# calls from this long: blocks without streams
-					# (mcsafe_asm_copy_crc32c_vector_only, below)
+					# (why: the end of this file)
 
 # Why blocks of at most 4 KiB here: the vector cursor runs ahead of the streams'
 # by 40 bytes an iteration, so within a block the distance from a stream's
@@ -281,26 +285,18 @@
 .endm
 
 # The routine \name, copying and folding with \width-bit vectors (256 or 128).
-.macro COPY_CRC32C_FOLD name, width
-	.text
-	.p2align 6
-	.globl	\name
-	.hidden	\name
-	.type	\name, @function
-\name:
-	.cfi_startproc
-	mov	%rdi, %r8			# range registers (landing_pads.s)
-	mov	%rcx, %r9
-	mov	%rdx, %r10
-.Lcc_begin\@:
+.macro COPY_CRC32C_FOLD name, width, needs
+	ROUTINE \name, CONV_COPY_CRC, saved_rcx, 6, \needs	# r8 = dst, r9 = src, r10 = len
+	mov	$COPY_BLOCK, %r15d
+	cmp	%r15, %r11
+	cmova	%r15, %r11
+	mov	%r11, -24(%rsp)			# the block size, at most COPY_BLOCK
+	mov	%rax, -32(%rsp)			# from this length, no streams
 .Lcc_block\@:					# rdi = block start (dst), esi = its state
 	lea	(%r8,%r10), %rdx
 	sub	%rdi, %rdx			# bytes left
 	jz	.Lcc_done\@
-	mov	mcsafe_asm_crc32c_fold_block(%rip), %r11
-	mov	$COPY_BLOCK, %r15d
-	cmp	%r15, %r11
-	cmova	%r15, %r11			# r11 = the block size, at most COPY_BLOCK
+	mov	-24(%rsp), %r11
 	cmp	%r11, %rdx
 	cmova	%r11, %rdx			# rdx = L, this block's length
 	mov	%r8, %rax
@@ -312,7 +308,7 @@
 	jb	.Lcc_short\@			# the last block: what is left is short
 	cmp	$COPY_VECTOR_MIN, %rdx
 	jb	.Lcc_streams_only\@
-	cmp	mcsafe_asm_copy_crc32c_vector_only(%rip), %r10
+	cmp	-32(%rsp), %r10
 	jae	.Lcc_vector_only\@
 
 	# n, w, t (see the top); 9363 / 2^20 divides exactly by 112 for L <= 8192.
@@ -468,26 +464,20 @@
 	xor	%eax, %eax			# nothing left, no fault
 	xor	%ecx, %ecx
 	ret
-.Lcc_end\@:
+	END_RANGES \name
 
 .Lcc_fixup_done\@:
 	lea	(%r8,%r10), %rdi		# the whole buffer is done: count it
-	jmp	.Lcc_fixup\@
+	jmp	.L\name\()_fixup
 .Lcc_fixup_window\@:
 	mov	%r12, %rdi			# the block is done: count it
-.Lcc_fixup\@:
-	vzeroupper
-	RETURN_NOT_DONE
-	.cfi_endproc
-	.size	\name, . - \name
-	LANDING_PAD .Lcc_begin\@, .Lcc_window\@, .Lcc_fixup\@, REGS_SAVED
-	LANDING_PAD .Lcc_window\@, .Lcc_window_end\@, .Lcc_fixup_window\@, REGS_SAVED
-	LANDING_PAD .Lcc_window_end\@, .Lcc_short_done\@, .Lcc_fixup\@, REGS_SAVED
-	LANDING_PAD .Lcc_short_done\@, .Lcc_end\@, .Lcc_fixup_done\@, REGS_SAVED
+	jmp	.L\name\()_fixup
+	# Two windows, as in asm/crc32c_fold.s.
+	END_ROUTINE \name, vzeroupper, .Lcc_window\@, .Lcc_window_end\@, .Lcc_fixup_window\@, .Lcc_short_done\@, .L\name\()_end, .Lcc_fixup_done\@
 .endm
 
-	COPY_CRC32C_FOLD mcsafe_asm_copy_crc32c_fold256, 256
-	COPY_CRC32C_FOLD mcsafe_asm_copy_crc32c_fold128, 128
+	COPY_CRC32C_FOLD copy_crc32c_fold256, 256, NEEDS_SSE42|NEEDS_PCLMUL|NEEDS_AVX|NEEDS_AVX2|NEEDS_VPCLMUL
+	COPY_CRC32C_FOLD copy_crc32c_fold128, 128, NEEDS_SSE42|NEEDS_PCLMUL|NEEDS_AVX
 
 # From this many bytes a call copies its blocks without streams: [head][vector
 # part], the vector part's loads and stores one sequential pass. A call that
@@ -495,12 +485,5 @@
 # interleaved regions (three loaded, three stored) kept too few lines in flight:
 # measured here, cold 256 KiB..4 MiB calls went from 5-6 GB/s to 8.7 (copy_mc:
 # 10.5); in the cache the streams are faster (30 GB/s against 25 up to 64 KiB).
-# Tests lower it (set_copy_crc32c_vector_only) to reach these blocks with short
+# Tests pass a lower length (the convention's rax) to reach these blocks with short
 # calls.
-	.pushsection .data.mcsafe_copy_crc32c, "aw"
-	.balign	8
-	.globl	mcsafe_asm_copy_crc32c_vector_only
-	.hidden	mcsafe_asm_copy_crc32c_vector_only
-mcsafe_asm_copy_crc32c_vector_only:
-	.quad	COPY_VECTOR_ONLY
-	.popsection

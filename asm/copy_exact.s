@@ -1,7 +1,7 @@
 # mcsafe_asm_copy_exact_{1,2,4,8}: copies of exactly 1, 2, 4 or 8 bytes with ONE load
 # and ONE store, for read_mc and write_mc (src/access.rs).
 #
-# The standard calling convention (landing_pads.s) with rdx = the size, in one
+# The copy convention (routine.s) with rdx = the size, in one
 # REGS_ENTRY range (no prologue: no pointer moves), and no argument check (the
 # Rust side checks the one caller range; the other is its own stack): read_mc
 # passes a stack temporary as dst, write_mc a stack copy of the value as src, so
@@ -19,7 +19,7 @@
 # --test storage_sweep --test storage_uffd`.
 
 .macro COPY_EXACT size, load, wide, narrow
-	ROUTINE copy_exact_\size, entry, 4
+	ROUTINE copy_exact_\size, CONV_COPY, entry, 4
 	\load	(%rsi), \wide		# fault point: source (read_mc)
 	mov	\narrow, (%rdi)		# fault point: destination (write_mc)
 	xor	%eax, %eax			# copied

@@ -5,33 +5,37 @@
 # lines. So: align the source to 8 bytes with byte moves, copy aligned words (no
 # aligned word crosses a cache line), finish with byte moves. No rep movs.
 #
+# Instantiated twice: copy_fragile (register mode, for Rust) and c_copy_fragile (the
+# C API).
+#
 # Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
 # --test forward_step --test lost_pages` and `cargo xtask vm-test`.
 
-	ROUTINE copy_fragile
-	CHECK_COPY_ARGUMENTS
-	SAVE_RANGE_REGISTERS copy_fragile	# every path moves rdi
+.macro COPY_FRAGILE name, convention
+	ROUTINE \name, \convention
+	CHECK_COPY_ARGUMENTS \name
+	SAVE_RANGE_REGISTERS \name	# every path moves rdi
 	cmp	$8, %rdx
-	jb	.Lfragile_bytes			# too short to align: bytes only
+	jb	.L\name\()_bytes			# too short to align: bytes only
 
 	mov	%esi, %ecx			# ecx = bytes until src is 8-aligned
 	neg	%ecx
 	and	$7, %ecx
-	jz	.Lfragile_words
+	jz	.L\name\()_words
 	sub	%rcx, %rdx
-.Lfragile_head:
+.L\name\()_head:
 	movb	(%rsi), %al			# fault point: source
 	movb	%al, (%rdi)			# fault point: destination
 	inc	%rsi
 	inc	%rdi				# past a stored byte: invariant holds
 	dec	%ecx
-	jnz	.Lfragile_head
+	jnz	.L\name\()_head
 
-.Lfragile_words:
+.L\name\()_words:
 	mov	%rdx, %rcx
 	shr	$5, %rcx			# rcx = 32-byte blocks
-	jz	.Lfragile_word
-.Lfragile_block_loop:
+	jz	.L\name\()_word
+.L\name\()_block_loop:
 	mov	(%rsi), %rax			# fault points: each load and store;
 	mov	%rax, (%rdi)			# rdi moves only after all four stores
 	mov	8(%rsi), %r11
@@ -43,31 +47,34 @@
 	add	$32, %rsi
 	add	$32, %rdi
 	dec	%rcx
-	jnz	.Lfragile_block_loop
+	jnz	.L\name\()_block_loop
 	and	$31, %edx
 
-.Lfragile_word:
+.L\name\()_word:
 	cmp	$8, %rdx
-	jb	.Lfragile_bytes
+	jb	.L\name\()_bytes
 	mov	(%rsi), %rax			# fault point: source
 	mov	%rax, (%rdi)			# fault point: destination
 	add	$8, %rsi
 	add	$8, %rdi
 	sub	$8, %rdx
-	jmp	.Lfragile_word
+	jmp	.L\name\()_word
 
-.Lfragile_bytes:
+.L\name\()_bytes:
 	test	%rdx, %rdx
-	jz	.Lfragile_done
-.Lfragile_byte_loop:
+	jz	.L\name\()_done
+.L\name\()_byte_loop:
 	movb	(%rsi), %al			# fault point: source
 	movb	%al, (%rdi)			# fault point: destination
 	inc	%rsi
 	inc	%rdi
 	dec	%rdx
-	jnz	.Lfragile_byte_loop
+	jnz	.L\name\()_byte_loop
 
-.Lfragile_done:
+.L\name\()_done:
 	xor	%eax, %eax			# every byte copied
 	ret
-	END_ROUTINE copy_fragile, , c			# the range includes the ret
+	END_ROUTINE \name				# the range includes the ret
+.endm
+	COPY_FRAGILE copy_fragile, CONV_COPY
+	COPY_FRAGILE c_copy_fragile, CONV_C_COPY

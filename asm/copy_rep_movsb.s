@@ -5,15 +5,22 @@
 # Skylake-SP erratum reports a machine check in `rep movs` at the NEXT
 # instruction: the range extends past it, and the invariant still holds there.
 #
+# Instantiated twice: copy_rep_movsb (register mode, for Rust) and c_copy_rep_movsb
+# (the C API).
+#
 # Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
 # --test forward_step --test lost_pages` and `cargo xtask vm-test`.
 
-	ROUTINE copy_rep_movsb
-	CHECK_COPY_ARGUMENTS
-	SAVE_RANGE_REGISTERS copy_rep_movsb
+.macro COPY_REP_MOVSB name, convention
+	ROUTINE \name, \convention, entry, 5, NEEDS_ERMS
+	CHECK_COPY_ARGUMENTS \name
+	SAVE_RANGE_REGISTERS \name
 	mov	%rdx, %rcx
 	rep movsb				# fault point: either side
 	xor	%eax, %eax			# every byte copied
 	ret
-	END_ROUTINE copy_rep_movsb, , c		# the range includes the ret: the
+	END_ROUTINE \name				# the range includes the ret: the
 						# erratum's late report lands there
+.endm
+	COPY_REP_MOVSB copy_rep_movsb, CONV_COPY
+	COPY_REP_MOVSB c_copy_rep_movsb, CONV_C_COPY

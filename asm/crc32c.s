@@ -1,15 +1,15 @@
 # mcsafe_asm_crc32c: CRC32C of a buffer that may fault, with the SSE4.2 `crc32`
 # instruction, for crc32c_mc (src/crc32c.rs). Read-only: no destination.
 #
-# A variant of the calling convention (landing_pads.s):
+# The checksum convention (routine.s, CONV_CRC):
 #   in:   rdi = src, rdx = len (> 0), esi = CRC state to continue (not inverted
-#         here: the Rust side applies the pre- and post-inversion)
-#   out:  rax = status (0, or the fault word), rcx = bytes not checksummed, esi = CRC
-#         state of the bytes checksummed, [src, src + len - rcx); r11 = si_addr
-#   Called with the same `call rax` as copies, from its own asm! block.
-# The prologue (ROUTINE crc32c, one_buffer) sets r8 = r9 = src and r10 = len: the handler's overlap check
-# tests the source (twice) and nothing else. rdi is the cursor that carries the
-# progress, as the destination cursor does in a copy.
+#         here: the Rust side applies the pre- and post-inversion); r9 unused
+#   out:  register mode: rax = status (0, or the fault word), rcx = bytes not
+#         checksummed, esi = CRC state of the bytes checksummed, [src, src + len -
+#         rcx); r11 = si_addr
+# The prologue (ROUTINE crc32c, CONV_CRC, one_buffer) sets r8 = src and r10 = len:
+# the handler's overlap check tests the source and nothing else. rdi is the cursor
+# that carries the progress, as the destination cursor does in a copy.
 #
 # Progress invariant, at every instruction inside a range:
 #   esi is the CRC state of exactly [r8, rdi + a)
@@ -31,7 +31,7 @@
 # --test every_instruction --test storage_sweep --test copy_crc_sweep` (it also finishes
 # every checksum a fault stopped) and `cargo bench --bench crc -- --quick`.
 
-	ROUTINE crc32c, one_buffer		# r8 = r9 = src, r10 = len
+	ROUTINE crc32c, CONV_CRC, one_buffer, 5, NEEDS_SSE42	# r8 = src, r10 = len
 	lea	(%r8,%r10), %rdx		# rdx = end
 	mov	%rdx, %rcx
 	and	$-8, %rcx			# rcx = end rounded down to 8
@@ -59,21 +59,14 @@
 .Lcrc_done:
 	xor	%eax, %eax			# every byte folded in
 	ret
-.Lcrc_end:
+	END_RANGES crc32c
 
 .Lcrc_fixup_byte:
 	inc	%rdi				# the byte is in esi: count it
-	jmp	.Lcrc_fixup
+	jmp	.Lcrc32c_fixup
 .Lcrc_fixup_word:
 	add	$8, %rdi			# the word is in esi: count it
-.Lcrc_fixup:
-	RETURN_NOT_DONE				# esi is kept
-	.cfi_endproc
-	.size	mcsafe_asm_crc32c, . - mcsafe_asm_crc32c
-	# Five ranges, not END_ROUTINE's one: the two one-instruction ranges after
-	# each `crc32` have fixups of their own.
-	LANDING_PAD .Lcrc32c_saved, .Lcrc_byte_step, .Lcrc_fixup, REGS_SAVED
-	LANDING_PAD .Lcrc_byte_step, .Lcrc_byte_stepped, .Lcrc_fixup_byte, REGS_SAVED
-	LANDING_PAD .Lcrc_byte_stepped, .Lcrc_word_step, .Lcrc_fixup, REGS_SAVED
-	LANDING_PAD .Lcrc_word_step, .Lcrc_word_stepped, .Lcrc_fixup_word, REGS_SAVED
-	LANDING_PAD .Lcrc_word_stepped, .Lcrc_end, .Lcrc_fixup, REGS_SAVED
+	jmp	.Lcrc32c_fixup
+	# Two one-instruction windows, after each `crc32`, with fixups of their own;
+	# the main fixup keeps esi.
+	END_ROUTINE crc32c, , .Lcrc_byte_step, .Lcrc_byte_stepped, .Lcrc_fixup_byte, .Lcrc_word_step, .Lcrc_word_stepped, .Lcrc_fixup_word

@@ -12,15 +12,17 @@
 # (src/arch/x86_64/cpu.rs decides). Read-only: no destination. The method and
 # its figures: docs/crc.md.
 #
-# Convention: that of asm/crc32c.s (a variant of landing_pads.s):
-#   in:   rdi = src, esi = CRC state to continue (not inverted), rdx = len (> 0)
-#   out:  register mode (landing_pads.s): rax = status (0, or the fault word),
+# Convention: the checksum one (routine.s, CONV_CRC):
+#   in:   rdi = src, esi = CRC state to continue (not inverted), rdx = len (> 0),
+#         r9 = the block size (FOLD_VECTOR_MIN..=FOLD_BLOCK; the Rust side passes
+#         FOLD_BLOCK, tests smaller ones to reach several commits with short buffers)
+#   out:  register mode (routine.s): rax = status (0, or the fault word),
 #         rcx = bytes not checksummed, esi = CRC state of exactly
 #         [src, src + len - rcx); r11 = si_addr
 #   clobbers the C ABI's caller-saved registers, every ymm register, and r12-r15
 #   (the asm! block in routines.rs names them). No stack beyond the return address.
-# The prologue sets r8 = r9 = src and r10 = len (the handler checks the fault
-# against the source only).
+# The prologue sets r8 = src and r10 = len (the handler checks the fault against
+# the source only).
 #
 # Progress: the buffer is cut into blocks of at most FOLD_BLOCK bytes. A block is
 # computed entirely in scratch registers; at its end the commit stores its CRC
@@ -267,18 +269,8 @@
 .endm
 
 # The routine \name, folding with \width-bit vectors (256 or 128).
-.macro CRC32C_FOLD name, width
-	.text
-	.p2align 6
-	.globl	\name
-	.hidden	\name
-	.type	\name, @function
-\name:
-	.cfi_startproc
-	mov	%rdi, %r8			# range registers: r8 = r9 = src
-	mov	%rdi, %r9
-	mov	%rdx, %r10
-.Lfold_begin\@:
+.macro CRC32C_FOLD name, width, needs
+	ROUTINE \name, CONV_CRC, one_buffer, 6, \needs	# r8 = src, r10 = len
 	mov	%rdi, %rcx
 	mov	%esi, %eax
 	cmp	$FOLD_CHAIN_MAX, %rdx
@@ -287,9 +279,8 @@
 	lea	(%r8,%r10), %rdx
 	sub	%rdi, %rdx			# bytes left
 	jz	.Lfold_done\@
-	mov	mcsafe_asm_crc32c_fold_block(%rip), %rax
-	cmp	%rax, %rdx
-	cmova	%rax, %rdx			# rdx = L, this block's length
+	cmp	%r9, %rdx
+	cmova	%r9, %rdx			# rdx = L, this block's length
 	mov	%rdi, %rcx
 	mov	%esi, %eax
 	cmp	$FOLD_CHAIN_MAX, %rdx
@@ -427,37 +418,21 @@
 	xor	%eax, %eax			# nothing left, no fault
 	xor	%ecx, %ecx
 	ret
-.Lfold_end\@:
+	END_RANGES \name
 
 .Lfold_fixup_done\@:
 	lea	(%r8,%r10), %rdi		# the whole buffer is in esi: count it
-	jmp	.Lfold_fixup\@
+	jmp	.L\name\()_fixup
 .Lfold_fixup_window\@:
 	mov	%r12, %rdi			# the block is in esi: count it
-.Lfold_fixup\@:
-	vzeroupper
-	RETURN_NOT_DONE
-	.cfi_endproc
-	.size	\name, . - \name
-	LANDING_PAD .Lfold_begin\@, .Lfold_window\@, .Lfold_fixup\@, REGS_SAVED
-	LANDING_PAD .Lfold_window\@, .Lfold_window_end\@, .Lfold_fixup_window\@, REGS_SAVED
-	LANDING_PAD .Lfold_window_end\@, .Lfold_short_done\@, .Lfold_fixup\@, REGS_SAVED
-	LANDING_PAD .Lfold_short_done\@, .Lfold_end\@, .Lfold_fixup_done\@, REGS_SAVED
+	jmp	.L\name\()_fixup
+	# Two windows: the commit's one instruction, and the return after a short
+	# last block (to the end).
+	END_ROUTINE \name, vzeroupper, .Lfold_window\@, .Lfold_window_end\@, .Lfold_fixup_window\@, .Lfold_short_done\@, .L\name\()_end, .Lfold_fixup_done\@
 .endm
 
-	CRC32C_FOLD mcsafe_asm_crc32c_fold256, 256
-	CRC32C_FOLD mcsafe_asm_crc32c_fold128, 128
-
-# Bytes per block: FOLD_BLOCK, or fewer (from FOLD_VECTOR_MIN) when tests set
-# it (src/arch/x86_64/routines.rs, set_crc32c_block) to reach several commits
-# with short buffers.
-	.pushsection .data.mcsafe_crc32c_fold, "aw"
-	.balign	8
-	.globl	mcsafe_asm_crc32c_fold_block
-	.hidden	mcsafe_asm_crc32c_fold_block
-mcsafe_asm_crc32c_fold_block:
-	.quad	FOLD_BLOCK
-	.popsection
+	CRC32C_FOLD crc32c_fold256, 256, NEEDS_SSE42|NEEDS_PCLMUL|NEEDS_AVX|NEEDS_AVX2|NEEDS_VPCLMUL
+	CRC32C_FOLD crc32c_fold128, 128, NEEDS_SSE42|NEEDS_PCLMUL|NEEDS_AVX
 
 	.pushsection .rodata.mcsafe_crc32c_fold, "a"
 	.balign	16

@@ -1,12 +1,11 @@
 # mcsafe_asm_fill: memset that survives SIGBUS, for fill_mc (src/access.rs).
 #
-# A variant of the calling convention (landing_pads.s) for a routine with one
-# buffer, the destination:
-#   in:   rdi = dst, rsi = dst (again), rdx = len (> 0), ecx = the byte (low 8 bits)
-#   out:  register mode (landing_pads.s): rax = status, rcx = bytes not filled, r11 = si_addr
-# The prologue (ROUTINE fill, saved) sets r8 = r9 = dst and r10 = len, so the
-# handler's overlap check tests the destination (twice) and nothing else; the Rust
-# side knows the side.
+# The fill convention (routine.s), for a routine with one buffer, the destination:
+#   in:   rdi = dst, rdx = len (> 0), ecx = the byte (low 8 bits)
+#   out:  register mode (routine.s): rax = status, rcx = bytes not filled, r11 = si_addr
+# The prologue (ROUTINE fill, CONV_FILL, one_buffer) sets r8 = dst and r10 = len, so
+# the handler's overlap check tests the destination and nothing else; the Rust side
+# knows the side.
 #
 # Progress invariant, as for copies: every byte of [r8, rdi) has been stored.
 # `rep stosb` keeps it at every iteration: a fault inside it leaves rdi at the
@@ -15,7 +14,7 @@
 # Change it, then run `cargo test -p mcsafe-tests --test every_instruction
 # --test storage_sweep --test storage_uffd --test lossy` (the lossy copy's zeros).
 
-	ROUTINE fill, saved, 4
+	ROUTINE fill, CONV_FILL, one_buffer, 4
 	mov	%ecx, %eax			# al = the byte
 	mov	%rdx, %rcx
 	rep stosb				# fault point: destination

@@ -29,7 +29,7 @@ fn full(var: &str) -> bool {
 }
 
 fn sizes() -> Vec<usize> {
-    let t = mcsafe::internals::thresholds();
+    let t = mcsafe::dispatch().thresholds;
     let max = if full("MCSAFE_BENCH_SIZES") {
         256 * MIB
     } else {

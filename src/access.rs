@@ -7,8 +7,12 @@
 
 use core::mem::{MaybeUninit, size_of};
 
-use crate::copy::{check_range, copy_exact_then, describe, forward_step, stopped};
-use crate::{Fault, Side, arch};
+use crate::Fault;
+#[cfg(doc)]
+use crate::Side;
+use crate::arch::{Arch, Target};
+use crate::copy::check_range;
+use crate::forward::{self, describe};
 
 /// Reads a `T` from memory that may fault, with one load instruction for 1, 2,
 /// 4 and 8-byte types.
@@ -62,11 +66,12 @@ pub unsafe fn read_mc<T: Copy>(src: *const T) -> Result<T, Fault> {
     check_range("source", src as usize, size);
     let mut value = MaybeUninit::<T>::uninit();
     let (dst, src) = (value.as_mut_ptr().cast::<u8>(), src.cast::<u8>());
-    let result = match arch::exact_routine(size, Some(src as usize)) {
+    let result = match Arch::exact_routine(size, Some(src as usize)) {
         // One call, no forward step: the value is dropped on a fault anyway.
-        // SAFETY: `dst` is our own MaybeUninit; the caller vouches for `src`.
-        Some(exact) => unsafe { arch::call_exact(exact, dst, src, size) }
-            .map_err(|exit| describe(stopped(exit), dst, src, size, None)),
+        // SAFETY: `dst` is our own MaybeUninit; the caller vouches for `src`; the
+        // routine is installed with the handler (exact_routine installs).
+        Some(exact) => unsafe { Arch::run_copy(exact, dst, src, size) }
+            .map_err(|stopped| describe(stopped, dst, src, size, None)),
         // SAFETY: as above; a stack temporary cannot overlap memory the caller
         // vouches for.
         None => unsafe { crate::copy_mc(dst, src, size) },
@@ -117,14 +122,20 @@ pub unsafe fn write_mc<T: Copy>(dst: *mut T, value: T) -> Result<(), Fault> {
     }
     check_range("destination", dst as usize, size);
     let src = (&raw const value).cast::<u8>();
-    match arch::exact_routine(size, None) {
+    let dst = dst.cast::<u8>();
+    match Arch::exact_routine(size, None) {
         // SAFETY: `src` is our own copy of the value, which no `dst` the caller
         // vouches for can overlap; the routines read it as plain bytes.
-        Some(exact) => unsafe {
-            copy_exact_then(exact, arch::current_routine(), dst.cast::<u8>(), src, size)
+        Some(exact) => match unsafe { Arch::run_copy(exact, dst, src, size) } {
+            Ok(()) => Ok(()),
+            // The bytes before the lost granule, stored alone (out of line).
+            // SAFETY: as above.
+            Err(stopped) => Err(unsafe {
+                forward::copy_after(Arch::copy_routine(None), dst, src, size, stopped)
+            }),
         },
         // SAFETY: as above.
-        None => unsafe { crate::copy_mc(dst.cast::<u8>(), src, size) },
+        None => unsafe { crate::copy_mc(dst, src, size) },
     }
 }
 
@@ -165,14 +176,8 @@ pub unsafe fn fill_mc(dst: *mut u8, byte: u8, len: usize) -> Result<(), Fault> {
         return Ok(());
     }
     check_range("destination", dst as usize, len);
-    arch::ensure_installed();
-    forward_step(len, |from, to| {
-        let d = dst.wrapping_add(from);
-        // SAFETY: from < to <= len: inside the caller's range.
-        unsafe { arch::call_fill(d, byte, to - from) }.map_err(|stopped| {
-            // Measured over the whole range (see `describe`).
-            let fault = describe(stopped, dst, dst, len, Some(Side::Destination));
-            (from + stopped.progress, fault)
-        })
-    })
+    Arch::ensure_installed();
+    let mut fill = forward::Fill { dst, byte, len };
+    // SAFETY: range checked, handler installed; the caller vouches for the memory.
+    unsafe { forward::run(&mut fill, len) }.map_err(|((), fault)| fault)
 }

@@ -1,13 +1,14 @@
-//! The public copies: argument checks, then the routine, then the careful
-//! forward step that turns the routine's progress into the exact prefix.
+//! The public copies and the argument rules every entry point shares; `cut` and
+//! `granule`, the arithmetic of a lost granule (the handler's too). The forward
+//! step after a fault is in `forward.rs`.
 //!
 //! Change it, then run `cargo test -p mcsafe --lib copy`, `cargo test -p
 //! mcsafe-tests --test api --test forward_step --test sweep --test lost_pages` and
 //! `cargo xtask vm-test`. `cut` and `granule` run in the SIGBUS handler: keep them
 //! integer arithmetic that cannot panic.
 
-use crate::arch;
-use crate::{Fault, FaultKind, Side, Strategy};
+use crate::arch::{Arch, Target};
+use crate::{Fault, Strategy};
 
 /// Copies `len` bytes from `src` to `dst`, surviving a SIGBUS on either side.
 ///
@@ -60,14 +61,12 @@ use crate::{Fault, FaultKind, Side, Strategy};
 /// ```
 #[inline]
 pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
-    // One indirect call whose result is the `Result`: the routine checks the
-    // arguments itself (asm/landing_pads.s, CHECK_COPY_ARGUMENTS), and everything
-    // else (first use, bad input, the forward step after a fault) is reached from
-    // the routine, out of line. A caller that only passes the result on
-    // tail-calls the routine.
+    // One indirect call and a test of its status: the routine checks the
+    // arguments itself (asm/dispatch.s, CHECK_COPY_ARGUMENTS), and everything else
+    // (first use, bad input, the forward step after a fault) is out of line.
     // SAFETY: the routine refuses bad ranges before any access; the caller vouches
     // for the rest.
-    unsafe { arch::copy_current(dst, src, len) }
+    unsafe { Arch::copy(dst, src, len) }
 }
 
 /// [`copy_mc`] with a chosen [`Strategy`] instead of [`Strategy::current`].
@@ -88,13 +87,13 @@ pub unsafe fn copy_mc_with(
     len: usize,
 ) -> Result<(), Fault> {
     // SAFETY: as in copy_mc.
-    unsafe { arch::copy_strategy(strategy, dst, src, len) }
+    unsafe { Arch::copy_with(strategy, dst, src, len) }
 }
 
 /// Whether a copy of `len > 0` bytes between these pointers must be refused: a
 /// null pointer, a range outside the user address space (which covers every
 /// range that wraps and every `len > isize::MAX`), or overlapping ranges. The same
-/// rule as the routines' `CHECK_COPY_ARGUMENTS` (asm/landing_pads.s), for targets
+/// rule as the routines' `CHECK_COPY_ARGUMENTS` (asm/dispatch.s), for targets
 /// without them, for the lossy copy, and for the test that compares the two.
 ///
 /// - user-space addresses are below 2^57 on x86-64 (2^47 with 4-level paging),
@@ -160,274 +159,12 @@ fn bad_range(name: &str, start: usize, len: usize) -> ! {
     panic!("mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space")
 }
 
-/// `internals::try_copy`: the current routine in register mode, refusals and
-/// first use as values.
-///
-/// # Safety
-/// As for [`copy_mc`].
-#[inline(always)]
-pub(crate) unsafe fn try_copy(
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-) -> Result<(), crate::internals::TryCopyError> {
-    let Some(routine) = arch::ready_routine() else {
-        return Err(crate::internals::TryCopyError::NotReady);
-    };
-    // SAFETY: the routine checks the ranges; the caller vouches for the rest.
-    match unsafe { arch::call(routine, dst, src, len) } {
-        Ok(()) => Ok(()),
-        // SAFETY: the exit of that call, over the caller's ranges.
-        Err(exit) => unsafe { try_copy_failed(exit) },
-    }
-}
-
-/// The rest of [`try_copy`] after an exit: refused, or the forward step over the
-/// ranges and with the routine the exit hands back.
-///
-/// # Safety
-/// `exit` ended a strategy routine called over the caller's ranges.
-#[cold]
-#[inline(never)]
-unsafe fn try_copy_failed(exit: arch::Exit) -> Result<(), crate::internals::TryCopyError> {
-    match exit.why() {
-        arch::Why::BadArguments => Err(crate::internals::TryCopyError::Refused),
-        // SAFETY: per this function's contract.
-        arch::Why::Fault(stopped) => Err(crate::internals::TryCopyError::Lost(unsafe {
-            finish_copy(exit.routine, exit.dst, exit.src, exit.len, stopped)
-        })),
-    }
-}
-
-/// Runs `first` (an exact-size routine) over the whole range, then `rest` (a
-/// strategy routine) for the forward steps: `write_mc`, whose first routine copies
-/// exactly `len` bytes and nothing else. The call is inline; everything after a
-/// fault is out of line.
-///
-/// # Safety
-/// As for `routines::call_exact` with `first` and `routines::call` with `rest`,
-/// for `dst..dst+len` and `src..src+len`.
-#[inline(always)]
-pub(crate) unsafe fn copy_exact_then(
-    first: arch::Routine,
-    rest: arch::Routine,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-) -> Result<(), Fault> {
-    // SAFETY: per this function's contract.
-    match unsafe { arch::call_exact(first, dst, src, len) } {
-        Ok(()) => Ok(()),
-        // SAFETY: per this function's contract.
-        Err(exit) => Err(unsafe { finish_copy(rest, dst, src, len, stopped(exit)) }),
-    }
-}
-
-/// The fault of an exit from a routine whose ranges were checked: nothing else
-/// can end it early.
-pub(crate) fn stopped(exit: arch::Exit) -> arch::Stopped {
-    match exit.why() {
-        arch::Why::Fault(stopped) => stopped,
-        why => unreachable!("mcsafe: a checked copy ended with {why:?}"),
-    }
-}
-
-/// The rest of a copy whose first run stopped on a fault: the careful forward
-/// step with `routine`, a strategy routine, in register mode.
-///
-/// # Safety
-/// As for `routines::call`, for `dst..dst+len` and `src..src+len`.
-#[cold]
-#[inline(never)]
-pub(crate) unsafe fn finish_copy(
-    routine: arch::Routine,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-    stopped: arch::Stopped,
-) -> Fault {
-    let first = (stopped.progress, describe(stopped, dst, src, len, None));
-    forward_step_after(first, |from, to| {
-        // SAFETY: from < to <= len, so both sub-ranges lie inside the caller's.
-        let result = unsafe { arch::call(routine, dst.add(from), src.add(from), to - from) };
-        result.map_err(|exit| {
-            let stopped = self::stopped(exit);
-            (
-                from + stopped.progress,
-                describe(stopped, dst, src, len, None),
-            )
-        })
-    })
-}
-
-/// The careful forward step, for any routine that keeps the progress
-/// invariant over bytes `0..len` of an operation.
-///
-/// `once(from, to)` runs the routine over bytes `from..to`; when a fault stops
-/// it, it returns the bytes known done (from the start of the operation) and the
-/// fault, described over the whole operation (see [`describe`]).
-pub(crate) fn forward_step(
-    len: usize,
-    mut once: impl FnMut(usize, usize) -> Result<(), (usize, Fault)>,
-) -> Result<(), Fault> {
-    match once(0, len) {
-        Ok(()) => Ok(()),
-        Err(first) => Err(forward_step_after(first, once)),
-    }
-}
-
-/// The forward step after a first run stopped with `(progress, fault)`.
-///
-/// The routine stopped with `progress` bytes known done, and a lost granule `g`
-/// that cuts the operation at `fault.copied()` bytes (the bytes before `g`). If
-/// the routine was behind (loads run ahead of stores, a machine check is
-/// reported late), `once` runs again over `progress..cut`, which ends before
-/// `g` and so never touches it. That step may fault on another, earlier
-/// granule: then it is the new cut, and so on; if that granule begins before
-/// the step's start (it was lost while the operation ran), the cut falls below
-/// the progress and the operation ends there. Each round strictly shortens the
-/// range, so the loop ends. If the routine was ahead (progress >= cut), the
-/// bytes before the cut are already done.
-pub(crate) fn forward_step_after(
-    first: (usize, Fault),
-    mut once: impl FnMut(usize, usize) -> Result<(), (usize, Fault)>,
-) -> Fault {
-    let (mut progress, mut fault) = first;
-    while progress < fault.copied() {
-        match once(progress, fault.copied()) {
-            Ok(()) => break,
-            Err(next) => (progress, fault) = next,
-        }
-    }
-    fault
-}
-
-/// The [`Fault`] of a stopped routine, measured over the whole operation
-/// (`dst..dst+len`, `src..src+len`), whatever sub-range the routine ran on: a
-/// granule lost before the sub-range's start (under a forward step, or under a
-/// copy racing a truncation) still cuts the operation at its own boundary.
-/// `only` names the side of a routine that has one buffer (fill: the
-/// destination, a checksum: the source), passed as both `dst` and `src`.
-pub(crate) fn describe(
-    stopped: arch::Stopped,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-    only: Option<Side>,
-) -> Fault {
-    let kind = match stopped.code {
-        libc::BUS_MCEERR_AR => FaultKind::Poison,
-        libc::BUS_OBJERR => FaultKind::ObjectError,
-        _ => FaultKind::AddressError,
-    };
-    let granule = granule(stopped.addr_lsb, arch::page_size());
-    // The handler redirected only because `cut` found an overlap with the
-    // routine's range, which lies inside this one.
-    let (side, copied) =
-        cut(stopped.addr, granule, dst as usize, src as usize, len).unwrap_or((Side::Source, 0));
-    Fault::new(copied, only.unwrap_or(side), kind, stopped.addr, granule)
-}
-
-/// Bytes in the unit the kernel reports lost: `1 << si_addr_lsb`, or the page
-/// size when it reports 0. Async-signal-safe, never panics.
-pub(crate) fn granule(addr_lsb: u32, page_size: usize) -> usize {
-    match addr_lsb {
-        0 => page_size,
-        lsb => 1usize << lsb.min(usize::BITS - 1),
-    }
-}
-
-/// Where a lost granule cuts a copy of `len` bytes from `src` to `dst`: the
-/// faulting side and the bytes before the granule, or `None` if the granule
-/// touches neither buffer (then the fault is not this copy's).
-///
-/// The side is the buffer that holds `addr` itself, or, for a page-aligned
-/// machine-check address that lies in neither, the one the granule overlaps
-/// (the source first: only loads consume poison). When the granule overlaps
-/// both buffers, the cut is the earlier of the two, so that neither side's
-/// part of it is touched again.
-///
-/// Pure integer arithmetic that cannot panic: the SIGBUS handler calls it.
-pub(crate) fn cut(
-    addr: usize,
-    granule: usize,
-    dst: usize,
-    src: usize,
-    len: usize,
-) -> Option<(Side, usize)> {
-    let start = addr & !granule.wrapping_sub(1);
-    let end = start.saturating_add(granule);
-    let before = |buf: usize| {
-        (start < buf.saturating_add(len) && buf < end).then(|| start.saturating_sub(buf))
-    };
-    let (in_src, in_dst) = (before(src), before(dst));
-    let side = if addr.wrapping_sub(src) < len {
-        Side::Source
-    } else if addr.wrapping_sub(dst) < len {
-        Side::Destination
-    } else if in_src.is_some() {
-        Side::Source
-    } else {
-        Side::Destination
-    };
-    let copied = match (in_src, in_dst) {
-        (Some(a), Some(b)) => a.min(b),
-        (Some(a), None) | (None, Some(a)) => a,
-        (None, None) => return None,
-    };
-    Some((side, copied))
-}
+pub(crate) use crate::handler::signal::cut::{cut, granule};
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const PAGE: usize = 4096;
-
-    #[test]
-    fn cut_counts_bytes_before_the_granule_on_the_faulting_side() {
-        // src 0x10010..+0x3000; the page at 0x12000 is lost, exact address inside it.
-        assert_eq!(
-            cut(0x12345, PAGE, 0x90000, 0x10010, 0x3000),
-            Some((Side::Source, 0x12000 - 0x10010))
-        );
-        // Page-aligned report (real machine check) of the same page.
-        assert_eq!(
-            cut(0x12000, PAGE, 0x90000, 0x10010, 0x3000),
-            Some((Side::Source, 0x1ff0))
-        );
-        // Destination side.
-        assert_eq!(
-            cut(0x91000, PAGE, 0x90800, 0x10000, 0x2000),
-            Some((Side::Destination, 0x800))
-        );
-        // Granule starting before the buffer: nothing copied.
-        assert_eq!(
-            cut(0x10000, PAGE, 0x90000, 0x10010, 0x100),
-            Some((Side::Source, 0))
-        );
-    }
-
-    #[test]
-    fn cut_rejects_a_granule_outside_both_buffers() {
-        assert_eq!(cut(0x20000, PAGE, 0x90000, 0x10000, 0x1000), None);
-        // The granule right after the end does not overlap.
-        assert_eq!(cut(0x11000, PAGE, 0x90000, 0x10000, 0x1000), None);
-    }
-
-    #[test]
-    fn cut_stops_before_the_granule_on_both_sides_when_it_holds_both() {
-        // src at page offset 0x100, dst at 0x900 of the same lost page.
-        assert_eq!(
-            cut(0x10100, PAGE, 0x10900, 0x10100, 0x200),
-            Some((Side::Source, 0))
-        );
-        // A huge granule covering src from its middle and dst from its start.
-        assert_eq!(
-            cut(0x200000, 0x200000, 0x201000, 0x1ff000, 0x2000),
-            Some((Side::Source, 0))
-        );
-    }
+    use crate::Side;
 
     /// The routines' argument check (CHECK_COPY_ARGUMENTS) and `ranges_are_bad`
     /// are one rule: every placement of two ranges around the overlap and
@@ -477,6 +214,53 @@ mod tests {
             let refused = std::panic::catch_unwind(|| unsafe { crate::copy_mc(dst, src, len) });
             assert!(refused.is_err(), "{d:#x} {s:#x} {len}");
         }
+    }
+
+    const PAGE: usize = 4096;
+
+    #[test]
+    fn cut_counts_bytes_before_the_granule_on_the_faulting_side() {
+        // src 0x10010..+0x3000; the page at 0x12000 is lost, exact address inside it.
+        assert_eq!(
+            cut(0x12345, PAGE, 0x90000, 0x10010, 0x3000),
+            Some((Side::Source, 0x12000 - 0x10010))
+        );
+        // Page-aligned report (real machine check) of the same page.
+        assert_eq!(
+            cut(0x12000, PAGE, 0x90000, 0x10010, 0x3000),
+            Some((Side::Source, 0x1ff0))
+        );
+        // Destination side.
+        assert_eq!(
+            cut(0x91000, PAGE, 0x90800, 0x10000, 0x2000),
+            Some((Side::Destination, 0x800))
+        );
+        // Granule starting before the buffer: nothing copied.
+        assert_eq!(
+            cut(0x10000, PAGE, 0x90000, 0x10010, 0x100),
+            Some((Side::Source, 0))
+        );
+    }
+
+    #[test]
+    fn cut_rejects_a_granule_outside_both_buffers() {
+        assert_eq!(cut(0x20000, PAGE, 0x90000, 0x10000, 0x1000), None);
+        // The granule right after the end does not overlap.
+        assert_eq!(cut(0x11000, PAGE, 0x90000, 0x10000, 0x1000), None);
+    }
+
+    #[test]
+    fn cut_stops_before_the_granule_on_both_sides_when_it_holds_both() {
+        // src at page offset 0x100, dst at 0x900 of the same lost page.
+        assert_eq!(
+            cut(0x10100, PAGE, 0x10900, 0x10100, 0x200),
+            Some((Side::Source, 0))
+        );
+        // A huge granule covering src from its middle and dst from its start.
+        assert_eq!(
+            cut(0x200000, 0x200000, 0x201000, 0x1ff000, 0x2000),
+            Some((Side::Source, 0))
+        );
     }
 
     /// `cut` restated byte by byte: the first offset at which either buffer

@@ -15,8 +15,10 @@
 
 use core::fmt;
 
-use crate::copy::{self, check_range, cut, describe};
-use crate::{Fault, Side, arch, copy_mc};
+use crate::arch::{Arch, Stopped, Target};
+use crate::copy::{self, check_range, cut};
+use crate::forward::{self, describe};
+use crate::{Fault, Side, copy_mc};
 
 /// A checksum stopped by a lost granule: the CRC of exactly the bytes before it.
 ///
@@ -59,6 +61,11 @@ pub struct CrcFault {
 }
 
 impl CrcFault {
+    #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
+    pub(crate) fn new(crc: u32, fault: Fault) -> CrcFault {
+        CrcFault { crc, fault }
+    }
+
     /// The CRC32C of the bytes before the lost granule ([`checked`] of them).
     ///
     /// [`checked`]: CrcFault::checked
@@ -175,10 +182,10 @@ pub(crate) unsafe fn crc32c_mc_or<E>(
         return Ok(crc);
     }
     check_range("source", src as usize, len);
-    match arch::protected_crc_entry() {
+    match Arch::protected_crc() {
         // SAFETY: range checked, the routine runs here, the handler is
         // installed; the caller vouches for the rest.
-        Some(entry) => unsafe { hardware_at(entry, crc, src, len, on_fault) },
+        Some(routine) => unsafe { hardware_or(routine, crc, src, len, on_fault) },
         // SAFETY: as above.
         None => unsafe { through_copies(crc, src, len) }.map_err(on_fault),
     }
@@ -211,25 +218,25 @@ pub fn crc32c(crc: u32, data: &[u8]) -> u32 {
     if data.is_empty() {
         return crc;
     }
-    match arch::crc_entry() {
-        Some(entry) if data.len() < arch::CRC_SHORT => {
+    match Arch::crc() {
+        Some(routine) if data.len() < Arch::CRC_SHORT => {
             // SAFETY: a slice is readable memory, and the routine runs here.
-            match unsafe { arch::call_crc32c_short(entry, data.as_ptr(), data.len(), !crc) } {
+            match unsafe { Arch::run_crc_short(routine, data.as_ptr(), data.len(), !crc) } {
                 (state, Ok(())) => !state,
                 (_, Err(stopped)) => slice_faulted(stopped.addr),
             }
         }
-        Some(entry) => slice_long(entry, crc, data),
+        Some(routine) => slice_long(routine, crc, data),
         None => !software(!crc, data),
     }
 }
 
-/// [`crc32c`] of [`arch::CRC_SHORT`] bytes or more, out of line (it saves
+/// [`crc32c`] of [`Target::CRC_SHORT`] bytes or more, out of line (it saves
 /// registers that short ones need not).
 #[inline(never)]
-fn slice_long(entry: usize, crc: u32, data: &[u8]) -> u32 {
-    // SAFETY: a slice is readable memory, and the routine at `entry` runs here.
-    match unsafe { arch::call_crc32c_long(entry, data.as_ptr(), data.len(), !crc) } {
+fn slice_long(routine: <Arch as Target>::Crc, crc: u32, data: &[u8]) -> u32 {
+    // SAFETY: a slice is readable memory, and the routine runs here.
+    match unsafe { Arch::run_crc(routine, data.as_ptr(), data.len(), !crc) } {
         (state, Ok(())) => !state,
         (_, Err(stopped)) => slice_faulted(stopped.addr),
     }
@@ -244,111 +251,67 @@ fn slice_faulted(addr: usize) -> ! {
     )
 }
 
-/// A checksum routine, with the careful forward step. A routine stopped before
-/// the cut (progress < cut) continues from where it stopped; one stopped after
-/// it (a machine check reported after the instruction, or the block, that
-/// consumed the poison, so the state may hold poison) starts again from the
-/// beginning up to the cut. Either way the range ends before the lost granule,
-/// and each round shortens it.
-///
-/// The forward step runs the one-stream routine whatever `routine` was: the
-/// folding routine reads four parts of a block at once, so its first fault may
-/// be on a granule past another lost one; a sequential step then meets the
-/// earlier one first, and a call over several lost granules takes at most two
-/// signals (one per granule, and none twice).
+/// A checksum routine, then the careful forward step (`forward.rs`) with the
+/// one-stream routine after a fault.
 ///
 /// # Safety
 /// As for [`crc32c_mc`], with `len > 0`, the range checked, the handler
 /// installed and `routine` runnable here.
 #[inline(always)]
 pub(crate) unsafe fn hardware(
-    routine: arch::CrcRoutine,
+    routine: <Arch as Target>::Crc,
     crc: u32,
     src: *const u8,
     len: usize,
 ) -> Result<u32, CrcFault> {
     // SAFETY: per this function's contract.
-    unsafe { hardware_at(routine.addr(), crc, src, len, |fault| fault) }
+    unsafe { hardware_or(routine, crc, src, len, |fault| fault) }
 }
 
-/// [`hardware`] with the routine's entry address: short checksums inline,
+/// [`hardware`] with the fault mapped by `on_fault`: short checksums inline,
 /// longer ones out of line (they save registers that short ones need not, and
 /// their result then never passes through the stack on the short path).
 ///
 /// # Safety
 /// As for [`hardware`].
 #[inline(always)]
-unsafe fn hardware_at<E>(
-    entry: usize,
+unsafe fn hardware_or<E>(
+    routine: <Arch as Target>::Crc,
     crc: u32,
     src: *const u8,
     len: usize,
     on_fault: impl FnOnce(CrcFault) -> E,
 ) -> Result<u32, E> {
-    if len >= arch::CRC_SHORT {
+    if len >= Arch::CRC_SHORT {
         // SAFETY: per this function's contract.
-        return unsafe { hardware_long_or(entry, crc, src, len, on_fault) };
+        return unsafe { hardware_long(routine, crc, src, len) }.map_err(on_fault);
     }
     // SAFETY: per this function's contract, with len < CRC_SHORT.
-    let (out, result) = unsafe { arch::call_crc32c_short(entry, src, len, !crc) };
+    let (out, result) = unsafe { Arch::run_crc_short(routine, src, len, !crc) };
     match result {
         Ok(()) => Ok(!out),
         // Out of line, and the last thing done: the hot path keeps no value
         // across a call, so it saves no register.
         // SAFETY: per this function's contract.
-        Err(stopped) => unsafe { fault_or(crc, src, len, out, stopped, on_fault) },
+        Err(stopped) => Err(on_fault(unsafe {
+            finish_hardware(crc, src, len, out, stopped)
+        })),
     }
 }
 
-/// The long path of [`hardware_at`], with its fault mapped.
-///
-/// # Safety
-/// As for [`hardware`].
-#[inline(never)]
-unsafe fn hardware_long_or<E>(
-    entry: usize,
-    crc: u32,
-    src: *const u8,
-    len: usize,
-    on_fault: impl FnOnce(CrcFault) -> E,
-) -> Result<u32, E> {
-    // SAFETY: per this function's contract.
-    unsafe { hardware_long(entry, crc, src, len) }.map_err(on_fault)
-}
-
-/// The fault path of [`hardware_at`]: the forward step, then `on_fault`.
-///
-/// # Safety
-/// As for [`finish_hardware`].
-#[cold]
-#[inline(never)]
-unsafe fn fault_or<E>(
-    crc: u32,
-    src: *const u8,
-    len: usize,
-    state: u32,
-    stopped: arch::Stopped,
-    on_fault: impl FnOnce(CrcFault) -> E,
-) -> Result<u32, E> {
-    // SAFETY: per this function's contract.
-    Err(on_fault(unsafe {
-        finish_hardware(crc, src, len, state, stopped)
-    }))
-}
-
-/// [`hardware_at`] for [`arch::CRC_SHORT`] bytes or more.
+/// [`hardware_or`] for [`Target::CRC_SHORT`] bytes or more.
 ///
 /// # Safety
 /// As for [`hardware`].
 #[inline(never)]
 unsafe fn hardware_long(
-    entry: usize,
+    routine: <Arch as Target>::Crc,
     crc: u32,
     src: *const u8,
     len: usize,
 ) -> Result<u32, CrcFault> {
     // SAFETY: per this function's contract.
-    let (out, result) = unsafe { arch::call_crc32c_long(entry, src, len, !crc) };
+    let (out, result) = unsafe { Arch::run_crc(routine, src, len, !crc) };
     match result {
         Ok(()) => Ok(!out),
         // SAFETY: per this function's contract.
@@ -356,7 +319,9 @@ unsafe fn hardware_long(
     }
 }
 
-/// The rest of a checksum whose first run stopped on a fault (out of line).
+/// The rest of a checksum whose first run stopped on a fault, `state` the state
+/// of its `stopped.progress` bytes: the forward step with the one-stream routine
+/// (out of line).
 ///
 /// # Safety
 /// As for [`hardware`].
@@ -366,42 +331,22 @@ unsafe fn finish_hardware(
     crc: u32,
     src: *const u8,
     len: usize,
-    mut state: u32,
-    mut stopped: arch::Stopped,
+    state: u32,
+    stopped: Stopped,
 ) -> CrcFault {
-    let mut done = 0;
-    loop {
-        // Measured over the whole range: a granule lost before `done` still cuts
-        // at its own start.
-        let fault = describe(stopped, src.cast_mut(), src, len, Some(Side::Source));
-        let progress = done + stopped.progress;
-        let cut = fault.copied();
-        if progress == cut {
-            return CrcFault { crc: !state, fault };
-        }
-        (done, state) = if progress < cut {
-            (progress, state)
-        } else {
-            (0, !crc)
-        };
-        if done == cut {
-            return CrcFault { crc: !state, fault };
-        }
-        // SAFETY: done < cut <= len: inside the caller's range, before the
-        // lost granule; every CPU with a checksum routine runs `Stream`.
-        let (out, result) = unsafe {
-            arch::call_crc32c(
-                arch::CrcRoutine::Stream,
-                src.wrapping_add(done),
-                cut - done,
-                state,
-            )
-        };
-        match result {
-            Ok(()) => return CrcFault { crc: !out, fault },
-            Err(next) => (state, stopped) = (out, next),
-        }
-    }
+    let fault = describe(stopped, src.cast_mut(), src, len, Some(Side::Source));
+    let Some(stream) = Arch::stream_crc() else {
+        unreachable!("mcsafe: a CPU with a checksum routine has the one-stream one")
+    };
+    let mut op = forward::Checksum {
+        routine: stream,
+        src,
+        len,
+        initial: !crc,
+    };
+    // SAFETY: per this function's contract.
+    let (state, fault) = unsafe { forward::finish(&mut op, stopped.progress, state, fault) };
+    CrcFault { crc: !state, fault }
 }
 
 /// Copies `len` bytes from `src` to `dst` and returns their CRC32C, continuing
@@ -464,31 +409,31 @@ pub unsafe fn copy_crc32c_mc(
     if copy::ranges_are_bad(dst, src, len) {
         copy::reject(dst, src, len);
     }
-    let routine = arch::protected_crc_routine();
-    match routine.and_then(arch::CrcRoutine::copy_addr) {
+    let checksum = Arch::protected_crc();
+    match checksum.and_then(Arch::copy_crc_of) {
         // SAFETY: ranges checked, the routine runs here, the handler is
         // installed; the caller vouches for the rest.
-        Some(entry) => unsafe { fused(entry, crc, dst, src, len) },
+        Some(routine) => unsafe { fused(routine, crc, dst, src, len) },
         // SAFETY: as above.
-        None => unsafe { forward(routine, crc, dst, src, len, 0, crc, None) },
+        None => unsafe { copy_then_checksum(crc, dst, src, len) },
     }
 }
 
-/// The one-pass routine at `entry`, then the forward step after a fault.
+/// The one-pass routine, then the forward step after a fault.
 ///
 /// # Safety
 /// As for [`copy_crc32c_mc`], with `len > 0`, the ranges checked, the handler
-/// installed and `entry` a copy-and-checksum routine this CPU runs.
+/// installed and `routine` a copy-and-checksum routine this CPU runs.
 #[inline(always)]
 pub(crate) unsafe fn fused(
-    entry: usize,
+    routine: <Arch as Target>::CopyCrc,
     crc: u32,
     dst: *mut u8,
     src: *const u8,
     len: usize,
 ) -> Result<u32, CrcFault> {
     // SAFETY: per this function's contract.
-    let (out, result) = unsafe { arch::call_copy_crc32c(entry, dst, src, len, !crc) };
+    let (out, result) = unsafe { Arch::run_copy_crc(routine, dst, src, len, !crc) };
     match result {
         Ok(()) => Ok(!out),
         // SAFETY: per this function's contract.
@@ -510,105 +455,134 @@ unsafe fn finish_fused(
     src: *const u8,
     len: usize,
     state: u32,
-    stopped: arch::Stopped,
+    stopped: Stopped,
 ) -> CrcFault {
     let fault = describe(stopped, dst, src, len, None);
-    // SAFETY: per this function's contract; `forward` restarts below the cut if
-    // the routine got past it (a machine check reported late).
-    let result = unsafe {
-        forward(
-            Some(arch::CrcRoutine::Stream),
-            crc,
-            dst,
-            src,
-            len,
-            stopped.progress,
-            !state,
-            Some(fault),
-        )
-    };
-    match result {
-        Err(fault) => fault,
-        Ok(_) => unreachable!("mcsafe: a forward step toward a cut ends at that cut"),
-    }
+    let mut op = CopyThenChecksum::new(crc, dst, src, len);
+    // SAFETY: per this function's contract.
+    let (crc, fault) = unsafe { forward::finish(&mut op, stopped.progress, !state, fault) };
+    CrcFault { crc, fault }
+}
+
+/// `copy_crc32c_mc` the careful way, on CPUs without the one-pass routine.
+///
+/// # Safety
+/// As for [`fused`], without a routine.
+pub(crate) unsafe fn copy_then_checksum(
+    crc: u32,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<u32, CrcFault> {
+    let mut op = CopyThenChecksum::new(crc, dst, src, len);
+    // SAFETY: per this function's contract.
+    unsafe { forward::run(&mut op, len) }.map_err(|(crc, fault)| CrcFault { crc, fault })
 }
 
 /// Bytes the careful copy-and-checksum takes at a time: copied, then
 /// checksummed from the source while it is still in the cache.
 const FORWARD_CHUNK: usize = 16 << 10;
 
-/// Copies and checksums bytes `done..` of a copy-and-checksum the careful way,
-/// up to `len` or to the cut of `fault`: chunks of [`FORWARD_CHUNK`] bytes, each
-/// copied with the current copy routine (exactly, as `copy_mc`), then
-/// checksummed from its source with `checksum` (the one-stream routine, or the
-/// copy-and-software fallback for `None`). `state` is the CRC (not inverted
-/// back: the public value) of bytes `..done`.
-///
-/// The forward step of [`fused`], and the whole of [`copy_crc32c_mc`] on CPUs
-/// without the one-pass routine. A fault is measured over the whole operation
-/// and becomes the new cut (it is never later than the one before, since no
-/// step reaches past that); a cut below `done` (a granule lost behind the
-/// copy, or a machine check reported after the routine had passed it) starts
-/// over from the beginning, up to that cut.
-///
-/// # Safety
-/// As for [`copy_crc32c_mc`], with the ranges checked and the handler
-/// installed; `checksum` runs here; `done <= len`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn forward(
-    checksum: Option<arch::CrcRoutine>,
+/// A copy and checksum done the careful way: chunks of [`FORWARD_CHUNK`] bytes,
+/// each copied with the current copy routine (exactly, as `copy_mc`), then
+/// checksummed from its source with the one-stream routine (or, without one, the
+/// copy-and-software fallback). The forward step of [`fused`], and the whole of
+/// [`copy_crc32c_mc`] on CPUs without the one-pass routine. Its state is the
+/// CRC value (inverted back: the public one).
+pub(crate) struct CopyThenChecksum {
+    checksum: Option<<Arch as Target>::Crc>,
     crc: u32,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-    mut done: usize,
-    mut state: u32,
-    mut fault: Option<Fault>,
-) -> Result<u32, CrcFault> {
-    // The fault of a sub-range, measured over the whole operation.
-    let whole = |f: Fault| {
-        let cut = cut(f.addr(), f.granule(), dst as usize, src as usize, len);
+}
+
+impl CopyThenChecksum {
+    pub(crate) fn new(crc: u32, dst: *mut u8, src: *const u8, len: usize) -> CopyThenChecksum {
+        CopyThenChecksum::with(Arch::stream_crc(), crc, dst, src, len)
+    }
+
+    /// With `checksum` for the chunks (`None`: the copy-and-software fallback).
+    pub(crate) fn with(
+        checksum: Option<<Arch as Target>::Crc>,
+        crc: u32,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> CopyThenChecksum {
+        CopyThenChecksum {
+            checksum,
+            crc,
+            dst,
+            src,
+            len,
+        }
+    }
+
+    /// The fault of a part, measured over the whole operation.
+    fn whole(&self, f: Fault) -> Fault {
+        let cut = cut(
+            f.addr(),
+            f.granule(),
+            self.dst as usize,
+            self.src as usize,
+            self.len,
+        );
         f.with_copied(cut.map_or(f.copied(), |(_, n)| n))
-    };
-    loop {
-        let end = fault.map_or(len, |f| f.copied());
-        if done > end {
-            (done, state) = (0, crc);
+    }
+
+    /// The CRC of `n > 0` bytes at `s`, continuing `state`.
+    ///
+    /// # Safety
+    /// `s..s+n` inside the operation's source.
+    unsafe fn sum(&self, state: u32, s: *const u8, n: usize) -> Result<u32, CrcFault> {
+        // SAFETY: per this function's contract.
+        unsafe {
+            match self.checksum {
+                Some(routine) => hardware(routine, state, s, n),
+                None => through_copies(state, s, n),
+            }
         }
-        if done == end {
-            return match fault {
-                None => Ok(state),
-                Some(fault) => Err(CrcFault { crc: state, fault }),
+    }
+}
+
+impl forward::Operation for CopyThenChecksum {
+    type State = u32;
+    const OVERSHOOT_KEEPS_PREFIX: bool = false;
+
+    fn start(&self) -> u32 {
+        self.crc
+    }
+
+    unsafe fn step(
+        &mut self,
+        from: usize,
+        to: usize,
+        mut state: u32,
+    ) -> Result<u32, (usize, u32, Fault)> {
+        let mut done = from;
+        while done < to {
+            let n = (to - done).min(FORWARD_CHUNK);
+            let (d, s) = (self.dst.wrapping_add(done), self.src.wrapping_add(done));
+            // SAFETY: done < to <= len: inside the operation's ranges.
+            let (copied, lost) = match unsafe { crate::copy_mc(d, s, n) } {
+                Ok(()) => (n, None),
+                Err(f) => (f.copied(), Some(self.whole(f))),
             };
-        }
-        let n = (end - done).min(FORWARD_CHUNK);
-        let (d, s) = (dst.wrapping_add(done), src.wrapping_add(done));
-        // SAFETY: done < end <= len: inside the caller's ranges.
-        let copied = match unsafe { crate::copy_mc(d, s, n) } {
-            Ok(()) => n,
-            Err(f) => {
-                fault = Some(whole(f));
-                f.copied()
+            if copied > 0 {
+                // SAFETY: the bytes just copied: inside the operation's source.
+                match unsafe { self.sum(state, s, copied) } {
+                    Ok(next) => state = next,
+                    // The source was lost between the copy and the checksum.
+                    Err(e) => return Err((done + e.checked(), e.crc(), self.whole(e.fault()))),
+                }
             }
-        };
-        if copied == 0 {
-            continue;
-        }
-        // SAFETY: the bytes just copied: inside the caller's source.
-        let summed = unsafe {
-            match checksum {
-                Some(routine) => hardware(routine, state, s, copied),
-                None => through_copies(state, s, copied),
+            if let Some(fault) = lost {
+                return Err((done + copied, state, fault));
             }
-        };
-        match summed {
-            Ok(next) => (done, state) = (done + copied, next),
-            // The source was lost between the copy and the checksum.
-            Err(e) => {
-                (done, state) = (done + e.checked(), e.crc());
-                fault = Some(whole(e.fault()));
-            }
+            done += n;
         }
+        Ok(state)
     }
 }
 
@@ -773,6 +747,7 @@ mod tests {
 
     /// Bytes with no short period, so that a block or stream that is misplaced,
     /// dropped or counted twice changes the CRC.
+    #[cfg(mcsafe_protected)]
     fn pattern(len: usize, seed: u32) -> Vec<u8> {
         let mut x = seed | 1;
         (0..len)
@@ -785,23 +760,28 @@ mod tests {
             .collect()
     }
 
-    /// Every hardware routine this CPU runs, forced, against the software CRC.
     #[cfg(mcsafe_protected)]
-    fn each_routine(crc: u32, data: &[u8]) -> Vec<(arch::CrcRoutine, u32)> {
-        [
-            arch::CrcRoutine::Stream,
-            arch::CrcRoutine::Fold128,
-            arch::CrcRoutine::Fold256,
-        ]
-        .into_iter()
-        .filter(|&r| arch::can_run_crc(r))
-        .map(|r| {
-            // SAFETY: ordinary memory; the routine runs here.
-            let (state, result) = unsafe { arch::call_crc32c(r, data.as_ptr(), data.len(), !crc) };
-            assert!(result.is_ok());
-            (r, !state)
-        })
-        .collect()
+    use crate::arch::x86_64::{Checksum, CopyChecksum, CrcRoutine, can_run_crc};
+
+    /// Every hardware routine this CPU runs, forced, with blocks of `block`
+    /// bytes, against the software CRC.
+    #[cfg(mcsafe_protected)]
+    fn each_routine(crc: u32, data: &[u8], block: usize) -> Vec<(CrcRoutine, u32)> {
+        CrcRoutine::ALL
+            .into_iter()
+            .filter(|&r| can_run_crc(r))
+            .map(|r| {
+                let checksum = Checksum {
+                    routine: r.routine(),
+                    block,
+                };
+                // SAFETY: ordinary memory; the routine runs here.
+                let (state, result) =
+                    unsafe { Arch::run_crc(checksum, data.as_ptr(), data.len(), !crc) };
+                assert!(result.is_ok());
+                (r, !state)
+            })
+            .collect()
     }
 
     /// Every length to past two of the folding routine's units of each shape
@@ -818,7 +798,7 @@ mod tests {
             for len in 1..=2100 {
                 let bytes = &data[offset..offset + len];
                 let want = !software(!0x1234_5678, bytes);
-                for (routine, got) in each_routine(0x1234_5678, bytes) {
+                for (routine, got) in each_routine(0x1234_5678, bytes, 8192) {
                     assert_eq!(got, want, "{routine:?}, len {len}, offset {offset}");
                     checked += 1;
                 }
@@ -835,11 +815,10 @@ mod tests {
     fn the_routines_equal_software_over_many_blocks() {
         let data = pattern((3 << 20) + 64, 11);
         for block in [320, 1000, 4099, 8192] {
-            arch::set_crc32c_block(block);
             for len in [block - 1, block, block + 1, 2 * block + 71, 5 * block + 319] {
                 let bytes = &data[3..3 + len];
                 let want = !software(!0, bytes);
-                for (routine, got) in each_routine(0, bytes) {
+                for (routine, got) in each_routine(0, bytes, block) {
                     assert_eq!(got, want, "{routine:?}, block {block}, len {len}");
                 }
             }
@@ -861,7 +840,7 @@ mod tests {
                 let bytes = &data[offset..offset + len];
                 let want = !software(!0, bytes);
                 assert_eq!(crc32c(0, bytes), want, "crc32c, len {len}, offset {offset}");
-                for (routine, got) in each_routine(0, bytes) {
+                for (routine, got) in each_routine(0, bytes, 8192) {
                     assert_eq!(got, want, "{routine:?}, len {len}, offset {offset}");
                 }
             }
@@ -917,21 +896,25 @@ mod tests {
         }
     }
 
-    /// Every way `copy_crc32c_mc` can run here: the one-pass routines, then the
-    /// careful path with each checksum.
+    /// A way `copy_crc32c_mc` can run: a one-pass routine, or the careful path
+    /// with a checksum (or the software fallback).
     #[cfg(mcsafe_protected)]
-    fn each_copy_path() -> Vec<(&'static str, Option<usize>, Option<arch::CrcRoutine>)> {
+    type CopyPath = (&'static str, Option<CrcRoutine>, Option<Checksum>);
+
+    /// Every way `copy_crc32c_mc` can run here.
+    #[cfg(mcsafe_protected)]
+    fn each_copy_path() -> Vec<CopyPath> {
         let mut all = Vec::new();
         for (name, routine) in [
-            ("fold256", arch::CrcRoutine::Fold256),
-            ("fold128", arch::CrcRoutine::Fold128),
+            ("fold256", CrcRoutine::Fold256),
+            ("fold128", CrcRoutine::Fold128),
         ] {
-            if arch::can_run_crc(routine) {
-                all.push((name, routine.copy_addr(), None));
+            if can_run_crc(routine) {
+                all.push((name, Some(routine), None));
             }
         }
-        if arch::can_run_crc(arch::CrcRoutine::Stream) {
-            all.push(("forward/stream", None, Some(arch::CrcRoutine::Stream)));
+        if can_run_crc(CrcRoutine::Stream) {
+            all.push(("forward/stream", None, Some(CrcRoutine::Stream.checksum())));
         }
         all.push(("forward/copies", None, None));
         all
@@ -941,23 +924,34 @@ mod tests {
     /// `dst_offset`, with 64 guard bytes on each side) along `path`; checks the
     /// copy and the guards; returns the CRC.
     #[cfg(mcsafe_protected)]
+    #[allow(clippy::too_many_arguments)]
     fn copy_along(
-        path: &(&str, Option<usize>, Option<arch::CrcRoutine>),
+        path: &CopyPath,
+        block: usize,
         crc: u32,
         data: &[u8],
         offset: usize,
         dst_offset: usize,
         len: usize,
     ) -> u32 {
-        arch::ensure_installed();
+        Arch::ensure_installed();
         let mut out = vec![0xa5u8; len + dst_offset + 128];
         let src = data[offset..].as_ptr();
         let dst = out[64 + dst_offset..].as_mut_ptr();
         // SAFETY: ordinary memory; the routine runs here; the handler is installed.
         let got = unsafe {
             match path.1 {
-                Some(entry) => fused(entry, crc, dst, src, len),
-                None => forward(path.2, crc, dst, src, len, 0, crc, None),
+                Some(routine) => {
+                    let fused_routine = CopyChecksum {
+                        routine: routine.copy_routine().unwrap(),
+                        blocks: (block.min(4096), 256 << 10),
+                    };
+                    fused(fused_routine, crc, dst, src, len)
+                }
+                None => {
+                    let mut op = CopyThenChecksum::with(path.2, crc, dst, src, len);
+                    forward::run(&mut op, len).map_err(|(crc, fault)| CrcFault { crc, fault })
+                }
             }
         };
         let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.0));
@@ -989,7 +983,7 @@ mod tests {
             for (offset, dst_offset) in [(0, 0), (1, 0), (0, 7), (13, 40)] {
                 for len in 1..=2100 {
                     let want = !software(!0x0bad_cafe, &data[offset..offset + len]);
-                    let got = copy_along(&path, 0x0bad_cafe, &data, offset, dst_offset, len);
+                    let got = copy_along(&path, 8192, 0x0bad_cafe, &data, offset, dst_offset, len);
                     assert_eq!(
                         got, want,
                         "{}, len {len}, offsets {offset}/{dst_offset}",
@@ -1006,12 +1000,11 @@ mod tests {
     fn copy_and_checksum_over_many_blocks() {
         let data = pattern((2 << 20) + 64, 17);
         for block in [320, 1000, 8192] {
-            arch::set_crc32c_block(block);
             for len in [block - 1, block, block + 1, 2 * block + 71, 5 * block + 255] {
                 let want = !software(!0, &data[3..3 + len]);
                 for path in each_copy_path() {
                     assert_eq!(
-                        copy_along(&path, 0, &data, 3, 9, len),
+                        copy_along(&path, block, 0, &data, 3, 9, len),
                         want,
                         "{} block {block}",
                         path.0
@@ -1023,7 +1016,7 @@ mod tests {
             let want = !software(!0, &data[..len]);
             for path in each_copy_path() {
                 assert_eq!(
-                    copy_along(&path, 0, &data, 0, 0, len),
+                    copy_along(&path, 8192, 0, &data, 0, 0, len),
                     want,
                     "{}, len {len}",
                     path.0

@@ -141,24 +141,33 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
 mod access;
 mod arch;
 mod copy;
 mod crc32c;
+mod dispatch;
 mod fault;
+mod forward;
+#[cfg(mcsafe_protected)]
+mod handler;
 mod lossy;
 mod region;
 mod strategy;
+#[cfg(mcsafe_protected)]
+mod table;
 
 #[cfg(all(feature = "inject", target_os = "linux"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "inject", target_os = "linux"))))]
 pub mod inject;
 
 pub use access::{fill_mc, read_mc, write_mc};
+pub use arch::Thresholds;
 pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
+pub use dispatch::{Checksum, Dispatch, dispatch};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
 pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost, RegionRead, RegionReread};
@@ -226,7 +235,7 @@ pub use strategy::{STRATEGY_ENV, Strategy};
 /// }
 /// ```
 pub fn install() -> Result<(), InstallError> {
-    arch::install()
+    <arch::Arch as arch::Target>::install()
 }
 
 /// Counters of the SIGBUS handler since the process started; see [`stats`].
@@ -251,355 +260,34 @@ pub struct Stats {
 /// assert!(mcsafe::stats().recovered >= before.recovered);
 /// ```
 pub fn stats() -> Stats {
-    let (recovered, passed_on) = arch::counts();
+    let (recovered, passed_on) = <arch::Arch as arch::Target>::counts();
     Stats {
         recovered,
         passed_on,
     }
 }
 
-/// Internals for mcsafe's own tests and harness; not a stable API.
+/// Test hooks for mcsafe's own tests, benchmarks and VM harness (feature
+/// `internals`): not an API.
+#[cfg(feature = "internals")]
 #[doc(hidden)]
-pub mod internals {
-    #[cfg(mcsafe_protected)]
-    pub use crate::arch::table::{LandingPad, Regs, landing_pads};
+pub mod internals;
 
-    /// libmcsafe's `struct mcsafe_fault`, as [`capi_copy`] writes it: a
-    /// [`Fault`](crate::Fault) in C terms. The C library checks at compile time
-    /// that its struct has this layout.
-    #[repr(C)]
-    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-    pub struct CFault {
-        /// [`Fault::copied`](crate::Fault::copied).
-        pub copied: usize,
-        /// [`Fault::addr`](crate::Fault::addr).
-        pub addr: usize,
-        /// [`Fault::granule`](crate::Fault::granule).
-        pub granule: usize,
-        /// [`CFault::SIDE_SOURCE`] or [`CFault::SIDE_DESTINATION`].
-        pub side: core::ffi::c_int,
-        /// [`CFault::KIND_POISON`], [`CFault::KIND_ADDRESS_ERROR`] or
-        /// [`CFault::KIND_OBJECT_ERROR`].
-        pub kind: core::ffi::c_int,
-        /// The `si_code` of the SIGBUS.
-        pub si_code: core::ffi::c_int,
-    }
+/// libmcsafe's way in (feature `c-api`, which the C library's package turns on):
+/// the copy routine its `mcsafe_copy` jumps to. Not for Rust programs.
+#[cfg(feature = "c-api")]
+#[doc(hidden)]
+pub mod c_api {
+    pub use crate::arch::FaultSink;
+    use crate::arch::{Arch, Target};
 
-    impl CFault {
-        /// `MCSAFE_SIDE_SOURCE`.
-        pub const SIDE_SOURCE: core::ffi::c_int = 0;
-        /// `MCSAFE_SIDE_DESTINATION`.
-        pub const SIDE_DESTINATION: core::ffi::c_int = 1;
-        /// `MCSAFE_KIND_POISON`.
-        pub const KIND_POISON: core::ffi::c_int = 1;
-        /// `MCSAFE_KIND_ADDRESS_ERROR`.
-        pub const KIND_ADDRESS_ERROR: core::ffi::c_int = 2;
-        /// `MCSAFE_KIND_OBJECT_ERROR`.
-        pub const KIND_OBJECT_ERROR: core::ffi::c_int = 3;
-    }
-
-    impl From<crate::Fault> for CFault {
-        fn from(fault: crate::Fault) -> CFault {
-            use crate::{FaultKind, Side};
-            let (kind, si_code) = match fault.kind() {
-                FaultKind::Poison => (CFault::KIND_POISON, libc::BUS_MCEERR_AR),
-                FaultKind::AddressError => (CFault::KIND_ADDRESS_ERROR, libc::BUS_ADRERR),
-                FaultKind::ObjectError => (CFault::KIND_OBJECT_ERROR, libc::BUS_OBJERR),
-            };
-            CFault {
-                copied: fault.copied(),
-                addr: fault.addr(),
-                granule: fault.granule(),
-                side: match fault.side() {
-                    Side::Source => CFault::SIDE_SOURCE,
-                    Side::Destination => CFault::SIDE_DESTINATION,
-                },
-                kind,
-                si_code,
-            }
-        }
-    }
-
-    /// libmcsafe's `mcsafe_copy` once [`is_ready`]: 0; `-EIO` with `*fault`
-    /// (when not NULL) as [`CFault`]; `-EINVAL` for what
-    /// [`copy_mc`](crate::copy_mc) refuses with a panic; never a panic. One call
-    /// that a C entry point tail-calls.
-    ///
-    /// # Safety
-    /// As for [`copy_mc`](crate::copy_mc); `fault` is NULL or writable;
-    /// [`is_ready`] has returned true.
-    #[cfg(mcsafe_protected)]
-    #[inline(always)]
-    pub unsafe fn capi_copy(
-        dst: *mut u8,
-        src: *const u8,
-        len: usize,
-        fault: *mut CFault,
-    ) -> core::ffi::c_int {
-        // SAFETY: the caller's contract.
-        unsafe { crate::arch::capi_copy(dst, src, len, fault) }
-    }
-
-    /// [`capi_copy`] where there are no routines: [`try_copy`] (a plain copy
-    /// after the same check), in the C library's terms.
-    ///
-    /// # Safety
-    /// As for [`copy_mc`](crate::copy_mc); `fault` is NULL or writable.
-    #[cfg(not(mcsafe_protected))]
-    pub unsafe fn capi_copy(
-        dst: *mut u8,
-        src: *const u8,
-        len: usize,
-        fault: *mut CFault,
-    ) -> core::ffi::c_int {
-        // SAFETY: the caller's contract.
-        match unsafe { try_copy(dst, src, len) } {
-            Ok(()) => 0,
-            Err(TryCopyError::Lost(f)) => {
-                if !fault.is_null() {
-                    // SAFETY: the caller's contract.
-                    unsafe { fault.write_unaligned(f.into()) };
-                }
-                -libc::EIO
-            }
-            Err(TryCopyError::Refused) => -libc::EINVAL,
-            Err(TryCopyError::NotReady) => -libc::ENOTRECOVERABLE,
-        }
-    }
-
-    /// Why [`try_copy`] did not copy every byte.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum TryCopyError {
-        /// Nothing is installed yet (call [`install`](crate::install) first);
-        /// nothing was touched.
-        NotReady,
-        /// The ranges are what [`copy_mc`](crate::copy_mc) refuses with a
-        /// panic; nothing was touched.
-        Refused,
-        /// A granule was lost: as [`copy_mc`](crate::copy_mc)'s `Err`.
-        Lost(crate::Fault),
-    }
-
-    /// Whether copies are ready to run ([`install`](crate::install) or a first
-    /// copy has run): until then [`try_copy`] is [`TryCopyError::NotReady`].
-    #[inline(always)]
-    pub fn is_ready() -> bool {
-        crate::arch::ready_routine().is_some()
-    }
-
-    /// [`copy_mc`](crate::copy_mc) that never panics, for the C library: bad
-    /// ranges are [`TryCopyError::Refused`], and a copy before the first
-    /// [`install`](crate::install) is [`TryCopyError::NotReady`] (the caller
-    /// installs and calls again). The routine runs in register mode, so the
-    /// caller keeps nothing alive across it; the hot path is one load, one
-    /// compare and the call.
-    ///
-    /// # Safety
-    /// As for [`copy_mc`](crate::copy_mc).
-    #[inline(always)]
-    pub unsafe fn try_copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), TryCopyError> {
-        // SAFETY: the caller's contract.
-        unsafe { crate::copy::try_copy(dst, src, len) }
-    }
-
-    /// Entry address of a strategy's routine.
-    #[cfg(mcsafe_protected)]
-    pub fn routine_addr(strategy: crate::Strategy) -> usize {
-        crate::arch::routine_addr(strategy)
-    }
-
-    pub use crate::arch::Thresholds;
-
-    /// The rule that picked [`Strategy::current`](crate::Strategy::current)'s
-    /// default and the thresholds on this CPU, in words (`mcsafe probe` prints it):
-    /// the CPU, what glibc's memcpy is here, and why each threshold is what it is.
-    pub fn dispatch_rule() -> String {
-        crate::arch::dispatch_rule()
-    }
-
-    /// The vector routines' size thresholds in force (initializes the crate).
-    pub fn thresholds() -> Thresholds {
-        crate::arch::thresholds()
-    }
-
-    /// Replaces the size thresholds, so that tests can reach every path of the
-    /// vector routines with small copies and benchmarks can compare methods.
-    /// Copies stay correct under any thresholds; only their speed changes.
-    pub fn set_thresholds(thresholds: Thresholds) {
-        crate::arch::set_thresholds(thresholds)
-    }
-
-    /// Entry address of the exact-size routine (`read_mc`, `write_mc`) of
-    /// `size` bytes (1, 2, 4 or 8).
-    #[cfg(mcsafe_protected)]
-    pub fn exact_addr(size: usize) -> Option<usize> {
-        crate::arch::exact_addr(size)
-    }
-
-    /// Entry address of the fill routine (`fill_mc`).
-    #[cfg(mcsafe_protected)]
-    pub fn fill_addr() -> usize {
-        crate::arch::fill_addr()
-    }
-
-    /// Entry address of the one-stream `crc32` routine (asm/crc32c.s).
-    #[cfg(mcsafe_protected)]
-    pub fn crc32c_addr() -> usize {
-        crate::arch::crc32c_addr()
-    }
-
-    /// Entry address of a folding checksum routine (asm/crc32c_fold.s):
-    /// `Fold256` or `Fold128`.
-    ///
-    /// # Panics
-    /// For any other path.
-    #[cfg(mcsafe_protected)]
-    pub fn crc32c_fold_addr(path: CrcPath) -> usize {
-        match path.routine() {
-            Some(
-                routine @ (crate::arch::CrcRoutine::Fold128 | crate::arch::CrcRoutine::Fold256),
-            ) => crate::arch::crc32c_fold_addr(routine),
-            _ => panic!("{path:?} is not a folding routine"),
-        }
-    }
-
-    /// Sets the folding checksums' block size, in bytes (clamped to
-    /// 320..=8192; 8192 by default): the routines commit their progress once
-    /// per block, so that tests reach several commits with short buffers. The
-    /// CRC is the same for any block size; only the speed changes.
-    #[cfg(mcsafe_protected)]
-    pub fn set_crc32c_block(bytes: usize) {
-        crate::arch::set_crc32c_block(bytes)
-    }
-
-    /// Sets the length from which `copy_crc32c_mc`'s one-pass routine copies
-    /// its blocks without streams (256 KiB by default; asm/copy_crc32c.s), so
-    /// that tests reach those blocks with short calls. The result is the same
-    /// either way; only the speed changes.
-    #[cfg(mcsafe_protected)]
-    pub fn set_copy_crc32c_vector_only(bytes: usize) {
-        crate::arch::set_copy_crc32c_vector_only(bytes)
-    }
-
-    /// The ways `crc32c_mc` can compute, for tests that run each one.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-    pub enum CrcPath {
-        /// The folding routine with 256-bit vectors (SSE4.2, PCLMULQDQ, AVX2,
-        /// VPCLMULQDQ).
-        Fold256,
-        /// The folding routine with 128-bit vectors (SSE4.2, PCLMULQDQ, AVX).
-        Fold128,
-        /// The one-stream `crc32` routine (SSE4.2).
-        Stream,
-        /// `copy_mc` into a stack buffer, then the software CRC (any CPU).
-        Copies,
-    }
-
-    impl CrcPath {
-        /// Every path.
-        pub const ALL: [CrcPath; 4] = [
-            CrcPath::Fold256,
-            CrcPath::Fold128,
-            CrcPath::Stream,
-            CrcPath::Copies,
-        ];
-
-        fn routine(self) -> Option<crate::arch::CrcRoutine> {
-            match self {
-                CrcPath::Fold256 => Some(crate::arch::CrcRoutine::Fold256),
-                CrcPath::Fold128 => Some(crate::arch::CrcRoutine::Fold128),
-                CrcPath::Stream => Some(crate::arch::CrcRoutine::Stream),
-                CrcPath::Copies => None,
-            }
-        }
-
-        /// The path `crc32c_mc` takes on this CPU.
-        pub fn current() -> CrcPath {
-            match crate::arch::crc_routine() {
-                Some(crate::arch::CrcRoutine::Fold256) => CrcPath::Fold256,
-                Some(crate::arch::CrcRoutine::Fold128) => CrcPath::Fold128,
-                Some(crate::arch::CrcRoutine::Stream) => CrcPath::Stream,
-                None => CrcPath::Copies,
-            }
-        }
-
-        /// Whether this CPU can take it.
-        pub fn is_available(self) -> bool {
-            self.routine().is_none_or(crate::arch::can_run_crc)
-        }
-    }
-
-    /// Entry address of a copy-and-checksum routine (asm/copy_crc32c.s):
-    /// `Fold256` or `Fold128`.
-    ///
-    /// # Panics
-    /// For any other path.
-    #[cfg(mcsafe_protected)]
-    pub fn copy_crc32c_addr(path: CrcPath) -> usize {
-        path.routine()
-            .and_then(crate::arch::CrcRoutine::copy_addr)
-            .unwrap_or_else(|| panic!("{path:?} has no copy-and-checksum routine"))
-    }
-
-    /// `copy_crc32c_mc` through the chosen path: the one-pass routine of that
-    /// width (`Fold256`, `Fold128`), or `copy_mc` then the checksum of that
-    /// path over the copied source, chunk by chunk (`Stream`, `Copies`).
-    ///
-    /// # Safety
-    /// As for [`copy_crc32c_mc`](crate::copy_crc32c_mc).
-    ///
-    /// # Panics
-    /// As for `copy_crc32c_mc`, and if this CPU cannot take `path`.
-    pub unsafe fn copy_crc32c_mc_with(
-        path: CrcPath,
-        crc: u32,
-        dst: *mut u8,
-        src: *const u8,
-        len: usize,
-    ) -> Result<u32, crate::CrcFault> {
-        if len == 0 {
-            return Ok(crc);
-        }
-        if crate::copy::ranges_are_bad(dst, src, len) {
-            crate::copy::reject(dst, src, len);
-        }
-        assert!(path.is_available(), "mcsafe: this CPU cannot take {path:?}");
-        crate::arch::ensure_installed();
-        let routine = path.routine();
-        match routine.and_then(crate::arch::CrcRoutine::copy_addr) {
-            // SAFETY: per this function's contract, ranges checked, the routine
-            // runs here and the handler is installed.
-            Some(entry) => unsafe { crate::crc32c::fused(entry, crc, dst, src, len) },
-            // SAFETY: as above.
-            None => unsafe { crate::crc32c::forward(routine, crc, dst, src, len, 0, crc, None) },
-        }
-    }
-
-    /// `crc32c_mc` through the chosen path.
-    ///
-    /// # Safety
-    /// As for [`crc32c_mc`](crate::crc32c_mc).
-    ///
-    /// # Panics
-    /// As for `crc32c_mc`, and if this CPU cannot take `path`.
-    pub unsafe fn crc32c_mc_with(
-        path: CrcPath,
-        crc: u32,
-        src: *const u8,
-        len: usize,
-    ) -> Result<u32, crate::CrcFault> {
-        if len == 0 {
-            return Ok(crc);
-        }
-        crate::copy::check_range("source", src as usize, len);
-        assert!(path.is_available(), "mcsafe: this CPU cannot take {path:?}");
-        crate::arch::ensure_installed();
-        match path.routine() {
-            // SAFETY: per this function's contract, range checked, the routine
-            // runs here and the handler is installed.
-            Some(routine) => unsafe { crate::crc32c::hardware(routine, crc, src, len) },
-            // SAFETY: as above.
-            None => unsafe { crate::crc32c::through_copies(crc, src, len) },
-        }
+    /// The entry of the current strategy's C API routine: `int f(void *dst, const
+    /// void *src, size_t len, void *context)`, which returns 0 when every byte was
+    /// copied, -EINVAL (touching nothing) for what `copy_mc` refuses with a panic,
+    /// and after a fault what `sink` returns for the exact fault (the same
+    /// forward step as `copy_mc`'s) and `context`. Installs everything first
+    /// (panics as a first use does: check `MCSAFE_STRATEGY` before).
+    pub fn copy_entry(sink: FaultSink) -> usize {
+        Arch::c_copy_entry(sink)
     }
 }

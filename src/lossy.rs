@@ -24,8 +24,8 @@
 //! `lossy/granules.rs` ([`Granules`]), where every lookup costs the same
 //! however much was lost: a copy of `n` lost pages costs `n` times one.
 //!
-//! Built on `arch::call` / `arch::call_fill` and `copy::describe`, the same
-//! primitives `copy_mc` and `fill_mc` run on, all called from the module
+//! Built on `Arch::run_copy` / `Arch::run_fill` and `forward::describe`, the
+//! same primitives `copy_mc` and `fill_mc` run on, all called from the module
 //! `calls` at the end of this file. `cargo bench --bench lossy` measures the
 //! cost per lost page against a faulting `copy_mc`.
 
@@ -109,7 +109,7 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
     calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe {
-        lossy(calls::current(), dst, src, len, &mut |_| {
+        lossy(calls::of(None), dst, src, len, &mut |_| {
             ControlFlow::Continue(())
         })
     }
@@ -175,7 +175,7 @@ pub unsafe fn copy_mc_lossy_with(
     }
     calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { lossy(calls::of(strategy), dst, src, len, &mut on_lost) }
+    unsafe { lossy(calls::of(Some(strategy)), dst, src, len, &mut on_lost) }
 }
 
 /// The copy as `copy_mc` makes it, inline: a copy that loses nothing costs
@@ -462,14 +462,15 @@ fn learn(known: &mut Granules, report: &mut LossyCopy, stopped: calls::Stop, ste
     (step + stopped.progress).min(first)
 }
 
-/// The loop's calls into the routines: every use of `crate::arch` and
-/// `crate::copy` in this file is here (the restructured arch interface
-/// re-points these few lines).
+/// The loop's calls into the routines: every use of `crate::arch`,
+/// `crate::copy` and `crate::forward` in this file is here.
 mod calls {
-    use crate::copy::{check_copy, describe, stopped};
-    use crate::{Fault, Side, Strategy, arch};
+    use crate::arch::{Arch, Stopped, Target};
+    use crate::copy::check_copy;
+    use crate::forward::describe;
+    use crate::{Fault, Side, Strategy};
 
-    pub(super) use crate::arch::Routine;
+    pub(super) type Routine = <Arch as Target>::Copy;
 
     /// A routine stopped by a fault: the fault, described over the routine's
     /// buffers, and its progress (a lower bound of the bytes it did).
@@ -478,17 +479,10 @@ mod calls {
         pub(super) progress: usize,
     }
 
-    /// The routine `copy_mc` runs: the dispatch word read inline once mcsafe
-    /// is installed (`current_routine` is a call, through the GOT from another
-    /// crate), the installing path before.
+    /// The routine `copy_mc` runs, or the one of `strategy`.
     #[inline(always)]
-    pub(super) fn current() -> Routine {
-        arch::ready_routine().unwrap_or_else(arch::current_routine)
-    }
-
-    #[inline(always)]
-    pub(super) fn of(strategy: Strategy) -> Routine {
-        arch::routine_for(strategy)
+    pub(super) fn of(strategy: Option<Strategy>) -> Routine {
+        Arch::copy_routine(strategy)
     }
 
     #[inline(always)]
@@ -501,7 +495,8 @@ mod calls {
     /// nothing is lost.
     ///
     /// # Safety
-    /// As for `arch::call`: `len > 0`, ranges checked, `routine` runnable here.
+    /// As for `Arch::run_copy`: `len > 0`, ranges checked, `routine`
+    /// runnable here.
     #[inline(always)]
     pub(super) unsafe fn whole(
         routine: Routine,
@@ -510,14 +505,14 @@ mod calls {
         len: usize,
     ) -> Result<(), Stop> {
         // SAFETY: per this function's contract.
-        match unsafe { arch::call(routine, dst, src, len) } {
+        match unsafe { Arch::run_copy(routine, dst, src, len) } {
             Ok(()) => Ok(()),
-            Err(exit) => Err(stop(stopped(exit), dst, src, len)),
+            Err(stopped) => Err(stop(stopped, dst, src, len)),
         }
     }
 
     #[cold]
-    fn stop(stopped: arch::Stopped, dst: *mut u8, src: *const u8, len: usize) -> Stop {
+    fn stop(stopped: Stopped, dst: *mut u8, src: *const u8, len: usize) -> Stop {
         Stop {
             fault: describe(stopped, dst, src, len, None),
             progress: stopped.progress,
@@ -552,7 +547,7 @@ mod calls {
     /// `dst..dst + len` inside a checked destination.
     pub(super) unsafe fn zeros(dst: *mut u8, len: usize) -> Result<(), Stop> {
         // SAFETY: per this function's contract.
-        unsafe { arch::call_fill(dst, 0, len) }.map_err(|stopped| Stop {
+        unsafe { Arch::run_fill(dst, 0, len) }.map_err(|stopped| Stop {
             fault: describe(stopped, dst, dst, len, Some(Side::Destination)),
             progress: stopped.progress,
         })

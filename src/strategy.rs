@@ -8,7 +8,7 @@
 use core::fmt;
 use std::sync::OnceLock;
 
-use crate::arch;
+use crate::arch::{Arch, Target};
 
 /// A copy routine. Every strategy keeps the same contract (exact prefix, one
 /// signal per lost granule); they differ in speed and in which CPUs can recover
@@ -59,6 +59,12 @@ impl Strategy {
         Strategy::Avx512,
     ];
 
+    /// Its place in [`Strategy::ALL`] (the declaration order).
+    #[cfg_attr(not(mcsafe_protected), allow(dead_code))] // no dispatch there
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The strategies this CPU (and this target) can run, `Fragile` first.
     /// Empty on targets without fault-safe copies.
     ///
@@ -88,7 +94,7 @@ impl Strategy {
     /// assert_eq!(Strategy::Avx512.is_available(), Strategy::available().contains(&Strategy::Avx512));
     /// ```
     pub fn is_available(&self) -> bool {
-        arch::is_available(*self)
+        Arch::can_run(*self)
     }
 
     /// The strategy [`copy_mc`](crate::copy_mc) uses, chosen once per process.
@@ -124,7 +130,7 @@ impl Strategy {
                     names(&Strategy::available())
                 ),
             },
-            Err(_) => arch::default_strategy(),
+            Err(_) => Arch::default_strategy(),
         })
     }
 

@@ -1,4 +1,4 @@
-//! The rules of the chain (`src/arch/x86_64/handler/signal/mod.rs`), one test
+//! The rules of the chain (`src/handler/signal/mod.rs`), one test
 //! each. Most run the same body twice, each in a child process: without mcsafe
 //! and with it, and compare the handler calls logged (`common/recorder.rs`) and
 //! how the child ended. The whole matrix of install orders is

@@ -139,8 +139,7 @@ fn sweep_large(side: Side) {
         let mut faults = 0u64;
         // Blocks of 4 KiB and of 320 bytes, with streams and without.
         for (block, vector_only) in [(8192, usize::MAX), (320, usize::MAX), (8192, 0), (320, 0)] {
-            mcsafe::internals::set_crc32c_block(block);
-            mcsafe::internals::set_copy_crc32c_vector_only(vector_only);
+            set_blocks(block, block.min(4096), vector_only);
             for len in [256, 271, 335, 1000, 1400, 4096, 4111, 8192 + 343, 9000] {
                 for misalign in [0, 1, 63] {
                     for b in positions(misalign, len) {
@@ -149,8 +148,7 @@ fn sweep_large(side: Side) {
                 }
             }
         }
-        mcsafe::internals::set_crc32c_block(8192);
-        mcsafe::internals::set_copy_crc32c_vector_only(256 << 10);
+        default_blocks();
         for len in [(1usize << 20) + 17, 2 << 20] {
             let pages = len.div_ceil(PAGE);
             for k in (0..=pages + 1).step_by(61).chain([1, pages / 2, pages]) {

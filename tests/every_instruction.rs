@@ -3,9 +3,10 @@
 //! instruction boundary of a loop (QEMU's at the start of a translated block, a
 //! Skylake-SP erratum after `rep movs`), not only at the load that consumed it.
 //!
-//! Under ptrace, for each routine (each copy strategy, the exact-size routines
-//! of `read_mc`/`write_mc`, the fill of `fill_mc`, the `crc32` checksum of
-//! `crc32c_mc`) and a set of calls that cross pages and run through every path:
+//! Under ptrace, for each routine of the descriptor table (each copy strategy
+//! and its C API twin, the exact-size routines of `read_mc`/`write_mc`, the fill
+//! of `fill_mc`, the checksums of `crc32c_mc` and `copy_crc32c_mc`) and a set of
+//! calls that cross pages and run through every path:
 //!
 //! 1. Step pass: single-step the routine. At each instruction inside a range,
 //!    the range registers hold the call's buffers and every byte below rdi is
@@ -40,9 +41,9 @@ use std::ptr;
 
 use common::*;
 use mcsafe::internals::{
-    CrcPath, Regs, Thresholds, copy_crc32c_addr, copy_crc32c_mc_with, crc32c_addr,
-    crc32c_fold_addr, crc32c_mc_with, exact_addr, fill_addr, landing_pads, routine_addr,
-    set_copy_crc32c_vector_only, set_crc32c_block, set_thresholds,
+    CrcPath, Descriptor, Regs, Thresholds, c_copy_with, c_strategy_routine, can_run,
+    copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, routine, set_thresholds,
+    strategy_routine,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -263,6 +264,8 @@ fn worth_injecting(rips: &[usize], k: usize, len: usize) -> bool {
 enum Op {
     /// `copy_mc_with(strategy, dst, src, len)`.
     Copy(Strategy),
+    /// The strategy's C API routine (libmcsafe's `mcsafe_copy`).
+    CCopy(Strategy),
     /// `read_mc` of a `len`-byte integer at src (len 1, 2, 4 or 8).
     Read,
     /// `write_mc` of a `len`-byte integer at dst.
@@ -280,29 +283,30 @@ enum Op {
 
 const FILL_BYTE: u8 = 0x3c;
 
-/// The folding checksum's default block size (`set_crc32c_block`).
+/// The folding checksum's default block size (`crc32c_mc_with`'s `block`).
 const BLOCK: usize = 8192;
 
-/// No blocks without streams (`set_copy_crc32c_vector_only`).
+/// No blocks without streams (the vector-only length of `copy_crc32c_mc_with`).
 const NEVER: usize = usize::MAX;
 
 impl Op {
-    /// Entry of the routine that the call runs first.
-    fn entry(self, len: usize) -> usize {
+    /// The routine that the call runs first.
+    fn routine(self, len: usize) -> Descriptor {
+        let named = |name: String| routine(&name).unwrap_or_else(|| panic!("no routine {name}"));
         match self {
-            Op::Copy(strategy) => routine_addr(strategy),
-            Op::Read | Op::Write => exact_addr(len).expect("an exact size"),
-            Op::Fill => fill_addr(),
-            Op::Crc32c(path @ (CrcPath::Fold256 | CrcPath::Fold128), _) => crc32c_fold_addr(path),
-            Op::Crc32c(..) => crc32c_addr(),
-            Op::CopyCrc32c(path, ..) => copy_crc32c_addr(path),
+            Op::Copy(strategy) => strategy_routine(strategy),
+            Op::CCopy(strategy) => c_strategy_routine(strategy),
+            Op::Read | Op::Write => named(format!("copy_exact_{len}")),
+            Op::Fill => named("fill".into()),
+            Op::Crc32c(path, _) => path.routine_descriptor().expect("a checksum routine"),
+            Op::CopyCrc32c(path, ..) => path.copy_routine_descriptor().expect("a fused routine"),
         }
     }
 
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
+            Op::Copy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
             Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
@@ -397,6 +401,11 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
     unsafe {
         Ok(match op {
             Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
+            Op::CCopy(strategy) => match c_copy_with(strategy, dst, src, len) {
+                (0, None) => plain(Ok(())),
+                (code, Some(fault)) if code == -libc::EIO => plain(Err(fault)),
+                (code, fault) => return Err(format!("C API copy returned {code}, {fault:?}")),
+            },
             Op::Read => {
                 let value = match len {
                     1 => mcsafe::read_mc(src).map(|v: u8| u64::from(v)),
@@ -421,14 +430,10 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
                 })
             }
             Op::Fill => plain(mcsafe::fill_mc(dst, FILL_BYTE, len)),
-            Op::Crc32c(path, block) => {
-                set_crc32c_block(block);
-                checksum(crc32c_mc_with(path, 0, src, len))
-            }
+            Op::Crc32c(path, block) => checksum(crc32c_mc_with(path, block, 0, src, len)),
             Op::CopyCrc32c(path, block, vector_only) => {
-                set_crc32c_block(block);
-                set_copy_crc32c_vector_only(vector_only);
-                checksum(copy_crc32c_mc_with(path, 0, dst, src, len))
+                let blocks = (block.min(4096), vector_only);
+                checksum(copy_crc32c_mc_with(path, blocks, 0, dst, src, len))
             }
         })
     }
@@ -478,7 +483,7 @@ fn check_outcome(
     };
     match op {
         // SAFETY: as above.
-        Op::Copy(_) => {
+        Op::Copy(_) | Op::CCopy(_) => {
             unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
         }
         Op::Read => None,
@@ -520,7 +525,7 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
 
     // Run to the routine's entry with a breakpoint, then step from there.
-    let regs = trace::run_to(pid, op.entry(copy.len));
+    let regs = trace::run_to(pid, op.routine(copy.len).entry);
     let return_to = ptrace::read(pid, regs.rsp as ptrace::AddressType).unwrap() as u64;
 
     let (dst, src) = (
@@ -607,15 +612,17 @@ fn check_step(
     let pad = landing_pads()
         .find(|p| p.begin <= rip && rip < p.end)
         .unwrap();
-    // Where this range keeps the call's buffers (asm/landing_pads.s, "Range
+    // Where this range keeps the call's buffers (asm/routine.s, "Range
     // registers"): the arguments themselves, or their copies in r8, r9, r10.
     let (r8, r9, r10) = match pad.regs {
-        Regs::Entry => (regs.rdi, regs.rsi, regs.rdx),
-        Regs::Saved => (regs.r8, regs.r9, regs.r10),
+        Some(Regs::Entry) => (regs.rdi, regs.rsi, regs.rdx),
+        Some(Regs::Saved) => (regs.r8, regs.r9, regs.r10),
+        Some(Regs::OneBuffer) => (regs.r8, regs.r8, regs.r10),
+        None => panic!("{what}: a row without a register map at {rip:#x}"),
     };
     let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
     let expected = match op {
-        Op::Copy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
@@ -638,7 +645,7 @@ fn check_step(
     let progress = (regs.rdi as usize).checked_sub(r8).filter(|&p| p <= len);
     let progress =
         progress.unwrap_or_else(|| panic!("{what}: rdi {:#x} outside r8.. at {rip:#x}", regs.rdi));
-    if pad.regs == Regs::Entry {
+    if pad.regs == Some(Regs::Entry) {
         // An entry range keeps rdi at the start: nothing is claimed stored.
         assert_eq!(
             progress, 0,
@@ -685,7 +692,7 @@ fn check_step(
                 return counted;
             }
         }
-        Op::Copy(_) | Op::Fill if progress > checked => {
+        Op::Copy(_) | Op::CCopy(_) | Op::Fill if progress > checked => {
             let stored: Vec<u8> = match op {
                 Op::Fill => vec![FILL_BYTE; progress - checked],
                 // SAFETY: the source is readable in this process too (shared mapping).
@@ -751,6 +758,7 @@ fn cases() -> Vec<(Op, Copy)> {
         for copy in COPIES {
             if worth_tracing(strategy, copy) {
                 cases.push((Op::Copy(strategy), copy));
+                cases.push((Op::CCopy(strategy), copy));
             }
         }
     }
@@ -832,50 +840,21 @@ fn pages_of(start: usize, len: usize) -> Vec<usize> {
     (start & !(PAGE - 1)..start + len).step_by(PAGE).collect()
 }
 
-/// The routines this CPU cannot run (their ranges cannot be traced here), by
-/// name, with their entry addresses: copy strategies, and the folding checksum.
-fn unavailable_routines() -> Vec<(String, usize)> {
-    let mut unavailable: Vec<(String, usize)> = Strategy::ALL
-        .into_iter()
-        .filter(|s| !s.is_available())
-        .map(|s| (format!("{s} copy"), routine_addr(s)))
-        .collect();
-    for path in [CrcPath::Fold256, CrcPath::Fold128] {
-        if !path.is_available() {
-            unavailable.push((format!("{path:?} checksum"), crc32c_fold_addr(path)));
-            unavailable.push((
-                format!("{path:?} copy-and-checksum"),
-                copy_crc32c_addr(path),
-            ));
-        }
-    }
-    unavailable
+/// The routines this CPU cannot run (their ranges cannot be traced here): what
+/// they need is missing (see Strategy::available, CrcPath).
+fn unavailable_routines() -> Vec<Descriptor> {
+    descriptors().filter(|d| !can_run(d)).collect()
 }
 
-/// Entry addresses of every routine with landing pads, sorted.
+/// Entry addresses of every routine with landing pads (the descriptor table),
+/// sorted.
 fn routine_entries() -> Vec<usize> {
-    let mut entries: Vec<usize> = Strategy::ALL.into_iter().map(routine_addr).collect();
-    entries.extend([1, 2, 4, 8].map(|n| exact_addr(n).unwrap()));
-    entries.extend([
-        fill_addr(),
-        crc32c_addr(),
-        crc32c_fold_addr(CrcPath::Fold256),
-        crc32c_fold_addr(CrcPath::Fold128),
-        copy_crc32c_addr(CrcPath::Fold256),
-        copy_crc32c_addr(CrcPath::Fold128),
-    ]);
-    entries.sort_unstable();
-    entries
+    descriptors().map(|d| d.entry).collect()
 }
 
-/// Whether the range starting at `begin` belongs to a routine this CPU runs:
-/// the copy routines are laid out in `Strategy::ALL` order, each one's ranges
-/// between its entry and the next routine's entry.
+/// Whether the range starting at `begin` belongs to a routine this CPU runs.
 fn runs_here(begin: usize) -> bool {
-    let owner = routine_entries().into_iter().rev().find(|&e| e <= begin);
-    !unavailable_routines()
-        .iter()
-        .any(|&(_, entry)| owner == Some(entry))
+    descriptors().any(|d| d.entry <= begin && begin < d.end && can_run(&d))
 }
 
 /// The bias from link-time addresses (objdump's) to this process's, or why not.
@@ -891,7 +870,7 @@ fn load_bias() -> Result<usize, String> {
         .find_map(|l| l.strip_suffix(" mcsafe_asm_copy_fragile"))
         .and_then(|l| usize::from_str_radix(l.split(' ').next()?, 16).ok())
         .ok_or("nm: no mcsafe_asm_copy_fragile symbol")?;
-    Ok(routine_addr(Strategy::Fragile) - linked)
+    Ok(strategy_routine(Strategy::Fragile).entry - linked)
 }
 
 /// Each instruction in `start..stop` (this process's addresses) as (address,
@@ -917,7 +896,9 @@ fn disassemble(start: usize, stop: usize, bias: usize) -> Result<Vec<(usize, Str
 }
 
 /// Whether every instruction of a routine before its first range (its prologue)
-/// leaves memory alone: a register-to-register move has no `(` in AT&T syntax.
+/// leaves the caller's memory alone: a register-to-register move has no `(` in
+/// AT&T syntax, and the one store a C API routine makes there is to its own
+/// stack (`(%rsp)`: the red zone, where it keeps its context).
 fn prologues_touch_no_memory() -> Result<usize, String> {
     let bias = load_bias()?;
     let pads: Vec<_> = landing_pads().collect();
@@ -930,7 +911,7 @@ fn prologues_touch_no_memory() -> Result<usize, String> {
             .min()
             .ok_or("a routine without ranges")?;
         for (addr, text) in disassemble(entry, first, bias)? {
-            if text.contains('(') {
+            if text.contains('(') && !text.contains("(%rsp)") {
                 return Err(format!(
                     "{addr:#x} `{text}` before the first range touches memory"
                 ));
@@ -1033,11 +1014,12 @@ fn main() {
                 all.len(),
                 landing_pads().filter(|p| runs_here(p.begin)).count()
             );
-            for (routine, _) in unavailable_routines() {
+            for routine in unavailable_routines() {
                 // Not silent: a CPU without the instructions cannot run them.
                 eprintln!(
-                    "coverage: the {routine} routine's ranges were NOT traced: \
-                     this CPU cannot run it (see Strategy::available, CrcPath)"
+                    "coverage: the {} routine's ranges were NOT traced: \
+                     this CPU cannot run it (see Strategy::available, CrcPath)",
+                    routine.name
                 );
             }
         }

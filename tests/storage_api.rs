@@ -65,7 +65,13 @@ fn zero_sizes_touch_nothing() {
             .filter(|p| p.is_available())
         {
             assert_eq!(
-                mcsafe::internals::crc32c_mc_with(path, 7, ptr::null(), 0),
+                mcsafe::internals::crc32c_mc_with(
+                    path,
+                    mcsafe::internals::CRC_BLOCK,
+                    7,
+                    ptr::null(),
+                    0
+                ),
                 Ok(7)
             );
         }

@@ -329,7 +329,7 @@ fn folding_checksum_blocks_and_commits_at_every_position() {
     for fold in folds {
         let (mut calls, mut faults) = (0u64, 0u64);
         for block in [8192, 320] {
-            mcsafe::internals::set_crc32c_block(block);
+            set_blocks(block, block.min(4096), mcsafe::internals::COPY_CRC_BLOCKS.1);
             for len in [
                 320,
                 335,
@@ -352,7 +352,7 @@ fn folding_checksum_blocks_and_commits_at_every_position() {
                 }
             }
         }
-        mcsafe::internals::set_crc32c_block(8192);
+        default_blocks();
         eprintln!("{}: {calls} calls, {faults} faults recovered", fold.0);
         assert!(faults > 3000, "{faults}");
     }

@@ -1,6 +1,6 @@
 //! Argument checks made before any call into the Rust API that would panic, so
-//! that bad input from C gets `-EINVAL` (copies need none: `mcsafe_copy` goes
-//! through `mcsafe::internals::try_copy`, which refuses without a panic).
+//! that bad input from C gets `-EINVAL` (copies need none: the routine
+//! `mcsafe_copy` jumps to refuses them itself, with `-EINVAL`).
 //!
 //! The rules are those the `mcsafe` crate documents for its panics (`copy_mc`,
 //! `fill_mc`, `read_mc`, `crc32c_mc`, "# Panics"), written the same way: with
@@ -25,7 +25,6 @@ pub(crate) fn range_ok(start: usize, len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mcsafe::internals::{TryCopyError, try_copy};
 
     /// Installs where the target has fault-safe copies; the plain-copy
     /// fallback (`MCSAFE_UNPROTECTED`, other targets) has nothing to install
@@ -40,14 +39,15 @@ mod tests {
         }
     }
 
-    /// What `mcsafe_copy` makes of a copy the crate refuses: `Refused`, with
-    /// no panic (the routine's own check, in register mode). Only called with
-    /// arguments that are refused before any access.
+    /// What `mcsafe_copy` makes of a copy the crate refuses: `-EINVAL`, with
+    /// no panic (the routine's own check). Only called with arguments that are
+    /// refused before any access.
     fn refused(dst: usize, src: usize, len: usize) -> bool {
         install();
+        let mut fault = crate::mcsafe_fault::default();
         // SAFETY: refused before any access.
-        let result = unsafe { try_copy(dst as *mut u8, src as *const u8, len) };
-        result == Err(TryCopyError::Refused)
+        let rc = unsafe { crate::mcsafe_copy(dst as *mut _, src as *const _, len, &mut fault) };
+        rc == -libc::EINVAL && fault == crate::mcsafe_fault::default()
     }
 
     #[test]
@@ -72,11 +72,10 @@ mod tests {
             assert!(refused(dst, src, len), "{dst:#x} {src:#x} {len}");
         }
         // len 0 is nothing to do, whatever the pointers.
+        let (null, nothing) = (std::ptr::null_mut(), std::ptr::null_mut());
         // SAFETY: len 0 reads no pointer.
-        assert_eq!(
-            unsafe { try_copy(std::ptr::null_mut(), std::ptr::null(), 0) },
-            Ok(())
-        );
+        let rc = unsafe { crate::mcsafe_copy(null, std::ptr::null(), 0, nothing) };
+        assert_eq!(rc, 0);
     }
 
     #[test]
@@ -85,11 +84,10 @@ mod tests {
         let mut buf: Vec<u8> = (0..64).collect();
         let base = buf.as_mut_ptr() as usize;
         for (dst, src) in [(base, base + 32), (base + 32, base)] {
+            let (to, from) = (dst as *mut _, src as *const _);
             // SAFETY: two disjoint halves of `buf`.
-            assert_eq!(
-                unsafe { try_copy(dst as *mut u8, src as *const u8, 32) },
-                Ok(())
-            );
+            let rc = unsafe { crate::mcsafe_copy(to, from, 32, std::ptr::null_mut()) };
+            assert_eq!(rc, 0);
         }
         assert!(refused(base, base + 31, 32));
     }

@@ -17,6 +17,7 @@
 //! `tests/c/` against an installed copy).
 
 #![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 // The C names are fixed by the API (struct mcsafe_fault, ...).
 #![allow(non_camel_case_types)]
 
@@ -133,65 +134,87 @@ pub extern "C" fn mcsafe_install() -> c_int {
 /// `src..src+len` readable and `dst..dst+len` writable (except where they may
 /// raise SIGBUS), and nothing else accesses `dst` during the call.
 #[unsafe(no_mangle)]
+#[cfg_attr(target_arch = "x86_64", unsafe(naked))]
 pub unsafe extern "C" fn mcsafe_copy(
     dst: *mut c_void,
     src: *const c_void,
     len: size_t,
     fault: *mut mcsafe_fault,
 ) -> c_int {
-    // The hot path is the crate's own: one load, one compare, the routine (which
-    // checks the ranges itself); nothing here can panic. Everything else is out
-    // of line, under the panic guard; after the call only `fault` is still needed.
-    if !mcsafe::internals::is_ready() {
-        // SAFETY: as for this function.
-        return unsafe { copy_first(dst, src, len, fault) };
-    }
-    // SAFETY: the caller vouches for the memory and `fault`; the routine refuses
-    // bad ranges; ready (checked above). `mcsafe_fault` is `CFault` (checked below).
-    unsafe { mcsafe::internals::capi_copy(dst.cast(), src.cast(), len, fault.cast()) }
+    // The whole hot path: one jump through COPY_ENTRY to the crate's C API
+    // routine, which returns 0 or -EINVAL itself and, after a fault, what
+    // `copy_stopped` returns (-EIO with *fault filled in). Called through the PLT
+    // this costs memcpy's path plus one predicted jump: no Rust frame.
+    through_copy_entry!(dst, src, len, fault)
 }
 
-// `mcsafe_fault` and the crate's `CFault`, which `capi_copy` writes: one layout,
-// and the same constants.
-const _: () = {
-    use core::mem::{align_of, offset_of, size_of};
-    use mcsafe::internals::CFault;
-    assert!(size_of::<mcsafe_fault>() == size_of::<CFault>());
-    assert!(align_of::<mcsafe_fault>() == align_of::<CFault>());
-    assert!(offset_of!(mcsafe_fault, copied) == offset_of!(CFault, copied));
-    assert!(offset_of!(mcsafe_fault, addr) == offset_of!(CFault, addr));
-    assert!(offset_of!(mcsafe_fault, granule) == offset_of!(CFault, granule));
-    assert!(offset_of!(mcsafe_fault, side) == offset_of!(CFault, side));
-    assert!(offset_of!(mcsafe_fault, kind) == offset_of!(CFault, kind));
-    assert!(offset_of!(mcsafe_fault, si_code) == offset_of!(CFault, si_code));
-    assert!(MCSAFE_SIDE_SOURCE == CFault::SIDE_SOURCE);
-    assert!(MCSAFE_SIDE_DESTINATION == CFault::SIDE_DESTINATION);
-    assert!(MCSAFE_KIND_POISON == CFault::KIND_POISON);
-    assert!(MCSAFE_KIND_ADDRESS_ERROR == CFault::KIND_ADDRESS_ERROR);
-    assert!(MCSAFE_KIND_OBJECT_ERROR == CFault::KIND_OBJECT_ERROR);
-};
+/// `mcsafe_copy`'s body: a naked jump on x86-64, a call through the word where
+/// there is no naked entry.
+#[cfg(target_arch = "x86_64")]
+macro_rules! through_copy_entry {
+    ($($argument:ident),*) => {
+        core::arch::naked_asm!("jmp qword ptr [rip + {entry}]", entry = sym COPY_ENTRY)
+    };
+}
+#[cfg(not(target_arch = "x86_64"))]
+macro_rules! through_copy_entry {
+    ($dst:ident, $src:ident, $len:ident, $fault:ident) => {{
+        let entry = COPY_ENTRY.load(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: every value of the word is a `CopyFn` (copy_first, or the entry
+        // mcsafe::c_api::copy_entry gave).
+        let copy = unsafe { core::mem::transmute::<*mut (), CopyFn>(entry) };
+        // SAFETY: as for `mcsafe_copy`.
+        unsafe { copy($dst, $src, $len, $fault) }
+    }};
+}
+use through_copy_entry;
 
-/// `mcsafe_copy` before anything is installed: install (or return why not),
-/// then copy.
+/// `mcsafe_copy`'s C function: `copy_first` until the crate is ready, then the
+/// crate's C API routine of the current strategy.
+type CopyFn = unsafe extern "C" fn(*mut c_void, *const c_void, size_t, *mut mcsafe_fault) -> c_int;
+
+/// The word `mcsafe_copy` jumps through (a `CopyFn`).
+static COPY_ENTRY: core::sync::atomic::AtomicPtr<()> =
+    core::sync::atomic::AtomicPtr::new(copy_first as CopyFn as *mut ());
+
+/// `mcsafe_copy` before the crate is ready: install (or return why not), publish
+/// the C API routine in [`COPY_ENTRY`], then copy with it.
 ///
 /// # Safety
 /// As for `mcsafe_copy`.
 #[cold]
 #[inline(never)]
-unsafe fn copy_first(
+unsafe extern "C" fn copy_first(
     dst: *mut c_void,
     src: *const c_void,
     len: size_t,
     fault: *mut mcsafe_fault,
 ) -> c_int {
-    if let Err(code) = status::ready() {
-        return code;
+    let entry = status::ready().and_then(|()| {
+        std::panic::catch_unwind(|| mcsafe::c_api::copy_entry(copy_stopped))
+            .map_err(|_| -libc::ENOTRECOVERABLE)
+    });
+    let entry = match entry {
+        Ok(entry) => entry as *mut (),
+        Err(code) => return code,
+    };
+    COPY_ENTRY.store(entry, core::sync::atomic::Ordering::Release);
+    // SAFETY: the entry is a `CopyFn` (mcsafe::c_api::copy_entry's contract).
+    let copy = unsafe { core::mem::transmute::<*mut (), CopyFn>(entry) };
+    // SAFETY: as for this function.
+    unsafe { copy(dst, src, len, fault) }
+}
+
+/// What a copy stopped by a fault returns (the crate's C API routines call it
+/// after their careful forward step, with `mcsafe_copy`'s `fault` argument):
+/// `-EIO` with `*fault` filled in when not NULL, or `-ENOTRECOVERABLE` when the
+/// crate caught a panic.
+fn copy_stopped(lost: Option<Fault>, fault: *mut c_void) -> c_int {
+    match lost {
+        // SAFETY: `fault` is mcsafe_copy's: NULL or a writable mcsafe_fault.
+        Some(lost) => unsafe { report(fault.cast(), lost) },
+        None => -libc::ENOTRECOVERABLE,
     }
-    if !mcsafe::internals::is_ready() {
-        return -libc::ENOTRECOVERABLE;
-    }
-    // SAFETY: as for mcsafe_copy; installed now.
-    unsafe { mcsafe::internals::capi_copy(dst.cast(), src.cast(), len, fault.cast()) }
 }
 
 /// Fills `len` bytes at `dst` with `(unsigned char)byte` like memset,
@@ -380,17 +403,25 @@ unsafe fn report(out: *mut mcsafe_fault, fault: Fault) -> c_int {
     -libc::EIO
 }
 
-/// The C view of a [`Fault`]: the crate's own (`CFault`, the layout of
-/// `mcsafe_fault`, checked above), so that every entry point reports alike.
+/// The C view of a [`Fault`], so that every entry point reports alike.
 fn to_c(fault: Fault) -> mcsafe_fault {
-    let c = mcsafe::internals::CFault::from(fault);
+    use mcsafe::{FaultKind, Side};
+    let (kind, si_code) = match fault.kind() {
+        FaultKind::Poison => (MCSAFE_KIND_POISON, libc::BUS_MCEERR_AR),
+        FaultKind::AddressError => (MCSAFE_KIND_ADDRESS_ERROR, libc::BUS_ADRERR),
+        // Every kind the crate has; a new one is an object error until named here.
+        _ => (MCSAFE_KIND_OBJECT_ERROR, libc::BUS_OBJERR),
+    };
     mcsafe_fault {
-        copied: c.copied,
-        addr: c.addr,
-        granule: c.granule,
-        side: c.side,
-        kind: c.kind,
-        si_code: c.si_code,
+        copied: fault.copied(),
+        addr: fault.addr(),
+        granule: fault.granule(),
+        side: match fault.side() {
+            Side::Destination => MCSAFE_SIDE_DESTINATION,
+            _ => MCSAFE_SIDE_SOURCE,
+        },
+        kind,
+        si_code,
     }
 }
 

@@ -60,44 +60,13 @@ fn prefix() -> &'static Path {
     static PREFIX: OnceLock<PathBuf> = OnceLock::new();
     PREFIX.get_or_init(|| {
         let prefix = Path::new(env!("CARGO_TARGET_TMPDIR")).join("capi-prefix");
-        let _ = std::fs::remove_dir_all(&prefix);
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .current_dir(manifest_dir().parent().unwrap())
-            .args([
-                "run",
-                "--quiet",
-                "--package",
-                "xtask",
-                "--",
-                "capi",
-                "--prefix",
-            ])
-            .arg(&prefix)
-            .output()
-            .expect("cargo runs");
-        assert!(
-            output.status.success(),
-            "cargo xtask capi failed:\n{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        common::install_capi(manifest_dir().parent().unwrap(), &prefix);
         prefix
     })
 }
 
 fn pkg_config(package: &str) -> Vec<String> {
-    let output = Command::new("pkg-config")
-        .args(["--cflags", "--libs", package])
-        .env("PKG_CONFIG_PATH", prefix().join("lib/pkgconfig"))
-        .output()
-        .expect("pkg-config runs");
-    assert!(output.status.success(), "pkg-config {package}: {output:?}");
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .split_whitespace()
-        .map(String::from)
-        .collect()
+    common::pkg_config(prefix(), &[package])
 }
 
 /// Compiles `source` (C, or C++ for `.cpp`) against the installed library;

@@ -29,8 +29,9 @@ pub fn report() -> String {
         },
     );
     line("strategies available", names(&available));
-    line("dispatch rule", mcsafe::internals::dispatch_rule());
-    line("crc32c", crc_path());
+    let dispatch = mcsafe::dispatch();
+    line("dispatch rule", dispatch.rule);
+    line("crc32c", dispatch.checksum.to_string());
     if forced.is_none() && current == Strategy::Fragile && available.len() > 1 {
         line(
             "fragile cpu",
@@ -217,16 +218,4 @@ fn cpu_features() -> String {
 #[cfg(not(target_arch = "x86_64"))]
 fn cpu_features() -> String {
     "(not probed on this architecture)".into()
-}
-
-/// How `crc32c_mc` and `copy_crc32c_mc` compute on this CPU (docs/crc.md).
-fn crc_path() -> String {
-    use mcsafe::internals::CrcPath;
-    match CrcPath::current() {
-        CrcPath::Fold256 => "fold256: VPCLMULQDQ on ymm beside three crc32 streams",
-        CrcPath::Fold128 => "fold128: PCLMULQDQ on xmm beside three crc32 streams",
-        CrcPath::Stream => "one crc32 stream (no PCLMULQDQ and AVX, or a fragile model)",
-        CrcPath::Copies => "software tables (no SSE4.2)",
-    }
-    .into()
 }

@@ -1,15 +1,177 @@
-//! One module per target. Only x86-64 Linux has fault-safe copies; elsewhere
-//! `unprotected` keeps the API and copies plainly (see the crate docs).
+//! The arch interface: what a target provides ([`Target`]), and the one module per
+//! target that provides it. Only x86-64 Linux has fault-safe copies today
+//! (`x86_64`); elsewhere `unprotected` keeps the API and copies plainly (see the
+//! crate docs). The rest of the crate reaches the target only through [`Arch`],
+//! this build's implementation, so the compiler checks every target against the
+//! same list.
+//!
+//! A target provides routines in four calling conventions (copy, fill, checksum,
+//! copy-and-checksum), each run once by a `run_*` function that returns where it
+//! stopped ([`Stopped`]); the portable code builds the public API on them, with
+//! the careful forward step (`src/forward.rs`). Change this trait, then build
+//! both implementations: `cargo build --workspace --all-targets` and the
+//! unprotected build (`MCSAFE_UNPROTECTED=1 CARGO_TARGET_DIR=target/unprotected
+//! cargo test -p mcsafe -p mcsafe-capi --lib`).
+
+use core::fmt::Debug;
+
+use crate::{Fault, InstallError, Strategy};
 
 #[cfg(mcsafe_protected)]
-mod x86_64;
+pub(crate) mod x86_64;
+/// This build's target.
 #[cfg(mcsafe_protected)]
-pub(crate) use x86_64::*;
+pub(crate) type Arch = x86_64::X86_64;
+#[cfg(all(mcsafe_protected, test))]
+pub(crate) use x86_64::every_routine;
 
 #[cfg(not(mcsafe_protected))]
 mod unprotected;
+/// This build's target.
 #[cfg(not(mcsafe_protected))]
-pub(crate) use unprotected::*;
+pub(crate) type Arch = unprotected::Unprotected;
+
+/// What a target provides. Every function that runs a routine is `unsafe`: its
+/// callers vouch for the ranges (checked by the portable code before the call, unless
+/// the function says it checks them) and for the memory behind them.
+pub(crate) trait Target {
+    /// A routine of the copy convention: a strategy's, or an exact-size one.
+    type Copy: Copy + PartialEq + Debug;
+    /// A checksum routine (with its block size).
+    type Crc: Copy + PartialEq + Debug;
+    /// A copy-and-checksum routine (with its block sizes).
+    type CopyCrc: Copy + PartialEq + Debug;
+
+    /// Below this many bytes, [`Target::run_crc_short`] may run a checksum: the
+    /// short call saves no registers, so it can stay inline.
+    const CRC_SHORT: usize;
+
+    // ---- Installation ----
+
+    /// `mcsafe::install`: the handler, the routines, and the checks.
+    fn install() -> Result<(), InstallError>;
+    /// Installs everything on first use, or panics as a first use does.
+    fn ensure_installed();
+    /// The handler's counters: recovered, passed on.
+    fn counts() -> (u64, u64);
+    /// The granule of a fault that reports none.
+    fn page_size() -> usize;
+
+    // ---- Dispatch ----
+
+    /// Whether this CPU can run `strategy`'s routine.
+    fn can_run(strategy: Strategy) -> bool;
+    /// The strategy chosen when `MCSAFE_STRATEGY` is not set.
+    fn default_strategy() -> Strategy;
+    /// The rule that picked the default and the thresholds, in words.
+    fn dispatch_rule() -> String;
+    /// The vector routines' size thresholds in force (installs).
+    fn thresholds() -> Thresholds;
+    /// How the checksums compute here.
+    fn checksum() -> crate::Checksum;
+
+    // ---- Copies ----
+
+    /// `copy_mc`: the current strategy's routine, which checks the ranges itself
+    /// (a panic that names them), then the forward step after a fault.
+    ///
+    /// # Safety
+    /// As for `copy_mc`.
+    unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault>;
+    /// `copy_mc_with`: as [`Target::copy`] with `strategy`'s routine (panics if
+    /// this CPU cannot run it).
+    ///
+    /// # Safety
+    /// As for `copy_mc`.
+    unsafe fn copy_with(
+        strategy: Strategy,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Fault>;
+    /// The routine of `strategy`, or of the current one (`None`), installing on
+    /// first use; panics if this CPU cannot run it.
+    fn copy_routine(strategy: Option<Strategy>) -> Self::Copy;
+    /// The one-load, one-store routine for `size` bytes, or `None` where the copy
+    /// routine must do it (`load_at`: the load's address, when it is the caller's).
+    fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Self::Copy>;
+    /// Runs a copy routine once over `len > 0` bytes.
+    ///
+    /// # Safety
+    /// The ranges pass `ranges_are_bad`; the handler is installed; as for
+    /// `copy_mc` for the memory; an exact routine gets exactly its size.
+    unsafe fn run_copy(
+        routine: Self::Copy,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Stopped>;
+    /// Runs the fill routine once over `len > 0` bytes.
+    ///
+    /// # Safety
+    /// The range is checked; the handler is installed; as for `fill_mc`.
+    unsafe fn run_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(), Stopped>;
+
+    // ---- Checksums ----
+
+    /// The checksum routine this CPU runs best (`None`: software), without
+    /// installing anything: for `crc32c` of a slice. Cheap once known.
+    fn crc() -> Option<Self::Crc>;
+    /// The same with the handler installed: for memory that may fault.
+    fn protected_crc() -> Option<Self::Crc>;
+    /// The one-stream routine, which the careful forward step runs (sequential
+    /// reads), if this CPU has one.
+    fn stream_crc() -> Option<Self::Crc>;
+    /// Runs a checksum routine once over `len > 0` bytes, continuing `state`
+    /// (not inverted); returns the state of exactly the bytes done.
+    ///
+    /// # Safety
+    /// The range is checked; readable but where it may raise SIGBUS, which only
+    /// an installed handler survives.
+    unsafe fn run_crc(
+        routine: Self::Crc,
+        src: *const u8,
+        len: usize,
+        state: u32,
+    ) -> (u32, Result<(), Stopped>);
+    /// [`Target::run_crc`] for `0 < len < CRC_SHORT`.
+    ///
+    /// # Safety
+    /// As for [`Target::run_crc`].
+    unsafe fn run_crc_short(
+        routine: Self::Crc,
+        src: *const u8,
+        len: usize,
+        state: u32,
+    ) -> (u32, Result<(), Stopped>);
+    /// The copy-and-checksum routine of `routine`'s width, if there is one.
+    fn copy_crc_of(routine: Self::Crc) -> Option<Self::CopyCrc>;
+    /// Runs a copy-and-checksum routine once over `len > 0` bytes.
+    ///
+    /// # Safety
+    /// As for [`Target::run_copy`].
+    unsafe fn run_copy_crc(
+        routine: Self::CopyCrc,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+        state: u32,
+    ) -> (u32, Result<(), Stopped>);
+
+    // ---- The C API ----
+
+    /// The entry of libmcsafe's copy, `int f(void *dst, const void *src, size_t
+    /// len, void *context)`: 0 when every byte was copied, -EINVAL (touching
+    /// nothing) for what `copy_mc` refuses with a panic, and after a fault what
+    /// `sink` returns for the exact fault and `context`. Installs first.
+    #[cfg_attr(not(feature = "c-api"), allow(dead_code))] // libmcsafe's only
+    fn c_copy_entry(sink: FaultSink) -> usize;
+}
+
+/// What the C library makes of a copy stopped by a fault: the exact fault (or
+/// `None` when the forward step panicked, a bug) and the context its caller
+/// passed; its return value is what the C copy returns.
+pub type FaultSink = fn(Option<Fault>, *mut core::ffi::c_void) -> core::ffi::c_int;
 
 /// Sizes at which the vector strategies change method (`usize::MAX`: never).
 /// Set once from CPUID on x86-64 Linux (`x86_64/cpu.rs`); every method is
@@ -22,4 +184,17 @@ pub struct Thresholds {
     pub avx512_rep_movsb: usize,
     /// From this many bytes, both copy with non-temporal stores (checked first).
     pub non_temporal: usize,
+}
+
+/// A routine stopped by a fault: what it had done and what the handler saw.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stopped {
+    /// Bytes from the start of the run known done (the progress invariant).
+    pub(crate) progress: usize,
+    /// `si_code` of the SIGBUS.
+    pub(crate) code: i32,
+    /// `si_addr_lsb` of the SIGBUS (0 when the kernel gave none).
+    pub(crate) addr_lsb: u32,
+    /// `si_addr` of the SIGBUS.
+    pub(crate) addr: usize,
 }

@@ -4,283 +4,180 @@
 //! [`install`](crate::install) says so with [`InstallError::Unsupported`].
 //! A fault kills the process, exactly as it would with `memcpy`.
 
-use super::Thresholds;
-use crate::{InstallError, Strategy};
+use core::ffi::{c_int, c_void};
 
-pub(crate) fn is_available(_: Strategy) -> bool {
-    false
-}
+use super::{FaultSink, Stopped, Target, Thresholds};
+use crate::{Fault, InstallError, Strategy};
 
-/// Never used for a copy: [`Strategy::current`] reports it, and the docs of
-/// [`Strategy::available`] say that nothing is available here.
-pub(crate) fn default_strategy() -> Strategy {
-    Strategy::Fragile
-}
+/// A target without fault-safe copies.
+pub(crate) struct Unprotected;
 
-pub(crate) fn dispatch_rule() -> String {
-    "no fault-safe copies on this target: plain copies".into()
-}
-
-pub(crate) fn install() -> Result<(), InstallError> {
-    Err(InstallError::Unsupported)
-}
-
-pub(crate) fn counts() -> (u64, u64) {
-    (0, 0)
-}
-
-pub(crate) fn page_size() -> usize {
-    4096
-}
-
-pub(crate) fn thresholds() -> Thresholds {
-    Thresholds {
-        avx2_rep_movsb: usize::MAX,
-        avx512_rep_movsb: usize::MAX,
-        non_temporal: usize::MAX,
-    }
-}
-
-pub(crate) fn set_thresholds(_: Thresholds) {}
-
+/// The only "routine": a plain copy. Never constructed for a checksum (there is
+/// none here).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Routine;
+pub(crate) struct Plain;
 
-/// Never constructed: no routine stops on a fault here.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Stopped {
-    pub(crate) progress: usize,
-    pub(crate) code: i32,
-    pub(crate) addr_lsb: u32,
-    pub(crate) addr: usize,
-}
-
-/// A "routine" call that did not copy: here only refused ranges. The fields are
-/// those of the protected target's `Exit`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Exit {
-    why: Why,
-    pub(crate) routine: Routine,
-    pub(crate) dst: *mut u8,
-    pub(crate) src: *const u8,
-    pub(crate) len: usize,
-}
-
-/// Why a register-mode call ended early: here only refused ranges (the shape of
-/// the protected target's).
-#[derive(Clone, Copy, Debug)]
-#[allow(dead_code)]
-pub(crate) enum Why {
-    Fault(Stopped),
-    BadArguments,
-}
-
-impl Exit {
-    pub(crate) fn why(&self) -> Why {
-        self.why
-    }
-}
-
-pub(crate) fn current_routine() -> Routine {
-    Routine
-}
-
-/// Always ready: plain copies need nothing installed.
-pub(crate) fn ready_routine() -> Option<Routine> {
-    Some(Routine)
-}
-
-/// No strategy runs here.
 #[track_caller]
-pub(crate) fn routine_for(strategy: Strategy) -> Routine {
+fn no_strategy(strategy: Strategy) -> ! {
     panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
 }
 
-/// A plain copy, after the same argument check as the routines' (and the same
-/// panic for what it refuses).
+/// libmcsafe's copy here: the same refusals, then a plain copy.
 ///
 /// # Safety
 /// As for `ptr::copy_nonoverlapping`, unless refused.
-pub(crate) unsafe fn copy_current(
+unsafe extern "C" fn plain_c_copy(
     dst: *mut u8,
     src: *const u8,
     len: usize,
-) -> Result<(), crate::Fault> {
+    _: *mut c_void,
+) -> c_int {
     if len > 0 && crate::copy::ranges_are_bad(dst, src, len) {
-        crate::copy::reject(dst, src, len);
+        return -libc::EINVAL;
     }
     // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
     unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
-    Ok(())
+    0
 }
 
-/// No strategy runs here.
-///
-/// # Safety
-/// None needed: it touches no memory.
-pub(crate) unsafe fn copy_strategy(
-    strategy: Strategy,
-    _: *mut u8,
-    _: *const u8,
-    _: usize,
-) -> Result<(), crate::Fault> {
-    panic!("mcsafe: the {strategy} strategy is not available: this target has no fault-safe copies")
-}
+impl Target for Unprotected {
+    type Copy = Plain;
+    type Crc = Plain;
+    type CopyCrc = Plain;
 
-/// A plain copy after the routines' argument check: nothing here stops on a
-/// fault (the lossy copy's loop, `internals::try_copy`).
-///
-/// # Safety
-/// As for `ptr::copy_nonoverlapping`, unless refused.
-pub(crate) unsafe fn call(
-    _: Routine,
-    dst: *mut u8,
-    src: *const u8,
-    len: usize,
-) -> Result<(), Exit> {
-    if len > 0 && crate::copy::ranges_are_bad(dst, src, len) {
-        return Err(Exit {
-            why: Why::BadArguments,
-            routine: Routine,
-            dst,
-            src,
-            len,
-        });
+    /// As on x86-64 (never reached here).
+    const CRC_SHORT: usize = 257;
+
+    fn install() -> Result<(), InstallError> {
+        Err(InstallError::Unsupported)
     }
-    // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
-    unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
-    Ok(())
-}
 
-/// Never called: [`exact_routine`] is `None` here.
-///
-/// # Safety
-/// None needed.
-pub(crate) unsafe fn call_exact(
-    _: Routine,
-    _: *mut u8,
-    _: *const u8,
-    _: usize,
-) -> Result<(), Exit> {
-    unreachable!("mcsafe: no routine runs on this target")
-}
+    /// Nothing to install here.
+    fn ensure_installed() {}
 
-/// Nothing to install here.
-pub(crate) fn ensure_installed() {}
+    fn counts() -> (u64, u64) {
+        (0, 0)
+    }
 
-/// No one-load routine here: `read_mc`/`write_mc` take the plain copy path.
-pub(crate) fn exact_routine(_: usize, _: Option<usize>) -> Option<Routine> {
-    None
-}
+    fn page_size() -> usize {
+        4096
+    }
 
-/// The checksum routines of x86-64 Linux; none runs here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CrcRoutine {
-    Stream,
-    Fold128,
-    Fold256,
-}
+    fn can_run(_: Strategy) -> bool {
+        false
+    }
 
-impl CrcRoutine {
-    /// No copy-and-checksum routine either.
-    pub(crate) fn copy_addr(self) -> Option<usize> {
+    /// Never used for a copy: [`Strategy::current`] reports it, and the docs of
+    /// [`Strategy::available`] say that nothing is available here.
+    fn default_strategy() -> Strategy {
+        Strategy::Fragile
+    }
+
+    fn dispatch_rule() -> String {
+        "no fault-safe copies on this target: plain copies".into()
+    }
+
+    fn thresholds() -> Thresholds {
+        Thresholds {
+            avx2_rep_movsb: usize::MAX,
+            avx512_rep_movsb: usize::MAX,
+            non_temporal: usize::MAX,
+        }
+    }
+
+    fn checksum() -> crate::Checksum {
+        crate::Checksum::Software
+    }
+
+    /// A plain copy, after the same argument check as the routines' (and the
+    /// same panic for what it refuses).
+    #[track_caller]
+    unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+        crate::copy::check_copy(dst, src, len);
+        // SAFETY: checked; the caller's contract is copy_nonoverlapping's.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        Ok(())
+    }
+
+    #[track_caller]
+    unsafe fn copy_with(
+        strategy: Strategy,
+        _: *mut u8,
+        _: *const u8,
+        _: usize,
+    ) -> Result<(), Fault> {
+        no_strategy(strategy)
+    }
+
+    #[track_caller]
+    fn copy_routine(strategy: Option<Strategy>) -> Plain {
+        match strategy {
+            Some(strategy) => no_strategy(strategy),
+            None => Plain,
+        }
+    }
+
+    /// No one-load routine here: `read_mc`/`write_mc` take the plain copy path.
+    fn exact_routine(_: usize, _: Option<usize>) -> Option<Plain> {
         None
     }
-}
 
-/// Never called: no routine has a [`CrcRoutine::copy_addr`] here.
-///
-/// # Safety
-/// None needed: it touches no memory.
-pub(crate) unsafe fn call_copy_crc32c(
-    _: usize,
-    _: *mut u8,
-    _: *const u8,
-    _: usize,
-    _: u32,
-) -> (u32, Result<(), Stopped>) {
-    unreachable!("mcsafe: no copy-and-checksum routine on this target")
-}
+    /// A plain copy: nothing here stops on a fault (the lossy copy's loop).
+    unsafe fn run_copy(_: Plain, dst: *mut u8, src: *const u8, len: usize) -> Result<(), Stopped> {
+        // SAFETY: the caller checked the ranges; copy_nonoverlapping's contract.
+        unsafe { core::ptr::copy_nonoverlapping(src, dst, len) };
+        Ok(())
+    }
 
-/// No checksum routine here: the checksum is computed in software.
-pub(crate) fn crc_routine() -> Option<CrcRoutine> {
-    None
-}
+    unsafe fn run_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(), Stopped> {
+        // SAFETY: the caller's contract is write_bytes'.
+        unsafe { core::ptr::write_bytes(dst, byte, len) };
+        Ok(())
+    }
 
-/// As [`crc_routine`]: nothing to install either.
-pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
-    None
-}
+    /// No checksum routine here: the checksum is computed in software.
+    fn crc() -> Option<Plain> {
+        None
+    }
 
-/// No entry: software.
-pub(crate) fn crc_entry() -> Option<usize> {
-    None
-}
+    fn protected_crc() -> Option<Plain> {
+        None
+    }
 
-/// No entry: software.
-pub(crate) fn protected_crc_entry() -> Option<usize> {
-    None
-}
+    fn stream_crc() -> Option<Plain> {
+        None
+    }
 
-impl CrcRoutine {
-    /// Never called: no routine is chosen here.
-    pub(crate) fn addr(self) -> usize {
+    unsafe fn run_crc(_: Plain, _: *const u8, _: usize, _: u32) -> (u32, Result<(), Stopped>) {
         unreachable!("mcsafe: no crc32 routine on this target")
     }
-}
 
-/// As on x86-64 (never reached here).
-pub(crate) const CRC_SHORT: usize = 257;
+    unsafe fn run_crc_short(
+        _: Plain,
+        _: *const u8,
+        _: usize,
+        _: u32,
+    ) -> (u32, Result<(), Stopped>) {
+        unreachable!("mcsafe: no crc32 routine on this target")
+    }
 
-/// Never called: [`crc_entry`] is `None`.
-///
-/// # Safety
-/// None needed: it touches no memory.
-pub(crate) unsafe fn call_crc32c_short(
-    _: usize,
-    _: *const u8,
-    _: usize,
-    _: u32,
-) -> (u32, Result<(), Stopped>) {
-    unreachable!("mcsafe: no crc32 routine on this target")
-}
+    fn copy_crc_of(_: Plain) -> Option<Plain> {
+        None
+    }
 
-/// Never called: [`crc_entry`] is `None`.
-///
-/// # Safety
-/// None needed: it touches no memory.
-pub(crate) unsafe fn call_crc32c_long(
-    _: usize,
-    _: *const u8,
-    _: usize,
-    _: u32,
-) -> (u32, Result<(), Stopped>) {
-    unreachable!("mcsafe: no crc32 routine on this target")
-}
+    unsafe fn run_copy_crc(
+        _: Plain,
+        _: *mut u8,
+        _: *const u8,
+        _: usize,
+        _: u32,
+    ) -> (u32, Result<(), Stopped>) {
+        unreachable!("mcsafe: no copy-and-checksum routine on this target")
+    }
 
-pub(crate) fn can_run_crc(_: CrcRoutine) -> bool {
-    false
-}
-
-/// # Safety
-/// As for `ptr::write_bytes`.
-pub(crate) unsafe fn call_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(), Stopped> {
-    // SAFETY: the caller's contract is write_bytes'.
-    unsafe { core::ptr::write_bytes(dst, byte, len) };
-    Ok(())
-}
-
-/// Never called: [`crc_routine`] is `None`.
-///
-/// # Safety
-/// None needed: it touches no memory.
-pub(crate) unsafe fn call_crc32c(
-    _: CrcRoutine,
-    _: *const u8,
-    _: usize,
-    _: u32,
-) -> (u32, Result<(), Stopped>) {
-    unreachable!("mcsafe: no crc32 routine on this target")
+    fn c_copy_entry(_: FaultSink) -> usize {
+        plain_c_copy as *const () as usize
+    }
 }
 
 #[cfg(test)]

@@ -28,10 +28,10 @@ pub use cursor::RegionCursor;
 pub use fault::{RegionFault, RegionLost};
 pub use reread::{RegionRead, RegionReread};
 
+use crate::arch::{Arch, Target};
 use crate::copy::check_range;
 use crate::{
-    CrcFault, Fault, FaultKind, LostRange, Side, arch, copy_crc32c_mc, copy_mc, copy_mc_lossy,
-    crc32c_mc,
+    CrcFault, Fault, FaultKind, LostRange, Side, copy_crc32c_mc, copy_mc, copy_mc_lossy, crc32c_mc,
 };
 use reread::Reread;
 
@@ -767,7 +767,7 @@ impl MappedRegion {
             return Ok(());
         }
         let first = self.ptr as usize + start;
-        let page_start = first & !(arch::page_size() - 1);
+        let page_start = first & !(Arch::page_size() - 1);
         // SAFETY: msync reads no user memory; the pages hold the range, which
         // lies in the region's mapping.
         let synced = unsafe {
@@ -1117,7 +1117,7 @@ impl MappedRegion {
         region_side: Side,
         errno: Option<i32>,
     ) -> RegionLost {
-        let page = arch::page_size();
+        let page = Arch::page_size();
         let end = (start + l.range().end) as u64;
         // The granule holding the range's last byte may go on past the
         // access (a huge page); a buffer-side loss ends where it ends.

@@ -8,7 +8,9 @@
 #![allow(dead_code)]
 
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use mcsafe::inject::{TruncatedMapping, UffdPoisonMapping};
@@ -423,33 +425,44 @@ pub fn expected_cut(b: isize, len: usize) -> Option<usize> {
 /// A checksum with `crc32c_mc`'s signature.
 pub type Checksum = unsafe fn(u32, *const u8, usize) -> Result<u32, mcsafe::CrcFault>;
 
-/// # Safety
-/// As for `crc32c_mc`.
-unsafe fn via_fold256(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
-    // SAFETY: the caller's contract.
-    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold256, crc, src, len) }
+/// The block sizes the forced checksum paths below pass (`crc32c_mc_with`'s
+/// `block`, `copy_crc32c_mc_with`'s `blocks`): tests set smaller ones to reach
+/// several commits with short buffers, and set them back with
+/// [`default_blocks`]. The library itself has no such knob: these are arguments.
+static CRC_BLOCK: AtomicUsize = AtomicUsize::new(mcsafe::internals::CRC_BLOCK);
+static COPY_BLOCK: AtomicUsize = AtomicUsize::new(mcsafe::internals::COPY_CRC_BLOCKS.0);
+static VECTOR_ONLY: AtomicUsize = AtomicUsize::new(mcsafe::internals::COPY_CRC_BLOCKS.1);
+
+/// Blocks of `crc` bytes for the folding checksums, and of `copy` bytes with no
+/// streams from calls of `vector_only` bytes for the one-pass copies.
+pub fn set_blocks(crc: usize, copy: usize, vector_only: usize) {
+    CRC_BLOCK.store(crc, Ordering::Relaxed);
+    COPY_BLOCK.store(copy, Ordering::Relaxed);
+    VECTOR_ONLY.store(vector_only, Ordering::Relaxed);
 }
 
-/// # Safety
-/// As for `crc32c_mc`.
-unsafe fn via_fold128(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
-    // SAFETY: the caller's contract.
-    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Fold128, crc, src, len) }
+/// The library's own block sizes back.
+pub fn default_blocks() {
+    let (copy, vector_only) = mcsafe::internals::COPY_CRC_BLOCKS;
+    set_blocks(mcsafe::internals::CRC_BLOCK, copy, vector_only);
 }
 
-/// # Safety
-/// As for `crc32c_mc`.
-unsafe fn via_stream(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
-    // SAFETY: the caller's contract.
-    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Stream, crc, src, len) }
+macro_rules! checksum_via {
+    ($name:ident, $path:ident) => {
+        /// # Safety
+        /// As for `crc32c_mc`.
+        unsafe fn $name(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
+            use mcsafe::internals::{CrcPath, crc32c_mc_with};
+            let block = CRC_BLOCK.load(Ordering::Relaxed);
+            // SAFETY: the caller's contract.
+            unsafe { crc32c_mc_with(CrcPath::$path, block, crc, src, len) }
+        }
+    };
 }
-
-/// # Safety
-/// As for `crc32c_mc`.
-unsafe fn via_copies(crc: u32, src: *const u8, len: usize) -> Result<u32, mcsafe::CrcFault> {
-    // SAFETY: the caller's contract.
-    unsafe { mcsafe::internals::crc32c_mc_with(mcsafe::internals::CrcPath::Copies, crc, src, len) }
-}
+checksum_via!(via_fold256, Fold256);
+checksum_via!(via_fold128, Fold128);
+checksum_via!(via_stream, Stream);
+checksum_via!(via_copies, Copies);
 
 /// `crc32c_mc`, then each of its paths forced (the folding routines, the
 /// one-stream `crc32` routine, copies and software) that this CPU can take; a
@@ -496,8 +509,12 @@ macro_rules! copy_via {
             len: usize,
         ) -> Result<u32, mcsafe::CrcFault> {
             use mcsafe::internals::{CrcPath, copy_crc32c_mc_with};
+            let blocks = (
+                COPY_BLOCK.load(Ordering::Relaxed),
+                VECTOR_ONLY.load(Ordering::Relaxed),
+            );
             // SAFETY: the caller's contract.
-            unsafe { copy_crc32c_mc_with(CrcPath::$path, crc, dst, src, len) }
+            unsafe { copy_crc32c_mc_with(CrcPath::$path, blocks, crc, dst, src, len) }
         }
     };
 }
@@ -545,4 +562,52 @@ pub fn assert_copy_faults_recovered() {
             .unwrap_err();
         assert_eq!(f.copied(), 2 * PAGE, "{strategy}");
     }
+}
+
+/// Runs `cargo xtask capi --prefix PREFIX` from the workspace root `root`
+/// (libmcsafe, and the SQLite VFS where SQLite's headers are), removing an
+/// older prefix first; panics with its output if it fails.
+pub fn install_capi(root: &Path, prefix: &Path) {
+    let _ = std::fs::remove_dir_all(prefix);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .current_dir(root)
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "xtask",
+            "--",
+            "capi",
+            "--prefix",
+        ])
+        .arg(prefix)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo xtask capi failed:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `pkg-config --cflags --libs PACKAGES` against the pkg-config files that
+/// [`install_capi`] put under `prefix`.
+pub fn pkg_config(prefix: &Path, packages: &[&str]) -> Vec<String> {
+    let output = Command::new("pkg-config")
+        .args(["--cflags", "--libs"])
+        .args(packages)
+        .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+        .output()
+        .expect("pkg-config runs");
+    assert!(
+        output.status.success(),
+        "pkg-config {packages:?}: {output:?}"
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }

@@ -11,6 +11,19 @@
 //! DIR/lib/pkgconfig/mcsafe-static.pc   static: pkg-config --cflags --libs mcsafe-static
 //! ```
 //!
+//! and, where SQLite's headers are installed (Debian `libsqlite3-dev`), the
+//! SQLite VFS of `integrations/sqlite/` built against the library just installed:
+//!
+//! ```text
+//! DIR/include/mcsafe_sqlite.h
+//! DIR/lib/libmcsafe_sqlite.so              a loadable extension (.load libmcsafe_sqlite)
+//!                                          that programs can also link; RUNPATH $ORIGIN
+//! DIR/lib/pkgconfig/mcsafe-sqlite.pc       pkg-config --cflags --libs mcsafe-sqlite
+//! ```
+//!
+//! Without the headers it says so and installs the rest; a VFS that fails to
+//! compile is an error.
+//!
 //! It does the work itself rather than through cargo-c: that is one release
 //! build, four copies, two links and two small text files, where cargo-c would
 //! first have to be built from source (it links cargo itself: minutes on the
@@ -27,7 +40,8 @@
 //! `NATIVE_STATIC_LIBS` equal to what `cargo rustc -p mcsafe-capi --release
 //! --crate-type staticlib -- --print native-static-libs` prints; then run
 //! `cargo test -p mcsafe-capi --test c` (which installs into a temporary prefix
-//! and links C programs both ways).
+//! and links C programs both ways). After a change to the SQLite part, run
+//! `cargo test -p mcsafe-sqlite-tests`.
 
 use std::fs;
 use std::os::unix::fs::symlink;
@@ -57,7 +71,8 @@ pub fn main(args: &[&str]) -> Result<(), Error> {
 
 pub fn usage() -> &'static str {
     "cargo xtask capi --prefix DIR\n  builds libmcsafe (the C library) and installs \
-     include/mcsafe.h, lib/libmcsafe.so*, lib/libmcsafe.a and lib/pkgconfig/mcsafe{,-static}.pc under DIR\n\
+     include/mcsafe.h, lib/libmcsafe.so*, lib/libmcsafe.a and lib/pkgconfig/mcsafe{,-static}.pc under DIR,\n  \
+     and with SQLite's headers the SQLite VFS: lib/libmcsafe_sqlite.so, include/mcsafe_sqlite.h, lib/pkgconfig/mcsafe-sqlite.pc\n\
      usage: cargo xtask capi-bench [--quick] [--rounds N] [--max-size BYTES]\n  \
      mcsafe_copy against memcpy from C, linked shared and static (docs/c.md);\n  \
      MCSAFE_BENCH_RUNNER=\"chrt -f 50 taskset -c 1\" runs each under that prefix"
@@ -148,7 +163,110 @@ pub fn install(prefix: &Path) -> Result<Vec<PathBuf>, Error> {
         fs::write(&path, text)?;
         written.push(path);
     }
+    if sqlite_headers_found() {
+        written.extend(install_sqlite_vfs(&root, &prefix, &version)?);
+    } else {
+        println!(
+            "capi: not building the SQLite VFS (libmcsafe_sqlite.so): sqlite3ext.h not found \
+             (Debian: libsqlite3-dev)"
+        );
+    }
     Ok(written)
+}
+
+/// The SQLite VFS's sources (integrations/sqlite/).
+const SQLITE_SOURCES: [&str; 2] = ["mcsafe_sqlite.c", "linked_api.c"];
+
+/// Whether gcc finds SQLite's extension header, with `pkg-config sqlite3`'s
+/// flags where there are any.
+fn sqlite_headers_found() -> bool {
+    let mut command = Command::new("gcc");
+    command.args(["-E", "-x", "c", "-o", "/dev/null", "-"]);
+    command.args(sqlite_cflags());
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let Ok(mut child) = command.spawn() else {
+        return false;
+    };
+    let wrote = child
+        .stdin
+        .take()
+        .map(|mut stdin| std::io::Write::write_all(&mut stdin, b"#include <sqlite3ext.h>\n"));
+    matches!(wrote, Some(Ok(()))) && child.wait().is_ok_and(|s| s.success())
+}
+
+fn sqlite_cflags() -> Vec<String> {
+    Command::new("pkg-config")
+        .args(["--cflags", "sqlite3"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Builds libmcsafe_sqlite.so with gcc against the libmcsafe just installed
+/// under `prefix` (shared: one copy of mcsafe per process) and installs it, its
+/// header and its pkg-config file.
+fn install_sqlite_vfs(root: &Path, prefix: &Path, version: &str) -> Result<Vec<PathBuf>, Error> {
+    let source = root.join("integrations/sqlite");
+    let lib = prefix.join("lib");
+    let built = lib.join("libmcsafe_sqlite.so");
+    // Replace rather than write through: a running program may map the old file.
+    let _ = fs::remove_file(&built);
+    let mut gcc = Command::new("gcc");
+    gcc.args([
+        "-std=gnu11",
+        "-O2",
+        "-fPIC",
+        "-shared",
+        // Only sqlite3_mcsafesqlite_init and mcsafe_sqlite_register are exported.
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+    ])
+    .arg(format!("-I{}", prefix.join("include").display()))
+    .arg(format!("-I{}", source.display()))
+    .args(sqlite_cflags())
+    .args(SQLITE_SOURCES.map(|file| source.join(file)))
+    .arg("-o")
+    .arg(&built)
+    .arg(format!("-L{}", lib.display()))
+    .arg("-lmcsafe")
+    // libmcsafe.so.0 beside it, wherever the prefix is; SQLite's own symbols
+    // come from the host (the extension's routine table, or weak references).
+    .args([
+        "-Wl,-soname,libmcsafe_sqlite.so",
+        "-Wl,-rpath,$ORIGIN",
+        "-Wl,--no-undefined",
+    ]);
+    run(&mut gcc)?;
+    let pc = lib.join("pkgconfig/mcsafe-sqlite.pc");
+    let template = fs::read_to_string(source.join("mcsafe-sqlite.pc.in"))?;
+    fs::write(&pc, sqlite_pkg_config(&template, prefix, version))?;
+    Ok(vec![
+        built,
+        copy(
+            &source.join("mcsafe_sqlite.h"),
+            &prefix.join("include/mcsafe_sqlite.h"),
+        )?,
+        pc,
+    ])
+}
+
+/// `integrations/sqlite/mcsafe-sqlite.pc.in` with its `@PREFIX@` and `@VERSION@`.
+fn sqlite_pkg_config(template: &str, prefix: &Path, version: &str) -> String {
+    template
+        .replace("@PREFIX@", &prefix.display().to_string())
+        .replace("@VERSION@", version)
 }
 
 /// The two pkg-config files: `mcsafe` links the shared library, with the
@@ -230,5 +348,17 @@ mod tests {
         assert!(shared.contains(&format!("Version: {version}\n")));
         assert!(shared.contains("Libs: -L${libdir} -lmcsafe\n"));
         assert!(static_.contains("Libs: ${libdir}/libmcsafe.a -lgcc_s"));
+    }
+
+    #[test]
+    fn the_sqlite_pkg_config_template_gets_the_prefix_and_version() {
+        let template =
+            fs::read_to_string(workspace().join("integrations/sqlite/mcsafe-sqlite.pc.in"))
+                .unwrap();
+        let pc = sqlite_pkg_config(&template, Path::new("/opt/x"), "1.2.3");
+        assert!(pc.starts_with("prefix=/opt/x\n"), "{pc}");
+        assert!(pc.contains("Version: 1.2.3\n"), "{pc}");
+        assert!(pc.contains("Libs: -L${libdir} -lmcsafe_sqlite\n"), "{pc}");
+        assert!(!pc.contains('@'), "{pc}");
     }
 }

@@ -328,7 +328,7 @@ pub fn run(options: Options) -> Report {
             .map(|s| s.name())
             .collect::<Vec<_>>()
             .join(", "),
-        mcsafe::internals::dispatch_rule(),
+        mcsafe::dispatch().rule,
         options.rounds,
         options.cold_region >> 20,
     );

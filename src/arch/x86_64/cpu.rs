@@ -12,22 +12,76 @@
 
 use core::arch::x86_64::{__cpuid, __cpuid_count};
 
-use super::routines::CrcRoutine;
+use super::CrcRoutine;
 use crate::Strategy;
 use crate::arch::Thresholds;
 
+/// What a routine needs of the CPU: the `needs` bits of its descriptor
+/// (asm/routine.s, NEEDS_*; the same values here).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Needs(u16);
+
+impl Needs {
+    /// Nothing beyond x86-64.
+    pub const NONE: Needs = Needs(0);
+    /// Fast strings (ERMS): a preference, `rep movsb` runs anywhere.
+    pub const ERMS: Needs = Needs(1);
+    /// AVX2.
+    pub const AVX2: Needs = Needs(2);
+    /// AVX-512F and VL, with the zmm state saved by the OS.
+    pub const AVX512: Needs = Needs(4);
+    /// SSE4.2 (`crc32`).
+    pub const SSE42: Needs = Needs(8);
+    /// PCLMULQDQ.
+    pub const PCLMUL: Needs = Needs(16);
+    /// AVX.
+    pub const AVX: Needs = Needs(32);
+    /// VPCLMULQDQ.
+    pub const VPCLMUL: Needs = Needs(64);
+
+    /// The needs of a descriptor row.
+    pub(crate) const fn from_bits(bits: u16) -> Needs {
+        Needs(bits)
+    }
+
+    /// All of `self` and `other`.
+    pub const fn and(self, other: Needs) -> Needs {
+        Needs(self.0 | other.0)
+    }
+
+    /// Whether every need of `other` is in `self`.
+    pub const fn contains(self, other: Needs) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// What this CPU has (`is_x86_feature_detected` also checks that the OS
+    /// saves the vector state; its answers are cached by std).
+    pub(crate) fn here() -> Needs {
+        use std::arch::is_x86_feature_detected as has;
+        [
+            (Needs::ERMS, has!("ermsb")),
+            (Needs::AVX2, has!("avx2")),
+            (Needs::AVX512, has!("avx512f") && has!("avx512vl")),
+            (Needs::SSE42, has!("sse4.2")),
+            (Needs::PCLMUL, has!("pclmulqdq")),
+            (Needs::AVX, has!("avx")),
+            (Needs::VPCLMUL, has!("vpclmulqdq")),
+        ]
+        .into_iter()
+        .filter(|&(_, has)| has)
+        .fold(Needs::NONE, |all, (need, _)| all.and(need))
+    }
+}
+
+/// Whether this CPU has what the routine at `entry` needs (its descriptor).
+pub(crate) fn can_run_at(entry: usize) -> bool {
+    crate::table::descriptor_at(entry)
+        .is_some_and(|d| Needs::here().contains(Needs::from_bits(d.needs)))
+}
+
 /// Whether this CPU can execute the routine of `strategy`.
 pub(crate) fn can_run(strategy: Strategy) -> bool {
-    match strategy {
-        Strategy::Fragile => true,
-        Strategy::RepMovsb => std::arch::is_x86_feature_detected!("ermsb"),
-        Strategy::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
-        // `is_x86_feature_detected` also checks that the OS saves the zmm state.
-        Strategy::Avx512 => {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512vl")
-        }
-    }
+    can_run_at(super::strategy_routine(strategy).addr())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -294,13 +348,7 @@ pub(crate) fn crc_routine() -> Option<CrcRoutine> {
 
 /// Whether this CPU has every instruction of the checksum routine.
 pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
-    use std::arch::is_x86_feature_detected as has;
-    let fold128 = has!("sse4.2") && has!("pclmulqdq") && has!("avx");
-    match routine {
-        CrcRoutine::Stream => has!("sse4.2"),
-        CrcRoutine::Fold128 => fold128,
-        CrcRoutine::Fold256 => fold128 && has!("avx2") && has!("vpclmulqdq"),
-    }
+    can_run_at(routine.routine().addr())
 }
 
 /// Intel family 6 models on which the kernel enables `copy_mc_fragile`

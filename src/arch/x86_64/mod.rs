@@ -1,120 +1,179 @@
-//! x86-64 Linux: the only target with fault-safe copies.
+//! x86-64 Linux: the only target with fault-safe copies. Implements the arch
+//! interface ([`Target`] for [`X86_64`]).
 //!
-//! - `routines`: the assembly routines and the `asm!` call that runs one;
-//! - `table`: the landing-pad table the assembly emits, and its lookup;
-//! - `handler`: the SIGBUS handler, its installation and its chaining;
-//! - `instance`: one copy of mcsafe per process (refuses a second one);
-//! - `probe`: does a handler that replaced mcsafe's still pass copy faults on?
+//! - `routines`: the assembly, `routine!` (a routine by name) and the one call of
+//!   each convention;
 //! - `cpu`: CPUID facts: which routines run here, the default, the size thresholds;
-//! - this file: dispatch: install once, then publish the routine of each slot
-//!   (asm/landing_pads.s "Dispatch"), which a copy calls with one indirect call.
+//! - `c_api`: the routines libmcsafe's `mcsafe_copy` jumps to, and their fault exit;
+//! - this file: dispatch (install once, then publish the current routine in the
+//!   dispatch word, asm/dispatch.s, which `copy_mc` calls with one indirect call)
+//!   and the interface.
 //!
 //! Change the dispatch, then run `cargo test -p mcsafe --lib`, `cargo test -p
 //! mcsafe-tests --test api --test signal_stacks` (first use; copies in a signal
 //! handler), `cargo test -p mcsafe-capi` and `cargo bench --bench summary -- --quick`.
 
-mod cpu;
-mod handler;
-mod instance;
-mod probe;
-mod routines;
-pub(crate) mod table;
+pub(crate) mod c_api;
+pub(crate) mod cpu;
+pub(crate) mod routines;
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use crate::handler::{self, instance};
+
+use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-pub(crate) use handler::{counts, page_size};
-pub(crate) use routines::{
-    CRC_SHORT, CrcRoutine, Exit, Routine, Slot, Stopped, Why, call, call_copy_crc32c, call_crc32c,
-    call_crc32c_long, call_crc32c_short, call_exact, call_fill, capi_copy, copy_current,
-    copy_strategy,
-};
+use self::routines::{CRC_BLOCKS, Exit, Routine, STATUS_BAD_ARGUMENTS, STATUS_NOT_READY};
+use self::routines::{conv, routine};
+use super::{Stopped, Target, Thresholds};
+use crate::{Fault, InstallError, Strategy};
 
-use super::Thresholds;
-use crate::Strategy;
+/// x86-64 Linux, the protected target.
+pub(crate) struct X86_64;
 
-pub(crate) fn is_available(strategy: Strategy) -> bool {
-    cpu::can_run(strategy)
-}
-
-pub(crate) fn default_strategy() -> Strategy {
-    cpu::default_strategy()
-}
-
-/// The rule that picks the strategy and the thresholds on this CPU, in words.
-pub(crate) fn dispatch_rule() -> String {
-    cpu::rule()
-}
-
-/// The routine behind `slot`, after a copy found it not set: installs everything
-/// on first use ([`init`]).
-///
-/// # Panics
-/// If this CPU cannot run the strategy (running it would raise SIGILL), or as
-/// [`init`] does.
-#[cold]
-#[inline(never)]
-#[track_caller]
-pub(crate) fn resolve(slot: Slot) -> Routine {
-    ready();
-    match slot.routine() {
-        Some(routine) => routine,
-        None => panic!(
-            "mcsafe: this CPU cannot run the {} strategy (see Strategy::available())",
-            match slot {
-                Slot::Of(strategy) => strategy,
-                Slot::Current => Strategy::current(),
-            }
-        ),
+/// The routine that implements `strategy` (whether or not the CPU can run it).
+#[inline]
+pub(crate) fn strategy_routine(strategy: Strategy) -> Routine<conv::Copy> {
+    match strategy {
+        Strategy::Fragile => routine!("copy_fragile"),
+        Strategy::RepMovsb => routine!("copy_rep_movsb"),
+        Strategy::Avx2 => routine!("copy_avx2"),
+        Strategy::Avx512 => routine!("copy_avx512"),
     }
 }
 
-/// The routine of `strategy`, installing everything on first use.
-///
-/// # Panics
-/// As [`resolve`]: if this CPU cannot run `strategy`.
-#[track_caller]
-pub(crate) fn routine_for(strategy: Strategy) -> Routine {
-    Slot::Of(strategy)
-        .routine()
-        .unwrap_or_else(|| resolve(Slot::Of(strategy)))
+/// The C API twin of [`strategy_routine`] (asm/routine.s, CONV_C_COPY).
+pub(crate) fn c_strategy_routine(strategy: Strategy) -> Routine<conv::CCopy> {
+    match strategy {
+        Strategy::Fragile => routine!("c_copy_fragile"),
+        Strategy::RepMovsb => routine!("c_copy_rep_movsb"),
+        Strategy::Avx2 => routine!("c_copy_avx2"),
+        Strategy::Avx512 => routine!("c_copy_avx512"),
+    }
 }
 
-/// The routine `copy_mc` runs, or `None` before [`init`] (nothing installed).
+/// The routine that copies exactly `size` bytes with one load and one store
+/// (`asm/copy_exact.s`), for sizes 1, 2, 4 and 8.
+#[inline]
+pub(crate) fn exact(size: usize) -> Option<Routine<conv::Copy>> {
+    Some(match size {
+        1 => routine!("copy_exact_1"),
+        2 => routine!("copy_exact_2"),
+        4 => routine!("copy_exact_4"),
+        8 => routine!("copy_exact_8"),
+        _ => return None,
+    })
+}
+
+/// The fill routine (`asm/fill.s`).
 #[inline(always)]
-pub(crate) fn ready_routine() -> Option<Routine> {
-    Slot::Current.routine()
+pub(crate) fn fill() -> Routine<conv::Fill> {
+    routine!("fill")
 }
 
-/// The routine `copy_mc` runs (after [`init`]).
-pub(crate) fn current_routine() -> Routine {
-    Slot::Current
-        .routine()
-        .unwrap_or_else(|| resolve(Slot::Current))
+/// The ways a checksum can be computed here: the one-stream `crc32` loop
+/// (`asm/crc32c.s`, SSE4.2) or a folding routine (`asm/crc32c_fold.s`: PCLMULQDQ
+/// and AVX, or VPCLMULQDQ and AVX2, too), each with its copy-and-checksum twin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CrcRoutine {
+    /// `crc32c`: one `crc32` chain, aligned loads (the careful one).
+    Stream,
+    /// `crc32c_fold128`: blocks folded in xmm registers beside three `crc32`
+    /// streams, committed block by block.
+    Fold128,
+    /// `crc32c_fold256`: the same in ymm registers (VPCLMULQDQ).
+    Fold256,
+}
+
+impl CrcRoutine {
+    /// Every one, in the order of `cpu.rs`'s facts.
+    pub(crate) const ALL: [CrcRoutine; 3] =
+        [CrcRoutine::Stream, CrcRoutine::Fold128, CrcRoutine::Fold256];
+
+    /// Its checksum routine.
+    #[inline]
+    pub(crate) fn routine(self) -> Routine<conv::Crc> {
+        match self {
+            CrcRoutine::Stream => routine!("crc32c"),
+            CrcRoutine::Fold128 => routine!("crc32c_fold128"),
+            CrcRoutine::Fold256 => routine!("crc32c_fold256"),
+        }
+    }
+
+    /// Its copy-and-checksum routine (`asm/copy_crc32c.s`), for a folding one.
+    pub(crate) fn copy_routine(self) -> Option<Routine<conv::CopyCrc>> {
+        match self {
+            CrcRoutine::Stream => None,
+            CrcRoutine::Fold128 => Some(routine!("copy_crc32c_fold128")),
+            CrcRoutine::Fold256 => Some(routine!("copy_crc32c_fold256")),
+        }
+    }
+
+    /// The one whose checksum routine is `routine`.
+    fn of(routine: Routine<conv::Crc>) -> Option<CrcRoutine> {
+        CrcRoutine::ALL.into_iter().find(|c| c.routine() == routine)
+    }
+
+    /// Its checksum with the default block.
+    pub(crate) fn checksum(self) -> Checksum {
+        Checksum {
+            routine: self.routine(),
+            block: FOLD_BLOCK,
+        }
+    }
+}
+
+/// The folding checksum's block (asm/crc32c_fold.s, FOLD_BLOCK): its progress is
+/// committed once per block.
+pub(crate) const FOLD_BLOCK: usize = *CRC_BLOCKS.end();
+/// The copy-and-checksum's block and the call length from which its blocks have no
+/// streams (asm/copy_crc32c.s, COPY_BLOCK, COPY_VECTOR_ONLY).
+pub(crate) const COPY_BLOCKS: (usize, usize) = (4096, 256 << 10);
+
+/// A checksum routine with its block size (tests run smaller blocks, to reach
+/// several commits with short buffers; the CRC is the same for every block).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Checksum {
+    pub(crate) routine: Routine<conv::Crc>,
+    pub(crate) block: usize,
+}
+
+/// A copy-and-checksum routine with its block size and the length from which its
+/// blocks have no streams.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct CopyChecksum {
+    pub(crate) routine: Routine<conv::CopyCrc>,
+    pub(crate) blocks: (usize, usize),
 }
 
 /// Installs the handler, sets the routines' size thresholds, and publishes the
-/// routines in the dispatch words, in that order, once. Afterwards a copy takes no lock, reads no
-/// environment variable and allocates nothing: it is async-signal-safe.
+/// current routine in the dispatch word, in that order, once. Afterwards a copy
+/// takes no lock, reads no environment variable and allocates nothing: it is
+/// async-signal-safe.
 ///
 /// # Panics
 /// If `MCSAFE_STRATEGY` asks for a strategy this CPU cannot run (see
 /// [`Strategy::current`]).
-fn init() -> Result<(), crate::InstallError> {
-    static INIT: OnceLock<Result<(), crate::InstallError>> = OnceLock::new();
+fn init() -> Result<(), InstallError> {
+    static INIT: OnceLock<Result<(), InstallError>> = OnceLock::new();
     *INIT.get_or_init(|| {
         instance::ensure_only_one()?;
         handler::install()?;
         routines::set_thresholds(cpu::thresholds());
-        for strategy in Strategy::ALL {
-            if cpu::can_run(strategy) {
-                Slot::Of(strategy).publish(Routine::of(strategy));
-            }
-        }
-        Slot::Current.publish(Routine::of(Strategy::current()));
+        let runnable = Strategy::ALL
+            .iter()
+            .enumerate()
+            .filter(|&(_, &s)| cpu::can_run(s))
+            .fold(0, |bits, (i, _)| bits | 1 << i);
+        RUNNABLE.store(runnable | READY, Ordering::Release);
+        routines::publish_current(strategy_routine(Strategy::current()));
         Ok(())
     })
 }
+
+/// The strategies this CPU runs, one bit each in `Strategy::ALL` order, and
+/// [`READY`] once [`init`] has run: what `copy_mc_with` tests with one load.
+static RUNNABLE: AtomicU8 = AtomicU8::new(0);
+const READY: u8 = 0x80;
 
 /// [`init`], for paths that cannot return an `InstallError`.
 fn ready() {
@@ -123,67 +182,80 @@ fn ready() {
     }
 }
 
+/// The routine of `strategy` once everything is installed: one load on the hot
+/// path of `copy_mc_with`.
+///
+/// # Panics
+/// As [`init`] does, and if this CPU cannot run `strategy` (running it would
+/// raise SIGILL).
+#[inline(always)]
+#[track_caller]
+fn runnable_routine(strategy: Strategy) -> Routine<conv::Copy> {
+    let bit = 1 << strategy.index();
+    if RUNNABLE.load(Ordering::Acquire) & (bit | READY) != bit | READY {
+        not_runnable(strategy);
+    }
+    strategy_routine(strategy)
+}
+
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn not_runnable(strategy: Strategy) {
+    ready();
+    if RUNNABLE.load(Ordering::Acquire) & (1 << strategy.index()) == 0 {
+        panic!("mcsafe: this CPU cannot run the {strategy} strategy (see Strategy::available())");
+    }
+}
+
+/// The rest of a copy that came back from its routine with a status: first use
+/// (install, then copy again), refused ranges (the panic that names them), or a
+/// fault (the careful forward step with the routine that stopped).
+///
+/// # Safety
+/// `exit` ended a copy routine called over ranges its caller vouched for.
+#[cold]
+#[inline(never)]
+#[track_caller]
+unsafe fn copy_stopped(exit: Exit) -> Result<(), Fault> {
+    match exit.word {
+        STATUS_NOT_READY => {
+            ready();
+            // SAFETY: the same call, now that the dispatch word is set.
+            unsafe { X86_64::copy(exit.dst, exit.src, exit.len) }
+        }
+        STATUS_BAD_ARGUMENTS => crate::copy::reject(exit.dst, exit.src, exit.len),
+        // SAFETY: per this function's contract; the routine is the one that stopped.
+        _ => Err(unsafe {
+            crate::forward::copy_after(
+                Routine::at(exit.routine),
+                exit.dst,
+                exit.src,
+                exit.len,
+                exit.stopped(),
+            )
+        }),
+    }
+}
+
 /// `mcsafe::install`: [`init`] (handler and routines), then the check that the
 /// handler is still in place, or still reached (`handler::install`).
-pub(crate) fn install() -> Result<(), crate::InstallError> {
+fn install() -> Result<(), InstallError> {
     init()?;
     instance::ensure_only_one()?;
     handler::install()?;
     if handler::blocked_in_this_thread() {
-        return Err(crate::InstallError::SigbusBlocked);
+        return Err(InstallError::SigbusBlocked);
     }
     Ok(())
 }
 
-/// The one-load, one-store routine for an access of `size` bytes (1, 2, 4 or
-/// 8), or `None` where the copy path must do it: other sizes, and a load that
-/// crosses a cache line (`load_at` is its address) when the current strategy is
-/// `Fragile`: those CPUs cannot recover from poison consumed by such a load.
-#[inline]
-pub(crate) fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Routine> {
-    let routine = Routine::exact(size)?;
-    let fragile = current_routine() == Routine::of(Strategy::Fragile);
-    let splits = load_at.is_some_and(|a| a % 64 + size > 64);
-    (!(fragile && splits)).then_some(routine)
-}
-
-/// The checksum routine for this CPU (`None`: software), detected once.
-pub(crate) fn crc_routine() -> Option<CrcRoutine> {
-    cached_crc_routine()
-}
-
-/// The entry address of [`crc_routine`] (`None`: software), cached without a
-/// lock, so that `crc32c` stays cheap and async-signal-safe and installs
-/// nothing: one atomic load once known.
-#[inline(always)]
-pub(crate) fn crc_entry() -> Option<usize> {
-    static DETECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
-    match DETECTED.load(Ordering::Relaxed) {
-        CRC_UNKNOWN => detect_crc(&DETECTED),
-        code => crc_entry_of(code),
-    }
-}
-
-/// The entry address of `crc32c_mc`'s routine (`None`: software), with the
-/// handler installed: one atomic load on the hot path, stored only after the
-/// handler is in place (as the copy dispatch words, `mcsafe_asm_copy_current`).
-#[inline(always)]
-pub(crate) fn protected_crc_entry() -> Option<usize> {
-    static PROTECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
-    match PROTECTED.load(Ordering::Acquire) {
-        CRC_UNKNOWN => {
-            ready();
-            detect_crc(&PROTECTED)
-        }
-        code => crc_entry_of(code),
-    }
-}
-
-/// `crc32c_mc`'s routine, with the handler installed (for the paths that are
-/// not hot: the copy-and-checksum's choice, the tests' paths).
-pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
-    ensure_installed();
-    crc_routine()
+/// The routine `copy_mc` runs, installing on first use.
+pub(crate) fn current_routine() -> Routine<conv::Copy> {
+    routines::current().unwrap_or_else(|| {
+        ready();
+        routines::current().unwrap_or_else(|| strategy_routine(Strategy::current()))
+    })
 }
 
 /// Cache values: not yet detected, or software; else an entry address (never
@@ -191,78 +263,256 @@ pub(crate) fn protected_crc_routine() -> Option<CrcRoutine> {
 const CRC_UNKNOWN: usize = 0;
 const CRC_SOFTWARE: usize = 1;
 
-#[inline(always)]
-fn crc_entry_of(code: usize) -> Option<usize> {
-    (code != CRC_SOFTWARE).then_some(code)
-}
-
-fn cached_crc_routine() -> Option<CrcRoutine> {
-    // CPUID is slow in a VM: detect once. A race detects twice, the same.
-    static CODE: AtomicUsize = AtomicUsize::new(0);
-    let decode = |code: usize| match code {
-        2 => None,
-        3 => Some(CrcRoutine::Stream),
-        4 => Some(CrcRoutine::Fold128),
-        _ => Some(CrcRoutine::Fold256),
-    };
+/// The checksum routine for this CPU, detected once (CPUID is slow in a VM).
+fn detected_crc() -> Option<CrcRoutine> {
+    static CODE: AtomicU8 = AtomicU8::new(0);
     match CODE.load(Ordering::Relaxed) {
         0 => {
             let routine = cpu::crc_routine();
-            let code = match routine {
-                None => 2,
-                Some(CrcRoutine::Stream) => 3,
-                Some(CrcRoutine::Fold128) => 4,
-                Some(CrcRoutine::Fold256) => 5,
-            };
+            let code = routine.map_or(1, |r| 2 + r as u8);
             CODE.store(code, Ordering::Relaxed);
             routine
         }
-        code => decode(code),
+        code => CrcRoutine::ALL.get(usize::from(code) - 2).copied(),
     }
+}
+
+/// The entry of [`detected_crc`] in `cache`: one atomic load once known, so that
+/// `crc32c` stays cheap and async-signal-safe.
+#[inline(always)]
+fn cached_crc(cache: &AtomicUsize, order: Ordering, before: fn()) -> Option<Checksum> {
+    let code = match cache.load(order) {
+        CRC_UNKNOWN => detect_crc(cache, before),
+        code => code,
+    };
+    (code != CRC_SOFTWARE).then_some(Checksum {
+        routine: Routine::at(code),
+        block: FOLD_BLOCK,
+    })
 }
 
 #[cold]
 #[inline(never)]
-fn detect_crc(cache: &AtomicUsize) -> Option<usize> {
-    let entry = cached_crc_routine().map(CrcRoutine::addr);
-    cache.store(entry.unwrap_or(CRC_SOFTWARE), Ordering::Release);
-    entry
+fn detect_crc(cache: &AtomicUsize, before: fn()) -> usize {
+    before();
+    let code = detected_crc().map_or(CRC_SOFTWARE, |r| r.routine().addr());
+    cache.store(code, Ordering::Release);
+    code
+}
+
+impl Target for X86_64 {
+    type Copy = Routine<conv::Copy>;
+    type Crc = Checksum;
+    type CopyCrc = CopyChecksum;
+
+    const CRC_SHORT: usize = routines::CRC_SHORT;
+
+    fn install() -> Result<(), InstallError> {
+        install()
+    }
+
+    fn ensure_installed() {
+        ready();
+    }
+
+    fn counts() -> (u64, u64) {
+        handler::counts()
+    }
+
+    fn page_size() -> usize {
+        handler::page_size()
+    }
+
+    fn can_run(strategy: Strategy) -> bool {
+        cpu::can_run(strategy)
+    }
+
+    fn default_strategy() -> Strategy {
+        cpu::default_strategy()
+    }
+
+    fn dispatch_rule() -> String {
+        cpu::rule()
+    }
+
+    fn thresholds() -> Thresholds {
+        ready();
+        routines::thresholds()
+    }
+
+    fn checksum() -> crate::Checksum {
+        match detected_crc() {
+            Some(CrcRoutine::Fold256) => crate::Checksum::Fold256,
+            Some(CrcRoutine::Fold128) => crate::Checksum::Fold128,
+            Some(CrcRoutine::Stream) => crate::Checksum::Stream,
+            None => crate::Checksum::Software,
+        }
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+        // SAFETY: the routine refuses bad ranges before any access; the caller
+        // vouches for the rest.
+        match unsafe { routines::copy_current(dst, src, len) } {
+            Ok(()) => Ok(()),
+            // SAFETY: the exit of that call.
+            Err(exit) => unsafe { copy_stopped(exit) },
+        }
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    unsafe fn copy_with(
+        strategy: Strategy,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Fault> {
+        // SAFETY: as in `copy`; the CPU runs the routine (checked).
+        match unsafe { runnable_routine(strategy).run(dst, src, len) } {
+            Ok(()) => Ok(()),
+            // SAFETY: the exit of that call.
+            Err(exit) => unsafe { copy_stopped(exit) },
+        }
+    }
+
+    #[track_caller]
+    fn copy_routine(strategy: Option<Strategy>) -> Self::Copy {
+        match strategy {
+            Some(strategy) => runnable_routine(strategy),
+            None => current_routine(),
+        }
+    }
+
+    /// `None` also for a load that crosses a cache line (`load_at`) when the
+    /// current strategy is `Fragile`: those CPUs cannot recover from poison
+    /// consumed by such a load.
+    #[inline]
+    fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Self::Copy> {
+        let routine = exact(size)?;
+        let fragile = current_routine() == strategy_routine(Strategy::Fragile);
+        let splits = load_at.is_some_and(|a| a % 64 + size > 64);
+        (!(fragile && splits)).then_some(routine)
+    }
+
+    #[inline(always)]
+    unsafe fn run_copy(
+        routine: Self::Copy,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Stopped> {
+        // SAFETY: the caller's contract.
+        unsafe { routine.run(dst, src, len) }.map_err(|exit| match exit.word {
+            STATUS_BAD_ARGUMENTS | STATUS_NOT_READY => {
+                unreachable!("mcsafe: a checked copy ended with {exit:?}")
+            }
+            _ => exit.stopped(),
+        })
+    }
+
+    #[inline(always)]
+    unsafe fn run_fill(dst: *mut u8, byte: u8, len: usize) -> Result<(), Stopped> {
+        // SAFETY: the caller's contract.
+        unsafe { fill().run(dst, byte, len) }
+    }
+
+    #[inline(always)]
+    fn crc() -> Option<Checksum> {
+        static ANY: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
+        cached_crc(&ANY, Ordering::Relaxed, || {})
+    }
+
+    /// Stored only after the handler is in place (as the copy dispatch word).
+    #[inline(always)]
+    fn protected_crc() -> Option<Checksum> {
+        static PROTECTED: AtomicUsize = AtomicUsize::new(CRC_UNKNOWN);
+        cached_crc(&PROTECTED, Ordering::Acquire, ready)
+    }
+
+    fn stream_crc() -> Option<Checksum> {
+        cpu::can_run_crc(CrcRoutine::Stream).then(|| CrcRoutine::Stream.checksum())
+    }
+
+    #[inline(always)]
+    unsafe fn run_crc(
+        routine: Checksum,
+        src: *const u8,
+        len: usize,
+        state: u32,
+    ) -> (u32, Result<(), Stopped>) {
+        // SAFETY: the caller's contract.
+        unsafe { routine.routine.run(src, len, state, routine.block) }
+    }
+
+    #[inline(always)]
+    unsafe fn run_crc_short(
+        routine: Checksum,
+        src: *const u8,
+        len: usize,
+        state: u32,
+    ) -> (u32, Result<(), Stopped>) {
+        // SAFETY: the caller's contract (len < CRC_SHORT).
+        unsafe { routine.routine.run_short(src, len, state) }
+    }
+
+    fn copy_crc_of(routine: Checksum) -> Option<CopyChecksum> {
+        Some(CopyChecksum {
+            routine: CrcRoutine::of(routine.routine)?.copy_routine()?,
+            blocks: (routine.block.min(COPY_BLOCKS.0), COPY_BLOCKS.1),
+        })
+    }
+
+    #[inline(always)]
+    unsafe fn run_copy_crc(
+        routine: CopyChecksum,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+        state: u32,
+    ) -> (u32, Result<(), Stopped>) {
+        // SAFETY: the caller's contract.
+        unsafe { routine.routine.run(dst, src, len, state, routine.blocks) }
+    }
+
+    fn c_copy_entry(sink: super::FaultSink) -> usize {
+        c_api::copy_entry(sink)
+    }
 }
 
 /// Whether this CPU has the instructions of `routine` (for tests that force
 /// one; a fragile model can run the folding routines but does not by default).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
 pub(crate) fn can_run_crc(routine: CrcRoutine) -> bool {
     cpu::can_run_crc(routine)
 }
 
-/// Installs the handler (and resolves the routines) if not done yet; for
-/// routines other than copies, which do not go through the routine table.
-pub(crate) fn ensure_installed() {
-    ready();
+/// The checksum routine `crc32c_mc` takes here, if any.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
+pub(crate) fn crc_routine() -> Option<CrcRoutine> {
+    detected_crc()
 }
 
-/// Address of the routine of `strategy`, for tests that trace the routines.
-pub(crate) fn routine_addr(strategy: Strategy) -> usize {
-    Routine::of(strategy).addr()
+/// Every routine the Rust side runs, with its convention: what the descriptor
+/// table must hold (table.rs tests it).
+#[cfg(test)]
+pub(crate) fn every_routine() -> Vec<(usize, crate::table::Convention)> {
+    use crate::table::Convention;
+    let mut all = Vec::new();
+    for strategy in Strategy::ALL {
+        all.push((strategy_routine(strategy).addr(), Convention::Copy));
+        all.push((c_strategy_routine(strategy).addr(), Convention::CCopy));
+    }
+    for size in [1, 2, 4, 8] {
+        all.push((exact(size).map_or(0, Routine::addr), Convention::Copy));
+    }
+    all.push((fill().addr(), Convention::Fill));
+    for crc in CrcRoutine::ALL {
+        all.push((crc.routine().addr(), Convention::Crc));
+        if let Some(copy) = crc.copy_routine() {
+            all.push((copy.addr(), Convention::CopyCrc));
+        }
+    }
+    all
 }
-
-/// The size thresholds in force, for benchmarks and `mcsafe probe`.
-pub(crate) fn thresholds() -> Thresholds {
-    ready();
-    routines::thresholds()
-}
-
-/// Replaces the size thresholds (after `init`, which would overwrite them).
-pub(crate) fn set_thresholds(thresholds: Thresholds) {
-    ready();
-    routines::set_thresholds(thresholds);
-}
-
-/// Address of the exact-size routine of `size` bytes, for tests that trace it.
-pub(crate) fn exact_addr(size: usize) -> Option<usize> {
-    Routine::exact(size).map(Routine::addr)
-}
-
-pub(crate) use routines::{
-    crc32c_addr, crc32c_fold_addr, fill_addr, set_copy_crc32c_vector_only, set_crc32c_block,
-};

@@ -459,33 +459,13 @@ fn thp_in(ctx: &Child, huge: &Mapping, seed: u64) -> Result<String, String> {
 
 // ---- case 7: early kill ----
 
-/// The routine (a copy strategy's name, or "exact", "fill", "crc32c",
-/// "crc32c_fold256", "crc32c_fold128", "copy_crc32c_fold256",
-/// "copy_crc32c_fold128") whose landing-pad range holds `rip`.
+/// The routine (its name in asm/: `copy_avx2`, `c_copy_fragile`, `fill`,
+/// `crc32c_fold256`, ...) whose landing-pad range holds `rip`.
 pub fn routine_at(rip: usize) -> Option<&'static str> {
-    use mcsafe::internals::{
-        CrcPath, copy_crc32c_addr, crc32c_addr, crc32c_fold_addr, exact_addr, fill_addr,
-        routine_addr,
-    };
-    let pad = mcsafe::internals::landing_pads().find(|p| p.begin <= rip && rip < p.end)?;
-    let mut entries: Vec<(usize, &'static str)> = Strategy::ALL
-        .into_iter()
-        .map(|s| (routine_addr(s), s.name()))
-        .collect();
-    entries.extend([1, 2, 4, 8].map(|n| (exact_addr(n).unwrap_or(0), "exact")));
-    entries.extend([
-        (fill_addr(), "fill"),
-        (crc32c_addr(), "crc32c"),
-        (crc32c_fold_addr(CrcPath::Fold256), "crc32c_fold256"),
-        (crc32c_fold_addr(CrcPath::Fold128), "crc32c_fold128"),
-        (copy_crc32c_addr(CrcPath::Fold256), "copy_crc32c_fold256"),
-        (copy_crc32c_addr(CrcPath::Fold128), "copy_crc32c_fold128"),
-    ]);
-    entries
-        .into_iter()
-        .filter(|&(entry, _)| entry <= pad.begin)
-        .max_by_key(|&(entry, _)| entry)
-        .map(|(_, name)| name)
+    mcsafe::internals::landing_pads().find(|p| p.begin <= rip && rip < p.end)?;
+    mcsafe::internals::descriptors()
+        .find(|d| d.entry <= rip && rip < d.end)
+        .map(|d| d.name)
 }
 
 /// Opts this process into early kill: the kernel signals it (`BUS_MCEERR_AO`)

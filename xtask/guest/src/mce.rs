@@ -264,7 +264,9 @@ fn checksum_once(
     let mut clean = 0u64;
     let fault = loop {
         // SAFETY: our buffer; the machine check may poison `lost` at any time.
-        match unsafe { mcsafe::internals::crc32c_mc_with(path, 0, from, len) } {
+        match unsafe {
+            mcsafe::internals::crc32c_mc_with(path, mcsafe::internals::CRC_BLOCK, 0, from, len)
+        } {
             Ok(_) => clean += 1,
             Err(fault) => break fault,
         }
@@ -324,9 +326,15 @@ fn copy_checksum_once(
     } else {
         "blocks without streams"
     };
-    if index.is_multiple_of(2) {
-        mcsafe::internals::set_copy_crc32c_vector_only(usize::MAX);
-    }
+    let (block, vector_only) = mcsafe::internals::COPY_CRC_BLOCKS;
+    let sizes = (
+        block,
+        if index.is_multiple_of(2) {
+            usize::MAX
+        } else {
+            vector_only
+        },
+    );
     let src = Mapping::anon_small_pages(PAGES * PAGE)?;
     let dst = Mapping::anon_small_pages(PAGES * PAGE + PAGE)?;
     // SAFETY: fresh memory; filling the destination also faults it in.
@@ -345,7 +353,7 @@ fn copy_checksum_once(
     let (fault, to) = loop {
         let to = dst.at(clean as usize % 2 * 64);
         // SAFETY: our buffers; the machine check may poison `lost` at any time.
-        match unsafe { mcsafe::internals::copy_crc32c_mc_with(path, 0, to, from, len) } {
+        match unsafe { mcsafe::internals::copy_crc32c_mc_with(path, sizes, 0, to, from, len) } {
             Ok(_) => clean += 1,
             Err(fault) => break (fault, to),
         }

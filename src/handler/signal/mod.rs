@@ -88,8 +88,6 @@ mod forbidden {
     macro_rules! debug_assert_ne { ($($t:tt)*) => { compile_error!("signal context: no panics") } }
 }
 
-mod saved;
-
 use core::ffi::{c_int, c_void};
 use core::mem::MaybeUninit;
 use core::ptr;
@@ -97,11 +95,16 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 use libc::{siginfo_t, ucontext_t};
 
+#[cfg(target_arch = "x86_64")]
+#[path = "x86_64.rs"]
+mod context;
+pub(crate) mod cut;
+pub(crate) mod pads;
+mod saved;
+
+use self::cut::{cut, granule};
 use self::saved::Disposition;
 pub(super) use self::saved::{Action, SAVED, current_action, our_action};
-use super::super::routines::WORD_LSB_SHIFT;
-use super::super::table;
-use crate::copy::{cut, granule};
 
 /// The page size (set by `install`): the granule of faults that carry none.
 pub(super) static PAGE_SIZE: AtomicUsize = AtomicUsize::new(4096);
@@ -127,20 +130,7 @@ struct SigFault {
     addr_lsb: i16,
 }
 
-/// The handler as installed: hands its own return address to [`on_sigbus`] as
-/// a fourth argument. A handler the kernel calls returns to the restorer of its
-/// action, so that address says who called (rule 3). A jump, not a call: the
-/// stack stays as the caller left it.
-// SAFETY: two instructions that keep the System V convention: rdi, rsi and rdx
-// untouched, rcx the fourth argument, the stack unchanged for on_sigbus.
-#[unsafe(naked)]
-pub(super) extern "C" fn entry(signo: c_int, info: *mut siginfo_t, context: *mut c_void) {
-    core::arch::naked_asm!(
-        "mov rcx, [rsp]",
-        "jmp {on_sigbus}",
-        on_sigbus = sym on_sigbus,
-    )
-}
+pub(super) use self::context::entry;
 
 extern "C" fn on_sigbus(signo: c_int, info: *mut siginfo_t, context: *mut c_void, caller: usize) {
     // SAFETY: installed with SA_SIGINFO, so the kernel (or a chaining handler,
@@ -153,17 +143,6 @@ extern "C" fn on_sigbus(signo: c_int, info: *mut siginfo_t, context: *mut c_void
     }
 }
 
-/// The buffers of the interrupted call (dst, src, len), from the registers the
-/// range's row names (asm/landing_pads.s, REGS_ENTRY / REGS_SAVED): the one
-/// place that knows which.
-fn call_buffers(gregs: &[libc::greg_t], regs: table::Regs) -> (usize, usize, usize) {
-    let reg = |r: c_int| gregs.get(r as usize).map_or(0, |&v| v as usize);
-    match regs {
-        table::Regs::Saved => (reg(libc::REG_R8), reg(libc::REG_R9), reg(libc::REG_R10)),
-        table::Regs::Entry => (reg(libc::REG_RDI), reg(libc::REG_RSI), reg(libc::REG_RDX)),
-    }
-}
-
 /// Rule 1: sends the fault to a fixup if it is a copy routine's own; returns
 /// whether it did. `BUS_MCEERR_AO`, `SI_KERNEL` and the codes of kill/sigqueue
 /// (<= 0) are never ours.
@@ -173,7 +152,7 @@ fn call_buffers(gregs: &[libc::greg_t], regs: table::Regs) -> (usize, usize, usi
 /// (of signal `signo`).
 unsafe fn redirect_to_fixup(signo: c_int, info: *const SigFault, context: *mut ucontext_t) -> bool {
     // SAFETY: per this function's contract.
-    let (info, gregs) = unsafe { (&*info, &mut (*context).uc_mcontext.gregs) };
+    let (info, context) = unsafe { (&*info, &mut *context) };
     if !is_kernel_sigbus(signo, info.signo, info.code) {
         return false;
     }
@@ -182,26 +161,16 @@ unsafe fn redirect_to_fixup(signo: c_int, info: *const SigFault, context: *mut u
     if info.addr >> 57 != 0 {
         return false;
     }
-    let rip = gregs
-        .get(libc::REG_RIP as usize)
-        .map_or(0, |&rip| rip as usize);
-    let Some(pad) = table::find(rip) else {
+    let Some((pad, regs)) = pads::find(context::pc(context)).and_then(|pad| Some((pad, pad.regs?)))
+    else {
         return false;
     };
-    let (dst, src, len) = call_buffers(gregs, pad.regs);
+    let (dst, src, len) = context::buffers(context, regs);
     let lsb = info.addr_lsb.clamp(0, 63) as u32;
     if cut(info.addr, granule(lsb, page_size()), dst, src, len).is_none() {
         return false;
     }
-    for (reg, value) in [
-        (libc::REG_RAX, fault_word(info.code, lsb)),
-        (libc::REG_R11, info.addr),
-        (libc::REG_RIP, pad.fixup),
-    ] {
-        if let Some(slot) = gregs.get_mut(reg as usize) {
-            *slot = value as i64;
-        }
-    }
+    context::redirect(context, pad.fixup, fault_word(info.code, lsb), info.addr);
     RECOVERED.fetch_add(1, Relaxed);
     true
 }
@@ -218,11 +187,14 @@ fn is_kernel_sigbus(signo: c_int, info_signo: c_int, code: c_int) -> bool {
         )
 }
 
-/// The fault word the fixup returns in rax (asm/landing_pads.s): `si_code` in
-/// the low 16 bits, `si_addr_lsb` above.
+/// The fault word the handler hands the fixup (asm/routine.s, "Status words"):
+/// `si_code` in the low 16 bits, `si_addr_lsb` from bit [`WORD_LSB_SHIFT`].
 fn fault_word(code: c_int, lsb: u32) -> usize {
     (code as u16 as usize) | (lsb as usize).wrapping_shl(WORD_LSB_SHIFT)
 }
+
+/// Where the fault word keeps `si_addr_lsb`.
+pub(crate) const WORD_LSB_SHIFT: u32 = 16;
 
 pub(super) fn page_size() -> usize {
     PAGE_SIZE.load(Relaxed)

@@ -33,8 +33,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use super::routines::{Routine, call};
-use crate::{Replacement, Strategy};
+use crate::Replacement;
+use crate::arch::{Arch, Target};
 
 /// How long the probe child may take. A chained fault takes microseconds; fork
 /// of a large process takes milliseconds. Only a non-chaining handler that
@@ -48,7 +48,7 @@ const PROBE_LEN: usize = 64;
 /// Runs the probe: `Ok` if a copy fault taken under the current SIGBUS action
 /// reaches mcsafe's handler, else what the action did with it.
 pub(crate) fn copy_fault_reaches_us() -> Result<(), Replacement> {
-    let page = super::page_size();
+    let page = Arch::page_size();
     let Some(lost) = Mapping::lost_page(page) else {
         return Err(Replacement::Unverified(errno()));
     };
@@ -56,8 +56,8 @@ pub(crate) fn copy_fault_reaches_us() -> Result<(), Replacement> {
         return Err(Replacement::Unverified(errno()));
     };
     let flag = verdict.0.cast::<AtomicU32>();
-    // Fragile runs on every x86-64 CPU; the handler treats all routines alike.
-    let routine = Routine::of(Strategy::Fragile);
+    // The current copy routine (installed: this runs after init).
+    let routine = Arch::copy_routine(None);
     // SAFETY: fork has no preconditions; the child only calls `child`, which does
     // async-signal-safe work on memory mapped before the fork, then _exits.
     let pid = unsafe { libc::fork() };
@@ -88,7 +88,7 @@ pub(crate) fn copy_fault_reaches_us() -> Result<(), Replacement> {
 /// # Safety
 /// `lost` is a readable-looking page that faults with SIGBUS on every byte;
 /// `flag` points into a shared writable page.
-unsafe fn child(routine: Routine, lost: *mut u8, flag: *mut AtomicU32) -> ! {
+unsafe fn child(routine: <Arch as Target>::Copy, lost: *mut u8, flag: *mut AtomicU32) -> ! {
     let mut buf = [0u8; PROBE_LEN];
     // SAFETY: plain system calls with valid arguments; `call` reads only
     // lost..+PROBE_LEN (which faults, the point) and writes only `buf`.
@@ -104,9 +104,8 @@ unsafe fn child(routine: Routine, lost: *mut u8, flag: *mut AtomicU32) -> ! {
         libc::sigemptyset(&mut set);
         libc::sigaddset(&mut set, libc::SIGBUS);
         libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, ptr::null_mut());
-        let result = call(routine, buf.as_mut_ptr(), lost, PROBE_LEN);
-        if let Err(exit) = result
-            && let super::Why::Fault(stopped) = exit.why()
+        let result = Arch::run_copy(routine, buf.as_mut_ptr(), lost, PROBE_LEN);
+        if let Err(stopped) = result
             && stopped.code == libc::BUS_ADRERR
             && stopped.addr.wrapping_sub(lost as usize) < PROBE_LEN
         {

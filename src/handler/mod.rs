@@ -11,7 +11,9 @@
 //! test -p mcsafe-tests --test chaining_matrix --test chaining_rules --test
 //! chaining_stress --test pass_on`) and `docs/reliability.md`.
 
-mod signal;
+pub(crate) mod instance;
+mod probe;
+pub(crate) mod signal;
 
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
@@ -20,8 +22,7 @@ use core::sync::atomic::Ordering::*;
 use std::sync::{Mutex, OnceLock};
 
 use self::signal::{Action, PAGE_SIZE, PASSED_ON, RECOVERED, RESTORER, SAVED};
-use super::probe;
-use super::table;
+use crate::table;
 use crate::{InstallError, Replacement};
 
 /// The page size, as the handler and the copy loop use it for faults that carry
