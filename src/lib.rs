@@ -171,7 +171,7 @@ pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
 pub use dispatch::{Checksum, Dispatch, IgnoredTunable, dispatch};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
-pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
+pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost, RegionRead, RegionReread};
 pub use strategy::{STRATEGY_ENV, Strategy};
 pub use tunables::TUNABLES_ENV;
 

@@ -91,6 +91,7 @@ impl Tunables {
 
     /// `thresholds` with the settings that apply in place of their defaults
     /// (`rep_movsb_threshold` for both vector routines).
+    #[cfg_attr(not(mcsafe_protected), allow(dead_code))] // no thresholds there
     pub(crate) fn apply(&self, thresholds: crate::Thresholds) -> crate::Thresholds {
         crate::Thresholds {
             avx2_rep_movsb: self.rep_movsb.unwrap_or(thresholds.avx2_rep_movsb),
