@@ -189,7 +189,9 @@ fn init() -> Result<(), InstallError> {
             .filter(|&(_, &s)| cpu::can_run(s))
             .fold(0, |bits, (i, _)| bits | 1 << i);
         RUNNABLE.store(runnable | READY, Ordering::Release);
-        routines::publish_current(rust_strategy_routine(Strategy::current()));
+        let current = Strategy::current();
+        CURRENT_REGISTERS.store(strategy_routine(current).addr(), Ordering::Release);
+        routines::publish_current(rust_strategy_routine(current));
         Ok(())
     })
 }
@@ -249,11 +251,22 @@ fn install() -> Result<(), InstallError> {
 }
 
 /// The register-mode routine of the strategy `copy_mc` runs, installing on first
-/// use.
+/// use: one load once installed (the lossy copy's hot path).
+#[inline(always)]
 pub(crate) fn current_routine() -> Routine<conv::Copy> {
-    if routines::current().is_none() {
-        ready();
+    match CURRENT_REGISTERS.load(Ordering::Acquire) {
+        0 => first_current_routine(),
+        entry => Routine::at(entry),
     }
+}
+
+/// The register-mode twin of the published routine (set by [`init`]; 0 before).
+static CURRENT_REGISTERS: AtomicUsize = AtomicUsize::new(0);
+
+#[cold]
+#[inline(never)]
+fn first_current_routine() -> Routine<conv::Copy> {
+    ready();
     strategy_routine(Strategy::current())
 }
 

@@ -441,15 +441,6 @@ unsafe extern "C" {
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
 }
 
-/// The routine `copy_mc` runs, or `None` before [`publish_current`].
-pub(crate) fn current() -> Option<Routine<conv::RustCopy>> {
-    // SAFETY: the dispatch word in .data, declared by the assembly, 8-byte aligned,
-    // written only through this atomic (the routines never write it).
-    let addr = unsafe { mcsafe_asm_copy_current.load(Ordering::Acquire) };
-    let not_ready: Routine<conv::RustCopy> = routine!("copy_not_ready");
-    (addr != not_ready.addr()).then_some(Routine::at(addr))
-}
-
 /// Makes `copy_mc` call `routine`. Only after the handler and the thresholds are
 /// in place.
 pub(crate) fn publish_current(routine: Routine<conv::RustCopy>) {
