@@ -100,7 +100,9 @@ use crate::{FaultKind, Side, Strategy};
 /// assert!(buf[2 * page..].iter().all(|&b| b == 0)); // zeros where the source was lost
 /// # }
 /// ```
-#[inline]
+// Inline always: the copy that loses nothing is copy_mc's one call; everything
+// else is out of line (`run_after`).
+#[inline(always)]
 #[track_caller]
 pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCopy {
     if len == 0 {
@@ -161,7 +163,7 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
 /// # let (src, mut dst) = (vec![1u8; 100], vec![0u8; 100]);
 /// # assert!(read_some(dst.as_mut_ptr(), src.as_ptr(), 100).is_complete());
 /// ```
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub unsafe fn copy_mc_lossy_with(
     strategy: Strategy,
@@ -192,15 +194,35 @@ unsafe fn lossy(
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
     // SAFETY: per this function's contract.
-    match unsafe { calls::whole(routine, dst, src, len) } {
+    match unsafe { calls::whole_raw(routine, dst, src, len) } {
         Ok(()) => LossyCopy {
             lost: Vec::new(),
             done: len,
             faults: 0,
         },
         // SAFETY: as above.
-        Err(first) => unsafe { run(routine, dst, src, len, first, on_lost) },
+        Err(stopped) => unsafe { run_after(routine, dst, src, len, stopped, on_lost) },
     }
+}
+
+/// [`run`] after the first stop, out of line, so that the inline path above
+/// keeps no register and builds no frame.
+///
+/// # Safety
+/// As for [`lossy`].
+#[cold]
+#[inline(never)]
+unsafe fn run_after(
+    routine: calls::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    stopped: calls::Stopped,
+    on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
+) -> LossyCopy {
+    let first = calls::stop(stopped, dst, src, len);
+    // SAFETY: per this function's contract.
+    unsafe { run(routine, dst, src, len, first, on_lost) }
 }
 
 /// What a lossy copy did: the lost ranges, in order, and how many signals it
@@ -465,7 +487,8 @@ fn learn(known: &mut Granules, report: &mut LossyCopy, stopped: calls::Stop, ste
 /// The loop's calls into the routines: every use of `crate::arch`,
 /// `crate::copy` and `crate::forward` in this file is here.
 mod calls {
-    use crate::arch::{Arch, Stopped, Target};
+    pub(super) use crate::arch::Stopped;
+    use crate::arch::{Arch, Target};
     use crate::copy::check_copy;
     use crate::forward::describe;
     use crate::{Fault, Side, Strategy};
@@ -488,7 +511,11 @@ mod calls {
     #[inline(always)]
     #[track_caller]
     pub(super) fn check(dst: *mut u8, src: *const u8, len: usize) {
-        check_copy(dst, src, len);
+        // Where the routine checks the ranges itself (refusing with the same
+        // panic, before any access), the copy that loses nothing checks once.
+        if !Arch::CHECKS_COPIES {
+            check_copy(dst, src, len);
+        }
     }
 
     /// The whole copy, as `copy_mc` runs it: nothing else on the way when
@@ -497,6 +524,21 @@ mod calls {
     /// # Safety
     /// As for `Arch::run_copy`: `len > 0`, ranges checked, `routine`
     /// runnable here.
+    /// [`whole`] with the stop as the routine reported it.
+    ///
+    /// # Safety
+    /// As for [`whole`].
+    #[inline(always)]
+    pub(super) unsafe fn whole_raw(
+        routine: Routine,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Stopped> {
+        // SAFETY: per this function's contract.
+        unsafe { Arch::run_copy(routine, dst, src, len) }
+    }
+
     #[inline(always)]
     pub(super) unsafe fn whole(
         routine: Routine,
@@ -512,7 +554,7 @@ mod calls {
     }
 
     #[cold]
-    fn stop(stopped: Stopped, dst: *mut u8, src: *const u8, len: usize) -> Stop {
+    pub(super) fn stop(stopped: Stopped, dst: *mut u8, src: *const u8, len: usize) -> Stop {
         Stop {
             fault: describe(stopped, dst, src, len, None),
             progress: stopped.progress,

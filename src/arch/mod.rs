@@ -45,6 +45,9 @@ pub(crate) trait Target {
     /// Below this many bytes, [`Target::run_crc_short`] may run a checksum: the
     /// short call saves no registers, so it can stay inline.
     const CRC_SHORT: usize;
+    /// Whether the strategies' copy routines check their ranges themselves (so
+    /// that a caller need not before [`Target::run_copy`]).
+    const CHECKS_COPIES: bool;
 
     // ---- Installation ----
 
@@ -95,11 +98,13 @@ pub(crate) trait Target {
     /// The one-load, one-store routine for `size` bytes, or `None` where the copy
     /// routine must do it (`load_at`: the load's address, when it is the caller's).
     fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Self::Copy>;
-    /// Runs a copy routine once over `len > 0` bytes.
+    /// Runs a copy routine once over `len > 0` bytes. A strategy's routine
+    /// refuses bad ranges with `copy_mc`'s panic where [`Target::CHECKS_COPIES`].
     ///
     /// # Safety
-    /// The ranges pass `ranges_are_bad`; the handler is installed; as for
-    /// `copy_mc` for the memory; an exact routine gets exactly its size.
+    /// The handler is installed; as for `copy_mc` for the memory; an exact
+    /// routine gets exactly its size, and ranges its caller checked (it checks
+    /// nothing); the ranges pass `ranges_are_bad` where not `CHECKS_COPIES`.
     unsafe fn run_copy(
         routine: Self::Copy,
         dst: *mut u8,

@@ -318,6 +318,7 @@ impl Target for X86_64 {
     type CopyCrc = CopyChecksum;
 
     const CRC_SHORT: usize = routines::CRC_SHORT;
+    const CHECKS_COPIES: bool = true;
 
     fn install() -> Result<(), InstallError> {
         install()
@@ -382,6 +383,7 @@ impl Target for X86_64 {
         unsafe { rust_strategy_routine(strategy).run(dst, src, len) }
     }
 
+    #[inline(always)]
     #[track_caller]
     fn copy_routine(strategy: Option<Strategy>) -> Self::Copy {
         match strategy {
@@ -413,7 +415,7 @@ impl Target for X86_64 {
     ) -> Result<(), Stopped> {
         // SAFETY: the caller's contract.
         unsafe { routine.run(dst, src, len) }.map_err(|exit| match exit.word {
-            STATUS_BAD_ARGUMENTS => unreachable!("mcsafe: a checked copy ended with {exit:?}"),
+            STATUS_BAD_ARGUMENTS => crate::copy::reject(exit.dst, exit.src, exit.len),
             _ => exit.stopped(),
         })
     }
