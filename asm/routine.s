@@ -4,9 +4,9 @@
 # the Rust side finds it by name (src/arch/x86_64/routines.rs, `routine!`) and the
 # tests walk the descriptor table (src/table.rs).
 #
-# Assembled first of all the files in asm/ (src/arch/x86_64/routines.rs), in AT&T
-# syntax, by rustc's integrated assembler. "Changing the asm" at the end says what to
-# run.
+# Assembled after asm/table.s (the tables, shared with aarch64) and before the other
+# files in asm/ (src/arch/x86_64/routines.rs), in AT&T syntax, by rustc's
+# integrated assembler. "Changing the asm" at the end says what to run.
 #
 # ---- The calling convention ----
 # Every routine clobbers only what the C ABI lets a function clobber (caller-saved
@@ -68,17 +68,8 @@
 # The dispatch word is not set yet (dispatch.s): nothing was touched.
 	.set	STATUS_NOT_READY, 0x8000000000000002
 
-	.set	REGS_SAVED, 0
-	.set	REGS_ENTRY, 1
-	.set	REGS_ONE_BUFFER, 2
-
-# Conventions (the descriptor's `convention` byte; src/table.rs, Convention).
-	.set	CONV_COPY, 0
-	.set	CONV_FILL, 1
-	.set	CONV_CRC, 2
-	.set	CONV_COPY_CRC, 3
-	.set	CONV_C_COPY, 4
-	.set	CONV_RUST_COPY, 5
+# REGS_* and CONV_* (the values of the table rows) are in asm/table.s, with the
+# tables and the LANDING_PAD and DESCRIPTOR macros this file's END_ROUTINE uses.
 
 # What a routine needs of the CPU (the descriptor's `needs` bits;
 # src/arch/x86_64/cpu.rs, Needs): it is offered only where the CPU has all of them.
@@ -89,42 +80,6 @@
 	.set	NEEDS_PCLMUL, 16
 	.set	NEEDS_AVX, 32
 	.set	NEEDS_VPCLMUL, 64
-
-# ---- The tables ----
-# Landing pads: one row per range, [begin, end) -> fixup, and where the range
-# registers are. Descriptors: one row per routine, [entry, end), its name, its
-# convention, how many landing-pad rows it has, what it needs. Addresses are 32-bit
-# offsets from the field's own address, so neither table needs relocation at load
-# time. Rows go to subsection 1 of their section, between a start label (subsection
-# 0) and an end label (subsection 2), whatever the order of the source files; they
-# appear in the order the routines appear in .text, so both tables are sorted
-# (table.rs checks that at install, and binary-searches the landing pads).
-.macro TABLE section, start, end
-	.pushsection \section, "a"
-	.balign 4
-	.globl	\start
-	.hidden	\start
-\start:
-	.subsection 2
-	.globl	\end
-	.hidden	\end
-\end:
-	.popsection
-.endm
-	TABLE .rodata.mcsafe_landing_pads, mcsafe_asm_landing_pads_start, mcsafe_asm_landing_pads_end
-	TABLE .rodata.mcsafe_routines, mcsafe_asm_routines_start, mcsafe_asm_routines_end
-
-# One landing-pad row of routine \name (counted for its descriptor).
-.macro LANDING_PAD name, begin, end, fixup, regs
-	.pushsection .rodata.mcsafe_landing_pads, "a"
-	.subsection 1
-	.long	\begin - .
-	.long	\end - .
-	.long	\fixup - .
-	.long	\regs
-	.popsection
-	.set	.L\name\()_rows, .L\name\()_rows + 1
-.endm
 
 # Rows from \from to \to with fixup \fixup, split by windows: each window is three
 # labels (begin, end, fixup) inside [from, to), in order; a window may end at \to.
@@ -244,19 +199,7 @@ mcsafe_asm_\name:
 	LANDING_PAD \name, .L\name\()_entry, .L\name\()_entry_end, .L\name\()_entry_fixup, REGS_ENTRY
 	ROWS \name, .L\name\()_saved, .L\name\()_end, .L\name\()_fixup, .L\name\()_regs, \windows
 	.endif
-	.pushsection .rodata.mcsafe_routine_names, "a"
-.L\name\()_name:
-	.asciz	"\name"
-	.popsection
-	.pushsection .rodata.mcsafe_routines, "a"
-	.subsection 1
-	.long	mcsafe_asm_\name - .
-	.long	.L\name\()_stop - .
-	.long	.L\name\()_name - .
-	.byte	.L\name\()_convention
-	.byte	.L\name\()_rows
-	.short	.L\name\()_needs
-	.popsection
+	DESCRIPTOR \name
 .endm
 
 # ---- Changing the asm ----

@@ -761,7 +761,7 @@ mod tests {
     }
 
     #[cfg(mcsafe_protected)]
-    use crate::arch::x86_64::{Checksum, CopyChecksum, CrcRoutine, can_run_crc};
+    use crate::arch::native::{Checksum, CopyChecksum, CrcRoutine, can_run_crc};
 
     /// Every hardware routine this CPU runs, forced, with blocks of `block`
     /// bytes, against the software CRC.
@@ -852,7 +852,7 @@ mod tests {
     /// must be c followed by 8k zero bytes. Checked with the software CRC and a
     /// carry-less product computed here, for every entry.
     #[test]
-    #[cfg(mcsafe_protected)]
+    #[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
     fn every_shift_constant_shifts_by_its_bytes() {
         unsafe extern "C" {
             static mcsafe_asm_crc32c_shifts: [u32; 0];
@@ -905,10 +905,14 @@ mod tests {
     #[cfg(mcsafe_protected)]
     fn each_copy_path() -> Vec<CopyPath> {
         let mut all = Vec::new();
-        for (name, routine) in [
+        #[cfg(target_arch = "x86_64")]
+        let one_pass = [
             ("fold256", CrcRoutine::Fold256),
             ("fold128", CrcRoutine::Fold128),
-        ] {
+        ];
+        #[cfg(target_arch = "aarch64")]
+        let one_pass = [("pmull", CrcRoutine::Pmull)];
+        for (name, routine) in one_pass {
             if can_run_crc(routine) {
                 all.push((name, Some(routine), None));
             }

@@ -30,14 +30,14 @@ pub fn routine(name: &str) -> Option<Descriptor> {
 /// `asm/`, for [`routine`].
 #[cfg(mcsafe_protected)]
 pub fn strategy_routine(strategy: Strategy) -> Descriptor {
-    let entry = crate::arch::x86_64::strategy_routine(strategy).addr();
+    let entry = crate::arch::native::strategy_routine(strategy).addr();
     descriptor_at(entry).unwrap_or_else(|| panic!("no descriptor for {strategy}"))
 }
 
 /// The Rust copy of `strategy` (what `copy_mc` and `copy_mc_with` call).
 #[cfg(mcsafe_protected)]
 pub fn rust_strategy_routine(strategy: Strategy) -> Descriptor {
-    let entry = crate::arch::x86_64::rust_strategy_routine(strategy).addr();
+    let entry = crate::arch::native::rust_strategy_routine(strategy).addr();
     descriptor_at(entry).unwrap_or_else(|| panic!("no Rust copy descriptor for {strategy}"))
 }
 
@@ -75,14 +75,14 @@ pub unsafe fn register_copy_with(
 /// The C API twin of [`strategy_routine`] (what libmcsafe's `mcsafe_copy` runs).
 #[cfg(mcsafe_protected)]
 pub fn c_strategy_routine(strategy: Strategy) -> Descriptor {
-    let entry = crate::arch::x86_64::c_strategy_routine(strategy).addr();
+    let entry = crate::arch::native::c_strategy_routine(strategy).addr();
     descriptor_at(entry).unwrap_or_else(|| panic!("no C API descriptor for {strategy}"))
 }
 
 /// Whether this CPU has what the routine `d` needs.
 #[cfg(mcsafe_protected)]
 pub fn can_run(d: &Descriptor) -> bool {
-    crate::arch::x86_64::cpu::can_run_at(d.entry)
+    crate::arch::native::cpu::can_run_at(d.entry)
 }
 
 /// The vector routines' size thresholds in force (initializes the crate).
@@ -96,7 +96,7 @@ pub fn thresholds() -> Thresholds {
 #[cfg(mcsafe_protected)]
 pub fn set_thresholds(thresholds: Thresholds) {
     let _ = self::thresholds(); // after init, which would overwrite them
-    crate::arch::x86_64::routines::set_thresholds(thresholds)
+    crate::arch::native::routines::set_thresholds(thresholds)
 }
 
 /// [`copy_mc_with`](crate::copy_mc_with) through the strategy's C API routine,
@@ -123,8 +123,16 @@ pub unsafe fn c_copy_with(
         strategy.is_available(),
         "mcsafe: this CPU cannot run {strategy}"
     );
-    crate::arch::x86_64::c_api::copy_entry(sink);
-    let entry = crate::arch::x86_64::c_strategy_routine(strategy).addr();
+    let current = crate::arch::native::c_api::copy_entry(sink);
+    // x86-64: the strategy's own C API routine; aarch64: the one C entry (one
+    // strategy, checked above).
+    #[cfg(target_arch = "x86_64")]
+    let entry = {
+        let _ = current;
+        crate::arch::native::c_strategy_routine(strategy).addr()
+    };
+    #[cfg(target_arch = "aarch64")]
+    let entry = current;
     type CCopy = unsafe extern "C" fn(*mut u8, *const u8, usize, *mut core::ffi::c_void) -> i32;
     // SAFETY: a C API routine is that C function (asm/routine.s, CONV_C_COPY).
     let f = unsafe { core::mem::transmute::<usize, CCopy>(entry) };
@@ -142,14 +150,19 @@ pub enum CrcPath {
     Fold256,
     /// The folding routine with 128-bit vectors (SSE4.2, PCLMULQDQ, AVX).
     Fold128,
-    /// The one-stream `crc32` routine (SSE4.2).
+    /// The one-stream `crc32` routine (SSE4.2), or aarch64's one `crc32cx`
+    /// chain (FEAT_CRC32).
     Stream,
+    /// aarch64: three `crc32cx` streams per block merged with PMULL (FEAT_CRC32
+    /// and FEAT_PMULL).
+    Pmull,
     /// `copy_mc` into a stack buffer, then the software CRC (any CPU).
     Copies,
 }
 
 /// The folding checksum's default block size (its commits); tests pass smaller
-/// ones (at least 320) to reach several commits with short buffers.
+/// ones (at least 320) to reach several commits with short buffers. (aarch64's
+/// blocks are fixed: the block a test passes changes nothing there.)
 pub const CRC_BLOCK: usize = 8192;
 
 /// The copy-and-checksum's default block size and the call length from which its
@@ -157,36 +170,45 @@ pub const CRC_BLOCK: usize = 8192;
 pub const COPY_CRC_BLOCKS: (usize, usize) = (4096, 256 << 10);
 
 #[cfg(mcsafe_protected)]
-use crate::arch::x86_64::{Checksum, CopyChecksum, CrcRoutine};
+use crate::arch::native::{Checksum, CopyChecksum, CrcRoutine};
 
 impl CrcPath {
-    /// Every path.
-    pub const ALL: [CrcPath; 4] = [
+    /// Every path, of every target.
+    pub const ALL: [CrcPath; 5] = [
         CrcPath::Fold256,
         CrcPath::Fold128,
         CrcPath::Stream,
+        CrcPath::Pmull,
         CrcPath::Copies,
     ];
 
-    #[cfg(mcsafe_protected)]
+    /// Its routine on this target (`None`: `Copies`, or a path of another target).
+    #[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
     fn routine(self) -> Option<CrcRoutine> {
         match self {
             CrcPath::Fold256 => Some(CrcRoutine::Fold256),
             CrcPath::Fold128 => Some(CrcRoutine::Fold128),
             CrcPath::Stream => Some(CrcRoutine::Stream),
-            CrcPath::Copies => None,
+            CrcPath::Pmull | CrcPath::Copies => None,
+        }
+    }
+
+    /// Its routine on this target (`None`: `Copies`, or a path of another target).
+    #[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
+    fn routine(self) -> Option<CrcRoutine> {
+        match self {
+            CrcPath::Pmull => Some(CrcRoutine::Pmull),
+            CrcPath::Stream => Some(CrcRoutine::Stream),
+            CrcPath::Fold256 | CrcPath::Fold128 | CrcPath::Copies => None,
         }
     }
 
     /// The path `crc32c_mc` takes on this CPU.
     pub fn current() -> CrcPath {
         #[cfg(mcsafe_protected)]
-        match crate::arch::x86_64::crc_routine() {
-            Some(CrcRoutine::Fold256) => CrcPath::Fold256,
-            Some(CrcRoutine::Fold128) => CrcPath::Fold128,
-            Some(CrcRoutine::Stream) => CrcPath::Stream,
-            None => CrcPath::Copies,
-        }
+        return crate::arch::native::crc_routine()
+            .and_then(|r| CrcPath::ALL.into_iter().find(|p| p.routine() == Some(r)))
+            .unwrap_or(CrcPath::Copies);
         #[cfg(not(mcsafe_protected))]
         CrcPath::Copies
     }
@@ -194,7 +216,8 @@ impl CrcPath {
     /// Whether this CPU can take it.
     pub fn is_available(self) -> bool {
         #[cfg(mcsafe_protected)]
-        return self.routine().is_none_or(crate::arch::x86_64::can_run_crc);
+        return self == CrcPath::Copies
+            || self.routine().is_some_and(crate::arch::native::can_run_crc);
         #[cfg(not(mcsafe_protected))]
         return self == CrcPath::Copies;
     }

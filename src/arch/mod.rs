@@ -1,29 +1,45 @@
 //! The arch interface: what a target provides ([`Target`]), and the one module per
-//! target that provides it. Only x86-64 Linux has fault-safe copies today
-//! (`x86_64`); elsewhere `unprotected` keeps the API and copies plainly (see the
-//! crate docs). The rest of the crate reaches the target only through [`Arch`],
-//! this build's implementation, so the compiler checks every target against the
-//! same list.
+//! target that provides it. x86-64 Linux (`x86_64`) and aarch64 Linux (`aarch64`)
+//! have fault-safe copies; elsewhere `unprotected` keeps the API and copies
+//! plainly (see the crate docs). The rest of the crate reaches the target only
+//! through [`Arch`], this build's implementation, so the compiler checks every
+//! target against the same list. (The test hooks, `src/internals.rs`, and the
+//! checksum's unit tests also name a few items of the protected target's module,
+//! as `native`: the same names on both.)
 //!
 //! A target provides routines in four calling conventions (copy, fill, checksum,
 //! copy-and-checksum), each run once by a `run_*` function that returns where it
 //! stopped ([`Stopped`]); the portable code builds the public API on them, with
 //! the careful forward step (`src/forward.rs`). Change this trait, then build
-//! both implementations: `cargo build --workspace --all-targets` and the
-//! unprotected build (`MCSAFE_UNPROTECTED=1 CARGO_TARGET_DIR=target/unprotected
-//! cargo test -p mcsafe -p mcsafe-capi --lib`).
+//! every implementation: `cargo build --workspace --all-targets`, the same with
+//! `--target aarch64-unknown-linux-gnu`, and the unprotected build
+//! (`MCSAFE_UNPROTECTED=1 CARGO_TARGET_DIR=target/unprotected cargo test -p mcsafe
+//! -p mcsafe-capi --lib`).
 
 use core::fmt::Debug;
+#[cfg(mcsafe_protected)]
+use core::marker::PhantomData;
 
 use crate::{Fault, InstallError, Strategy};
 
-#[cfg(mcsafe_protected)]
+#[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
 pub(crate) mod x86_64;
+#[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
+pub(crate) use x86_64 as native;
 /// This build's target.
-#[cfg(mcsafe_protected)]
+#[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
 pub(crate) type Arch = x86_64::X86_64;
+
+#[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
+pub(crate) mod aarch64;
+#[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
+pub(crate) use aarch64 as native;
+/// This build's target.
+#[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
+pub(crate) type Arch = aarch64::Aarch64;
+
 #[cfg(all(mcsafe_protected, test))]
-pub(crate) use x86_64::every_routine;
+pub(crate) use native::every_routine;
 
 #[cfg(not(mcsafe_protected))]
 mod unprotected;
@@ -180,7 +196,8 @@ pub type FaultSink = fn(Option<Fault>, *mut core::ffi::c_void) -> core::ffi::c_i
 
 /// Sizes at which the vector strategies change method (`usize::MAX`: never).
 /// Set once from CPUID on x86-64 Linux (`x86_64/cpu.rs`); every method is
-/// "never" elsewhere, where there are no vector routines.
+/// "never" elsewhere (aarch64, whose one strategy has fixed size classes, and
+/// targets without fault-safe copies).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Thresholds {
     /// From this many bytes, the AVX2 routine copies with `rep movsb`.
@@ -192,6 +209,17 @@ pub struct Thresholds {
     pub rep_movsb_stop: usize,
     /// From this many bytes, both copy with non-temporal stores (checked first).
     pub non_temporal: usize,
+}
+
+impl Thresholds {
+    /// Every method "never": where there are no vector routines.
+    #[cfg_attr(all(mcsafe_protected, target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) const NEVER: Thresholds = Thresholds {
+        avx2_rep_movsb: usize::MAX,
+        avx512_rep_movsb: usize::MAX,
+        rep_movsb_stop: usize::MAX,
+        non_temporal: usize::MAX,
+    };
 }
 
 /// `rep movsb from 2112 B (avx2), 16 KiB (avx512) to never; non-temporal from
@@ -240,4 +268,80 @@ pub(crate) struct Stopped {
     pub(crate) addr_lsb: u32,
     /// `si_addr` of the SIGBUS.
     pub(crate) addr: usize,
+}
+
+/// The refusal status of a copy routine's argument check (x86-64 rax, aarch64
+/// x16; asm/routine.s, asm/aarch64/routine.s): nothing was touched.
+#[cfg(mcsafe_protected)]
+pub(crate) const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
+
+#[cfg(mcsafe_protected)]
+impl Stopped {
+    /// The fault of a run over `len` bytes from a routine's exit registers:
+    /// the bytes not done, the fault word the handler wrote (`si_code`, and
+    /// `si_addr_lsb` from bit `WORD_LSB_SHIFT`) and `si_addr`. Only for a word
+    /// that is a fault.
+    #[inline]
+    pub(crate) fn from_exit(len: usize, not_done: usize, word: usize, addr: usize) -> Stopped {
+        use crate::handler::signal::WORD_LSB_SHIFT;
+        Stopped {
+            progress: len - not_done.min(len),
+            code: (word & 0xffff) as u16 as i16 as i32,
+            addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
+            addr,
+        }
+    }
+}
+
+/// The outcome of a one-buffer run (fill, checksum) over `len` bytes, from its
+/// exit registers (status 0: all done).
+#[cfg(mcsafe_protected)]
+#[inline]
+pub(crate) fn outcome(
+    len: usize,
+    not_done: usize,
+    word: usize,
+    addr: usize,
+) -> Result<(), Stopped> {
+    match word {
+        0 => Ok(()),
+        word => Err(Stopped::from_exit(len, not_done, word, addr)),
+    }
+}
+
+/// The entry of one routine of convention `C` (each target's `routines::conv`
+/// types): a routine of one convention can only be run the way it says.
+#[cfg(mcsafe_protected)]
+#[derive(Debug)]
+pub(crate) struct Routine<C>(usize, PhantomData<C>);
+
+#[cfg(mcsafe_protected)]
+impl<C> Clone for Routine<C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+#[cfg(mcsafe_protected)]
+impl<C> Copy for Routine<C> {}
+#[cfg(mcsafe_protected)]
+impl<C> PartialEq for Routine<C> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+#[cfg(mcsafe_protected)]
+impl<C> Routine<C> {
+    /// The routine whose entry is `entry` (from a target's `routine!` or a
+    /// dispatch word).
+    #[inline(always)]
+    pub(crate) const fn at(entry: usize) -> Routine<C> {
+        Routine(entry, PhantomData)
+    }
+
+    /// Its entry address.
+    #[inline(always)]
+    pub(crate) fn addr(self) -> usize {
+        self.0
+    }
 }

@@ -1,5 +1,5 @@
-//! Targets without fault-safe copies (anything but x86-64 Linux, or a build with
-//! `MCSAFE_UNPROTECTED=1`): the API is the same, copies are plain
+//! Targets without fault-safe copies (anything but x86-64 and aarch64 Linux, or a
+//! build with `MCSAFE_UNPROTECTED=1`): the API is the same, copies are plain
 //! `ptr::copy_nonoverlapping`, no strategy is available, and
 //! [`install`](crate::install) says so with [`InstallError::Unsupported`].
 //! A fault kills the process, exactly as it would with `memcpy`.
@@ -79,12 +79,7 @@ impl Target for Unprotected {
     }
 
     fn thresholds() -> Thresholds {
-        Thresholds {
-            avx2_rep_movsb: usize::MAX,
-            avx512_rep_movsb: usize::MAX,
-            rep_movsb_stop: usize::MAX,
-            non_temporal: usize::MAX,
-        }
+        Thresholds::NEVER
     }
 
     fn checksum() -> crate::Checksum {
@@ -193,7 +188,7 @@ mod tests {
         assert!(
             InstallError::Unsupported
                 .to_string()
-                .contains("x86-64 Linux only")
+                .contains("x86-64 and aarch64 Linux only")
         );
         let src: Vec<u8> = (0..=255).collect();
         let mut dst = vec![0u8; 256];

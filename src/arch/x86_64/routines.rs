@@ -14,19 +14,19 @@
 //! --bench summary -- --quick`.
 
 use core::arch::{asm, global_asm};
-use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::Fault;
-use crate::arch::{Stopped, Thresholds};
+use crate::arch::{Stopped, Thresholds, outcome as decode};
 use crate::fault::RawResult;
-pub(crate) use crate::handler::signal::WORD_LSB_SHIFT;
 
-// One `global_asm!`, so that every file lands in one object: routine.s first (its
-// macros serve the others), dispatch.s next. The rows of every routine go to the
-// table sections in .text order (see routine.s). `raw`: the AT&T sources contain
-// AVX-512 `{%k1}` operands, which must not be read as format arguments.
+// One `global_asm!`, so that every file lands in one object: table.s (the tables,
+// shared with aarch64) and routine.s first (their macros serve the others),
+// dispatch.s next. The rows of every routine go to the table sections in .text
+// order (see table.s). `raw`: the AT&T sources contain AVX-512 `{%k1}` operands,
+// which must not be read as format arguments.
 global_asm!(
+    include_str!("../../../asm/table.s"),
     include_str!("../../../asm/routine.s"),
     include_str!("../../../asm/dispatch.s"),
     include_str!("../../../asm/copy_fragile.s"),
@@ -81,40 +81,9 @@ pub(crate) mod conv {
     pub(crate) enum RustCopy {}
 }
 
-/// The entry of one routine of convention `C`.
-#[derive(Debug)]
-pub(crate) struct Routine<C>(usize, PhantomData<C>);
-
-impl<C> Clone for Routine<C> {
-    fn clone(&self) -> Self {
-        *self
-    }
-}
-impl<C> Copy for Routine<C> {}
-impl<C> PartialEq for Routine<C> {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl<C> Routine<C> {
-    /// The routine whose entry is `entry` (from [`routine!`] or a dispatch word).
-    #[inline(always)]
-    pub(crate) const fn at(entry: usize) -> Routine<C> {
-        Routine(entry, PhantomData)
-    }
-
-    /// Its entry address.
-    #[inline(always)]
-    pub(crate) fn addr(self) -> usize {
-        self.0
-    }
-}
-
-// ---- Status words (asm/routine.s) ----
-
-/// The argument check refused the ranges; nothing was touched.
-pub(crate) const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
+// The typed entry (`Routine`), the refusal status and the decoding of the fault
+// word are the same on every protected target: src/arch/mod.rs.
+pub(crate) use crate::arch::{Routine, STATUS_BAD_ARGUMENTS};
 
 /// How a routine ended without doing every byte, from its register-mode outputs,
 /// which also hand back the call's arguments and the routine's entry
@@ -140,27 +109,7 @@ impl Exit {
     /// The fault, over the bytes of this run. Only for a word that is one.
     #[inline]
     pub(crate) fn stopped(&self) -> Stopped {
-        stopped(self.len, self.not_done, self.word, self.addr)
-    }
-}
-
-/// The fault of a run over `len` bytes from its output registers.
-#[inline]
-fn stopped(len: usize, not_done: usize, word: usize, addr: usize) -> Stopped {
-    Stopped {
-        progress: len - not_done.min(len),
-        code: (word & 0xffff) as u16 as i16 as i32,
-        addr_lsb: ((word >> WORD_LSB_SHIFT) & 0xff) as u32,
-        addr,
-    }
-}
-
-/// The outcome of a one-buffer run (fill, checksum) over `len` bytes.
-#[inline]
-fn decode(len: usize, not_done: usize, word: usize, addr: usize) -> Result<(), Stopped> {
-    match word {
-        0 => Ok(()),
-        word => Err(stopped(len, not_done, word, addr)),
+        Stopped::from_exit(self.len, self.not_done, self.word, self.addr)
     }
 }
 
