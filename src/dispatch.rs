@@ -45,6 +45,11 @@ pub enum Checksum {
     Fold128,
     /// One `crc32` stream (SSE4.2 without PCLMULQDQ and AVX, or a fragile model).
     Stream,
+    /// aarch64: three `crc32cx` streams per block (3 KiB, then 384 bytes),
+    /// merged with PMULL (FEAT_CRC32 and FEAT_PMULL).
+    Crc32cxPmull,
+    /// aarch64: one `crc32cx` chain (FEAT_CRC32 without FEAT_PMULL).
+    Crc32cx,
     /// Tables in software (no `crc32` instruction, or no fault-safe routines).
     Software,
 }
@@ -55,6 +60,10 @@ impl fmt::Display for Checksum {
             Checksum::Fold256 => "fold256: VPCLMULQDQ on ymm beside three crc32 streams",
             Checksum::Fold128 => "fold128: PCLMULQDQ on xmm beside three crc32 streams",
             Checksum::Stream => "one crc32 stream (no PCLMULQDQ and AVX, or a fragile model)",
+            Checksum::Crc32cxPmull => {
+                "crc32cx-pmull: three crc32cx streams per block merged with PMULL (aarch64)"
+            }
+            Checksum::Crc32cx => "one crc32cx chain (aarch64 without FEAT_PMULL)",
             Checksum::Software => "software tables (no crc32 instruction)",
         })
     }

@@ -64,7 +64,7 @@ pub(crate) struct RawResult {
     second: u64,
 }
 
-#[cfg_attr(not(mcsafe_protected), allow(dead_code))] // only the routines return it
+#[cfg_attr(not(all(mcsafe_protected, target_arch = "x86_64")), allow(dead_code))] // only the x86-64 routines return it
 impl RawResult {
     /// The words of a result.
     pub(crate) fn from_result(result: Result<(), Fault>) -> RawResult {
@@ -329,7 +329,7 @@ pub enum InstallError {
     /// its default action. Unblock SIGBUS in every thread that copies, and keep
     /// it out of the `sa_mask` of signal handlers that copy.
     SigbusBlocked,
-    /// This target has no fault-safe copy (only x86-64 Linux has one); copies
+    /// This target has no fault-safe copy (only x86-64 and aarch64 Linux have one); copies
     /// are plain copies and a fault kills the process.
     Unsupported,
     /// Another copy of mcsafe is loaded in this process: for example the C
@@ -369,7 +369,7 @@ impl fmt::Display for InstallError {
                  unblock SIGBUS in every thread that copies (pthread_sigmask(SIG_UNBLOCK, ...))",
             ),
             InstallError::Unsupported => f.write_str(
-                "mcsafe has no fault-safe copy on this target (x86-64 Linux only); \
+                "mcsafe has no fault-safe copy on this target (x86-64 and aarch64 Linux only); \
                  copies are plain and a fault kills the process",
             ),
             InstallError::AnotherCopy => f.write_str(

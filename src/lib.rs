@@ -134,7 +134,8 @@
 //!
 //! # Targets
 //!
-//! Fault-safe copies exist on x86-64 Linux only. Elsewhere the crate builds with
+//! Fault-safe copies exist on x86-64 Linux and aarch64 Linux (docs/cpus.md says
+//! what runs where and how each was proven). Elsewhere the crate builds with
 //! the same API, copies are plain copies (a fault kills the process, as with
 //! `memcpy`), [`Strategy::available`] is empty and [`install`] returns
 //! [`InstallError::Unsupported`]: call it at start-up to find out.

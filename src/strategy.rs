@@ -43,6 +43,13 @@ pub enum Strategy {
     /// The same shape with 64-byte AVX-512 vectors (EVEX registers 16-31 only,
     /// so no `vzeroupper`). Offered on CPUs with AVX-512F and AVX-512VL.
     Avx512,
+    /// aarch64: `ldp`/`stp` of 128-bit Advanced SIMD (NEON) registers, the shape
+    /// of glibc's generic aarch64 memcpy for small sizes (overlapping moves from
+    /// both ends up to 128 bytes), then a forward-only loop of 64 bytes whose
+    /// post-index stores move the destination cursor only past stored bytes, and
+    /// a tail by halving sizes (asm/aarch64/copy.s). Offered on every aarch64
+    /// Linux CPU (Advanced SIMD is part of its ABI); the only strategy there.
+    AdvSimd,
 }
 
 /// The environment variable that forces [`Strategy::current`], by [`Strategy::name`]:
@@ -50,8 +57,22 @@ pub enum Strategy {
 /// fragile routine.
 pub const STRATEGY_ENV: &str = "MCSAFE_STRATEGY";
 
+/// Every variant, whatever the target: the names [`Strategy::from_name`] knows.
+const EVERY: [Strategy; 5] = [
+    Strategy::Fragile,
+    Strategy::RepMovsb,
+    Strategy::Avx2,
+    Strategy::Avx512,
+    Strategy::AdvSimd,
+];
+
 impl Strategy {
-    /// Every strategy, available here or not, in the order of [`Strategy::available`].
+    /// Every strategy of this target's architecture, available on this CPU or
+    /// not, in the order of [`Strategy::available`]: the four x86-64 ones (on
+    /// x86-64, and on targets without fault-safe copies), or `AdvSimd` alone on
+    /// aarch64. Every variant exists on every target; one of another
+    /// architecture is never available.
+    #[cfg(not(target_arch = "aarch64"))]
     pub const ALL: [Strategy; 4] = [
         Strategy::Fragile,
         Strategy::RepMovsb,
@@ -59,21 +80,26 @@ impl Strategy {
         Strategy::Avx512,
     ];
 
+    /// Every strategy of this target's architecture: on aarch64, `AdvSimd`.
+    #[cfg(target_arch = "aarch64")]
+    pub const ALL: [Strategy; 1] = [Strategy::AdvSimd];
+
     /// Its place in [`Strategy::ALL`] (the declaration order).
-    #[cfg_attr(not(mcsafe_protected), allow(dead_code))] // no dispatch there
+    #[cfg_attr(not(all(mcsafe_protected, target_arch = "x86_64")), allow(dead_code))] // x86-64 dispatch only
     pub(crate) const fn index(self) -> usize {
         self as usize
     }
 
-    /// The strategies this CPU (and this target) can run, `Fragile` first.
-    /// Empty on targets without fault-safe copies.
+    /// The strategies this CPU (and this target) can run, `Fragile` first on
+    /// x86-64, `AdvSimd` on aarch64. Empty on targets without fault-safe copies.
     ///
     /// ```
     /// use mcsafe::Strategy;
     ///
     /// let here = Strategy::available();
     /// if mcsafe::install().is_ok() {
-    ///     assert_eq!(here[0], Strategy::Fragile); // runs on every x86-64 CPU
+    ///     // Fragile runs on every x86-64 CPU, AdvSimd on every aarch64 one.
+    ///     assert!([Strategy::Fragile, Strategy::AdvSimd].contains(&here[0]));
     ///     assert!(here.contains(&Strategy::current()));
     /// } else {
     ///     assert!(here.is_empty()); // no fault-safe copies on this target
@@ -94,14 +120,15 @@ impl Strategy {
     /// assert_eq!(Strategy::Avx512.is_available(), Strategy::available().contains(&Strategy::Avx512));
     /// ```
     pub fn is_available(&self) -> bool {
-        Arch::can_run(*self)
+        // A strategy of another architecture is never asked of the target.
+        Strategy::ALL.contains(self) && Arch::can_run(*self)
     }
 
     /// The strategy [`copy_mc`](crate::copy_mc) uses, chosen once per process.
     ///
-    /// `MCSAFE_STRATEGY=<name>` forces it; otherwise it comes from CPUID:
-    /// `Fragile` on the CPU models the kernel treats as fragile, else the
-    /// fastest available.
+    /// `MCSAFE_STRATEGY=<name>` forces it; otherwise it comes from CPUID on
+    /// x86-64 (`Fragile` on the CPU models the kernel treats as fragile, else
+    /// the fastest available); on aarch64 it is `AdvSimd`.
     ///
     /// # Panics
     ///
@@ -135,7 +162,7 @@ impl Strategy {
     }
 
     /// The strategy's name, as `MCSAFE_STRATEGY` takes it: `fragile`,
-    /// `rep_movsb`, `avx2`, `avx512`. `Display` prints the same.
+    /// `rep_movsb`, `avx2`, `avx512`, `advsimd`. `Display` prints the same.
     ///
     /// ```
     /// assert_eq!(mcsafe::Strategy::RepMovsb.name(), "rep_movsb");
@@ -146,6 +173,7 @@ impl Strategy {
             Strategy::RepMovsb => "rep_movsb",
             Strategy::Avx2 => "avx2",
             Strategy::Avx512 => "avx512",
+            Strategy::AdvSimd => "advsimd",
         }
     }
 
@@ -158,7 +186,7 @@ impl Strategy {
     /// assert_eq!(Strategy::from_name("memcpy"), None);
     /// ```
     pub fn from_name(name: &str) -> Option<Strategy> {
-        Strategy::ALL
+        EVERY
             .into_iter()
             .find(|s| s.name().eq_ignore_ascii_case(name.trim()))
     }

@@ -91,7 +91,7 @@ impl Tunables {
 
     /// `thresholds` with the settings that apply in place of their defaults
     /// (`rep_movsb_threshold` for both vector routines).
-    #[cfg_attr(not(mcsafe_protected), allow(dead_code))] // no thresholds there
+    #[cfg_attr(not(all(mcsafe_protected, target_arch = "x86_64")), allow(dead_code))] // no thresholds there
     pub(crate) fn apply(&self, thresholds: crate::Thresholds) -> crate::Thresholds {
         crate::Thresholds {
             avx2_rep_movsb: self.rep_movsb.unwrap_or(thresholds.avx2_rep_movsb),
@@ -104,7 +104,33 @@ impl Tunables {
     /// The settings of the environment, read once per process.
     pub(crate) fn in_force() -> &'static Tunables {
         static IN_FORCE: std::sync::OnceLock<Tunables> = std::sync::OnceLock::new();
-        IN_FORCE.get_or_init(Tunables::from_env)
+        IN_FORCE.get_or_init(|| Tunables::from_env().for_this_target())
+    }
+
+    /// The settings as this target takes them: aarch64 has no size thresholds (its
+    /// one strategy has fixed size classes), so there every setting is ignored,
+    /// and named as such by `dispatch()`.
+    fn for_this_target(self) -> Tunables {
+        #[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
+        {
+            let mut t = self;
+            for (name, value) in [
+                ("non_temporal_threshold", t.non_temporal.take()),
+                ("rep_movsb_threshold", t.rep_movsb.take()),
+                ("rep_movsb_stop_threshold", t.rep_movsb_stop.take()),
+            ] {
+                if let Some(value) = value {
+                    t.ignored.push(Ignored {
+                        setting: format!("{name}={value}"),
+                        why: "no size thresholds on aarch64 (one strategy, fixed size classes)"
+                            .into(),
+                    });
+                }
+            }
+            t
+        }
+        #[cfg(not(all(mcsafe_protected, target_arch = "aarch64")))]
+        self
     }
 
     /// The settings of the environment (none when the variable is not set; a

@@ -13,7 +13,7 @@
  * negative errno from initialisation (see mcsafe_install). No call aborts
  * the process or lets a Rust panic through.
  *
- * Fault-safe copies exist on x86-64 Linux only. On other targets the same
+ * Fault-safe copies exist on x86-64 and aarch64 Linux only. On other targets the same
  * functions are plain copies (a SIGBUS kills the process, as with memcpy)
  * and mcsafe_install returns -ENOTSUP.
  *
@@ -92,9 +92,9 @@ extern "C" {
 // may then run in signal handlers.
 //
 // Returns 0, or a negative errno (`mcsafe_strerror` explains each):
-// - `-ENOTSUP`: no fault-safe copies on this target (only x86-64 Linux has
-//   them). The other functions still work, as plain copies: a SIGBUS in them
-//   kills the process, as with memcpy.
+// - `-ENOTSUP`: no fault-safe copies on this target (only x86-64 and aarch64
+//   Linux have them). The other functions still work, as plain copies: a
+//   SIGBUS in them kills the process, as with memcpy.
 // - `-EEXIST`: another copy of mcsafe is loaded in this process (this library
 //   and a Rust program or library that contains the `mcsafe` crate, say). No
 //   copy initialises while another is loaded: the other functions return

@@ -91,9 +91,9 @@ pub struct mcsafe_stats {
 /// may then run in signal handlers.
 ///
 /// Returns 0, or a negative errno (`mcsafe_strerror` explains each):
-/// - `-ENOTSUP`: no fault-safe copies on this target (only x86-64 Linux has
-///   them). The other functions still work, as plain copies: a SIGBUS in them
-///   kills the process, as with memcpy.
+/// - `-ENOTSUP`: no fault-safe copies on this target (only x86-64 and aarch64
+///   Linux have them). The other functions still work, as plain copies: a
+///   SIGBUS in them kills the process, as with memcpy.
 /// - `-EEXIST`: another copy of mcsafe is loaded in this process (this library
 ///   and a Rust program or library that contains the `mcsafe` crate, say). No
 ///   copy initialises while another is loaded: the other functions return
@@ -433,6 +433,7 @@ pub(crate) fn strategy_name(strategy: Strategy) -> &'static core::ffi::CStr {
         Strategy::RepMovsb => c"rep_movsb",
         Strategy::Avx2 => c"avx2",
         Strategy::Avx512 => c"avx512",
+        Strategy::AdvSimd => c"advsimd",
         _ => c"unknown",
     }
 }

@@ -129,7 +129,7 @@ pub(crate) fn describe(code: c_int) -> &'static CStr {
             c"invalid argument: a NULL pointer with len > 0 or a NULL output pointer, a range that wraps or leaves user space, overlapping buffers; or MCSAFE_STRATEGY names a strategy this CPU cannot run (nothing was touched)"
         }
         libc::ENOTSUP => {
-            c"no fault-safe copies on this target (x86-64 Linux only): copies are plain and a SIGBUS kills the process"
+            c"no fault-safe copies on this target (x86-64 and aarch64 Linux only): copies are plain and a SIGBUS kills the process"
         }
         libc::EEXIST => {
             c"another copy of mcsafe is loaded in this process (libmcsafe and a Rust program or library that contains the mcsafe crate, or two libraries that each contain it; readelf -n shows an mcsafe note in each): the SIGBUS handler is process-wide, so use one copy"

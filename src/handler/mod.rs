@@ -5,7 +5,10 @@
 //! - [`install`]: puts mcsafe's handler in place once (`install_once`, the one
 //!   place where that happens), then checks on later calls that copy faults
 //!   still reach it (`probe.rs` for a handler that replaced it);
-//! - queries: [`counts`], [`page_size`], [`blocked_in_this_thread`].
+//! - [`install_checked`]: what `mcsafe::install` checks on every call;
+//! - queries: [`counts`], [`page_size`], [`blocked_in_this_thread`];
+//! - `vdso.rs`: where the kernel's signal frames return when the action has no
+//!   restorer (arm64), for rule 3.
 //!
 //! Changing what the handler does: `signal/`, then the chaining tests (`cargo
 //! test -p mcsafe-tests --test chaining_matrix --test chaining_rules --test
@@ -14,6 +17,7 @@
 pub(crate) mod instance;
 mod probe;
 pub(crate) mod signal;
+mod vdso;
 
 use core::ffi::c_int;
 use core::mem::MaybeUninit;
@@ -114,8 +118,25 @@ fn install_once() -> Result<(), InstallError> {
         // SAFETY: sigaction filled it in.
         let installed = unsafe { installed.assume_init() };
         if installed.sa_sigaction == our_handler() {
-            RESTORER.store(installed.sa_restorer.map_or(0, |f| f as usize), Relaxed);
+            // None on arm64 (glibc sets none there): the kernel returns through
+            // the vDSO's trampoline instead.
+            let restorer = installed
+                .sa_restorer
+                .map_or_else(vdso::sigreturn_trampoline, |f| f as usize);
+            RESTORER.store(restorer, Relaxed);
         }
+    }
+    Ok(())
+}
+
+/// The rest of `mcsafe::install` after a target's first-use `init`: still one
+/// copy of mcsafe, the handler still in place (or still reached), SIGBUS not
+/// blocked in the calling thread.
+pub(crate) fn install_checked() -> Result<(), InstallError> {
+    instance::ensure_only_one()?;
+    install()?;
+    if blocked_in_this_thread() {
+        return Err(InstallError::SigbusBlocked);
     }
     Ok(())
 }

@@ -38,6 +38,7 @@ pub(crate) fn strategy_routine(strategy: Strategy) -> Routine<conv::Copy> {
         Strategy::RepMovsb => routine!("copy_rep_movsb"),
         Strategy::Avx2 => routine!("copy_avx2"),
         Strategy::Avx512 => routine!("copy_avx512"),
+        Strategy::AdvSimd => other_architecture(strategy),
     }
 }
 
@@ -50,6 +51,7 @@ pub(crate) fn rust_strategy_routine(strategy: Strategy) -> Routine<conv::RustCop
         Strategy::RepMovsb => routine!("rust_copy_rep_movsb"),
         Strategy::Avx2 => routine!("rust_copy_avx2"),
         Strategy::Avx512 => routine!("rust_copy_avx512"),
+        Strategy::AdvSimd => other_architecture(strategy),
     }
 }
 
@@ -72,7 +74,18 @@ pub(crate) fn c_strategy_routine(strategy: Strategy) -> Routine<conv::CCopy> {
         Strategy::RepMovsb => routine!("c_copy_rep_movsb"),
         Strategy::Avx2 => routine!("c_copy_avx2"),
         Strategy::Avx512 => routine!("c_copy_avx512"),
+        Strategy::AdvSimd => other_architecture(strategy),
     }
+}
+
+/// aarch64's strategy has no routine here; it is never runnable, so
+/// `Strategy::is_available` and `ensure_runnable` refuse it before any routine is
+/// asked for.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn other_architecture(strategy: Strategy) -> ! {
+    panic!("mcsafe: the {strategy} strategy is aarch64's: this CPU cannot run it")
 }
 
 /// The routine that copies exactly `size` bytes with one load and one store
@@ -239,15 +252,10 @@ fn not_runnable(strategy: Strategy) {
 }
 
 /// `mcsafe::install`: [`init`] (handler and routines), then the check that the
-/// handler is still in place, or still reached (`handler::install`).
+/// handler is still in place, or still reached (`handler::install_checked`).
 fn install() -> Result<(), InstallError> {
     init()?;
-    instance::ensure_only_one()?;
-    handler::install()?;
-    if handler::blocked_in_this_thread() {
-        return Err(InstallError::SigbusBlocked);
-    }
-    Ok(())
+    handler::install_checked()
 }
 
 /// The register-mode routine of the strategy `copy_mc` runs, installing on first

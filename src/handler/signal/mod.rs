@@ -4,9 +4,10 @@
 //! # The rules of the chain
 //!
 //! 1. **Ours**: a SIGBUS (by number, then by siginfo) with a kernel fault code
-//!    (`BUS_MCEERR_AR`, `BUS_ADRERR`, `BUS_OBJERR`), RIP in a landing-pad range,
-//!    and a lost granule that overlaps the interrupted call's buffers: redirected
-//!    to the fixup. Anything else, including any other signal a chaining handler
+//!    (`BUS_MCEERR_AR`, `BUS_ADRERR`, `BUS_OBJERR`; arm64's `BUS_ADRALN` is an
+//!    alignment fault, not a memory error), the program counter in a
+//!    landing-pad range, and a lost granule that overlaps the interrupted call's
+//!    buffers: redirected to the fixup. Anything else, including any other signal a chaining handler
 //!    hands us (`SEGV_ACCERR` equals `BUS_ADRERR`), is passed on.
 //! 2. **Passed on to the previous action**: the one `install` replaced. mcsafe's
 //!    own action copies its `sa_mask`, `SA_NODEFER`, `SA_ONSTACK` and `SA_RESTART`
@@ -95,8 +96,14 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 use libc::{siginfo_t, ucontext_t};
 
+/// The interrupted routine's registers: the part of the handler that names them
+/// (the installed entry, pc, the range registers, the redirect), one file per
+/// architecture, under this module's lints and forbidden macros.
 #[cfg(target_arch = "x86_64")]
 #[path = "x86_64.rs"]
+mod context;
+#[cfg(target_arch = "aarch64")]
+#[path = "aarch64.rs"]
 mod context;
 pub(crate) mod cut;
 pub(crate) mod pads;
@@ -117,9 +124,9 @@ pub(super) static PASSED_ON: AtomicU64 = AtomicU64::new(0);
 pub(super) static RESTORER: AtomicUsize = AtomicUsize::new(0);
 
 /// The start of `siginfo_t` for SIGBUS/SIGSEGV as the kernel lays it out on
-/// x86-64 (include/uapi/asm-generic/siginfo.h: `_sigfault`): the union starts
-/// at offset 16 and `_addr_lsb` directly follows `_addr` (no trapno field on
-/// x86). The `libc` crate exposes `si_addr` but not `si_addr_lsb`.
+/// x86-64 and arm64 alike (include/uapi/asm-generic/siginfo.h: `_sigfault`): the
+/// union starts at offset 16 and `_addr_lsb` directly follows `_addr` (no trapno
+/// field on either). The `libc` crate exposes `si_addr` but not `si_addr_lsb`.
 #[repr(C)]
 struct SigFault {
     signo: c_int,
@@ -166,11 +173,25 @@ unsafe fn redirect_to_fixup(signo: c_int, info: *const SigFault, context: *mut u
         return false;
     };
     let (dst, src, len) = context::buffers(context, regs);
+    // arm64: an unclaimed synchronous external abort with ESR.FnV set comes
+    // without an address; the routine's registers place it. (On x86-64 the
+    // kernel gives every fault of a user access its address, and 0 is in no
+    // buffer: not ours.)
+    #[cfg(target_arch = "aarch64")]
+    let addr = match info.addr {
+        0 => match context::unreported_address(context, regs, (dst, src, len)) {
+            Some(addr) => addr,
+            None => return false,
+        },
+        addr => addr,
+    };
+    #[cfg(not(target_arch = "aarch64"))]
+    let addr = info.addr;
     let lsb = info.addr_lsb.clamp(0, 63) as u32;
-    if cut(info.addr, granule(lsb, page_size()), dst, src, len).is_none() {
+    if cut(addr, granule(lsb, page_size()), dst, src, len).is_none() {
         return false;
     }
-    context::redirect(context, pad.fixup, fault_word(info.code, lsb), info.addr);
+    context::redirect(context, pad.fixup, fault_word(info.code, lsb), addr);
     RECOVERED.fetch_add(1, Relaxed);
     true
 }

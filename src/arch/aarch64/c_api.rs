@@ -1,0 +1,82 @@
+//! The C entry on aarch64: the function libmcsafe's `mcsafe_copy` jumps to, `int
+//! f(void *dst, const void *src, size_t len, void *context)`. x86-64 instantiates
+//! each strategy's body once more with a C exit; here the one strategy's
+//! register-mode routine is called from a Rust `extern "C"` function ([`c_copy`]):
+//! one load of the dispatch word and the call on the way that copies everything,
+//! and after a fault the same careful forward step as `copy_mc`, whose exact
+//! `Fault` goes to the function libmcsafe gave ([`FaultSink`]). Never a panic into
+//! C.
+//!
+//! Change it, then run `cargo test --target aarch64-unknown-linux-gnu -p
+//! mcsafe-capi` (under qemu: the C programs, the sweep of `mcsafe_copy` from C).
+
+use core::ffi::{c_int, c_void};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use super::routines::{Exit, conv};
+use super::{Aarch64, current_routine};
+use crate::arch::{FaultSink, Routine, Target};
+
+/// The sink in force (a `FaultSink` as a word; 0 until [`copy_entry`]).
+static SINK: AtomicUsize = AtomicUsize::new(0);
+
+/// The C entry: [`c_copy`]'s address. Installs everything first (panics as a
+/// first use does), so that the dispatch word is set before C calls it.
+#[cfg_attr(not(any(feature = "c-api", feature = "internals")), allow(dead_code))]
+pub(crate) fn copy_entry(sink: FaultSink) -> usize {
+    Aarch64::ensure_installed();
+    SINK.store(sink as usize, Ordering::Release);
+    c_copy as *const () as usize
+}
+
+/// libmcsafe's copy: 0 when every byte was copied, -EINVAL (touching nothing) for
+/// ranges `copy_mc` refuses, after a fault what the sink returns.
+///
+/// # Safety
+/// As for `copy_mc`, unless refused; [`copy_entry`] ran first.
+unsafe extern "C" fn c_copy(
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    context: *mut c_void,
+) -> c_int {
+    let routine = current_routine();
+    // SAFETY: the routine refuses bad ranges before any access; the C caller
+    // vouches for the rest.
+    match unsafe { routine.run(dst, src, len) } {
+        Ok(()) => 0,
+        Err(Exit::Refused) => -libc::EINVAL,
+        // SAFETY: the stopped run of that routine over the caller's ranges.
+        Err(Exit::Stopped(stopped)) => unsafe {
+            stopped_copy(routine, dst, src, len, stopped, context)
+        },
+    }
+}
+
+/// A C copy stopped by a fault: the forward step, then the sink. No panic leaves
+/// this function.
+///
+/// # Safety
+/// `routine` stopped with `stopped` over ranges its C caller vouches for (it
+/// checked them itself).
+#[cold]
+#[inline(never)]
+unsafe fn stopped_copy(
+    routine: Routine<conv::Copy>,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    stopped: crate::arch::Stopped,
+    context: *mut c_void,
+) -> c_int {
+    // SAFETY: per this function's contract.
+    let finish = || unsafe { crate::forward::copy_after(routine, dst, src, len, stopped) };
+    let fault = std::panic::catch_unwind(std::panic::AssertUnwindSafe(finish)).ok();
+    let sink = SINK.load(Ordering::Acquire);
+    if sink == 0 {
+        return -libc::ENOTRECOVERABLE;
+    }
+    // SAFETY: every non-zero value of SINK is a `FaultSink` (copy_entry).
+    let sink = unsafe { core::mem::transmute::<usize, FaultSink>(sink) };
+    std::panic::catch_unwind(|| sink(fault, context)).unwrap_or(-libc::ENOTRECOVERABLE)
+}
