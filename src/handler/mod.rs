@@ -110,23 +110,35 @@ fn install_once() -> Result<(), InstallError> {
         // from `before`: rule 2 is then approximate, in this race only.)
         SAVED.publish(replaced, ours);
     }
-    // The restorer the C library gave our action: the return address of every
-    // handler call the kernel makes through it (rule 3).
+    // Where the kernel returns from every handler call it makes through our
+    // action (rule 3): the restorer the C library gave it, or the vDSO's.
     let mut installed = MaybeUninit::<libc::sigaction>::zeroed();
     // SAFETY: a null new action only queries; `installed` is writable.
     if unsafe { libc::sigaction(libc::SIGBUS, ptr::null(), installed.as_mut_ptr()) } == 0 {
         // SAFETY: sigaction filled it in.
         let installed = unsafe { installed.assume_init() };
         if installed.sa_sigaction == our_handler() {
-            // None on arm64 (glibc sets none there): the kernel returns through
-            // the vDSO's trampoline instead.
-            let restorer = installed
-                .sa_restorer
-                .map_or_else(vdso::sigreturn_trampoline, |f| f as usize);
-            RESTORER.store(restorer, Relaxed);
+            RESTORER.store(return_address_of(&installed), Relaxed);
         }
     }
     Ok(())
+}
+
+/// `SA_RESTORER` (the same bit on x86-64 and arm64; the `libc` crate names it on
+/// neither).
+const SA_RESTORER: c_int = 0x0400_0000;
+
+/// Where a handler the kernel calls through `action` returns to: its restorer
+/// when the action has `SA_RESTORER` (x86-64's glibc always sets it, the kernel
+/// requires it there); otherwise the vDSO's sigreturn trampoline (arm64: glibc
+/// sets none), and the restorer field read back means nothing (qemu-user leaves
+/// it as it finds it). 0 where there is neither: every caller then counts as the
+/// kernel.
+fn return_address_of(action: &libc::sigaction) -> usize {
+    match action.sa_restorer {
+        Some(restorer) if action.sa_flags & SA_RESTORER != 0 => restorer as usize,
+        _ => vdso::sigreturn_trampoline(),
+    }
 }
 
 /// The rest of `mcsafe::install` after a target's first-use `init`: still one
