@@ -346,6 +346,9 @@ fn run(before: usize, after: usize, event: usize, with: bool) -> Run {
 
 #[test]
 fn matrix() {
+    if qemu_user_cannot("matrix", qemu_user::RE_SENT_FAULT) {
+        return;
+    }
     if let Ok(spec) = std::env::var("MCSAFE_CELL") {
         let n: Vec<usize> = spec.split(',').map(|n| n.parse().unwrap()).collect();
         in_child(TEST, || {
@@ -406,7 +409,14 @@ fn matrix() {
         .split_once(begin)
         .and_then(|(_, rest)| rest.split_once(end))
         .map(|(table, _)| table);
-    if current != Some(table.as_str()) {
+    // The documented table is compared where the docs are (not in the arm64
+    // VM, which runs this binary alone: there each cell is checked against the
+    // same run without mcsafe).
+    let whole = std::path::Path::new(doc_path).exists();
+    if !whole {
+        eprintln!("the table is not compared with docs/reliability.md here:\n{table}");
+    }
+    if whole && current != Some(table.as_str()) {
         if std::env::var_os("MCSAFE_WRITE_MATRIX").is_some() {
             let (head, rest) = doc
                 .split_once(begin)

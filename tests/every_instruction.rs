@@ -24,8 +24,16 @@
 //!    call must return `Poison` with exactly the bytes before that page, an exact
 //!    prefix (the CRC of exactly those bytes), and one signal: touching the
 //!    "poisoned" page again would raise a second, real SIGBUS.
-//! 3. Coverage: with `objdump`, every instruction of every range was executed
-//!    (and so injected at) by some copy.
+//! 3. Coverage: with `objdump` (aarch64: every 4 bytes), every instruction of
+//!    every range was executed (and so injected at) by some copy.
+//!
+//! On aarch64 the same binary runs in the arm64 VM (`cargo xtask
+//! vm-test-aarch64`: ptrace does not work under qemu-user, where it says NOT RUN):
+//! the registers are x0-x2, x4 (the cursor) and w3 (the CRC state); each
+//! instruction of each routine is injected at a bounded number of times
+//! ([`PER_INSTRUCTION`], reached by breakpoints, since every traced step costs far
+//! more under full emulation), and once more with an abort without an address
+//! (`BUS_OBJERR`, `si_addr` 0), which the routine's registers must place.
 //!
 //! A test binary with its own `main` (`harness = false`): the tracer forks, and
 //! forking is only safe from a single-threaded process.
@@ -36,6 +44,7 @@ mod trace;
 
 use std::collections::BTreeSet;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(target_arch = "x86_64")]
 use std::process::Command;
 use std::ptr;
 
@@ -218,6 +227,23 @@ const COPIES: [Copy; 17] = [
 /// minutes (the passes are quadratic in the steps).
 const LONG: usize = 4096;
 
+/// From this length `worth_injecting` samples: [`LONG`], but 512 bytes in the
+/// arm64 VM, where under full emulation each traced step costs far more: every
+/// instruction of every loop is still injected at, its first 4 executions and
+/// every 16th.
+#[cfg(target_arch = "x86_64")]
+const SAMPLED_FROM: usize = LONG;
+#[cfg(target_arch = "aarch64")]
+const SAMPLED_FROM: usize = 512;
+
+/// In the arm64 VM, injections per instruction address over the whole run:
+/// under full emulation a traced child costs about a tenth of a second even when
+/// breakpoints take it to the instruction, so every dynamic instruction of every
+/// call would take most of an hour. Each static instruction of every range is
+/// still injected at (the coverage step checks it), at its first executions, for
+/// pages of both sides in turn, and once more with an abort without an address.
+const PER_INSTRUCTION: usize = 2;
+
 /// Low thresholds, so that short copies reach every method of the vector
 /// routines: the aligned loop (516 bytes, and backward at 517), `rep movsb` (530)
 /// and the non-temporal loop (from 700).
@@ -244,11 +270,11 @@ fn worth_tracing(strategy: Strategy, copy: Copy) -> bool {
 /// Whether to inject at the step pass's k-th in-range instruction. Every one,
 /// except inside one string instruction that repeats at the same address (each
 /// `rep movsb` iteration is a step): its first 8 iterations and every 16th.
-/// In a long copy (`LONG` bytes or more), each instruction's first 4
+/// In a long copy (`SAMPLED_FROM` bytes or more), each instruction's first 4
 /// executions and every 16th: every instruction of every loop is still
 /// injected at, early, late and in between.
 fn worth_injecting(rips: &[usize], k: usize, len: usize) -> bool {
-    if len >= LONG {
+    if len >= SAMPLED_FROM {
         let seen = rips[..k].iter().filter(|&&r| r == rips[k]).count();
         return seen < 4 || seen % 16 == 0;
     }
@@ -336,8 +362,18 @@ enum Plan {
     /// Check the progress invariant at every instruction.
     Step,
     /// At the k-th in-range instruction, lose `page` (an address) of `side` and
-    /// report a machine check for it.
-    Inject { k: usize, side: Side, page: usize },
+    /// report a machine check for it; or (`unknown`, aarch64) report an abort
+    /// without an address and lose nothing.
+    Inject {
+        k: usize,
+        side: Side,
+        page: usize,
+        unknown: bool,
+        /// Where the k-th in-range instruction is, and how many times it ran
+        /// before: the arm64 VM gets there by breakpoints instead of single
+        /// steps (see [`PER_INSTRUCTION`]).
+        at: Option<(usize, usize)>,
+    },
 }
 
 struct World {
@@ -462,6 +498,22 @@ fn check_outcome(
     let signals = mcsafe::stats().recovered - before;
     let done = match (plan, outcome.fault) {
         (Plan::Step, None) if signals == 0 => copy.len,
+        (Plan::Inject { unknown: true, .. }, Some(f)) => {
+            // No address (arm64 BUS_OBJERR, si_addr 0), nothing really lost:
+            // recovered, cut at the start of a page the call touches.
+            let cut_at = |base: *const u8| (base as usize + f.copied()).is_multiple_of(PAGE);
+            let ok = f.kind() == FaultKind::ObjectError
+                && f.granule() == PAGE
+                && signals == 1
+                && (f.copied() == 0 || cut_at(src) || cut_at(dst.cast_const()))
+                && f.copied() < copy.len;
+            if !ok {
+                return Some(format!(
+                    "got {f:?} after {signals} signals for an unclaimed abort"
+                ));
+            }
+            f.copied()
+        }
         (Plan::Inject { side, page, .. }, Some(f)) => {
             let start = if side == Side::Source {
                 src
@@ -521,6 +573,25 @@ fn wait_stop(pid: Pid) -> Signal {
     }
 }
 
+/// Injects the plan's fault into the stopped child and lets it run: takes `page`
+/// of `side` away and reports a machine check for it, or (`unknown`) reports an
+/// abort without an address and takes nothing away.
+fn inject(world: &World, pid: Pid, side: Side, page: usize, unknown: bool) {
+    let info = if unknown {
+        unclaimed_abort()
+    } else {
+        let file = if side == Side::Source {
+            &world.src
+        } else {
+            &world.dst
+        };
+        file.lose_from(page - file.base as usize);
+        machine_check(page)
+    };
+    ptrace::setsiginfo(pid, &info).unwrap();
+    ptrace::cont(pid, Signal::SIGBUS).unwrap();
+}
+
 /// Runs one traced call; returns what the step pass saw (empty for injections).
 fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
     // SAFETY: this binary is single-threaded (harness = false), so the child may
@@ -533,7 +604,29 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
 
     // Run to the routine's entry with a breakpoint, then step from there.
     let regs = trace::run_to(pid, op.routine(copy.len).entry);
-    let return_to = ptrace::read(pid, regs.rsp as ptrace::AddressType).unwrap() as u64;
+    let return_to = arch::return_address(pid, &regs);
+    if let Plan::Inject {
+        side,
+        page,
+        unknown,
+        at: Some((pc, before)),
+        ..
+    } = plan
+    {
+        trace::run_to_occurrence(pid, pc, before);
+        inject(world, pid, side, page, unknown);
+        match waitpid(pid, None).unwrap() {
+            WaitStatus::Exited(_, 0) => {}
+            other => panic!("{op:?} {copy:?} {plan:?}: child ended with {other:?}"),
+        }
+        world.src.restore();
+        world.dst.restore();
+        return Trace {
+            in_range: 0,
+            visited: BTreeSet::new(),
+            rips: Vec::new(),
+        };
+    }
 
     let (dst, src) = (
         world.dst.base as usize + copy.dst_at,
@@ -548,21 +641,21 @@ fn trace(world: &World, op: Op, copy: Copy, plan: Plan) -> Trace {
     let what = format!("{op:?} {copy:?}");
     loop {
         let regs = ptrace::getregs(pid).unwrap();
-        let rip = regs.rip as usize;
-        if regs.rip == return_to {
+        let rip = trace::pc(&regs);
+        if rip == return_to {
             break;
         }
         if in_a_range(rip) {
-            if let Plan::Inject { k, side, page } = plan {
+            if let Plan::Inject {
+                k,
+                side,
+                page,
+                unknown,
+                ..
+            } = plan
+            {
                 if k == seen.in_range {
-                    let file = if side == Side::Source {
-                        &world.src
-                    } else {
-                        &world.dst
-                    };
-                    file.lose_from(page - file.base as usize);
-                    ptrace::setsiginfo(pid, &machine_check(page)).unwrap();
-                    ptrace::cont(pid, Signal::SIGBUS).unwrap();
+                    inject(world, pid, side, page, unknown);
                     break;
                 }
             } else {
@@ -615,19 +708,17 @@ fn check_step(
     checked: usize,
     what: &str,
 ) -> usize {
-    let rip = regs.rip as usize;
+    let rip = trace::pc(regs);
     let pad = landing_pads()
         .find(|p| p.begin <= rip && rip < p.end)
         .unwrap();
-    // Where this range keeps the call's buffers (asm/routine.s, "Range
-    // registers"): the arguments themselves, or their copies in r8, r9, r10.
-    let (r8, r9, r10) = match pad.regs {
-        Some(Regs::Entry) => (regs.rdi, regs.rsi, regs.rdx),
-        Some(Regs::Saved) => (regs.r8, regs.r9, regs.r10),
-        Some(Regs::OneBuffer) => (regs.r8, regs.r8, regs.r10),
-        None => panic!("{what}: a row without a register map at {rip:#x}"),
-    };
-    let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
+    // Where this range keeps the call's buffers (asm/routine.s and
+    // asm/aarch64/routine.s, "Range registers").
+    let map = pad
+        .regs
+        .unwrap_or_else(|| panic!("{what}: a row without a register map at {rip:#x}"));
+    let (r8, r9, r10) = arch::buffers(regs, map);
+    let len = copy.len;
     let expected = match op {
         Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
         Op::Read => (None, Some(src)),
@@ -636,7 +727,7 @@ fn check_step(
         Op::Crc32c(..) => (Some(src), Some(src)),
     };
     assert_eq!(
-        r10 as usize, len,
+        r10, len,
         "{what}: len register ({:?}) at {rip:#x}",
         pad.regs
     );
@@ -649,9 +740,10 @@ fn check_step(
             );
         }
     }
-    let progress = (regs.rdi as usize).checked_sub(r8).filter(|&p| p <= len);
+    let cursor = arch::cursor(regs, map, r8);
+    let progress = cursor.checked_sub(r8).filter(|&p| p <= len);
     let progress =
-        progress.unwrap_or_else(|| panic!("{what}: rdi {:#x} outside r8.. at {rip:#x}", regs.rdi));
+        progress.unwrap_or_else(|| panic!("{what}: cursor {cursor:#x} outside dst.. at {rip:#x}"));
     if pad.regs == Some(Regs::Entry) {
         // An entry range keeps rdi at the start: nothing is claimed stored.
         assert_eq!(
@@ -667,7 +759,8 @@ fn check_step(
             let counted = fixup_counts(pad.fixup, regs, progress);
             let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
             assert_eq!(
-                regs.rsi as u32, want,
+                arch::crc_state(regs),
+                want,
                 "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
             );
         }
@@ -680,7 +773,8 @@ fn check_step(
             let counted = fixup_counts(pad.fixup, regs, progress);
             let want = !crc32c_reference(&source_bytes(copy.src_at, counted));
             assert_eq!(
-                regs.rsi as u32, want,
+                arch::crc_state(regs),
+                want,
                 "{what}: at {rip:#x} esi is not the CRC state of the {counted} bytes counted"
             );
             if counted > checked {
@@ -729,6 +823,7 @@ fn check_step(
 /// `add $n, %rdi` after a `crc32` (asm/crc32c.s), `mov %r12, %rdi` (the end of
 /// a committed block) or `lea (%r8,%r10), %rdi` (the whole buffer, after a
 /// short last block) (asm/crc32c_fold.s); otherwise nothing.
+#[cfg(target_arch = "x86_64")]
 fn fixup_counts(fixup: usize, regs: &libc::user_regs_struct, progress: usize) -> usize {
     // SAFETY: the fixup is code of this binary, mapped readable.
     let code = unsafe { std::slice::from_raw_parts(fixup as *const u8, 4) };
@@ -744,16 +839,102 @@ fn fixup_counts(fixup: usize, regs: &libc::user_regs_struct, progress: usize) ->
 /// The siginfo the kernel sends for a machine check consumed in user mode:
 /// BUS_MCEERR_AR, the page-aligned address, lsb 12.
 fn machine_check(page: usize) -> libc::siginfo_t {
-    // SAFETY: an all-zero siginfo_t is valid; the fields are written at the
-    // kernel's x86-64 offsets (signo 0, code 8, addr 16, addr_lsb 24).
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let raw = (&raw mut info).cast::<u8>();
-        raw.cast::<i32>().write(libc::SIGBUS);
-        raw.add(8).cast::<i32>().write(libc::BUS_MCEERR_AR);
-        raw.add(16).cast::<usize>().write(page);
-        raw.add(24).cast::<i16>().write(12);
-        info
+    trace::sigbus_info(libc::BUS_MCEERR_AR, page, 12)
+}
+
+/// The siginfo of an arm64 synchronous external abort nobody claimed, with
+/// ESR.FnV set: BUS_OBJERR, no address, no lsb.
+fn unclaimed_abort() -> libc::siginfo_t {
+    trace::sigbus_info(libc::BUS_OBJERR, 0, 0)
+}
+
+/// The registers the checks read, per architecture.
+#[cfg(target_arch = "x86_64")]
+mod arch {
+    use super::*;
+
+    /// Where the routine returns (read at its entry): the word at rsp.
+    pub fn return_address(pid: Pid, regs: &libc::user_regs_struct) -> usize {
+        ptrace::read(pid, regs.rsp as ptrace::AddressType).unwrap() as usize
+    }
+
+    /// (dst, src, len) from the range registers the row names: the arguments
+    /// themselves, or their copies in r8, r9, r10.
+    pub fn buffers(regs: &libc::user_regs_struct, map: Regs) -> (usize, usize, usize) {
+        let (a, b, c) = match map {
+            Regs::Entry => (regs.rdi, regs.rsi, regs.rdx),
+            Regs::Saved => (regs.r8, regs.r9, regs.r10),
+            Regs::OneBuffer => (regs.r8, regs.r8, regs.r10),
+        };
+        (a as usize, b as usize, c as usize)
+    }
+
+    /// The progress cursor: rdi.
+    pub fn cursor(regs: &libc::user_regs_struct, _: Regs, _dst: usize) -> usize {
+        regs.rdi as usize
+    }
+
+    /// The checksums' CRC state: esi.
+    pub fn crc_state(regs: &libc::user_regs_struct) -> u32 {
+        regs.rsi as u32
+    }
+}
+
+/// The registers the checks read, per architecture.
+#[cfg(target_arch = "aarch64")]
+mod arch {
+    use super::*;
+
+    /// Where the routine returns (read at its entry): lr.
+    pub fn return_address(_: Pid, regs: &libc::user_regs_struct) -> usize {
+        regs.regs[30] as usize
+    }
+
+    /// (dst, src, len): x0, x1, x2 in every range (x0 twice for one buffer).
+    pub fn buffers(regs: &libc::user_regs_struct, map: Regs) -> (usize, usize, usize) {
+        let (x0, x1, x2) = (
+            regs.regs[0] as usize,
+            regs.regs[1] as usize,
+            regs.regs[2] as usize,
+        );
+        match map {
+            Regs::OneBuffer => (x0, x0, x2),
+            Regs::Entry | Regs::Saved => (x0, x1, x2),
+        }
+    }
+
+    /// The progress cursor: x4 in a cursor range; dst (nothing done) in an
+    /// entry range, where x4 is not set yet.
+    pub fn cursor(regs: &libc::user_regs_struct, map: Regs, dst: usize) -> usize {
+        match map {
+            Regs::Saved | Regs::OneBuffer => regs.regs[4] as usize,
+            Regs::Entry => dst,
+        }
+    }
+
+    /// The checksums' CRC state: w3.
+    pub fn crc_state(regs: &libc::user_regs_struct) -> u32 {
+        regs.regs[3] as u32
+    }
+}
+
+/// How many bytes a checksum's fixup counts as done: x4's `progress`, less what
+/// the fixup subtracts from x4 before the routine's own fixup (a chain of `sub
+/// x4, x4, #n`, asm/aarch64/crc32c.s), read from this process's copy of the
+/// code (the same binary as the child's).
+#[cfg(target_arch = "aarch64")]
+fn fixup_counts(fixup: usize, _: &libc::user_regs_struct, progress: usize) -> usize {
+    let mut back = 0;
+    let mut at = fixup;
+    loop {
+        // SAFETY: the fixup is code of this binary, mapped readable.
+        let insn = unsafe { (at as *const u32).read() };
+        // sub x4, x4, #imm12 (no shift)
+        if insn & 0xffc0_03ff != 0xd100_0084 {
+            return progress - back;
+        }
+        back += ((insn >> 10) & 0xfff) as usize;
+        at += 4;
     }
 }
 
@@ -765,8 +946,12 @@ fn cases() -> Vec<(Op, Copy)> {
         for copy in COPIES {
             if worth_tracing(strategy, copy) {
                 cases.push((Op::Copy(strategy), copy));
-                cases.push((Op::RegCopy(strategy), copy));
-                cases.push((Op::CCopy(strategy), copy));
+                // aarch64 has one instantiation per routine: copy_mc_with, the
+                // forward step and the C entry all run the register-mode one.
+                if cfg!(target_arch = "x86_64") {
+                    cases.push((Op::RegCopy(strategy), copy));
+                    cases.push((Op::CCopy(strategy), copy));
+                }
             }
         }
     }
@@ -782,7 +967,7 @@ fn cases() -> Vec<(Op, Copy)> {
             cases.push((Op::Write, at(len, 0, offset)));
         }
     }
-    for (len, dst_at) in [(5, 2 * PAGE - 3), (300, PAGE - 100)] {
+    for (len, dst_at) in [(5, 2 * PAGE - 3), (300, PAGE - 100), (23, PAGE - 10)] {
         cases.push((Op::Fill, at(len, 0, dst_at)));
     }
     // Bytes only; a misaligned head, words and a tail; aligned words only.
@@ -791,8 +976,19 @@ fn cases() -> Vec<(Op, Copy)> {
         (1000, PAGE - 493),
         (64, 2 * PAGE - 32),
         (13, PAGE - 8),
+        (14, PAGE - 6),
     ] {
         cases.push((Op::Crc32c(CrcPath::Stream, BLOCK), at(len, src_at, 0)));
+    }
+    // aarch64's PMULL routines have fixed blocks (3 KiB, then 384 bytes): one
+    // call of each reaches both and the chain after them.
+    if CrcPath::Pmull.is_available() {
+        let len = 3 * 1024 + 384 + 53;
+        cases.push((Op::Crc32c(CrcPath::Pmull, BLOCK), at(len, PAGE - 1000, 0)));
+        cases.push((
+            Op::CopyCrc32c(CrcPath::Pmull, BLOCK, NEVER),
+            at(len, PAGE - 1000, 2 * PAGE - 700),
+        ));
     }
     // The folding routines' shapes (asm/crc32c_fold.s): short chains (no
     // run of eight words and every tail bit; two runs and no tail; three runs
@@ -866,6 +1062,7 @@ fn runs_here(begin: usize) -> bool {
 }
 
 /// The bias from link-time addresses (objdump's) to this process's, or why not.
+#[cfg(target_arch = "x86_64")]
 fn load_bias() -> Result<usize, String> {
     let exe = std::env::current_exe().unwrap();
     let nm = Command::new("nm")
@@ -883,6 +1080,7 @@ fn load_bias() -> Result<usize, String> {
 
 /// Each instruction in `start..stop` (this process's addresses) as (address,
 /// objdump's text of it).
+#[cfg(target_arch = "x86_64")]
 fn disassemble(start: usize, stop: usize, bias: usize) -> Result<Vec<(usize, String)>, String> {
     let out = Command::new("objdump")
         .args(["-d", "--no-show-raw-insn"])
@@ -907,6 +1105,7 @@ fn disassemble(start: usize, stop: usize, bias: usize) -> Result<Vec<(usize, Str
 /// leaves the caller's memory alone: a register-to-register move has no `(` in
 /// AT&T syntax, and the one store a C API routine makes there is to its own
 /// stack (`(%rsp)`: the red zone, where it keeps its context).
+#[cfg(target_arch = "x86_64")]
 fn prologues_touch_no_memory() -> Result<usize, String> {
     let bias = load_bias()?;
     let pads: Vec<_> = landing_pads().collect();
@@ -932,6 +1131,7 @@ fn prologues_touch_no_memory() -> Result<usize, String> {
 
 /// Instruction addresses inside every range of the routines this CPU runs,
 /// from objdump, or why not.
+#[cfg(target_arch = "x86_64")]
 fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
     let bias = load_bias()?;
     let mut all = BTreeSet::new();
@@ -949,7 +1149,48 @@ fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
     }
 }
 
+/// Whether every instruction of a routine before its first range (its prologue)
+/// leaves memory alone: no load or store (op0 = x1x0).
+#[cfg(target_arch = "aarch64")]
+fn prologues_touch_no_memory() -> Result<usize, String> {
+    let pads: Vec<_> = landing_pads().collect();
+    let mut checked = 0;
+    for entry in routine_entries() {
+        let first = pads
+            .iter()
+            .filter(|p| p.begin >= entry)
+            .map(|p| p.begin)
+            .min()
+            .ok_or("a routine without ranges")?;
+        for at in (entry..first).step_by(4) {
+            // SAFETY: code of this binary, mapped readable.
+            let insn = unsafe { (at as *const u32).read() };
+            if insn & 0x0a00_0000 == 0x0800_0000 {
+                return Err(format!(
+                    "{at:#x} {insn:#010x} before the first range is a load or store"
+                ));
+            }
+            checked += 1;
+        }
+    }
+    Ok(checked)
+}
+
+/// Instruction addresses inside every range of the routines this CPU runs: every
+/// 4 bytes (A64 instructions are all 4 bytes, and no range holds data).
+#[cfg(target_arch = "aarch64")]
+fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
+    Ok(landing_pads()
+        .filter(|pad| runs_here(pad.begin))
+        .flat_map(|pad| (pad.begin..pad.end).step_by(4))
+        .collect())
+}
+
 fn main() {
+    if !trace::can_trace("every_instruction") {
+        println!("every_instruction: NOT RUN under qemu-user (ptrace); the arm64 VM runs it");
+        return;
+    }
     let world = World {
         src: SharedFile::new(Some(SRC_SEED)),
         dst: SharedFile::new(None),
@@ -958,6 +1199,8 @@ fn main() {
     set_thresholds(THRESHOLDS);
     let mut visited = BTreeSet::new();
     let mut injections = 0;
+    let mut unclaimed = 0;
+    let mut injected_at = std::collections::HashMap::<usize, usize>::new();
     for (op, copy) in cases() {
         let steps = trace(&world, op, copy, Plan::Step);
         visited.extend(&steps.visited);
@@ -968,21 +1211,64 @@ fn main() {
         let sides: Vec<(Side, Vec<usize>)> = op.sides().iter().map(|&s| (s, pages(s))).collect();
         let page_count: usize = sides.iter().map(|(_, p)| p.len()).sum();
         // Short routines: every page of every side at every instruction; long
-        // ones: one page per side at each instruction, in turn.
-        let every_page = steps.in_range * page_count <= 200;
+        // ones: one page per side at each instruction, in turn. In the arm64 VM
+        // (see SAMPLED_FROM), one page of one side at each, in turn.
+        let arm64 = cfg!(target_arch = "aarch64");
+        let every_page = steps.in_range * page_count <= 200 && !arm64;
         let before = injections;
         for k in (0..steps.in_range).filter(|&k| worth_injecting(&steps.rips, k, copy.len)) {
-            for (side, pages) in &sides {
+            // The arm64 VM: each instruction of each routine at most
+            // PER_INSTRUCTION times over all the calls (the first ones that
+            // reach it), so that the run fits CI; every one still at least once,
+            // reached by breakpoints (its address, and how many times it ran
+            // before in this call).
+            let mut at = None;
+            if arm64 {
+                let pc = steps.rips[k];
+                let seen = injected_at.entry(pc).or_insert(0);
+                if *seen >= PER_INSTRUCTION {
+                    continue;
+                }
+                *seen += 1;
+                at = Some((pc, steps.rips[..k].iter().filter(|&&r| r == pc).count()));
+            }
+            let sides_now = if arm64 {
+                &sides[k % sides.len()..=k % sides.len()]
+            } else {
+                &sides[..]
+            };
+            for (side, pages) in sides_now {
                 let chosen = if every_page {
                     pages.clone()
                 } else {
                     vec![pages[k % pages.len()]]
                 };
                 for page in chosen {
-                    let side = *side;
-                    trace(&world, op, copy, Plan::Inject { k, side, page });
+                    let (side, unknown) = (*side, false);
+                    let plan = Plan::Inject {
+                        k,
+                        side,
+                        page,
+                        unknown,
+                        at,
+                    };
+                    trace(&world, op, copy, plan);
                     injections += 1;
                 }
+            }
+            // aarch64: each instruction also interrupted once by an abort
+            // without an address, which the routine's registers must place.
+            if arm64 && injected_at.get(&steps.rips[k]) == Some(&1) {
+                let (side, page) = (sides[0].0, sides[0].1[0]);
+                let plan = Plan::Inject {
+                    k,
+                    side,
+                    page,
+                    unknown: true,
+                    at,
+                };
+                trace(&world, op, copy, plan);
+                unclaimed += 1;
             }
         }
         eprintln!(
@@ -993,6 +1279,8 @@ fn main() {
             injections - before,
             if every_page {
                 "every page at each"
+            } else if arm64 {
+                "one page of one side at each"
             } else {
                 "one page per side at each"
             }
@@ -1034,6 +1322,11 @@ fn main() {
         Err(why) => {
             require(false, "instruction coverage", &why);
         }
+    }
+    if unclaimed > 0 {
+        println!(
+            "every_instruction: {unclaimed} unclaimed aborts without an address injected, all recovered"
+        );
     }
     println!("every_instruction: {injections} machine checks injected, all recovered exactly");
 }

@@ -17,6 +17,12 @@ fn touch(lost: &LostTail) -> u8 {
 
 #[test]
 fn a_fault_outside_copy_mc_still_kills_by_sigbus() {
+    if qemu_user_cannot(
+        "a_fault_outside_copy_mc_still_kills_by_sigbus",
+        qemu_user::RE_SENT_FAULT,
+    ) {
+        return;
+    }
     let status = in_child("a_fault_outside_copy_mc_still_kills_by_sigbus", || {
         mcsafe::install().unwrap();
         let lost = LostTail::new(1, 1, 0);
@@ -41,6 +47,12 @@ fn a_fault_before_install_kills_by_sigbus_too() {
 
 #[test]
 fn ignored_sigbus_before_install_still_kills_on_a_fault() {
+    if qemu_user_cannot(
+        "ignored_sigbus_before_install_still_kills_on_a_fault",
+        qemu_user::RE_SENT_FAULT,
+    ) {
+        return;
+    }
     // The kernel forces a synchronous fault through SIG_IGN; so must mcsafe.
     let status = in_child(
         "ignored_sigbus_before_install_still_kills_on_a_fault",
@@ -145,6 +157,12 @@ fn die_with_core_allowed(with_mcsafe: bool) {
 
 #[test]
 fn sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe() {
+    if qemu_user_cannot(
+        "sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe",
+        qemu_user::RE_SENT_FAULT,
+    ) {
+        return;
+    }
     use std::os::unix::process::ExitStatusExt;
     const TEST: &str = "sig_dfl_dumps_core_on_a_foreign_fault_as_without_mcsafe";
     if let Ok(with) = std::env::var("MCSAFE_WITH") {

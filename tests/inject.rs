@@ -20,6 +20,12 @@ fn read(src: *const u8, len: usize) -> Result<Vec<u8>, mcsafe::Fault> {
 
 #[test]
 fn capabilities_on_this_machine_match_the_kernel() {
+    if qemu_user_cannot(
+        "capabilities_on_this_machine_match_the_kernel",
+        qemu_user::HWPOISON,
+    ) {
+        return;
+    }
     let caps = inject::capabilities();
     eprintln!("kernel {}:\n{caps}", caps.kernel());
     // Truncation needs nothing: it must work everywhere the crate runs.
@@ -121,6 +127,12 @@ fn uffd_poison_takes_one_page_and_unpoison_gives_it_back() {
 /// checks what a user sees instead: the error, in words.
 #[test]
 fn madv_hwpoison_poisons_a_file_page_or_says_why_not() {
+    if qemu_user_cannot(
+        "madv_hwpoison_poisons_a_file_page_or_says_why_not",
+        qemu_user::HWPOISON,
+    ) {
+        return;
+    }
     let caps = inject::capabilities();
     let map = HwPoisonMapping::new(3).unwrap();
     // SAFETY: nothing poisoned yet.

@@ -109,6 +109,12 @@ fn exec_leaves_nothing_behind() {
 /// SIGBUS at SIG_DFL, where without mcsafe they would have inherited SIG_IGN.
 #[test]
 fn exec_after_sig_ign_then_mcsafe_gives_sig_dfl() {
+    if qemu_user_cannot(
+        "exec_after_sig_ign_then_mcsafe_gives_sig_dfl",
+        qemu_user::EXEC,
+    ) {
+        return;
+    }
     let status = in_child("exec_after_sig_ign_then_mcsafe_gives_sig_dfl", || {
         // SAFETY: setting a disposition in this child.
         unsafe { libc::signal(libc::SIGBUS, libc::SIG_IGN) };

@@ -22,6 +22,12 @@ static CALLS: AtomicUsize = AtomicUsize::new(0);
 
 #[test]
 fn signal_hook_after_mcsafe_chains_and_copy_faults_are_recovered() {
+    if qemu_user_cannot(
+        "signal_hook_after_mcsafe_chains_and_copy_faults_are_recovered",
+        qemu_user::RE_SENT_FAULT,
+    ) {
+        return;
+    }
     let status = in_child(
         "signal_hook_after_mcsafe_chains_and_copy_faults_are_recovered",
         || {

@@ -197,7 +197,7 @@ fn how_small_an_alternate_stack_may_be() {
         });
         return;
     }
-    let output = std::process::Command::new(std::env::current_exe().unwrap())
+    let output = this_binary()
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env("MCSAFE_TEST_CHILD", TEST)
         .env("MCSAFE_DEPTH", "1")

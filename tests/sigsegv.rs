@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::ptr;
 
 use common::*;
@@ -141,7 +140,7 @@ fn rust_still_reports_a_stack_overflow_after_mcsafe_is_installed() {
             .unwrap();
         return;
     }
-    let output = Command::new(std::env::current_exe().unwrap())
+    let output = this_binary()
         .args([TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env("MCSAFE_OVERFLOW", "1")
         .output()

@@ -281,7 +281,8 @@ fn aliased_distances_take_one_signal_per_faulting_copy() {
         }
     }
     eprintln!("aliased distances: {faults} faulting copies, one signal each");
-    assert!(faults > 500);
+    // 480 per strategy (3 here on x86-64 without AVX-512, 1 on aarch64).
+    assert!(faults > 400 * Strategy::available().len() as u64);
 }
 
 /// Lengths around low thresholds: the aligned loop, `rep movsb`, the loop again

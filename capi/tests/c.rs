@@ -33,6 +33,21 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The C and C++ compilers for this test binary's target: the host's, or,
+/// for the aarch64 build under qemu-user (docs/cpus.md, "aarch64"), Debian's
+/// cross compilers; and the target triple to build the library for then.
+fn compilers() -> (&'static str, &'static str, Option<&'static str>) {
+    if common::emulated() {
+        (
+            "aarch64-linux-gnu-gcc",
+            "aarch64-linux-gnu-g++",
+            Some("aarch64-unknown-linux-gnu"),
+        )
+    } else {
+        ("gcc", "g++", None)
+    }
+}
+
 /// Whether the C toolchain is here (NOT RUN otherwise; CI must have it).
 fn toolchain() -> bool {
     let found = |tool: &str| {
@@ -41,7 +56,8 @@ fn toolchain() -> bool {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let missing: Vec<&str> = ["gcc", "g++", "pkg-config"]
+    let (cc, cxx, _) = compilers();
+    let missing: Vec<&str> = [cc, cxx, "pkg-config"]
         .into_iter()
         .filter(|t| !found(t))
         .collect();
@@ -49,7 +65,7 @@ fn toolchain() -> bool {
         missing.is_empty(),
         "the C library from C",
         &format!(
-            "{} not installed (Debian: gcc g++ pkg-config)",
+            "{} not installed (Debian: gcc g++ pkg-config; for aarch64 gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)",
             missing.join(", ")
         ),
     )
@@ -85,7 +101,7 @@ fn build(source: &Path, link: Link, flags: &[&str]) -> PathBuf {
     );
     let exe = prefix().join("bin").join(name);
     std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
-    let mut command = Command::new(if cxx { "g++" } else { "gcc" });
+    let mut command = Command::new(if cxx { compilers().1 } else { compilers().0 });
     command
         .args(flags)
         .arg(source)
@@ -116,7 +132,7 @@ fn build(source: &Path, link: Link, flags: &[&str]) -> PathBuf {
 
 /// Runs `exe` with `env`; returns its output, asserting that it exited 0.
 fn run(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let output = Command::new(exe)
+    let output = common::target_program(exe)
         .args(args)
         .envs(env.iter().copied())
         .output()
@@ -356,7 +372,7 @@ fn the_read_mapped_example_reports_lost_ranges_and_reads_on() {
 
 /// Runs `exe` and asserts its exit code; returns its stdout.
 fn run_status(exe: &Path, args: &[&str], code: i32) -> String {
-    let output = Command::new(exe).args(args).output().unwrap();
+    let output = common::target_program(exe).args(args).output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     print!("{stdout}");
     assert_eq!(
@@ -380,7 +396,7 @@ fn a_second_copy_of_mcsafe_in_the_process_is_refused_loudly() {
     }
     let lib = prefix().join("lib/libmcsafe.so.0");
     for rust_first in [true, false] {
-        let child = Command::new(std::env::current_exe().unwrap())
+        let child = common::this_binary()
             .args([
                 "two_copies_in_a_child",
                 "--exact",
@@ -412,7 +428,8 @@ fn two_copies_of_mcsafe_in_one_static_link_fail_to_link() {
     let fixture = manifest_dir().join("tests/fixtures/rust_user");
     let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rust-user");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let built = Command::new(cargo)
+    let mut build = Command::new(cargo);
+    build
         .args([
             "build",
             "--release",
@@ -422,17 +439,24 @@ fn two_copies_of_mcsafe_in_one_static_link_fail_to_link() {
         ])
         .arg(fixture.join("Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target)
-        .status()
-        .unwrap();
+        .arg(&target);
+    let (cc, _, triple) = compilers();
+    if let Some(triple) = triple {
+        build.args(["--target", triple]);
+    }
+    let built = build.status().unwrap();
     assert!(built.success(), "building the fixture: {built}");
+    let release = match triple {
+        Some(triple) => target.join(triple).join("release"),
+        None => target.join("release"),
+    };
     std::fs::create_dir_all(prefix().join("bin")).unwrap();
-    let mut command = Command::new("gcc");
+    let mut command = Command::new(cc);
     command
         .arg(c_test("two_static.c"))
         .arg("-o")
         .arg(prefix().join("bin/two-static"))
-        .arg(target.join("release/librust_user.a"))
+        .arg(release.join("librust_user.a"))
         .args(pkg_config("mcsafe-static"));
     let output = command.output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

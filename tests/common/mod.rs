@@ -249,15 +249,79 @@ pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
 }
 
+/// Whether this is an aarch64 build running under qemu-user on a kernel of
+/// another architecture (the cross-built suite in CI, docs/cpus.md
+/// "aarch64"): there the test binary cannot exec itself directly (no
+/// binfmt_misc; see [`this_binary`]) and ptrace does not work.
+pub fn emulated() -> bool {
+    cfg!(target_arch = "aarch64")
+        && std::fs::read_to_string("/proc/sys/kernel/arch").is_ok_and(|a| a.trim() != "aarch64")
+}
+
+/// What qemu-user (7.2) does not emulate, which some tests need: under
+/// [`emulated`] they say so and return. The arm64 VM (`cargo xtask
+/// vm-test-aarch64`) runs those test binaries under a real kernel.
+pub mod qemu_user {
+    /// mcsafe passes a fault on to `SIG_DFL` by re-sending its siginfo to its
+    /// own thread (`rt_tgsigqueueinfo`); qemu-user's host handler takes that
+    /// signal, si_code > 0, for a fault of its own and aborts (`cpu_exec:
+    /// assertion failed`, exit 127) instead of dying by it.
+    pub const RE_SENT_FAULT: &str = "qemu-user aborts on a fault siginfo re-sent to its own thread (mcsafe's pass-on to SIG_DFL)";
+    /// The kernel forces a synchronous SIGBUS through SIG_IGN or a blocked
+    /// mask; qemu-user ignores it and runs the faulting load again, forever.
+    pub const FORCED_FAULT: &str =
+        "qemu-user does not force a synchronous SIGBUS through SIG_IGN or a blocked mask";
+    /// `madvise(MADV_HWPOISON)` returns 0 and poisons nothing.
+    pub const HWPOISON: &str = "qemu-user does not emulate MADV_HWPOISON";
+    /// A host program that qemu-user execs inherits qemu's dispositions.
+    pub const EXEC: &str =
+        "a program exec'd under qemu-user inherits qemu's signal dispositions, not the guest's";
+}
+
+/// Under [`emulated`], prints that `what` is not run here because of `why`
+/// (one of [`qemu_user`]'s reasons) and returns true: the caller returns.
+pub fn qemu_user_cannot(what: &str, why: &str) -> bool {
+    if emulated() {
+        eprintln!(
+            "NOT RUN here: {what}: {why}; the arm64 VM runs it (cargo xtask vm-test-aarch64)"
+        );
+    }
+    emulated()
+}
+
+/// A command that runs this test binary again, for child processes: the binary
+/// itself, or under [`emulated`], the same qemu that runs this one
+/// (`MCSAFE_QEMU`, default `qemu-aarch64-static`; `QEMU_LD_PREFIX` is
+/// inherited from .cargo/config.toml).
+pub fn this_binary() -> Command {
+    target_program(&std::env::current_exe().unwrap())
+}
+
+/// A command that runs `exe`, a program built for this test binary's target:
+/// directly, or under [`emulated`] through qemu, as [`this_binary`].
+pub fn target_program(exe: &std::path::Path) -> Command {
+    if emulated() {
+        let qemu = std::env::var("MCSAFE_QEMU").unwrap_or_else(|_| "qemu-aarch64-static".into());
+        let mut command = Command::new(qemu);
+        command.arg(exe);
+        command
+    } else {
+        Command::new(exe)
+    }
+}
+
 /// For a test whose environment may be missing: true if `available`; otherwise
 /// prints why the test cannot run and returns false, except in CI, where the
-/// environment must be there and the test fails.
+/// environment must be there and the test fails (but under qemu-user, see
+/// [`emulated`]: the arm64 VM runs such binaries in CI).
 pub fn require(available: bool, what: &str, why: &str) -> bool {
     if available {
         return true;
     }
     let message = format!("cannot test {what}: {why}");
-    if in_ci() {
+    // Under qemu-user what the kernel offers is qemu's (no userfaultfd, say):
+    // the arm64 VM runs these binaries where the environment is real.
+    if in_ci() && !emulated() {
         panic!("{message} (CI must provide it)");
     }
     eprintln!("NOT RUN: {message}");
@@ -296,7 +360,7 @@ pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnc
 /// a broken handler chain that loops must not hang the test binary.
 pub fn child_output(test_name: &str, env: &[(&str, &str)]) -> std::process::Output {
     use std::process::Stdio;
-    let child = Command::new(std::env::current_exe().unwrap())
+    let child = this_binary()
         .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, test_name)
         .envs(env.iter().copied())
@@ -462,10 +526,12 @@ macro_rules! checksum_via {
 checksum_via!(via_fold256, Fold256);
 checksum_via!(via_fold128, Fold128);
 checksum_via!(via_stream, Stream);
+checksum_via!(via_pmull, Pmull);
 checksum_via!(via_copies, Copies);
 
 /// `crc32c_mc`, then each of its paths forced (the folding routines, the
-/// one-stream `crc32` routine, copies and software) that this CPU can take; a
+/// one-stream `crc32` routine, aarch64's PMULL-merged streams, copies and
+/// software) that this CPU can take; a
 /// path it cannot take is named on stderr (a CPU feature, not an environment CI
 /// could provide).
 pub fn checksums() -> Vec<(&'static str, Checksum)> {
@@ -475,6 +541,7 @@ pub fn checksums() -> Vec<(&'static str, Checksum)> {
         ("fold256", CrcPath::Fold256, via_fold256 as Checksum),
         ("fold128", CrcPath::Fold128, via_fold128),
         ("stream", CrcPath::Stream, via_stream),
+        ("pmull", CrcPath::Pmull, via_pmull),
         ("copies", CrcPath::Copies, via_copies),
     ] {
         if path.is_available() {
@@ -486,13 +553,18 @@ pub fn checksums() -> Vec<(&'static str, Checksum)> {
     all
 }
 
-/// Whether this checksum (by its name in [`checksums`]) reads four parts of a
-/// block at once: a folding routine, or `crc32c_mc` where it takes one.
+/// Whether this checksum (by its name in [`checksums`]) reads parts of a block
+/// at once: a folding routine (four parts), aarch64's PMULL one (three), or
+/// `crc32c_mc` where it takes one of them.
 pub fn reads_in_parallel(name: &str) -> bool {
     use mcsafe::internals::CrcPath;
     name.starts_with("fold")
+        || name == "pmull"
         || (name == "crc32c_mc"
-            && matches!(CrcPath::current(), CrcPath::Fold256 | CrcPath::Fold128))
+            && matches!(
+                CrcPath::current(),
+                CrcPath::Fold256 | CrcPath::Fold128 | CrcPath::Pmull
+            ))
 }
 
 /// A copy-and-checksum with `copy_crc32c_mc`'s signature.
@@ -521,10 +593,11 @@ macro_rules! copy_via {
 copy_via!(copy_via_fold256, Fold256);
 copy_via!(copy_via_fold128, Fold128);
 copy_via!(copy_via_stream, Stream);
+copy_via!(copy_via_pmull, Pmull);
 copy_via!(copy_via_copies, Copies);
 
 /// `copy_crc32c_mc`, then each of its paths forced that this CPU can take:
-/// the one-pass routines (`fold256`, `fold128`), and the careful path
+/// the one-pass routines (`fold256`, `fold128`; aarch64's `pmull`), and the careful path
 /// (`copy_mc`, then the checksum) with the one-stream routine (`stream`) and
 /// with copies and software (`copies`). A path it cannot take is named on
 /// stderr.
@@ -539,6 +612,7 @@ pub fn copy_checksums() -> Vec<(&'static str, CopyChecksum)> {
             copy_via_fold256 as CopyChecksum,
         ),
         ("fold128", CrcPath::Fold128, copy_via_fold128),
+        ("pmull", CrcPath::Pmull, copy_via_pmull),
         ("stream", CrcPath::Stream, copy_via_stream),
         ("copies", CrcPath::Copies, copy_via_copies),
     ] {
@@ -570,7 +644,8 @@ pub fn assert_copy_faults_recovered() {
 pub fn install_capi(root: &Path, prefix: &Path) {
     let _ = std::fs::remove_dir_all(prefix);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    command
         .current_dir(root)
         .args([
             "run",
@@ -581,9 +656,15 @@ pub fn install_capi(root: &Path, prefix: &Path) {
             "capi",
             "--prefix",
         ])
-        .arg(prefix)
-        .output()
-        .expect("cargo runs");
+        .arg(prefix);
+    if emulated() {
+        // The library for this test binary's target; xtask itself runs on the
+        // host, not through the target's runner.
+        command
+            .args(["--target", "aarch64-unknown-linux-gnu"])
+            .env_remove("CARGO_BUILD_TARGET");
+    }
+    let output = command.output().expect("cargo runs");
     assert!(
         output.status.success(),
         "cargo xtask capi failed:\n{}{}",

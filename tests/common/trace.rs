@@ -13,14 +13,85 @@ use nix::sys::signal::{Signal, raise};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork};
 
+/// The traced child's pc.
+#[cfg(target_arch = "x86_64")]
+pub fn pc(regs: &libc::user_regs_struct) -> usize {
+    regs.rip as usize
+}
+
+/// The traced child's pc.
+#[cfg(target_arch = "aarch64")]
+pub fn pc(regs: &libc::user_regs_struct) -> usize {
+    regs.pc as usize
+}
+
+#[cfg(target_arch = "x86_64")]
+fn set_pc(regs: &mut libc::user_regs_struct, pc: usize) {
+    regs.rip = pc as u64;
+}
+
+#[cfg(target_arch = "aarch64")]
+fn set_pc(regs: &mut libc::user_regs_struct, pc: usize) {
+    regs.pc = pc as u64;
+}
+
+/// The breakpoint written over the first instruction (the low bytes of the
+/// word read there), and where the trap leaves pc: x86-64 `int3` (one byte,
+/// pc past it); aarch64 `brk #0` (four bytes, pc at it).
+#[cfg(target_arch = "x86_64")]
+const BREAKPOINT: (i64, i64, usize) = (0xff, 0xcc, 1);
+#[cfg(target_arch = "aarch64")]
+const BREAKPOINT: (i64, i64, usize) = (0xffff_ffff, 0xd420_0000, 0);
+
+/// The progress register's bytes done from `dst` at the traced child's pc
+/// (x86-64: rdi; aarch64: x4 in a cursor range, 0 in a REGS_ENTRY one).
+pub fn progress(regs: &libc::user_regs_struct, dst: usize) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    let cursor = regs.rdi as usize;
+    #[cfg(target_arch = "aarch64")]
+    let cursor = match landing_pads().find(|p| p.begin <= pc(regs) && pc(regs) < p.end) {
+        Some(pad) if pad.regs != Some(mcsafe::internals::Regs::Entry) => regs.regs[4] as usize,
+        _ => dst,
+    };
+    cursor.wrapping_sub(dst)
+}
+
+/// The pc of a signal handler's ucontext.
+///
+/// # Safety
+/// `context` is a valid ucontext.
+pub unsafe fn context_pc(context: *const libc::ucontext_t) -> usize {
+    // SAFETY: per the contract.
+    let mcontext = unsafe { &(*context).uc_mcontext };
+    #[cfg(target_arch = "x86_64")]
+    return mcontext.gregs[libc::REG_RIP as usize] as usize;
+    #[cfg(target_arch = "aarch64")]
+    return mcontext.pc as usize;
+}
+
+/// Whether ptrace can trace a child here; if not (an aarch64 build under
+/// qemu-user, which does not emulate ptrace), prints NOT RUN and where the
+/// test runs instead: the arm64 VM (`cargo xtask vm-test-aarch64`, in CI),
+/// with a real kernel, runs it.
+pub fn can_trace(what: &str) -> bool {
+    if super::common::emulated() {
+        eprintln!(
+            "NOT RUN here: {what}: ptrace does not work under qemu-user; \
+             the arm64 VM runs this test (cargo xtask vm-test-aarch64)"
+        );
+        return false;
+    }
+    true
+}
+
 /// Whether `rip` lies inside a landing-pad range of a copy routine.
 /// Async-signal-safe: reads the static table only.
 pub fn in_a_range(rip: usize) -> bool {
     landing_pads().any(|p| p.begin <= rip && rip < p.end)
 }
 
-/// A SIGBUS siginfo as the kernel lays it out on x86-64: signo at 0, code at
-/// 8, addr at 16, addr_lsb at 24.
+/// A SIGBUS siginfo as the kernel lays it out on x86-64 and arm64: signo at 0,
+/// code at 8, addr at 16, addr_lsb at 24.
 pub fn sigbus_info(code: i32, addr: usize, lsb: i16) -> libc::siginfo_t {
     // SAFETY: an all-zero siginfo_t is valid; the fields are written at the
     // kernel's offsets.
@@ -40,7 +111,7 @@ pub fn sigbus_info(code: i32, addr: usize, lsb: i16) -> libc::siginfo_t {
 /// # Safety
 /// `info` points to a valid siginfo.
 pub unsafe fn addr_lsb(info: *const libc::siginfo_t) -> i16 {
-    // SAFETY: per the contract; offset 24 on x86-64.
+    // SAFETY: per the contract; offset 24 on x86-64 and arm64.
     unsafe { info.cast::<u8>().add(24).cast::<i16>().read() }
 }
 
@@ -107,7 +178,7 @@ pub fn inject_when(
     let mut in_range = false;
     loop {
         let regs = ptrace::getregs(pid).unwrap();
-        if in_a_range(regs.rip as usize) {
+        if in_a_range(pc(&regs)) {
             in_range = true;
             if stop(&regs) {
                 break;
@@ -116,7 +187,7 @@ pub fn inject_when(
             assert!(
                 !in_range,
                 "left the ranges at {:#x} before stopping",
-                regs.rip
+                pc(&regs)
             );
         }
         ptrace::step(pid, None).unwrap();
@@ -133,22 +204,37 @@ pub fn inject_when(
     }
 }
 
-/// Runs a traced child, stopped, on to `entry` through a one-shot breakpoint
-/// (int3), and leaves it stopped there with RIP back at `entry`. Returns its
-/// registers at that point.
-pub fn run_to(pid: Pid, entry: usize) -> libc::user_regs_struct {
-    let at = entry as ptrace::AddressType;
+/// Runs a traced child, stopped (at or before `pc`), on to the execution of
+/// `pc` that follows `before` earlier ones, by a breakpoint there (stepped
+/// over `before` times): far fewer stops than single steps, for instructions
+/// deep in a long call. Leaves it stopped there, the breakpoint removed.
+pub fn run_to_occurrence(pid: Pid, pc: usize, before: usize) {
+    let at = pc as ptrace::AddressType;
     let word = ptrace::read(pid, at).unwrap();
-    ptrace::write(pid, at, (word & !0xff) | 0xcc).unwrap();
-    ptrace::cont(pid, None).unwrap();
-    match waitpid(pid, None).unwrap() {
-        WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
-        other => panic!("the tracee did not reach the breakpoint: {other:?}"),
+    let (mask, trap, pc_after) = BREAKPOINT;
+    for hit in 0..=before {
+        ptrace::write(pid, at, (word & !mask) | trap).unwrap();
+        ptrace::cont(pid, None).unwrap();
+        match waitpid(pid, None).unwrap() {
+            WaitStatus::Stopped(_, Signal::SIGTRAP) => {}
+            other => panic!("the tracee did not reach {pc:#x}: {other:?}"),
+        }
+        let mut regs = ptrace::getregs(pid).unwrap();
+        assert_eq!(self::pc(&regs), pc + pc_after, "stopped at the breakpoint");
+        ptrace::write(pid, at, word).unwrap();
+        set_pc(&mut regs, pc);
+        ptrace::setregs(pid, regs).unwrap();
+        if hit < before {
+            ptrace::step(pid, None).unwrap();
+            assert_eq!(wait_stop(pid), Signal::SIGTRAP);
+        }
     }
-    let mut regs = ptrace::getregs(pid).unwrap();
-    assert_eq!(regs.rip as usize, entry + 1, "stopped at the breakpoint");
-    ptrace::write(pid, at, word).unwrap();
-    regs.rip = entry as u64;
-    ptrace::setregs(pid, regs).unwrap();
-    regs
+}
+
+/// Runs a traced child, stopped, on to `entry` through a one-shot breakpoint
+/// (int3, brk), and leaves it stopped there with pc back at `entry`. Returns
+/// its registers at that point.
+pub fn run_to(pid: Pid, entry: usize) -> libc::user_regs_struct {
+    run_to_occurrence(pid, entry, 0);
+    ptrace::getregs(pid).unwrap()
 }

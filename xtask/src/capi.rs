@@ -56,13 +56,15 @@ const SONAME_MAJOR: &str = "0";
 /// inside it calls into these (rustc's `--print native-static-libs`).
 const NATIVE_STATIC_LIBS: &str = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
 
-/// Parses `--prefix DIR` and installs there.
+/// Parses `--prefix DIR [--target TRIPLE]` and installs there (a cross
+/// build for TRIPLE: the aarch64 C tests under qemu, docs/cpus.md).
 pub fn main(args: &[&str]) -> Result<(), Error> {
-    let prefix = match args {
-        ["--prefix", dir] => PathBuf::from(dir),
+    let (prefix, target) = match args {
+        ["--prefix", dir] => (PathBuf::from(dir), None),
+        ["--prefix", dir, "--target", triple] => (PathBuf::from(dir), Some(*triple)),
         _ => return Err(usage().into()),
     };
-    let installed = install(&prefix)?;
+    let installed = install_for(&prefix, target)?;
     for path in installed {
         println!("capi: installed {}", path.display());
     }
@@ -70,9 +72,10 @@ pub fn main(args: &[&str]) -> Result<(), Error> {
 }
 
 pub fn usage() -> &'static str {
-    "cargo xtask capi --prefix DIR\n  builds libmcsafe (the C library) and installs \
+    "cargo xtask capi --prefix DIR [--target TRIPLE]\n  builds libmcsafe (the C library) and installs \
      include/mcsafe.h, lib/libmcsafe.so*, lib/libmcsafe.a and lib/pkgconfig/mcsafe{,-static}.pc under DIR,\n  \
-     and with SQLite's headers the SQLite VFS: lib/libmcsafe_sqlite.so, include/mcsafe_sqlite.h, lib/pkgconfig/mcsafe-sqlite.pc\n\
+     and with SQLite's headers the SQLite VFS: lib/libmcsafe_sqlite.so, include/mcsafe_sqlite.h, lib/pkgconfig/mcsafe-sqlite.pc\n  \
+     (--target: a cross build, without the SQLite VFS; the aarch64 C tests under qemu, docs/cpus.md)\n\
      usage: cargo xtask capi-bench [--quick] [--rounds N] [--max-size BYTES]\n  \
      mcsafe_copy against memcpy from C, linked shared and static (docs/c.md);\n  \
      MCSAFE_BENCH_RUNNER=\"chrt -f 50 taskset -c 1\" runs each under that prefix"
@@ -123,19 +126,32 @@ pub fn bench(args: &[&str]) -> Result<bool, Error> {
 /// Builds the release library and installs it under `prefix` (made absolute,
 /// since the pkg-config files name it). Returns the paths written.
 pub fn install(prefix: &Path) -> Result<Vec<PathBuf>, Error> {
+    install_for(prefix, None)
+}
+
+/// [`install`], cross-built for `target` (a target triple) when given.
+pub fn install_for(prefix: &Path, target: Option<&str>) -> Result<Vec<PathBuf>, Error> {
     let root = workspace();
     fs::create_dir_all(prefix)?;
     let prefix = fs::canonicalize(prefix)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    run(Command::new(cargo).current_dir(&root).args([
+    let mut build = Command::new(cargo);
+    build.current_dir(&root).args([
         "build",
         "--profile",
         "capi",
         "--package",
         "mcsafe-capi",
         "--lib",
-    ]))?;
-    let built = target_dir(&root).join("capi");
+    ]);
+    if let Some(triple) = target {
+        build.args(["--target", triple]);
+    }
+    run(&mut build)?;
+    let built = match target {
+        Some(triple) => target_dir(&root).join(triple).join("capi"),
+        None => target_dir(&root).join("capi"),
+    };
     let version = package_version(&root.join("capi/Cargo.toml"))?;
 
     let (lib, include, pkgconfig) = (
@@ -163,7 +179,12 @@ pub fn install(prefix: &Path) -> Result<Vec<PathBuf>, Error> {
         fs::write(&path, text)?;
         written.push(path);
     }
-    if sqlite_headers_found() {
+    if let Some(triple) = target {
+        println!(
+            "capi: not building the SQLite VFS (libmcsafe_sqlite.so) for {triple}: a cross build \
+             installs the C library only"
+        );
+    } else if sqlite_headers_found() {
         written.extend(install_sqlite_vfs(&root, &prefix, &version)?);
     } else {
         println!(

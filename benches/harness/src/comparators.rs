@@ -101,7 +101,7 @@ impl Comparator {
     pub fn is_available(&self) -> bool {
         match self {
             Comparator::Strategy(s) => s.is_available(),
-            Comparator::NonTemporalLoop => std::arch::is_x86_feature_detected!("avx2"),
+            Comparator::NonTemporalLoop => non_temporal_available(),
             _ => true,
         }
     }
@@ -331,11 +331,29 @@ pub fn install_guard_handler() {
     }
 }
 
+/// Whether the plain non-temporal loop runs here: AVX2 (an x86-64 comparator).
+fn non_temporal_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::arch::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// Never called off x86-64 (`non_temporal_available` is false there).
+///
+/// # Safety
+/// None needed: it touches no memory.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn non_temporal_copy(_: *mut u8, _: *const u8, _: usize) {
+    unreachable!("the non-temporal loop comparator is x86-64's")
+}
+
 /// The plain non-temporal loop: head to a 32-byte destination boundary with
 /// memcpy, 128 bytes per iteration of streaming stores, memcpy for the tail.
 ///
 /// # Safety
 /// As for `memcpy`; the CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn non_temporal_copy(dst: *mut u8, src: *const u8, len: usize) {
     use std::arch::x86_64::{__m256i, _mm_sfence, _mm256_loadu_si256, _mm256_stream_si256};
