@@ -981,14 +981,19 @@ fn cases() -> Vec<(Op, Copy)> {
         cases.push((Op::Crc32c(CrcPath::Stream, BLOCK), at(len, src_at, 0)));
     }
     // aarch64's PMULL routines have fixed blocks (3 KiB, then 384 bytes): one
-    // call of each reaches both and the chain after them.
+    // call of each reaches both and the chain after them (its 4- and 1-byte
+    // tails); a short one reaches the chain's 8- and 2-byte tails.
     if CrcPath::Pmull.is_available() {
-        let len = 3 * 1024 + 384 + 53;
-        cases.push((Op::Crc32c(CrcPath::Pmull, BLOCK), at(len, PAGE - 1000, 0)));
-        cases.push((
-            Op::CopyCrc32c(CrcPath::Pmull, BLOCK, NEVER),
-            at(len, PAGE - 1000, 2 * PAGE - 700),
-        ));
+        for (len, src_at, dst_at) in [
+            (3 * 1024 + 384 + 53, PAGE - 1000, 2 * PAGE - 700),
+            (26, PAGE - 12, PAGE - 5),
+        ] {
+            cases.push((Op::Crc32c(CrcPath::Pmull, BLOCK), at(len, src_at, 0)));
+            cases.push((
+                Op::CopyCrc32c(CrcPath::Pmull, BLOCK, NEVER),
+                at(len, src_at, dst_at),
+            ));
+        }
     }
     // The folding routines' shapes (asm/crc32c_fold.s): short chains (no
     // run of eight words and every tail bit; two runs and no tail; three runs
