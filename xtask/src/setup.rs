@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cpio::Archive;
+use crate::vm::Arch;
 use crate::{Error, run};
 
 /// Finds `program` in PATH (or the sbin directories a non-root PATH may
@@ -55,10 +56,11 @@ pub struct Kernel {
     pub modules: PathBuf,
 }
 
-/// The kernel that `linux-image-amd64` depends on, downloaded with
-/// `apt-get download` and unpacked with `dpkg-deb -x` into `cache` once; later
-/// runs find it there and download nothing.
-pub fn kernel(cache: &Path) -> Result<Kernel, Error> {
+/// The kernel that `linux-image-amd64` (x86-64) or `linux-image-arm64`
+/// (aarch64) depends on, downloaded with `apt-get download` and unpacked with
+/// `dpkg-deb -x` into `cache` once; later runs find it there and download
+/// nothing.
+pub fn kernel(cache: &Path, arch: Arch) -> Result<Kernel, Error> {
     let marker = cache.join("package");
     if let Ok(package) = fs::read_to_string(&marker)
         && let Ok(kernel) = unpacked(cache, package.trim())
@@ -70,14 +72,25 @@ pub fn kernel(cache: &Path) -> Result<Kernel, Error> {
         );
         return Ok(kernel);
     }
-    apt_update()?;
-    let package = kernel_package()?
-        .ok_or("apt-cache: linux-image-amd64 depends on no linux-image package")?;
+    let apt = match arch {
+        Arch::X86_64 => {
+            apt_update()?;
+            Vec::new()
+        }
+        Arch::Aarch64 => arm64_apt(cache)?,
+    };
+    let package = kernel_package(&apt, arch)?.ok_or_else(|| {
+        format!(
+            "apt-cache: {} depends on no linux-image package",
+            arch.kernel_meta()
+        )
+    })?;
     println!("vm-test: downloading the kernel package {package}");
     let download = cache.join("download");
     let _ = fs::remove_dir_all(&download);
     fs::create_dir_all(&download)?;
     run(Command::new("apt-get")
+        .args(&apt)
         .args(["download", &package])
         .current_dir(&download))?;
     let deb = fs::read_dir(&download)?
@@ -93,14 +106,80 @@ pub fn kernel(cache: &Path) -> Result<Kernel, Error> {
     Ok(kernel)
 }
 
-fn kernel_package() -> Result<Option<String>, Error> {
+/// The kernel package the architecture's meta package depends on: for arm64,
+/// the newest version offered (bookworm-backports' 6.12, see [`arm64_apt`]).
+fn kernel_package(apt: &[String], arch: Arch) -> Result<Option<String>, Error> {
     let out = Command::new("apt-cache")
-        .args(["depends", "linux-image-amd64"])
+        .args(apt)
+        .args(["show", arch.kernel_meta()])
         .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
-        let name = l.trim().strip_prefix("Depends:")?.trim();
-        name.starts_with("linux-image-").then(|| name.to_string())
-    }))
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut best: Option<(String, String)> = None;
+    for stanza in text.split("\n\n") {
+        let field = |key: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_string())
+        };
+        let (Some(version), Some(depends)) = (field("Version:"), field("Depends:")) else {
+            continue;
+        };
+        let Some(package) = depends
+            .split([',', ' '])
+            .find(|d| d.starts_with("linux-image-"))
+        else {
+            continue;
+        };
+        let newer = best.as_ref().is_none_or(|(v, _)| {
+            Command::new("dpkg")
+                .args(["--compare-versions", &version, "gt", v])
+                .status()
+                .is_ok_and(|s| s.success())
+        });
+        if newer {
+            best = Some((version, package.to_string()));
+        }
+    }
+    Ok(best.map(|(_, package)| package))
+}
+
+/// apt options for arm64 packages, without touching the machine's own apt
+/// state (no `dpkg --add-architecture`): a private sources list, lists and
+/// cache under `cache/apt`, updated once per run. Debian bookworm and its
+/// security updates, and bookworm-backports, whose 6.12 kernel has
+/// `UFFDIO_POISON` (Linux 6.6) and the arm64 memory-failure changes that
+/// bookworm's 6.1 lacks.
+fn arm64_apt(cache: &Path) -> Result<Vec<String>, Error> {
+    let dir = cache.join("apt");
+    for sub in ["lists/partial", "cache/archives/partial"] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    let sources = [
+        ("http://deb.debian.org/debian", "bookworm"),
+        ("http://deb.debian.org/debian-security", "bookworm-security"),
+        ("http://deb.debian.org/debian", "bookworm-backports"),
+    ]
+    .map(|(uri, suite)| format!("deb [arch=arm64 signed-by={keyring}] {uri} {suite} main\n"))
+    .concat();
+    let list = dir.join("sources.list");
+    fs::write(&list, sources)?;
+    let options = [
+        "APT::Architecture=arm64".to_string(),
+        "APT::Architectures=arm64".to_string(),
+        format!("Dir::State::Lists={}", dir.join("lists").display()),
+        format!("Dir::Etc::SourceList={}", list.display()),
+        "Dir::Etc::SourceParts=/nonexistent".to_string(),
+        format!("Dir::Cache={}", dir.join("cache").display()),
+        "Dir::State::status=/dev/null".to_string(),
+    ];
+    let apt: Vec<String> = options
+        .iter()
+        .flat_map(|o| ["-o".to_string(), o.clone()])
+        .collect();
+    run(Command::new("apt-get").args(&apt).arg("update"))?;
+    Ok(apt)
 }
 
 fn unpacked(cache: &Path, package: &str) -> Result<Kernel, Error> {
@@ -127,14 +206,31 @@ fn unpacked(cache: &Path, package: &str) -> Result<Kernel, Error> {
 /// (read from each module's `depends=` field), dependencies first.
 /// `crc32c_generic` is listed because ext4's metadata checksums ask the crypto
 /// API for crc32c at mount time, and the guest has no modprobe to load it then.
-pub fn disk_modules(kernel: &Kernel) -> Result<Vec<PathBuf>, Error> {
+/// (arm64's virtio_pci is built in.)
+pub fn disk_modules(kernel: &Kernel, arch: Arch) -> Result<Vec<PathBuf>, Error> {
     let mut index = HashMap::new();
     index_modules(&kernel.modules.join("kernel"), &mut index)?;
     let mut order = Vec::new();
-    for wanted in ["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"] {
+    let wanted: &[&str] = match arch {
+        Arch::X86_64 => &["virtio_pci", "virtio_blk", "crc32c_generic", "ext4"],
+        Arch::Aarch64 => &["virtio_blk", "crc32c_generic", "ext4"],
+    };
+    for wanted in wanted {
         add_with_dependencies(wanted, &index, &mut order)?;
     }
     Ok(order.into_iter().map(|name| index[&name].clone()).collect())
+}
+
+/// A module's bytes, decompressed (Debian's arm64 modules are `.ko.xz`).
+pub fn module_bytes(path: &Path) -> Result<Vec<u8>, Error> {
+    if path.extension().is_some_and(|e| e == "xz") {
+        let out = Command::new("xz").arg("-dc").arg(path).output()?;
+        if !out.status.success() {
+            return Err(format!("xz -dc {}: {}", path.display(), out.status).into());
+        }
+        return Ok(out.stdout);
+    }
+    Ok(fs::read(path)?)
 }
 
 fn index_modules(dir: &Path, index: &mut HashMap<String, PathBuf>) -> Result<(), Error> {
@@ -145,7 +241,7 @@ fn index_modules(dir: &Path, index: &mut HashMap<String, PathBuf>) -> Result<(),
         } else if let Some(name) = path
             .file_name()
             .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".ko"))
+            .and_then(|n| n.strip_suffix(".ko").or_else(|| n.strip_suffix(".ko.xz")))
         {
             index.insert(name.replace('-', "_"), path);
         }
@@ -165,7 +261,7 @@ fn add_with_dependencies(
     let path = index
         .get(&name)
         .ok_or_else(|| format!("kernel module {name} not in the package (built in?)"))?;
-    for dep in depends(&fs::read(path)?) {
+    for dep in depends(&module_bytes(path)?) {
         add_with_dependencies(&dep, index, order)?;
     }
     order.push(name);
@@ -189,8 +285,8 @@ fn depends(module: &[u8]) -> Vec<String> {
 
 /// Builds the guest as a static binary, in its own target directory so that
 /// its RUSTFLAGS do not invalidate the workspace's main build.
-pub fn guest(workspace: &Path, target: &Path) -> Result<PathBuf, Error> {
-    const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+pub fn guest(workspace: &Path, target: &Path, arch: Arch) -> Result<PathBuf, Error> {
+    let triple = arch.triple();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     run(Command::new(cargo)
         .args([
@@ -200,13 +296,13 @@ pub fn guest(workspace: &Path, target: &Path) -> Result<PathBuf, Error> {
             "--package",
             "mcsafe-vm-guest",
             "--target",
-            TRIPLE,
+            triple,
         ])
         .current_dir(workspace)
         .env("CARGO_TARGET_DIR", target)
         .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .env_remove("CARGO_ENCODED_RUSTFLAGS"))?;
-    let binary = target.join(TRIPLE).join("release/mcsafe-vm-guest");
+    let binary = target.join(triple).join("release/mcsafe-vm-guest");
     if has_interpreter(&fs::read(&binary)?) {
         return Err(format!(
             "{} is dynamically linked: it cannot be /init",
@@ -215,6 +311,70 @@ pub fn guest(workspace: &Path, target: &Path) -> Result<PathBuf, Error> {
         .into());
     }
     Ok(binary)
+}
+
+/// The test binaries of `mcsafe-tests` named `tests`, built statically for
+/// `arch` in the guest's target directory: the ones the arm64 VM runs under a
+/// real kernel (ptrace). Returns (name, path).
+pub fn test_binaries(
+    workspace: &Path,
+    target: &Path,
+    arch: Arch,
+    tests: &[&str],
+) -> Result<Vec<(String, PathBuf)>, Error> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .args(["test", "--quiet", "--no-run", "--message-format=json"])
+        .args(["--package", "mcsafe-tests", "--target", arch.triple()])
+        .current_dir(workspace)
+        .env("CARGO_TARGET_DIR", target)
+        .env(
+            "RUSTFLAGS",
+            "-C target-feature=+crt-static -C strip=debuginfo",
+        )
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    for test in tests {
+        command.args(["--test", test]);
+    }
+    let out = command.output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "building the tests for {}: {}\n{}",
+            arch.triple(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let mut found = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        // {"reason":"compiler-artifact",...,"target":{..."name":"api",...},...,"executable":"/path"}
+        let (Some(name), Some(exe)) = (
+            json_field(line, "\"name\":\""),
+            json_field(line, "\"executable\":\""),
+        ) else {
+            continue;
+        };
+        if tests.contains(&name.as_str()) {
+            let path = PathBuf::from(exe);
+            if has_interpreter(&fs::read(&path)?) {
+                return Err(format!("{} is dynamically linked", path.display()).into());
+            }
+            found.push((name, path));
+        }
+    }
+    if found.len() != tests.len() {
+        return Err(format!("built {found:?}, wanted {tests:?}").into());
+    }
+    Ok(found)
+}
+
+/// The first string value after `key` in a line of cargo's JSON (names and
+/// paths hold no escaped quotes here).
+fn json_field(line: &str, key: &str) -> Option<String> {
+    let rest = &line[line.find(key)? + key.len()..];
+    Some(rest[..rest.find('"')?].to_string())
 }
 
 /// Whether an ELF64 file asks for a dynamic loader (a PT_INTERP header).
@@ -232,18 +392,32 @@ fn has_interpreter(elf: &[u8]) -> bool {
 }
 
 /// The initramfs: the guest as /init, the directories it mounts on, a console
-/// node for the kernel to open before /init runs, and the disk modules under
-/// /modules, named so that sorting them gives the load order.
-pub fn initramfs(guest: &Path, modules: &[PathBuf], out: &Path) -> Result<(), Error> {
+/// node for the kernel to open before /init runs, the disk modules under
+/// /modules (decompressed), named so that sorting them gives the load order,
+/// and the test binaries the guest runs under /tests.
+pub fn initramfs(
+    guest: &Path,
+    modules: &[PathBuf],
+    tests: &[(String, PathBuf)],
+    out: &Path,
+) -> Result<(), Error> {
     let mut archive = Archive::default();
-    for dir in ["dev", "proc", "sys", "mnt", "modules"] {
+    for dir in ["dev", "proc", "sys", "mnt", "modules", "tests", "tmp"] {
         archive.dir(dir);
     }
     archive.char_device("dev/console", 0o600, 5, 1);
     archive.file("init", 0o755, &fs::read(guest)?);
     for (i, module) in modules.iter().enumerate() {
         let name = module.file_name().unwrap().to_string_lossy();
-        archive.file(&format!("modules/{i:02}-{name}"), 0o644, &fs::read(module)?);
+        let name = name.strip_suffix(".xz").unwrap_or(&name);
+        archive.file(
+            &format!("modules/{i:02}-{name}"),
+            0o644,
+            &module_bytes(module)?,
+        );
+    }
+    for (name, path) in tests {
+        archive.file(&format!("tests/{name}"), 0o755, &fs::read(path)?);
     }
     fs::write(out, archive.finish())?;
     Ok(())

@@ -19,8 +19,65 @@ use std::time::{Duration, Instant};
 use crate::Error;
 use crate::protocol::{INJECTIONS, Line, PARAM_MCE_FROM, Range, mce_command};
 
+/// The guest's architecture: the x86-64 VM (machine checks injected through
+/// the monitor) or the arm64 one (`-M virt`, TCG; no injected aborts: QEMU
+/// raises a guest SEA only under KVM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn triple(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-unknown-linux-gnu",
+            Arch::Aarch64 => "aarch64-unknown-linux-gnu",
+        }
+    }
+
+    /// Debian's meta package whose dependency is the kernel to boot.
+    pub fn kernel_meta(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "linux-image-amd64",
+            Arch::Aarch64 => "linux-image-arm64",
+        }
+    }
+
+    /// The QEMU program and the Debian package that has it.
+    pub fn qemu(self) -> (&'static str, &'static str) {
+        match self {
+            Arch::X86_64 => ("qemu-system-x86_64", "qemu-system-x86"),
+            Arch::Aarch64 => ("qemu-system-aarch64", "qemu-system-arm"),
+        }
+    }
+
+    fn machine(self) -> &'static [&'static str] {
+        match self {
+            Arch::X86_64 => MACHINE,
+            Arch::Aarch64 => MACHINE_ARM64,
+        }
+    }
+
+    fn cmdline(self) -> &'static str {
+        match self {
+            Arch::X86_64 => GUEST_CMDLINE,
+            Arch::Aarch64 => GUEST_CMDLINE_ARM64,
+        }
+    }
+
+    /// Machine-check injections the guest asks for.
+    fn injections(self) -> usize {
+        match self {
+            Arch::X86_64 => INJECTIONS,
+            Arch::Aarch64 => 0,
+        }
+    }
+}
+
 /// What the VM needs, prepared by `setup`.
 pub struct Machine {
+    pub arch: Arch,
     pub qemu: PathBuf,
     pub kernel: PathBuf,
     pub initrd: PathBuf,
@@ -74,6 +131,23 @@ const MACHINE: &[&str] = &[
     "-m", "1024",
     "-nodefaults", "-display", "none", "-no-reboot",
 ];
+/// The arm64 VM: the `virt` board, TCG, `-cpu max` (every feature QEMU
+/// emulates: CRC32, PMULL, BTI), 2 CPUs, 1 GiB; the kernel console on the
+/// PL011 UART, the guest's result lines on a virtio console (hvc0).
+#[rustfmt::skip]
+const MACHINE_ARM64: &[&str] = &[
+    "-M", "virt",
+    "-accel", "tcg",
+    "-cpu", "max",
+    "-smp", "2",
+    "-m", "1024",
+    "-nodefaults", "-display", "none", "-no-reboot",
+    "-device", "virtio-serial-pci",
+    "-chardev", "stdio,id=results",
+    "-device", "virtconsole,chardev=results",
+];
+/// The arm64 kernel command line (no machine checks, so no isolated CPU).
+const GUEST_CMDLINE_ARM64: &str = "console=ttyAMA0 panic=-1 quiet hugepages=8";
 /// Reboots allowed for injections that panicked the guest.
 const MAX_REBOOTS: usize = 8;
 
@@ -136,14 +210,14 @@ fn run_once(
     let console = console_log(machine, boot);
     let monitor_path = machine.dir.join("monitor.sock");
     let _ = fs::remove_file(&monitor_path);
-    let mut append = String::from(GUEST_CMDLINE);
+    let mut append = String::from(machine.arch.cmdline());
     if let Some(from) = mce_from {
         append += &format!(" {PARAM_MCE_FROM}={from}");
     }
     println!("vm-test: boot {boot}: {append}");
     let stderr = machine.dir.join(format!("qemu-{boot}.stderr"));
-    let qemu = Command::new(&machine.qemu)
-        .args(MACHINE)
+    let mut qemu = Command::new(&machine.qemu);
+    qemu.args(machine.arch.machine())
         .arg("-kernel")
         .arg(&machine.kernel)
         .arg("-initrd")
@@ -154,10 +228,15 @@ fn run_once(
             "file={},if=virtio,format=raw",
             machine.disk.display()
         ))
-        // ttyS0: the kernel console, to a log; ttyS1: the guest's result lines.
+        // The first serial port: the kernel console, to a log; the guest's
+        // result lines on stdio (x86-64: the second serial port, ttyS1;
+        // arm64: the virtio console of MACHINE_ARM64).
         .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .args(["-serial", "stdio"])
+        .arg(format!("file:{}", console.display()));
+    if machine.arch == Arch::X86_64 {
+        qemu.args(["-serial", "stdio"]);
+    }
+    let qemu = qemu
         .arg("-monitor")
         .arg(format!(
             "unix:{},server=on,wait=off",
@@ -235,7 +314,7 @@ fn run_once(
             }
             Line::Done => {
                 vm.wait_exit(Duration::from_secs(20));
-                let done = (0..INJECTIONS).all(|i| {
+                let done = (0..machine.arch.injections()).all(|i| {
                     report
                         .cases
                         .iter()

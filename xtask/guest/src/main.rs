@@ -8,8 +8,11 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+#[cfg(target_arch = "aarch64")]
+mod aarch64;
 mod cases;
 mod lossy;
+#[cfg(target_arch = "x86_64")]
 mod mce;
 mod mem;
 #[allow(dead_code)] // shared with the host, which uses the other half
@@ -24,7 +27,8 @@ use std::time::Duration;
 use mcsafe::Strategy;
 use protocol::{Line, PARAM_MCE_FROM};
 
-/// The port the host reads: the VM's second serial port, raw mode.
+/// The port the host reads: the x86-64 VM's second serial port, or the arm64
+/// VM's virtio console (its one PL011 UART is the kernel's console), raw mode.
 #[derive(Clone, Copy)]
 pub struct Port(i32);
 
@@ -32,12 +36,16 @@ impl Port {
     fn open() -> Result<Port, String> {
         // SAFETY: plain system calls on a descriptor we own.
         unsafe {
+            #[cfg(target_arch = "x86_64")]
+            let path = c"/dev/ttyS1";
+            #[cfg(target_arch = "aarch64")]
+            let path = c"/dev/hvc0";
             let fd = libc::open(
-                c"/dev/ttyS1".as_ptr(),
+                path.as_ptr(),
                 libc::O_WRONLY | libc::O_NOCTTY | libc::O_CLOEXEC,
             );
             if fd < 0 {
-                return Err(mem::os_error("open /dev/ttyS1"));
+                return Err(mem::os_error(&format!("open {path:?}")));
             }
             let mut tio: libc::termios = std::mem::zeroed();
             if libc::tcgetattr(fd, &mut tio) == 0 {
@@ -338,6 +346,7 @@ fn main() {
             .unwrap_or_default()
             .trim()
     )));
+    #[cfg(target_arch = "x86_64")]
     port.send(&Line::Info(format!(
         "crc32c_mc takes the {:?} path here (sse4.2 {}, pclmulqdq {}, avx {}, avx2 {}, vpclmulqdq {})",
         mcsafe::internals::CrcPath::current(),
@@ -346,6 +355,15 @@ fn main() {
         std::arch::is_x86_feature_detected!("avx"),
         std::arch::is_x86_feature_detected!("avx2"),
         std::arch::is_x86_feature_detected!("vpclmulqdq"),
+    )));
+    // Not mcsafe::dispatch(), which installs: the cases install mcsafe
+    // themselves, each in its own order with its own handlers.
+    #[cfg(target_arch = "aarch64")]
+    port.send(&Line::Info(format!(
+        "crc32c_mc takes the {:?} path here (HWCAP {:#x})",
+        mcsafe::internals::CrcPath::current(),
+        // SAFETY: getauxval has no preconditions.
+        unsafe { libc::getauxval(libc::AT_HWCAP) },
     )));
     port.send(&Line::Strategies(
         strategies.iter().map(|s| s.name().to_string()).collect(),
@@ -366,7 +384,11 @@ fn main() {
             disk.clone()
                 .unwrap_or_else(|e| format!("no ext4 disk: {e}")),
         ));
-        for case in cases::CASES {
+        #[cfg(target_arch = "x86_64")]
+        let own: &[cases::Case] = &[];
+        #[cfg(target_arch = "aarch64")]
+        let own = aarch64::CASES;
+        for case in cases::CASES.iter().chain(own) {
             let must_die_by = match case.ending {
                 cases::Ending::Report => None,
                 cases::Ending::KilledBy(sig) => Some(sig),
@@ -385,7 +407,20 @@ fn main() {
         }
         // SAFETY: plain system call.
         unsafe { libc::umount2(c"/mnt".as_ptr(), 0) };
+        #[cfg(target_arch = "aarch64")]
+        for &(name, args) in aarch64::TESTS {
+            let result = aarch64::run_test(name, args, Duration::from_secs(1000), port);
+            port.send(&Line::Case {
+                id: format!("T-{name}"),
+                pass: result.is_ok(),
+                detail: format!(
+                    "/tests/{name} under the real kernel: {}",
+                    result.unwrap_or_else(|e| e)
+                ),
+            });
+        }
     }
+    #[cfg(target_arch = "x86_64")]
     mce::run(&strategies, &port, mce_from.unwrap_or(0));
     port.send(&Line::Done);
     power_off();

@@ -20,6 +20,44 @@ pub const PARAM_MCE_FROM: &str = "mcsafe_mce_from";
 /// checksum (issue 10); see the guest's `mce.rs`.
 pub const INJECTIONS: usize = 36;
 
+/// The test binaries of `mcsafe-tests` the arm64 VM runs under its real kernel,
+/// each with its arguments: the host builds them statically and packs them under
+/// /tests (`setup::test_binaries`), the guest runs them (`aarch64.rs`). What
+/// qemu-user cannot emulate (tests/common `qemu_user`): ptrace (every instruction
+/// of every range, the forged faults of fault_kinds, pass_on and forward_step,
+/// the races of chaining_rules), a death by mcsafe's pass-on to SIG_DFL
+/// (pass_on, chaining_matrix, foreign_faults, replacements), a SIGBUS forced
+/// through a blocked mask (api's), real MADV_HWPOISON (inject), userfaultfd
+/// (uffd_poison, storage_uffd, and the uffd backings of lossy and region).
+pub const ARM64_TESTS: &[(&str, &[&str])] = &[
+    ("every_instruction", &[]),
+    ("fault_kinds", &["--test-threads=1"]),
+    ("forward_step", &["--test-threads=1"]),
+    ("pass_on", &["--test-threads=1"]),
+    ("chaining_rules", &["--test-threads=1"]),
+    ("chaining_matrix", &["--test-threads=1"]),
+    ("foreign_faults", &["--test-threads=1"]),
+    ("replacements", &["--test-threads=1"]),
+    ("inject", &["--test-threads=1"]),
+    ("uffd_poison", &["--test-threads=1"]),
+    ("storage_uffd", &["--test-threads=1"]),
+    ("lossy", &["--test-threads=1"]),
+    // Its full-tmpfs rescue test runs cp, which the guest lacks (it runs under
+    // qemu-user, where the host's cp is there).
+    (
+        "region",
+        &[
+            "--test-threads=1",
+            "--skip",
+            "a_sparse_file_on_a_full_tmpfs",
+        ],
+    ),
+    (
+        "api",
+        &["--test-threads=1", "install_reports_sigbus_blocked"],
+    ),
+];
+
 /// The QEMU monitor command that raises a machine check for the page at
 /// physical address `paddr` on CPU `cpu`: bank 1, status VAL|UC|EN|MISCV|ADDRV|S|AR
 /// with a data-load error code, MCG status RIPV|EIPV|MCIP, misc "physical

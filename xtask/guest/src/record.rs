@@ -86,7 +86,10 @@ extern "C" fn on_sigbus(signo: i32, info: *mut libc::siginfo_t, context: *mut li
     // and ucontext unchanged.
     let (code, addr, rip) = unsafe {
         let ctx = &*context.cast::<libc::ucontext_t>();
+        #[cfg(target_arch = "x86_64")]
         let rip = ctx.uc_mcontext.gregs[libc::REG_RIP as usize] as usize;
+        #[cfg(target_arch = "aarch64")]
+        let rip = ctx.uc_mcontext.pc as usize;
         ((*info).si_code, (*info).si_addr() as usize, rip)
     };
     let r = record();
