@@ -242,7 +242,7 @@ const SAMPLED_FROM: usize = 512;
 /// call would take most of an hour. Each static instruction of every range is
 /// still injected at (the coverage step checks it), at its first executions, for
 /// pages of both sides in turn, and once more with an abort without an address.
-const PER_INSTRUCTION: usize = 2;
+const PER_INSTRUCTION: usize = 4;
 
 /// Low thresholds, so that short copies reach every method of the vector
 /// routines: the aligned loop (516 bytes, and backward at 517), `rep movsb` (530)
