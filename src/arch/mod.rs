@@ -25,6 +25,7 @@ use crate::{Fault, InstallError, Strategy};
 #[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
 pub(crate) mod x86_64;
 #[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))] // the test hooks'
 pub(crate) use x86_64 as native;
 /// This build's target.
 #[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
@@ -33,6 +34,7 @@ pub(crate) type Arch = x86_64::X86_64;
 #[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
 pub(crate) mod aarch64;
 #[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
+#[cfg_attr(not(feature = "internals"), allow(unused_imports))] // the test hooks'
 pub(crate) use aarch64 as native;
 /// This build's target.
 #[cfg(all(mcsafe_protected, target_arch = "aarch64"))]
