@@ -1106,6 +1106,23 @@ fn disassemble(start: usize, stop: usize, bias: usize) -> Result<Vec<(usize, Str
     Ok(all)
 }
 
+/// Each routine's prologue: its entry, and the start of its first range.
+fn prologues() -> Result<Vec<(usize, usize)>, String> {
+    let pads: Vec<_> = landing_pads().collect();
+    routine_entries()
+        .into_iter()
+        .map(|entry| {
+            let first = pads
+                .iter()
+                .filter(|p| p.begin >= entry)
+                .map(|p| p.begin)
+                .min()
+                .ok_or("a routine without ranges")?;
+            Ok((entry, first))
+        })
+        .collect()
+}
+
 /// Whether every instruction of a routine before its first range (its prologue)
 /// leaves the caller's memory alone: a register-to-register move has no `(` in
 /// AT&T syntax, and the one store a C API routine makes there is to its own
@@ -1113,15 +1130,8 @@ fn disassemble(start: usize, stop: usize, bias: usize) -> Result<Vec<(usize, Str
 #[cfg(target_arch = "x86_64")]
 fn prologues_touch_no_memory() -> Result<usize, String> {
     let bias = load_bias()?;
-    let pads: Vec<_> = landing_pads().collect();
     let mut checked = 0;
-    for entry in routine_entries() {
-        let first = pads
-            .iter()
-            .filter(|p| p.begin >= entry)
-            .map(|p| p.begin)
-            .min()
-            .ok_or("a routine without ranges")?;
+    for (entry, first) in prologues()? {
         for (addr, text) in disassemble(entry, first, bias)? {
             if text.contains('(') && !text.contains("(%rsp)") {
                 return Err(format!(
@@ -1158,15 +1168,8 @@ fn instructions_in_ranges() -> Result<BTreeSet<usize>, String> {
 /// leaves memory alone: no load or store (op0 = x1x0).
 #[cfg(target_arch = "aarch64")]
 fn prologues_touch_no_memory() -> Result<usize, String> {
-    let pads: Vec<_> = landing_pads().collect();
     let mut checked = 0;
-    for entry in routine_entries() {
-        let first = pads
-            .iter()
-            .filter(|p| p.begin >= entry)
-            .map(|p| p.begin)
-            .min()
-            .ok_or("a routine without ranges")?;
+    for (entry, first) in prologues()? {
         for at in (entry..first).step_by(4) {
             // SAFETY: code of this binary, mapped readable.
             let insn = unsafe { (at as *const u32).read() };

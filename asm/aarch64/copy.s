@@ -21,6 +21,26 @@
 // Unlike glibc, no backward path: memmove's overlap is refused by the
 // argument check, and a forward loop is what makes the progress exact.
 
+// One move from each end of `size` bytes through registers `first` and `last`,
+// both loads before both stores (x8 = src end, x9 = dst end), then DONE: the
+// classes of 4 to 32 bytes.
+.macro FROM_BOTH_ENDS first, last, size
+	ldr	\first, [x1]
+	ldur	\last, [x8, #-\size]
+	str	\first, [x0]
+	stur	\last, [x9, #-\size]
+	DONE
+.endm
+
+// One step of the tail: if bit `bit` of x10 (the bytes left) is set, `size`
+// bytes more through `regs`, post-index on both cursors.
+.macro TAIL bit, size, load, store, regs:vararg
+	tbz	x10, #\bit, 1f
+	\load	\regs, [x5], #\size
+	\store	\regs, [x4], #\size
+1:
+.endm
+
 ROUTINE copy_advsimd, CONV_COPY, entry, NEEDS_ASIMD
 	CHECK_COPY_ARGUMENTS
 	add	x8, x1, x2				// src end
@@ -29,27 +49,15 @@ ROUTINE copy_advsimd, CONV_COPY, entry, NEEDS_ASIMD
 	b.lo	.Lcopy_advsimd_0_15
 	cmp	x2, #32
 	b.hi	.Lcopy_advsimd_33_up
-	ldr	q0, [x1]				// 16..32
-	ldur	q1, [x8, #-16]
-	str	q0, [x0]
-	stur	q1, [x9, #-16]
-	DONE
+	FROM_BOTH_ENDS q0, q1, 16			// 16..32
 .Lcopy_advsimd_0_15:
 	cmp	x2, #8
 	b.lo	.Lcopy_advsimd_0_7
-	ldr	x10, [x1]				// 8..15
-	ldur	x11, [x8, #-8]
-	str	x10, [x0]
-	stur	x11, [x9, #-8]
-	DONE
+	FROM_BOTH_ENDS x10, x11, 8			// 8..15
 .Lcopy_advsimd_0_7:
 	cmp	x2, #4
 	b.lo	.Lcopy_advsimd_0_3
-	ldr	w10, [x1]				// 4..7
-	ldur	w11, [x8, #-4]
-	str	w10, [x0]
-	stur	w11, [x9, #-4]
-	DONE
+	FROM_BOTH_ENDS w10, w11, 4			// 4..7
 .Lcopy_advsimd_0_3:
 	cbz	x2, .Lcopy_advsimd_done
 	lsr	x12, x2, #1				// 1..3: first, middle, last
@@ -99,25 +107,13 @@ ROUTINE copy_advsimd, CONV_COPY, entry, NEEDS_ASIMD
 	sub	x10, x10, #64
 	cmp	x10, #64
 	b.hs	.Lcopy_advsimd_loop
-	tbz	x10, #5, 1f				// the tail: 0..63 bytes
-	ldp	q0, q1, [x5], #32
-	stp	q0, q1, [x4], #32
-1:	tbz	x10, #4, 2f
-	ldr	q0, [x5], #16
-	str	q0, [x4], #16
-2:	tbz	x10, #3, 3f
-	ldr	x11, [x5], #8
-	str	x11, [x4], #8
-3:	tbz	x10, #2, 4f
-	ldr	w11, [x5], #4
-	str	w11, [x4], #4
-4:	tbz	x10, #1, 5f
-	ldrh	w11, [x5], #2
-	strh	w11, [x4], #2
-5:	tbz	x10, #0, 6f
-	ldrb	w11, [x5], #1
-	strb	w11, [x4], #1
-6:	DONE
+	TAIL	5, 32, ldp, stp, q0, q1			// the tail: 0..63 bytes
+	TAIL	4, 16, ldr, str, q0
+	TAIL	3, 8, ldr, str, x11
+	TAIL	2, 4, ldr, str, w11
+	TAIL	1, 2, ldrh, strh, w11
+	TAIL	0, 1, ldrb, strb, w11
+	DONE
 END_ROUTINE copy_advsimd
 
 // Exactly `size` bytes, one load and one store (read_mc, write_mc): a

@@ -162,27 +162,20 @@ END_RANGES crc32c, 5
 	CRC_CHAIN_FIXUPS crc32c
 END_ROUTINE crc32c
 
-// Three streams per block, merged with pmull: 3 KiB blocks, then 384-byte
-// ones, then the chain.
-ROUTINE crc32c_pmull, CONV_CRC, one_buffer, NEEDS_CRC32|NEEDS_PMULL
+// Three streams per block, merged with pmull: 3 KiB blocks, then 384-byte ones,
+// then the chain; `copy` 1: the same while copying, each source byte read once,
+// stored, folded in.
+.macro CRC_PMULL name, convention, prologue, copy
+ROUTINE \name, \convention, \prologue, NEEDS_CRC32|NEEDS_PMULL
 	add	x9, x0, x2
-	CRC_BLOCKS crc32c_pmull, 1024, K2048, K1024, 0, 1, 0
-	CRC_BLOCKS crc32c_pmull, 128, K256, K128, 1, 2, 0
-	CRC_CHAIN crc32c_pmull, 2, 3, 4, 5, 6, 7, 0
-END_RANGES crc32c_pmull, 7
-	CRC_CHAIN_FIXUPS crc32c_pmull
-	CRC_BLOCK_FIXUP crc32c_pmull, 1024
-	CRC_BLOCK_FIXUP crc32c_pmull, 128
-END_ROUTINE crc32c_pmull
-
-// The same while copying: each source byte read once, stored, folded in.
-ROUTINE copy_crc32c_pmull, CONV_COPY_CRC, saved, NEEDS_CRC32|NEEDS_PMULL
-	add	x9, x0, x2
-	CRC_BLOCKS copy_crc32c_pmull, 1024, K2048, K1024, 0, 1, 1
-	CRC_BLOCKS copy_crc32c_pmull, 128, K256, K128, 1, 2, 1
-	CRC_CHAIN copy_crc32c_pmull, 2, 3, 4, 5, 6, 7, 1
-END_RANGES copy_crc32c_pmull, 7
-	CRC_CHAIN_FIXUPS copy_crc32c_pmull
-	CRC_BLOCK_FIXUP copy_crc32c_pmull, 1024
-	CRC_BLOCK_FIXUP copy_crc32c_pmull, 128
-END_ROUTINE copy_crc32c_pmull
+	CRC_BLOCKS \name, 1024, K2048, K1024, 0, 1, \copy
+	CRC_BLOCKS \name, 128, K256, K128, 1, 2, \copy
+	CRC_CHAIN \name, 2, 3, 4, 5, 6, 7, \copy
+END_RANGES \name, 7
+	CRC_CHAIN_FIXUPS \name
+	CRC_BLOCK_FIXUP \name, 1024
+	CRC_BLOCK_FIXUP \name, 128
+END_ROUTINE \name
+.endm
+	CRC_PMULL crc32c_pmull, CONV_CRC, one_buffer, 0
+	CRC_PMULL copy_crc32c_pmull, CONV_COPY_CRC, saved, 1

@@ -196,6 +196,37 @@ pub(crate) trait Target {
 /// passed; its return value is what the C copy returns.
 pub type FaultSink = fn(Option<Fault>, *mut core::ffi::c_void) -> core::ffi::c_int;
 
+/// The sink in force (a [`FaultSink`] as a word; 0 until a target's
+/// `c_copy_entry` set it): shared by the protected targets' C entries.
+#[cfg(mcsafe_protected)]
+static SINK: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Makes C copies stopped by a fault return what `sink` makes of them.
+#[cfg(mcsafe_protected)]
+#[cfg_attr(not(any(feature = "c-api", feature = "internals")), allow(dead_code))]
+pub(crate) fn set_fault_sink(sink: FaultSink) {
+    SINK.store(sink as usize, core::sync::atomic::Ordering::Release);
+}
+
+/// What a C copy stopped by a fault returns: `finish` (its careful forward
+/// step) runs here, then the sink gets the exact fault (`None` if `finish`
+/// panicked, a bug) and `context`. -ENOTRECOVERABLE without a sink or when it
+/// panics: no panic leaves this function, so none crosses into C.
+#[cfg(mcsafe_protected)]
+pub(crate) fn c_copy_stopped(
+    finish: impl FnOnce() -> Fault,
+    context: *mut core::ffi::c_void,
+) -> core::ffi::c_int {
+    let fault = std::panic::catch_unwind(std::panic::AssertUnwindSafe(finish)).ok();
+    let sink = SINK.load(core::sync::atomic::Ordering::Acquire);
+    if sink == 0 {
+        return -libc::ENOTRECOVERABLE;
+    }
+    // SAFETY: every non-zero value of SINK is a `FaultSink` (set_fault_sink).
+    let sink = unsafe { core::mem::transmute::<usize, FaultSink>(sink) };
+    std::panic::catch_unwind(|| sink(fault, context)).unwrap_or(-libc::ENOTRECOVERABLE)
+}
+
 /// Sizes at which the vector strategies change method (`usize::MAX`: never).
 /// Set once from CPUID on x86-64 Linux (`x86_64/cpu.rs`); every method is
 /// "never" elsewhere (aarch64, whose one strategy has fixed size classes, and

@@ -11,21 +11,17 @@
 //! mcsafe-capi` (under qemu: the C programs, the sweep of `mcsafe_copy` from C).
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::routines::{Exit, conv};
 use super::{Aarch64, current_routine};
-use crate::arch::{FaultSink, Routine, Target};
-
-/// The sink in force (a `FaultSink` as a word; 0 until [`copy_entry`]).
-static SINK: AtomicUsize = AtomicUsize::new(0);
+use crate::arch::{FaultSink, Routine, Target, c_copy_stopped, set_fault_sink};
 
 /// The C entry: [`c_copy`]'s address. Installs everything first (panics as a
 /// first use does), so that the dispatch word is set before C calls it.
 #[cfg_attr(not(any(feature = "c-api", feature = "internals")), allow(dead_code))]
 pub(crate) fn copy_entry(sink: FaultSink) -> usize {
     Aarch64::ensure_installed();
-    SINK.store(sink as usize, Ordering::Release);
+    set_fault_sink(sink);
     c_copy as *const () as usize
 }
 
@@ -53,8 +49,8 @@ unsafe extern "C" fn c_copy(
     }
 }
 
-/// A C copy stopped by a fault: the forward step, then the sink. No panic leaves
-/// this function.
+/// A C copy stopped by a fault: the forward step, then the sink (no panic leaves
+/// it). Out of line.
 ///
 /// # Safety
 /// `routine` stopped with `stopped` over ranges its C caller vouches for (it
@@ -71,12 +67,5 @@ unsafe fn stopped_copy(
 ) -> c_int {
     // SAFETY: per this function's contract.
     let finish = || unsafe { crate::forward::copy_after(routine, dst, src, len, stopped) };
-    let fault = std::panic::catch_unwind(std::panic::AssertUnwindSafe(finish)).ok();
-    let sink = SINK.load(Ordering::Acquire);
-    if sink == 0 {
-        return -libc::ENOTRECOVERABLE;
-    }
-    // SAFETY: every non-zero value of SINK is a `FaultSink` (copy_entry).
-    let sink = unsafe { core::mem::transmute::<usize, FaultSink>(sink) };
-    std::panic::catch_unwind(|| sink(fault, context)).unwrap_or(-libc::ENOTRECOVERABLE)
+    c_copy_stopped(finish, context)
 }

@@ -446,7 +446,7 @@ impl Target for Aarch64 {
         state: u32,
     ) -> (u32, Result<(), Stopped>) {
         // SAFETY: the caller's contract (the same call at every length).
-        unsafe { routine.routine.run(src, len, state) }
+        unsafe { Self::run_crc(routine, src, len, state) }
     }
 
     fn copy_crc_of(routine: Checksum) -> Option<CopyChecksum> {

@@ -14,15 +14,11 @@
 //! (which traces the C API routines too).
 
 use core::ffi::{c_int, c_void};
-use core::sync::atomic::{AtomicUsize, Ordering};
 
 use super::routines::{Exit, Routine};
 use super::{X86_64, c_strategy_routine, strategy_routine};
 use crate::Strategy;
-use crate::arch::{FaultSink, Target};
-
-/// The sink in force (a `FaultSink` as a word; 0 until [`copy_entry`]).
-static SINK: AtomicUsize = AtomicUsize::new(0);
+use crate::arch::{FaultSink, Target, c_copy_stopped, set_fault_sink};
 
 /// The entry of the current strategy's C API routine, for a dispatch word of the
 /// C library: `int f(void *dst, const void *src, size_t len, void *context)`,
@@ -33,7 +29,7 @@ static SINK: AtomicUsize = AtomicUsize::new(0);
 #[cfg_attr(not(any(feature = "c-api", feature = "internals")), allow(dead_code))]
 pub(crate) fn copy_entry(sink: FaultSink) -> usize {
     X86_64::ensure_installed();
-    SINK.store(sink as usize, Ordering::Release);
+    set_fault_sink(sink);
     c_routine_of(super::current_routine()).addr()
 }
 
@@ -59,12 +55,5 @@ pub(crate) unsafe fn stopped(exit: Exit, context: *mut c_void) -> c_int {
     let finish = || unsafe {
         crate::forward::copy_after(twin, exit.dst, exit.src, exit.len, exit.stopped())
     };
-    let fault = std::panic::catch_unwind(std::panic::AssertUnwindSafe(finish)).ok();
-    let sink = SINK.load(Ordering::Acquire);
-    if sink == 0 {
-        return -libc::ENOTRECOVERABLE;
-    }
-    // SAFETY: every non-zero value of SINK is a `FaultSink` (copy_entry).
-    let sink = unsafe { core::mem::transmute::<usize, FaultSink>(sink) };
-    std::panic::catch_unwind(|| sink(fault, context)).unwrap_or(-libc::ENOTRECOVERABLE)
+    c_copy_stopped(finish, context)
 }
