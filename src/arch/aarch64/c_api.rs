@@ -13,7 +13,7 @@
 use core::ffi::{c_int, c_void};
 
 use super::routines::{Exit, conv};
-use super::{Aarch64, current_routine};
+use super::{Aarch64, published_routine};
 use crate::arch::{FaultSink, Routine, Target, c_copy_stopped, set_fault_sink};
 
 /// The C entry: [`c_copy`]'s address. Installs everything first (panics as a
@@ -36,7 +36,10 @@ unsafe extern "C" fn c_copy(
     len: usize,
     context: *mut c_void,
 ) -> c_int {
-    let routine = current_routine();
+    // Set before copy_entry handed this function out: no first-use path here.
+    let Some(routine) = published_routine() else {
+        return -libc::ENOTRECOVERABLE;
+    };
     // SAFETY: the routine refuses bad ranges before any access; the C caller
     // vouches for the rest.
     match unsafe { routine.run(dst, src, len) } {

@@ -193,9 +193,15 @@ fn ready() {
 /// The routine `copy_mc` runs, installing on first use: one load once installed.
 #[inline(always)]
 pub(crate) fn current_routine() -> Routine<conv::Copy> {
+    published_routine().unwrap_or_else(first_current_routine)
+}
+
+/// The routine `copy_mc` runs, or `None` before [`init`] published it.
+#[inline(always)]
+pub(crate) fn published_routine() -> Option<Routine<conv::Copy>> {
     match CURRENT.load(Ordering::Acquire) {
-        0 => first_current_routine(),
-        entry => Routine::at(entry),
+        0 => None,
+        entry => Some(Routine::at(entry)),
     }
 }
 

@@ -94,8 +94,11 @@ unsafe fn call(entry: usize, x0: usize, x1: usize, x2: usize, x3: u32) -> Out {
     let (status, not_done, addr, state): (usize, usize, usize, usize);
     // SAFETY: the routine follows asm/aarch64/routine.s: it reads and writes only
     // the buffers its arguments name (valid per this function's contract), uses no
-    // stack, leaves x0-x2 and x18 alone, and clobbers nothing outside these
-    // operands and the C ABI's caller-saved set (x30 included: `blr`).
+    // stack, leaves x0-x2, x18-x29, sp and v8-v15 alone (the handler's redirect
+    // writes only pc, x16 and x17), and clobbers only what is named here: x3-x17,
+    // x30 (`blr`), v0-v7, v16-v31 and NZCV. Naming them, rather than the whole of
+    // the C ABI's caller-saved set, lets a caller keep the arguments and its
+    // callee-saved registers where they are across the call (no spills of d8-d15).
     unsafe {
         asm!(
             "blr {entry}",
@@ -104,10 +107,19 @@ unsafe fn call(entry: usize, x0: usize, x1: usize, x2: usize, x3: u32) -> Out {
             in("x1") x1,
             in("x2") x2,
             inout("x3") x3 as usize => state,
+            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+            out("x12") _, out("x13") _, out("x14") _,
             lateout("x15") not_done,
             lateout("x16") status,
             lateout("x17") addr,
-            clobber_abi("C"),
+            out("x30") _,
+            out("v0") _, out("v1") _, out("v2") _, out("v3") _,
+            out("v4") _, out("v5") _, out("v6") _, out("v7") _,
+            out("v16") _, out("v17") _, out("v18") _, out("v19") _,
+            out("v20") _, out("v21") _, out("v22") _, out("v23") _,
+            out("v24") _, out("v25") _, out("v26") _, out("v27") _,
+            out("v28") _, out("v29") _, out("v30") _, out("v31") _,
             options(nostack),
         );
     }
