@@ -60,6 +60,22 @@ impl fmt::Display for Checksum {
     }
 }
 
+impl Dispatch {
+    /// The thresholds and `MCSAFE_TUNABLES` in one line, as the benchmarks'
+    /// headers print them: `thresholds: rep movsb from ...; tunables: none`.
+    pub fn thresholds_line(&self) -> String {
+        let mut line = format!("thresholds in force: {}; ", self.thresholds);
+        match &self.tunables {
+            Some(text) => line.push_str(&format!("{}={text}", crate::TUNABLES_ENV)),
+            None => line.push_str(&format!("{} not set", crate::TUNABLES_ENV)),
+        }
+        for ignored in &self.ignored_tunables {
+            line.push_str(&format!("; ignored {ignored}"));
+        }
+        line
+    }
+}
+
 /// How this process copies and checksums, and why. Installs mcsafe first (as a
 /// first copy would: see [`install`](crate::install)), so the thresholds are
 /// those in force.

@@ -152,8 +152,8 @@ int main(int argc, char **argv) {
         }
     }
 
-    printf("mcsafe_copy vs memcpy from C: libmcsafe %s, strategy %s, %d rounds, medians\n",
-           mcsafe_version(), mcsafe_strategy(), rounds);
+    printf("mcsafe_copy vs memcpy from C: libmcsafe %s, strategy %s, %d rounds, medians\n%s\n",
+           mcsafe_version(), mcsafe_strategy(), rounds, mcsafe_dispatch());
     printf("     size |   hot: memcpy     mcsafe   ratio |  cold: memcpy     mcsafe   ratio\n");
     double worst[2] = {1e9, 1e9}, logsum[2] = {0, 0};
     int below = 0;

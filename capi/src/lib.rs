@@ -341,6 +341,26 @@ pub extern "C" fn mcsafe_strategy() -> *const c_char {
     status::strategy().as_ptr()
 }
 
+/// How copies are made in this process, in words, for logs and benchmarks: the
+/// strategy, the size thresholds in force (where `rep movsb` and non-temporal
+/// stores start), `MCSAFE_TUNABLES` as read and any of its settings ignored.
+/// Installs mcsafe first, as the first copy would (an installation error leaves
+/// a description of plain copies). Never NULL; a static string.
+#[unsafe(no_mangle)]
+pub extern "C" fn mcsafe_dispatch() -> *const c_char {
+    static TEXT: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let text = std::panic::catch_unwind(|| {
+            let _ = status::ready();
+            let d = mcsafe::dispatch();
+            format!("strategy {}; {}", d.strategy, d.thresholds_line())
+        })
+        .unwrap_or_else(|_| "unknown (mcsafe caught a panic)".into());
+        std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default()
+    })
+    .as_ptr()
+}
+
 /// The library's version, e.g. "0.1.0". A static string.
 #[unsafe(no_mangle)]
 pub extern "C" fn mcsafe_version() -> *const c_char {
