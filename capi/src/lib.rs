@@ -141,20 +141,52 @@ pub unsafe extern "C" fn mcsafe_copy(
     len: size_t,
     fault: *mut mcsafe_fault,
 ) -> c_int {
-    // The whole hot path: one jump through COPY_ENTRY to the crate's C API
-    // routine, which returns 0 or -EINVAL itself and, after a fault, what
-    // `copy_stopped` returns (-EIO with *fault filled in). Called through the PLT
-    // this costs memcpy's path plus one predicted jump: no Rust frame.
+    // On x86-64 this symbol is an IFUNC (see `through_copy_entry`): the dynamic
+    // linker puts in the caller's GOT the crate's direct entry, which tests one
+    // word and falls into the C API routine: called through the PLT this costs
+    // what memcpy costs, plus three instructions; no Rust frame, no jump of ours.
+    // The routine returns 0 or -EINVAL itself and, after a fault, what
+    // `copy_stopped` returns (-EIO with *fault filled in). Elsewhere: a call
+    // through COPY_ENTRY.
     through_copy_entry!(dst, src, len, fault)
 }
 
-/// `mcsafe_copy`'s body: a naked jump on x86-64, a call through the word where
-/// there is no naked entry.
+/// `mcsafe_copy`'s body. On x86-64 the symbol is made an IFUNC (a
+/// `gnu_indirect_function`, as glibc's memcpy is) whose resolver is this naked
+/// body: the dynamic linker (or, linked statically, the startup code) calls it
+/// once, before the first call, and it returns the crate's direct entry for this
+/// CPU, having registered `copy_dispatch` for every call the direct entry cannot
+/// take itself (before first use: `copy_first`, which installs). Resolving
+/// installs nothing and reads no environment: installation stays at first use.
+/// Elsewhere, a call through the word.
 #[cfg(target_arch = "x86_64")]
 macro_rules! through_copy_entry {
     ($($argument:ident),*) => {
-        core::arch::naked_asm!("jmp qword ptr [rip + {entry}]", entry = sym COPY_ENTRY)
+        core::arch::naked_asm!(
+            ".type mcsafe_copy, @gnu_indirect_function",
+            "jmp {resolve}",
+            resolve = sym resolve_copy,
+        )
     };
+}
+
+/// `mcsafe_copy`'s IFUNC resolver (see `through_copy_entry`).
+#[cfg(target_arch = "x86_64")]
+extern "C" fn resolve_copy() -> usize {
+    mcsafe::c_api::direct_entry(copy_dispatch)
+}
+
+/// Where the direct entry sends a call it cannot take: a jump through
+/// COPY_ENTRY, with the arguments as they came.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn copy_dispatch(
+    _dst: *mut c_void,
+    _src: *const c_void,
+    _len: size_t,
+    _context: *mut c_void,
+) -> c_int {
+    core::arch::naked_asm!("jmp qword ptr [rip + {entry}]", entry = sym COPY_ENTRY)
 }
 #[cfg(not(target_arch = "x86_64"))]
 macro_rules! through_copy_entry {

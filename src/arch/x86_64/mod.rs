@@ -487,6 +487,10 @@ impl Target for X86_64 {
     fn c_copy_entry(sink: super::FaultSink) -> usize {
         c_api::copy_entry(sink)
     }
+
+    fn c_copy_direct_entry(dispatch: super::CCopyFn) -> usize {
+        c_api::direct_entry(dispatch)
+    }
 }
 
 /// Whether this CPU has the instructions of `routine` (for tests that force
