@@ -297,17 +297,29 @@ impl Facts {
             _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
         };
         let (llc, sharing) = self.llc.unwrap_or((NO_CACHE_INFO, 1));
-        let share = (llc / sharing.max(1)).saturating_mul(3) / 4;
-        let non_temporal = share.clamp(1 << 20, NON_TEMPORAL_CAP);
+        let zen5 = self.vendor == Vendor::Amd && self.family >= ZEN5_FAMILY;
+        let (base, base_why) = if zen5 {
+            (llc / 2, "half the last-level cache (Zen 5)")
+        } else {
+            (
+                (llc / sharing.max(1)).saturating_mul(3) / 4,
+                "3/4 of the last-level cache's share per thread",
+            )
+        };
+        let cap = if self.vendor == Vendor::Amd && !zen5 {
+            NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5
+        } else {
+            NON_TEMPORAL_CAP
+        };
+        let non_temporal = base.clamp(1 << 20, cap);
         let nt_why = match self.llc {
             Some((llc, sharing)) => format!(
-                "from {} MiB (3/4 of the {} MiB last-level cache's share per thread ({} sharing \
-                 it) is {} MiB; at most {} MiB)",
+                "from {} MiB ({base_why} ({} MiB, {} sharing it) is {} MiB; at most {} MiB)",
                 non_temporal >> 20,
                 llc >> 20,
                 sharing,
-                share >> 20,
-                NON_TEMPORAL_CAP >> 20
+                base >> 20,
+                cap >> 20
             ),
             None => format!("from {} MiB (no cache information)", non_temporal >> 20),
         };
@@ -402,16 +414,24 @@ pub(crate) fn default_strategy() -> Strategy {
 /// - Non-temporal stores: from 3/4 of the last-level cache's share per logical
 ///   processor sharing it (glibc's lower bound; on AMD the L3 of the core's own
 ///   complex, CPUID 0x8000001D, never the package total of 0x80000006, which a
-///   VM may report as the host's), but from 8 MiB at most: glibc's upper rules
-///   (1/4 of the whole L3, 2.38+) gave 180 MiB on a Sapphire Rapids guest
-///   reporting a 480 MiB L3, where even repeated copies fell out of the cache
-///   from about 32 MiB and, from 4 MiB, non-temporal stores were as fast as
-///   cached ones hot and 1.6x faster cold; but from 32 MiB at most, not 8: on a Zen
-///   5 guest (32 MiB L3) a hot 8 MiB copy with non-temporal stores from 8 MiB ran
-///   at 0.68-0.70x memcpy (issue 18), and on this round's Emerald Rapids guest
-///   (300 MiB L3, 2 sharing) the summary's hot 1-16 MiB class went from 0.87-0.93x
-///   memcpy to 1.00 with the threshold at 32 MiB instead of 8 (cold 1.4 to 1.0,
-///   still above the goal). Without cache information: 3/4 of 8 MiB, 6 MiB.
+///   VM may report as the host's), at least 1 MiB and at most a cap per family,
+///   never glibc's upper rules (1/4 of the whole L3, 2.38+: 180 MiB on a Sapphire
+///   Rapids guest reporting a 480 MiB L3, where even repeated copies fell out of
+///   the cache from about 32 MiB and, from 4 MiB, non-temporal stores were as
+///   fast as cached ones hot and 1.6x faster cold: round 1):
+///   - Intel: at most 32 MiB. On this round's Emerald Rapids guest (300 MiB L3,
+///     2 sharing) the summary's hot 1-16 MiB class went from 0.87-0.93x memcpy
+///     with the cap at 8 MiB to 1.00 at 32 (cold 1.4 to 1.0, still above the goal).
+///   - AMD before Zen 5: at most 8 MiB, the rule measured on the Zen 3 guest of
+///     rounds 1-2 (hot 8 MiB at 1.66x memcpy from C with non-temporal stores,
+///     docs/c.md; 16-64 MiB 1.6-1.9x).
+///   - Zen 5 (family 0x1a): from half the L3, whatever the sharing, at most 32
+///     MiB: the source and destination of a hot copy below it fit the L3 a
+///     thread can use. Measured (issue 18): a hot 8 MiB copy with non-temporal
+///     stores ran at 0.68-0.70x memcpy on a 32 MiB L3, and from 64 MiB the
+///     non-temporal loop is the fastest; between 8 and 64 MiB derived, not
+///     measured (16 MiB there).
+///   Without cache information: 3/4 of 8 MiB, 6 MiB.
 ///   `rep movsb` stops nowhere (the non-temporal threshold comes first); an
 ///   `MCSAFE_TUNABLES` stop, or one `mcsafe tune` finds, sets one.
 pub(crate) fn thresholds() -> Thresholds {
@@ -424,8 +444,10 @@ pub(crate) fn rule() -> String {
     Facts::here().rule()
 }
 
-/// The largest non-temporal threshold (see [`thresholds`]).
+/// The largest non-temporal threshold (see [`thresholds`]): on Intel and Zen 5,
+/// and on AMD before Zen 5.
 const NON_TEMPORAL_CAP: usize = 32 << 20;
+const NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5: usize = 8 << 20;
 
 /// The last-level cache taken for a CPU that describes none.
 const NO_CACHE_INFO: usize = 8 << 20;
@@ -673,11 +695,13 @@ mod tests {
         use Vendor::{Amd, Intel, Other};
         let modern = "erms fsrm avx2 sse4.2 pclmulqdq avx vpclmulqdq";
         #[rustfmt::skip]
-        let cases: [Case; 14] = [
+        let cases: [Case; 15] = [
             ("Zen 3 (the round-2 guest)", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
-                Avx2, (NEVER, NEVER), 12 * MIB, Some(Fold256)),
+                Avx2, (NEVER, NEVER), 8 * MIB, Some(Fold256)),
             ("Zen 5 (the issue-18 guest)", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 2))),
-                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 12 * MIB, Some(Fold256)),
+                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold256)),
+            ("Zen 5, 16 threads on its L3", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 16))),
+                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold256)),
             ("Emerald Rapids (this round's guest)", cpu(Intel, 6, 0xcf, &format!("{modern} avx512 avx_vnni"), Some((300 * MIB, 2))),
                 Avx512, (2112, 16 << 10), 32 * MIB, Some(Fold256)),
             ("Zen 4", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
@@ -820,10 +844,14 @@ mod tests {
         assert_eq!(llc, size);
         // CPUID counts the processors that may share it, sysfs those online.
         assert!(llc_sharing >= sharing, "{llc_sharing} < {sharing}");
-        let share = llc / llc_sharing * 3 / 4;
+        // The threshold in force is the rule's for the cache sysfs describes.
+        let described = Facts {
+            llc: Some((size, llc_sharing)),
+            ..Facts::here()
+        };
         assert_eq!(
             thresholds().non_temporal,
-            share.clamp(1 << 20, NON_TEMPORAL_CAP)
+            described.thresholds_with_reason().0.non_temporal
         );
     }
 }
