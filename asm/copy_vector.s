@@ -315,11 +315,18 @@
 	jmp	.L\name\()_last_4x
 .endm
 
-# 64-byte vectors: four pages at a time while they last (four streams, one per
-# page, the same offset in each), then 256 bytes per iteration, prefetching 1 KiB
-# ahead inside the source only.
+# 64-byte vectors, in one of two shapes (mcsafe_asm_avx512_page_streams, set per
+# CPU family: src/arch/x86_64/cpu.rs):
+# - page streams (Intel): four pages at a time while they last (four streams, one
+#   per page, the same offset in each), then 256 bytes per iteration, prefetching
+#   1 KiB ahead inside the source only;
+# - plain (AMD): 256 bytes per iteration, no prefetch: the shape of the avx2
+#   loop, which outran the streams on Zen 5 (25.8 against 22 GB/s from 64 MiB,
+#   issue 18) as a prefetch 1 KiB ahead slowed Zen 3 by 15-20 %.
 .macro NON_TEMPORAL_AVX512 name
 	STORE_FIRST_VEC_ALIGN_DST 64, vmovdqu64, %zmm16
+	cmpq	$0, mcsafe_asm_avx512_page_streams(%rip)
+	je	.L\name\()_non_temporal_plain
 .L\name\()_non_temporal_4_pages:
 	cmp	$17408, %rdx			# four pages left, and the last step's
 	jb	.L\name\()_non_temporal_body	# prefetch (+1 KiB) still inside them
@@ -381,6 +388,29 @@
 	cmp	$256, %rdx
 	ja	.L\name\()_non_temporal_body
 	sfence					# order them before the plain stores
+	jmp	.L\name\()_last_4x
+
+.L\name\()_non_temporal_plain:
+	vmovdqu64 (%rsi), %ymm16		# the same eight halves, no prefetch
+	vmovdqu64 32(%rsi), %ymm17
+	vmovdqu64 64(%rsi), %ymm18
+	vmovdqu64 96(%rsi), %ymm19
+	vmovdqu64 128(%rsi), %ymm20
+	vmovdqu64 160(%rsi), %ymm21
+	vmovdqu64 192(%rsi), %ymm22
+	vmovdqu64 224(%rsi), %ymm23
+	vmovntdq %ymm16, (%rdi)
+	vmovntdq %ymm17, 32(%rdi)
+	vmovntdq %ymm18, 64(%rdi)
+	vmovntdq %ymm19, 96(%rdi)
+	vmovntdq %ymm20, 128(%rdi)
+	vmovntdq %ymm21, 160(%rdi)
+	vmovntdq %ymm22, 192(%rdi)
+	vmovntdq %ymm23, 224(%rdi)
+	STEP_4X	64
+	cmp	$256, %rdx
+	ja	.L\name\()_non_temporal_plain
+	sfence
 	jmp	.L\name\()_last_4x
 .endm
 

@@ -211,4 +211,10 @@ mcsafe_asm_\name\()_threshold:
 	THRESHOLD avx512_rep_movsb			# the same for copy_avx512
 	THRESHOLD rep_movsb_stop			# ... up to this many (then the loop)
 	THRESHOLD non_temporal				# from this many bytes: non-temporal stores
+# The shape of the avx512 routine's non-temporal loop: 1 for page streams and
+# prefetches, 0 for the plain loop (copy_vector.s, NON_TEMPORAL_AVX512).
+	.globl	mcsafe_asm_avx512_page_streams
+	.hidden	mcsafe_asm_avx512_page_streams
+mcsafe_asm_avx512_page_streams:
+	.quad	1
 	.popsection

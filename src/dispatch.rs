@@ -17,6 +17,10 @@ pub struct Dispatch {
     pub strategy: Strategy,
     /// The sizes at which the vector strategies change method.
     pub thresholds: Thresholds,
+    /// How the widest routine's non-temporal loop runs here, in words (`page
+    /// streams with prefetches` on Intel, `plain, no prefetch` on AMD: docs/cpus.md;
+    /// empty where there is one shape).
+    pub non_temporal_loop: &'static str,
     /// How `crc32c_mc` and `copy_crc32c_mc` compute.
     pub checksum: Checksum,
     /// The rule that chose the default strategy and the thresholds on this CPU,
@@ -65,6 +69,12 @@ impl Dispatch {
     /// headers print them: `thresholds: rep movsb from ...; tunables: none`.
     pub fn thresholds_line(&self) -> String {
         let mut line = format!("thresholds in force: {}; ", self.thresholds);
+        if !self.non_temporal_loop.is_empty() {
+            line.push_str(&format!(
+                "avx512 non-temporal loop: {}; ",
+                self.non_temporal_loop
+            ));
+        }
         match &self.tunables {
             Some(text) => line.push_str(&format!("{}={text}", crate::TUNABLES_ENV)),
             None => line.push_str(&format!("{} not set", crate::TUNABLES_ENV)),
@@ -93,6 +103,7 @@ pub fn dispatch() -> Dispatch {
     let tunables = crate::tunables::Tunables::in_force();
     Dispatch {
         thresholds: Arch::thresholds(),
+        non_temporal_loop: Arch::non_temporal_loop(),
         strategy: Strategy::current(),
         checksum: Arch::checksum(),
         rule: Arch::dispatch_rule(),

@@ -99,6 +99,17 @@ pub fn set_thresholds(thresholds: Thresholds) {
     crate::arch::x86_64::routines::set_thresholds(thresholds)
 }
 
+/// Sets the shape of the avx512 routine's non-temporal loop: page streams with
+/// prefetches (`true`) or the plain loop, so that tests trace both and
+/// benchmarks compare them on any CPU. Returns the shape it replaced.
+#[cfg(mcsafe_protected)]
+pub fn set_avx512_page_streams(on: bool) -> bool {
+    let _ = self::thresholds(); // after init, which would overwrite it
+    let before = crate::arch::x86_64::routines::avx512_page_streams();
+    crate::arch::x86_64::routines::set_avx512_page_streams(on);
+    before
+}
+
 /// [`copy_mc_with`](crate::copy_mc_with) through the strategy's C API routine,
 /// as libmcsafe's `mcsafe_copy` runs it (no Rust frame around the routine): 0,
 /// -EINVAL for refused ranges, or -EIO with the exact fault (after the same

@@ -43,7 +43,7 @@ use common::*;
 use mcsafe::internals::{
     CrcPath, Descriptor, Regs, Thresholds, c_copy_with, c_strategy_routine, can_run,
     copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, register_copy_with, routine,
-    rust_strategy_routine, set_thresholds, strategy_routine,
+    rust_strategy_routine, set_avx512_page_streams, set_thresholds, strategy_routine,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -269,6 +269,10 @@ enum Op {
     RegCopy(Strategy),
     /// The strategy's C API routine (libmcsafe's `mcsafe_copy`).
     CCopy(Strategy),
+    /// One of the three copies above with the avx512 routine's non-temporal loop
+    /// in the shape it does not have on this CPU's vendor (plain on Intel, page
+    /// streams on AMD).
+    OtherNtShape(Via, Strategy),
     /// `read_mc` of a `len`-byte integer at src (len 1, 2, 4 or 8).
     Read,
     /// `write_mc` of a `len`-byte integer at dst.
@@ -282,6 +286,26 @@ enum Op {
     /// (`Fold256`, `Fold128`), with blocks of this many bytes, and blocks
     /// without streams from calls of the last many.
     CopyCrc32c(CrcPath, usize, usize),
+}
+
+/// Which of the copy ops an [`Op::OtherNtShape`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Rust,
+    Register,
+    C,
+}
+
+impl Via {
+    const ALL: [Via; 3] = [Via::Rust, Via::Register, Via::C];
+
+    fn op(self, strategy: Strategy) -> Op {
+        match self {
+            Via::Rust => Op::Copy(strategy),
+            Via::Register => Op::RegCopy(strategy),
+            Via::C => Op::CCopy(strategy),
+        }
+    }
 }
 
 const FILL_BYTE: u8 = 0x3c;
@@ -298,6 +322,7 @@ impl Op {
         let named = |name: String| routine(&name).unwrap_or_else(|| panic!("no routine {name}"));
         match self {
             Op::Copy(strategy) => rust_strategy_routine(strategy),
+            Op::OtherNtShape(via, strategy) => via.op(strategy).routine(len),
             Op::RegCopy(strategy) => strategy_routine(strategy),
             Op::CCopy(strategy) => c_strategy_routine(strategy),
             Op::Read | Op::Write => named(format!("copy_exact_{len}")),
@@ -310,9 +335,11 @@ impl Op {
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => {
-                &[Side::Source, Side::Destination]
-            }
+            Op::Copy(_)
+            | Op::RegCopy(_)
+            | Op::CCopy(_)
+            | Op::OtherNtShape(..)
+            | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
             Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
@@ -407,6 +434,13 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
     unsafe {
         Ok(match op {
             Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
+            Op::OtherNtShape(via, strategy) => {
+                let streams = set_avx512_page_streams(false);
+                set_avx512_page_streams(!streams);
+                let outcome = run(via.op(strategy), dst, src, copy);
+                set_avx512_page_streams(streams);
+                return outcome;
+            }
             Op::RegCopy(strategy) => plain(register_copy_with(strategy, dst, src, len)),
             Op::CCopy(strategy) => match c_copy_with(strategy, dst, src, len) {
                 (0, None) => plain(Ok(())),
@@ -490,7 +524,7 @@ fn check_outcome(
     };
     match op {
         // SAFETY: as above.
-        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) => {
             unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
         }
         Op::Read => None,
@@ -629,7 +663,9 @@ fn check_step(
     };
     let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
     let expected = match op {
-        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) | Op::CopyCrc32c(..) => {
+            (Some(dst), Some(src))
+        }
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
@@ -699,7 +735,9 @@ fn check_step(
                 return counted;
             }
         }
-        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::Fill if progress > checked => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) | Op::Fill
+            if progress > checked =>
+        {
             let stored: Vec<u8> = match op {
                 Op::Fill => vec![FILL_BYTE; progress - checked],
                 // SAFETY: the source is readable in this process too (shared mapping).
@@ -767,6 +805,11 @@ fn cases() -> Vec<(Op, Copy)> {
                 cases.push((Op::Copy(strategy), copy));
                 cases.push((Op::RegCopy(strategy), copy));
                 cases.push((Op::CCopy(strategy), copy));
+            }
+            if strategy == Strategy::Avx512 && copy.len >= THRESHOLDS.non_temporal {
+                for via in Via::ALL {
+                    cases.push((Op::OtherNtShape(via, strategy), copy));
+                }
             }
         }
     }

@@ -70,6 +70,11 @@ pub(crate) trait Target {
     fn dispatch_rule() -> String;
     /// The vector routines' size thresholds in force (installs).
     fn thresholds() -> Thresholds;
+    /// How the widest routine's non-temporal loop runs here, in words (empty
+    /// where there is only one shape). Installs first.
+    fn non_temporal_loop() -> &'static str {
+        ""
+    }
     /// How the checksums compute here.
     fn checksum() -> crate::Checksum;
 

@@ -334,6 +334,11 @@ impl Facts {
         )
     }
 
+    /// See [`avx512_page_streams`].
+    fn avx512_page_streams(&self) -> bool {
+        self.vendor != Vendor::Amd
+    }
+
     /// See [`rule`].
     fn rule(&self) -> String {
         let vendor = match self.vendor {
@@ -343,9 +348,17 @@ impl Facts {
         };
         let (strategy, why) = self.default_with_reason();
         let (_, thresholds) = self.thresholds_with_reason();
+        let streams = page_streams_words(self.avx512_page_streams());
         format!(
-            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}",
-            self.family, self.model
+            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}; the avx512 \
+             non-temporal loop {streams} ({})",
+            self.family,
+            self.model,
+            if self.vendor == Vendor::Amd {
+                "AMD: faster on Zen 5 and Zen 3"
+            } else {
+                "measured on Emerald Rapids"
+            }
         )
     }
 }
@@ -431,11 +444,36 @@ pub(crate) fn default_strategy() -> Strategy {
 ///     stores ran at 0.68-0.70x memcpy on a 32 MiB L3, and from 64 MiB the
 ///     non-temporal loop is the fastest; between 8 and 64 MiB derived, not
 ///     measured (16 MiB there).
-///   Without cache information: 3/4 of 8 MiB, 6 MiB.
-///   `rep movsb` stops nowhere (the non-temporal threshold comes first); an
-///   `MCSAFE_TUNABLES` stop, or one `mcsafe tune` finds, sets one.
+///
+///   Without cache information: 3/4 of 8 MiB, 6 MiB. `rep movsb` stops nowhere
+///   (the non-temporal threshold comes first); an `MCSAFE_TUNABLES` stop, or one
+///   `mcsafe tune` finds, sets one.
 pub(crate) fn thresholds() -> Thresholds {
     Facts::here().thresholds_with_reason().0
+}
+
+/// Whether the avx512 routine's non-temporal loop runs four page streams with
+/// prefetches (Intel, and CPUs of other vendors) or the plain loop (AMD), see
+/// asm/copy_vector.s:
+/// - Intel: the streams, measured this round on Emerald Rapids (docs/cpus.md):
+///   8 and 64 MiB cold at 12.8 GB/s against 11.5 for the plain shape, hot at 18.4
+///   against 19.3 (large copies are mostly cold).
+/// - AMD: the plain loop. Zen 5 (issue 18): from 64 MiB the avx512 routine (the
+///   streams) copied at 22 GB/s, the avx2 routine (plain, 32-byte stores as
+///   well) at 25.8 and a plain loop at 28.5; Zen 3: a prefetch 1 KiB ahead cost
+///   15-20 % from 64 MiB (docs/performance.md). Zen 4 by the same rule, not
+///   measured.
+pub(crate) fn avx512_page_streams() -> bool {
+    Facts::here().avx512_page_streams()
+}
+
+/// [`avx512_page_streams`] in words.
+pub(crate) fn page_streams_words(on: bool) -> &'static str {
+    if on {
+        "page streams with prefetches"
+    } else {
+        "plain, no prefetch"
+    }
 }
 
 /// The rule that chose [`default_strategy`] and [`thresholds`] on this CPU, in

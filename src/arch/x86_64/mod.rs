@@ -183,6 +183,7 @@ fn init() -> Result<(), InstallError> {
         instance::ensure_only_one()?;
         handler::install()?;
         routines::set_thresholds(crate::tunables::Tunables::in_force().apply(cpu::thresholds()));
+        routines::set_avx512_page_streams(cpu::avx512_page_streams());
         let runnable = Strategy::ALL
             .iter()
             .enumerate()
@@ -351,6 +352,11 @@ impl Target for X86_64 {
     fn thresholds() -> Thresholds {
         ready();
         routines::thresholds()
+    }
+
+    fn non_temporal_loop() -> &'static str {
+        ready();
+        cpu::page_streams_words(routines::avx512_page_streams())
     }
 
     fn checksum() -> crate::Checksum {

@@ -439,6 +439,21 @@ unsafe extern "C" {
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_rep_movsb_stop_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
+    static mcsafe_asm_avx512_page_streams: AtomicUsize;
+}
+
+/// Sets the shape of the avx512 routine's non-temporal loop (asm/copy_vector.s,
+/// NON_TEMPORAL_AVX512): page streams and prefetches, or the plain loop. Called
+/// once before any routine is published (and by tests).
+pub(crate) fn set_avx512_page_streams(on: bool) {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_avx512_page_streams.store(usize::from(on), Ordering::Relaxed) };
+}
+
+/// The shape in force (see [`set_avx512_page_streams`]).
+pub(crate) fn avx512_page_streams() -> bool {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_avx512_page_streams.load(Ordering::Relaxed) != 0 }
 }
 
 /// Makes `copy_mc` call `routine`. Only after the handler and the thresholds are
