@@ -329,6 +329,33 @@
 	jmp	.L\name\()_last_4x
 .endm
 
+# 256 bytes as eight 32-byte halves, stored around the cache (32-byte streaming
+# stores outrun 64-byte ones on the CPUs measured), then the cursors step past them;
+# back to `loop` while more than 256 bytes are left, else the sfence that orders
+# them before the plain stores, and the last four vectors.
+.macro NON_TEMPORAL_256 loop
+	vmovdqu64 (%rsi), %ymm16
+	vmovdqu64 32(%rsi), %ymm17
+	vmovdqu64 64(%rsi), %ymm18
+	vmovdqu64 96(%rsi), %ymm19
+	vmovdqu64 128(%rsi), %ymm20
+	vmovdqu64 160(%rsi), %ymm21
+	vmovdqu64 192(%rsi), %ymm22
+	vmovdqu64 224(%rsi), %ymm23
+	vmovntdq %ymm16, (%rdi)
+	vmovntdq %ymm17, 32(%rdi)
+	vmovntdq %ymm18, 64(%rdi)
+	vmovntdq %ymm19, 96(%rdi)
+	vmovntdq %ymm20, 128(%rdi)
+	vmovntdq %ymm21, 160(%rdi)
+	vmovntdq %ymm22, 192(%rdi)
+	vmovntdq %ymm23, 224(%rdi)
+	STEP_4X	64
+	cmp	$256, %rdx
+	ja	\loop
+	sfence
+.endm
+
 # 64-byte vectors, in one of two shapes (mcsafe_asm_avx512_page_streams, set per
 # CPU family: src/arch/x86_64/cpu.rs):
 # - page streams (Intel): four pages at a time while they last (four streams, one
@@ -382,49 +409,11 @@
 	prefetcht0 1088(%rsi)			# lost granule (the forward step
 	prefetcht0 1152(%rsi)			# ends right before one)
 	prefetcht0 1216(%rsi)
-1:	vmovdqu64 (%rsi), %ymm16		# eight 32-byte halves per iteration,
-	vmovdqu64 32(%rsi), %ymm17		# stored around the cache (32-byte
-	vmovdqu64 64(%rsi), %ymm18		# streaming stores outrun 64-byte ones
-	vmovdqu64 96(%rsi), %ymm19		# on the CPUs measured)
-	vmovdqu64 128(%rsi), %ymm20
-	vmovdqu64 160(%rsi), %ymm21
-	vmovdqu64 192(%rsi), %ymm22
-	vmovdqu64 224(%rsi), %ymm23
-	vmovntdq %ymm16, (%rdi)
-	vmovntdq %ymm17, 32(%rdi)
-	vmovntdq %ymm18, 64(%rdi)
-	vmovntdq %ymm19, 96(%rdi)
-	vmovntdq %ymm20, 128(%rdi)
-	vmovntdq %ymm21, 160(%rdi)
-	vmovntdq %ymm22, 192(%rdi)
-	vmovntdq %ymm23, 224(%rdi)
-	STEP_4X	64
-	cmp	$256, %rdx
-	ja	.L\name\()_non_temporal_body
-	sfence					# order them before the plain stores
+1:	NON_TEMPORAL_256 .L\name\()_non_temporal_body
 	jmp	.L\name\()_last_4x
 
-.L\name\()_non_temporal_plain:
-	vmovdqu64 (%rsi), %ymm16		# the same eight halves, no prefetch
-	vmovdqu64 32(%rsi), %ymm17
-	vmovdqu64 64(%rsi), %ymm18
-	vmovdqu64 96(%rsi), %ymm19
-	vmovdqu64 128(%rsi), %ymm20
-	vmovdqu64 160(%rsi), %ymm21
-	vmovdqu64 192(%rsi), %ymm22
-	vmovdqu64 224(%rsi), %ymm23
-	vmovntdq %ymm16, (%rdi)
-	vmovntdq %ymm17, 32(%rdi)
-	vmovntdq %ymm18, 64(%rdi)
-	vmovntdq %ymm19, 96(%rdi)
-	vmovntdq %ymm20, 128(%rdi)
-	vmovntdq %ymm21, 160(%rdi)
-	vmovntdq %ymm22, 192(%rdi)
-	vmovntdq %ymm23, 224(%rdi)
-	STEP_4X	64
-	cmp	$256, %rdx
-	ja	.L\name\()_non_temporal_plain
-	sfence
+.L\name\()_non_temporal_plain:			# the same, no prefetch
+	NON_TEMPORAL_256 .L\name\()_non_temporal_plain
 	jmp	.L\name\()_last_4x
 .endm
 
