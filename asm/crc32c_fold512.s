@@ -13,9 +13,10 @@
 # Why one walk and no streams (measured on an Intel Emerald Rapids guest,
 # docs/crc.md): there VPCLMULQDQ on zmm folds 64 bytes per two cycles on one
 # port, four times what fold256's ymm folds and three crc32 streams did together
-# (58 GB/s against 118-125 in the cache), and cold data arrives fastest in one
-# sequential walk with software prefetch ahead of it (fold256's four fronts per
-# block, each starting cold, read at 14-22 GB/s where crc-fast read at 18-30).
+# (56-58 GB/s against 115-126 in the cache from 4 KiB), and cold data arrives
+# fastest in one sequential walk with software prefetch ahead of it (fold256's
+# four fronts per block, each starting cold, read at 10.8-12.5 GB/s from 1 GiB
+# where crc-fast read at 14-15 and this walk at 13.5-16.7).
 # crc-fast 1.x on such a CPU (corsix's "v3x2": three zmm accumulators, one walk,
 # the tail up to 383 bytes by crc32) is the same kind of walk.
 #

@@ -346,7 +346,8 @@ const CRC_ROUTINES: [CrcRoutine; 4] = CrcRoutine::ALL;
 ///   Sapphire Rapids and later and AMD Zen 4 and 5. Measured on an Emerald
 ///   Rapids KVM guest (family 6 model 0xcf, docs/crc.md): 115-126 GB/s hot
 ///   from 4 KiB where `fold256` ran at 55-58 and crc-fast's zmm path at
-///   87-120, and cold from 16 KiB 1.1x crc-fast where `fold256` was 0.6-0.86x.
+///   86-120; cold from 4 KiB 0.95-1.12x crc-fast where `fold256` was
+///   0.77-0.84x (`cargo bench --bench crc -- --paths`).
 ///   Where glibc prefers 256-bit code (Skylake-SP to Ice Lake server, whose
 ///   clock drops under 512-bit code, BZ #21396) it is not taken; not measured
 ///   there. Zen 4 and 5 were not measured: taken there because their copies
