@@ -495,18 +495,62 @@ fn sizes() -> Vec<usize> {
     }
 }
 
+/// The hot and cold source and destination regions of a run over `sizes` (the
+/// sources filled with [`fill_pattern`]): hot ones of the largest size, cold
+/// ones of 8 times that and at least `options.cold_region`.
+struct Regions {
+    hot: (Region, Region),
+    cold: (Region, Region),
+    cold_len: usize,
+}
+
+impl Regions {
+    fn new(sizes: &[usize], options: Options) -> Regions {
+        let largest = sizes.iter().max().copied().unwrap_or(0);
+        let cold_len = (8 * largest).max(options.cold_region);
+        let regions = Regions {
+            hot: (
+                Region::new(largest + 2 * 4096),
+                Region::new(largest + 2 * 4096),
+            ),
+            cold: (Region::new(cold_len), Region::new(cold_len)),
+            cold_len,
+        };
+        fill_pattern(&regions.hot.0);
+        fill_pattern(&regions.cold.0);
+        regions
+    }
+
+    /// "hot" and "cold", each with its source and destination.
+    fn conditions(&self) -> [(&'static str, &Region, &Region); 2] {
+        [
+            ("hot", &self.hot.0, &self.hot.1),
+            ("cold", &self.cold.0, &self.cold.1),
+        ]
+    }
+}
+
+/// The calls of one size in one condition: the same buffers each call (hot),
+/// or a walk through the regions (cold).
+fn workload<'a>(
+    condition: &str,
+    src: &'a Region,
+    dst: &'a Region,
+    size: usize,
+) -> Box<dyn Workload + 'a> {
+    if condition == "cold" {
+        Box::new(Cold::new(src, dst, &[size], 0, 0))
+    } else {
+        Box::new(Hot::new(src, dst, &[size], 0, 0))
+    }
+}
+
 /// Runs the table; prints progress on stderr.
 pub fn run(options: Options) -> Report {
     mcsafe::install().expect("install mcsafe's handler");
     let sizes = sizes();
-    let largest = sizes.iter().max().copied().unwrap_or(0);
-    let hot_src = Region::new(largest + 2 * 4096);
-    let hot_dst = Region::new(largest + 2 * 4096);
-    let cold_len = (8 * largest).max(options.cold_region);
-    let cold_src = Region::new(cold_len);
-    let cold_dst = Region::new(cold_len);
-    fill_pattern(&hot_src);
-    fill_pattern(&cold_src);
+    let regions = Regions::new(&sizes, options);
+    let cold_len = regions.cold_len;
     let header = format!(
         "{}; crc32c_mc path: {:?} (copy_crc32c_mc: its one-pass twin, non-temporal \
          stores from {} KiB where it has them); copy strategy {}; medians of {} interleaved rounds, \
@@ -520,22 +564,15 @@ pub fn run(options: Options) -> Report {
         cold_len >> 20,
     );
     let mut tables = Vec::new();
-    for (condition, src, dst) in [("hot", &hot_src, &hot_dst), ("cold", &cold_src, &cold_dst)] {
+    for (condition, src, dst) in regions.conditions() {
         // SAFETY: the region outlives every call and is only read through mcsafe
         // and the slices of the comparators (ordinary memory: it cannot fault).
         let region = unsafe { mcsafe::MappedRegion::from_raw_parts(src.ptr(), src.len()) };
         let mut rows = Vec::new();
         for &size in &sizes {
             eprintln!("measuring crc32c, {condition}: {}", size_name(size));
-            let mut hot;
-            let mut walk;
-            let workload: &mut dyn Workload = if condition == "cold" {
-                walk = Cold::new(src, dst, &[size], 0, 0);
-                &mut walk
-            } else {
-                hot = Hot::new(src, dst, &[size], 0, 0);
-                &mut hot
-            };
+            let mut calls = workload(condition, src, dst, size);
+            let workload: &mut dyn Workload = &mut *calls;
             // SAFETY: the calls stay inside the two distinct regions.
             unsafe { check_equal(workload, &region) };
             let region = &region;
@@ -584,14 +621,8 @@ pub fn run_paths(options: Options) -> String {
         .filter(|p| p.is_available() && *p != CrcPath::Copies)
         .collect();
     let sizes = sizes();
-    let largest = sizes.iter().max().copied().unwrap_or(0);
-    let hot_src = Region::new(largest + 2 * 4096);
-    let hot_dst = Region::new(largest + 2 * 4096);
-    let cold_len = (8 * largest).max(options.cold_region);
-    let cold_src = Region::new(cold_len);
-    let cold_dst = Region::new(cold_len);
-    fill_pattern(&hot_src);
-    fill_pattern(&cold_src);
+    let regions = Regions::new(&sizes, options);
+    let cold_len = regions.cold_len;
     let mut out = format!(
         "\n## CRC32C by path\n\n{}; each path forced; copy strategy {}; non-temporal stores from \
          {} KiB; medians of {} interleaved rounds; cold: a walk through {} MiB regions; GB/s\n",
@@ -601,7 +632,7 @@ pub fn run_paths(options: Options) -> String {
         options.rounds,
         cold_len >> 20
     );
-    for (condition, src, dst) in [("hot", &hot_src, &hot_dst), ("cold", &cold_src, &cold_dst)] {
+    for (condition, src, dst) in regions.conditions() {
         let _ = write!(out, "\n### {condition}\n\n| size |");
         for p in &paths {
             let _ = write!(out, " crc32c_mc {p:?} |");
@@ -615,15 +646,8 @@ pub fn run_paths(options: Options) -> String {
         out.push('\n');
         for &size in &sizes {
             eprintln!("measuring crc32c paths, {condition}: {}", size_name(size));
-            let mut hot;
-            let mut walk;
-            let workload: &mut dyn Workload = if condition == "cold" {
-                walk = Cold::new(src, dst, &[size], 0, 0);
-                &mut walk
-            } else {
-                hot = Hot::new(src, dst, &[size], 0, 0);
-                &mut hot
-            };
+            let mut calls = workload(condition, src, dst, size);
+            let workload: &mut dyn Workload = &mut *calls;
             let cpu_time = |f: &dyn Fn(&Call) -> u32, calls: &[Call]| {
                 let start = thread_cpu_time();
                 for call in calls {

@@ -688,18 +688,12 @@ fn checksums(_ctx: &mut Child) -> Result<String, String> {
             Err(e) => e,
         };
         let want = lost - start;
-        let f = fault.fault();
-        let problems: Vec<String> = [
-            (f.kind() != FaultKind::Poison).then(|| format!("kind {:?}", f.kind())),
-            (f.side() != side).then(|| format!("side {}", f.side())),
-            (f.granule() != PAGE).then(|| format!("granule {:#x}", f.granule())),
-            (f.addr() & !(PAGE - 1) != lost).then(|| format!("address {:#x}", f.addr())),
-            (fault.checked() != want).then(|| format!("checked {} (want {want})", fault.checked())),
-            (signals != 1).then(|| format!("{signals} signals taken")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
+        let lost_page = Want {
+            lost,
+            granule: PAGE,
+            side,
+        };
+        let problems = poison_problems(&fault.fault(), lost_page, want, signals);
         if !problems.is_empty() {
             return Err(format!("{what}: {fault}: wrong {}", problems.join(", ")));
         }
