@@ -5,8 +5,8 @@
 # lines. So: align the source to 8 bytes with byte moves, copy aligned words (no
 # aligned word crosses a cache line), finish with byte moves. No rep movs.
 #
-# Instantiated twice: copy_fragile (register mode, for Rust) and c_copy_fragile (the
-# C API).
+# Instantiated once per copy convention (asm/routine.s): copy_fragile (register
+# mode), rust_copy_fragile and c_copy_fragile.
 #
 # Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
 # --test forward_step --test lost_pages` and `cargo xtask vm-test`.
@@ -77,4 +77,5 @@
 	END_ROUTINE \name				# the range includes the ret
 .endm
 	COPY_FRAGILE copy_fragile, CONV_COPY
+	COPY_FRAGILE rust_copy_fragile, CONV_RUST_COPY
 	COPY_FRAGILE c_copy_fragile, CONV_C_COPY

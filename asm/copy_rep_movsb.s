@@ -5,8 +5,8 @@
 # Skylake-SP erratum reports a machine check in `rep movs` at the NEXT
 # instruction: the range extends past it, and the invariant still holds there.
 #
-# Instantiated twice: copy_rep_movsb (register mode, for Rust) and c_copy_rep_movsb
-# (the C API).
+# Instantiated once per copy convention (asm/routine.s): copy_rep_movsb (register
+# mode), rust_copy_rep_movsb and c_copy_rep_movsb.
 #
 # Change it, then run `cargo test -p mcsafe-tests --test every_instruction --test sweep
 # --test forward_step --test lost_pages` and `cargo xtask vm-test`.
@@ -23,4 +23,5 @@
 						# erratum's late report lands there
 .endm
 	COPY_REP_MOVSB copy_rep_movsb, CONV_COPY
+	COPY_REP_MOVSB rust_copy_rep_movsb, CONV_RUST_COPY
 	COPY_REP_MOVSB c_copy_rep_movsb, CONV_C_COPY

@@ -19,16 +19,24 @@
 #     the block size of a folding routine.
 #   copy and checksum (CONV_COPY_CRC): rdi = dst, rcx = src, rdx = len, esi = state,
 #     r11 = the block size, rax = the length from which blocks have no streams.
+#   Rust copy (CONV_RUST_COPY): the C function `RawResult f(void *dst, const void
+#     *src, size_t len)`, what copy_mc calls through the dispatch word: it returns
+#     `Result<(), Fault>` itself in rax:rdx (src/fault.rs, RawResult), so that a
+#     caller that only passes the result on tail-calls it (dispatch.s, "Rust").
 #   C API copy (CONV_C_COPY): the C function `int f(void *dst, const void *src,
 #     size_t len, void *context)`, for libmcsafe's mcsafe_copy (dispatch.s, "C API").
-# Every routine but the C API ones ends in register mode, its one exit:
+# Each strategy's body is instantiated three times, once per copy convention; the
+# other routines have one. Every routine but the Rust and C API copies ends in
+# register mode, its one exit:
 #   rax = status: 0 when every byte was done; else the fault word (si_code |
 #   si_addr_lsb << 16, written by the handler), STATUS_BAD_ARGUMENTS or
 #   STATUS_NOT_READY (dispatch.s); then, and only then: rcx = bytes not done, r11 =
 #   si_addr, rdx = the routine's entry, r8 = dst (or the one buffer), r9 = src, r10 =
 #   len. (The checksums also return esi, the state of exactly the bytes done.)
-# The C API routines end in the C exit (dispatch.s): 0, -EINVAL, or what libmcsafe's
-# fault function makes of the stopped copy.
+# The Rust copies end in the Rust exit (dispatch.s): the Result, after the careful
+# forward step with their register-mode twin; the C API routines in the C exit: 0,
+# -EINVAL, or what libmcsafe's fault function makes of the stopped copy. Which exit
+# a routine has is fixed by its convention: a fixup never looks at who called.
 #
 # ---- Range registers ----
 # The SIGBUS handler must know the call's buffers to tell its own fault from a stray
@@ -70,6 +78,7 @@
 	.set	CONV_CRC, 2
 	.set	CONV_COPY_CRC, 3
 	.set	CONV_C_COPY, 4
+	.set	CONV_RUST_COPY, 5
 
 # What a routine needs of the CPU (the descriptor's `needs` bits;
 # src/arch/x86_64/cpu.rs, Needs): it is offered only where the CPU has all of them.
@@ -131,6 +140,28 @@
 	.endif
 .endm
 
+# ---- The C API's direct entry ----
+# A C API copy is entered by libmcsafe's mcsafe_copy, an IFUNC that the dynamic
+# linker resolves once to mcsafe_asm_<name>_if_published of the strategy this CPU
+# gets by default (mcsafe::c_api::resolve): a caller reaches the routine through
+# the PLT alone, as it reaches glibc's memcpy. The entry goes straight into the
+# routine when the routine is the one the C API published
+# (mcsafe_asm_c_copy_published, set after installation: dispatch.s), else to the
+# C library's dispatch (before first use, or when MCSAFE_STRATEGY chose another
+# strategy), with the arguments untouched. Three instructions, no taken branch;
+# outside every range (it touches no caller memory); rax is the return value's.
+.macro C_COPY_IF_PUBLISHED name
+	.globl	mcsafe_asm_\name\()_if_published
+	.hidden	mcsafe_asm_\name\()_if_published
+	.type	mcsafe_asm_\name\()_if_published, @function
+mcsafe_asm_\name\()_if_published:
+	.cfi_startproc
+	lea	mcsafe_asm_\name(%rip), %rax
+	cmp	%rax, mcsafe_asm_c_copy_published(%rip)
+	jne	mcsafe_asm_c_copy_unpublished
+	.size	mcsafe_asm_\name\()_if_published, mcsafe_asm_\name - mcsafe_asm_\name\()_if_published
+.endm
+
 # ---- A routine ----
 # ROUTINE name, convention[, prologue[, align[, needs]]]: the symbol mcsafe_asm_<name>
 # and its CFI, then the first range. Prologues:
@@ -142,16 +173,22 @@
 # A C API copy (convention CONV_C_COPY) first keeps its fourth argument, the
 # context, below its return address (the red zone survives signal delivery), for
 # the C exit: in the prologue, before every range, so that a fault anywhere in a
-# range finds it (a stack store cannot touch the caller's buffers). The body between ROUTINE and END_ROUTINE is all a routine is; every
-# way out of it sets rax = 0 ("all done") and returns.
+# range finds it (a stack store cannot touch the caller's buffers); its direct
+# entry (C_COPY_IF_PUBLISHED) comes right before its symbol, in the same frame.
+# The body between ROUTINE and END_ROUTINE is all a routine is; every way out of it
+# sets rax = 0 ("all done") and returns.
 .macro ROUTINE name, convention, prologue=entry, align=5, needs=0
 	.text
 	.p2align \align
 	.globl	mcsafe_asm_\name
 	.hidden	mcsafe_asm_\name
 	.type	mcsafe_asm_\name, @function
-mcsafe_asm_\name:
+	.if \convention == CONV_C_COPY
+	C_COPY_IF_PUBLISHED \name
+	.else
 	.cfi_startproc
+	.endif
+mcsafe_asm_\name:
 	.set	.L\name\()_convention, \convention
 	.set	.L\name\()_needs, \needs
 	.set	.L\name\()_rows, 0
@@ -219,6 +256,8 @@ mcsafe_asm_\name:
 	lea	mcsafe_asm_\name(%rip), %rdx		# which routine stopped
 	.if .L\name\()_convention == CONV_C_COPY
 	jmp	mcsafe_asm_c_copy_stopped		# the C exit (dispatch.s)
+	.elseif .L\name\()_convention == CONV_RUST_COPY
+	jmp	mcsafe_asm_rust_copy_stopped		# the Rust exit (dispatch.s)
 	.else
 	ret						# register mode
 	.endif

@@ -159,15 +159,15 @@ fn bad_range(name: &str, start: usize, len: usize) -> ! {
     panic!("mcsafe: {name} range {start:#x} + {len} wraps the address space or leaves user space")
 }
 
-#[cfg(mcsafe_protected)]
-pub(crate) use crate::handler::signal::cut::{cut, granule};
-// The unprotected build has no handler, but the forward step and the lossy copy
-// still cut at lost granules (none ever is): the same arithmetic.
+// `cut` and `granule` run in the SIGBUS handler and live under its lints; a build
+// without the handler (unprotected) compiles the same file here.
 #[cfg(not(mcsafe_protected))]
 #[path = "handler/signal/cut.rs"]
-mod cut_arithmetic;
+mod cut;
+#[cfg(mcsafe_protected)]
+pub(crate) use crate::handler::signal::cut::{cut, granule};
 #[cfg(not(mcsafe_protected))]
-pub(crate) use cut_arithmetic::{cut, granule};
+pub(crate) use cut::{cut, granule};
 
 #[cfg(test)]
 mod tests {

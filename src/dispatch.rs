@@ -17,13 +17,25 @@ pub struct Dispatch {
     pub strategy: Strategy,
     /// The sizes at which the vector strategies change method.
     pub thresholds: Thresholds,
+    /// How the widest routine's non-temporal loop runs here, in words (`page
+    /// streams with prefetches` on Intel, `plain, no prefetch` on AMD: docs/cpus.md;
+    /// empty where there is one shape).
+    pub non_temporal_loop: &'static str,
     /// How `crc32c_mc` and `copy_crc32c_mc` compute.
     pub checksum: Checksum,
     /// The rule that chose the default strategy and the thresholds on this CPU,
     /// in words: the CPU, what glibc's memcpy is here, why each threshold is what
-    /// it is.
+    /// it is (before `MCSAFE_TUNABLES`).
     pub rule: String,
+    /// `MCSAFE_TUNABLES` as it was read at installation, if it was set: its
+    /// settings that apply are in [`Dispatch::thresholds`].
+    pub tunables: Option<String>,
+    /// The settings of `MCSAFE_TUNABLES` that were ignored (their defaults kept),
+    /// each with why.
+    pub ignored_tunables: Vec<IgnoredTunable>,
 }
+
+pub use crate::tunables::Ignored as IgnoredTunable;
 
 /// How the checksums compute on this CPU (`docs/crc.md`). `Display` says it in
 /// words.
@@ -58,6 +70,28 @@ impl fmt::Display for Checksum {
     }
 }
 
+impl Dispatch {
+    /// The thresholds and `MCSAFE_TUNABLES` in one line, as the benchmarks'
+    /// headers print them: `thresholds: rep movsb from ...; tunables: none`.
+    pub fn thresholds_line(&self) -> String {
+        let mut line = format!("thresholds in force: {}; ", self.thresholds);
+        if !self.non_temporal_loop.is_empty() {
+            line.push_str(&format!(
+                "avx512 non-temporal loop: {}; ",
+                self.non_temporal_loop
+            ));
+        }
+        match &self.tunables {
+            Some(text) => line.push_str(&format!("{}={text}", crate::TUNABLES_ENV)),
+            None => line.push_str(&format!("{} not set", crate::TUNABLES_ENV)),
+        }
+        for ignored in &self.ignored_tunables {
+            line.push_str(&format!("; ignored {ignored}"));
+        }
+        line
+    }
+}
+
 /// How this process copies and checksums, and why. Installs mcsafe first (as a
 /// first copy would: see [`install`](crate::install)), so the thresholds are
 /// those in force.
@@ -72,10 +106,14 @@ impl fmt::Display for Checksum {
 /// As a first copy does: if the handler cannot be installed, or
 /// `MCSAFE_STRATEGY` names a strategy this CPU cannot run.
 pub fn dispatch() -> Dispatch {
+    let tunables = crate::tunables::Tunables::in_force();
     Dispatch {
         thresholds: Arch::thresholds(),
+        non_temporal_loop: Arch::non_temporal_loop(),
         strategy: Strategy::current(),
         checksum: Arch::checksum(),
         rule: Arch::dispatch_rule(),
+        tunables: tunables.text.clone(),
+        ignored_tunables: tunables.ignored.clone(),
     }
 }

@@ -52,9 +52,65 @@ const COPIED_BITS: u32 = 62;
 const ADDR_BITS: u32 = 57;
 const SIDE_BIT: u32 = 63;
 
-/// `Result<(), Fault>` is two words with `Ok` the niche 0 of the first, so that
-/// a result comes back in two registers (checked when mcsafe compiles).
-const _: () = assert!(size_of::<Result<(), Fault>>() == 16);
+/// `Result<(), Fault>` as the two machine words the Rust-facing copy routines
+/// return in rax:rdx (asm/routine.s, CONV_RUST_COPY): `Ok(())` when the first is
+/// 0, else `Err` of the `Fault` whose words they are. The layout this relies on
+/// is checked at compile time below, so a compiler that laid `Result<(), Fault>`
+/// out otherwise would fail to build mcsafe rather than misread a result.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawResult {
+    first: u64,
+    second: u64,
+}
+
+#[cfg_attr(not(mcsafe_protected), allow(dead_code))] // only the routines return it
+impl RawResult {
+    /// The words of a result.
+    pub(crate) fn from_result(result: Result<(), Fault>) -> RawResult {
+        match result {
+            Ok(()) => RawResult {
+                first: 0,
+                second: 0,
+            },
+            Err(f) => RawResult {
+                first: f.copied_kind.get(),
+                second: f.addr_granule_side,
+            },
+        }
+    }
+
+    /// The result these words are: a no-op on the hot path.
+    #[inline(always)]
+    pub(crate) fn into_result(self) -> Result<(), Fault> {
+        // SAFETY: `Result<(), Fault>` is two words with `Ok` the niche 0 of the
+        // first (checked by LAYOUT below): `first == 0` is `Ok(())`, whatever
+        // `second` (padding then); any other value is `Err` of a valid `Fault`
+        // (a non-zero first word and any second).
+        unsafe { core::mem::transmute::<RawResult, Result<(), Fault>>(self) }
+    }
+}
+
+/// The layout [`RawResult::into_result`] relies on, checked when mcsafe compiles.
+const LAYOUT: () = {
+    use core::mem::{MaybeUninit, size_of, transmute};
+    assert!(size_of::<Result<(), Fault>>() == 16 && size_of::<RawResult>() == 16);
+    // SAFETY: reinterpreting 16 bytes as 16 bytes; only initialized words are read.
+    let ok: [MaybeUninit<u64>; 2] = unsafe { transmute(Ok::<(), Fault>(())) };
+    // SAFETY: the niche word of `Ok` is initialized.
+    assert!(unsafe { ok[0].assume_init() } == 0);
+    let fault = Fault {
+        copied_kind: match NonZeroU64::new(0x4000_0000_0000_1234) {
+            Some(w) => w,
+            None => panic!(),
+        },
+        addr_granule_side: 0x0a00_0000_0000_5678,
+    };
+    // SAFETY: as above; both words of `Err` are initialized.
+    let err: [u64; 2] = unsafe { transmute(Err::<(), Fault>(fault)) };
+    assert!(err[0] == 0x4000_0000_0000_1234 && err[1] == 0x0a00_0000_0000_5678);
+};
+const _: () = LAYOUT;
 
 /// Which buffer of the copy faulted. `Display` prints `source` or `destination`.
 #[non_exhaustive]

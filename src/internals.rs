@@ -34,6 +34,44 @@ pub fn strategy_routine(strategy: Strategy) -> Descriptor {
     descriptor_at(entry).unwrap_or_else(|| panic!("no descriptor for {strategy}"))
 }
 
+/// The Rust copy of `strategy` (what `copy_mc` and `copy_mc_with` call).
+#[cfg(mcsafe_protected)]
+pub fn rust_strategy_routine(strategy: Strategy) -> Descriptor {
+    let entry = crate::arch::x86_64::rust_strategy_routine(strategy).addr();
+    descriptor_at(entry).unwrap_or_else(|| panic!("no Rust copy descriptor for {strategy}"))
+}
+
+/// [`copy_mc_with`](crate::copy_mc_with) through the strategy's register-mode
+/// routine (what the forward steps and the lossy copy run), with the same forward
+/// step after a fault: for tests that trace and sweep it.
+///
+/// # Safety
+/// As for `copy_mc`; this CPU runs `strategy`.
+///
+/// # Panics
+/// As for `copy_mc_with`.
+#[cfg(mcsafe_protected)]
+pub unsafe fn register_copy_with(
+    strategy: Strategy,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+) -> Result<(), Fault> {
+    use crate::arch::{Arch, Target};
+    if len == 0 {
+        return Ok(());
+    }
+    crate::copy::check_copy(dst, src, len);
+    let routine = Arch::copy_routine(Some(strategy));
+    // SAFETY: ranges checked, installed (copy_routine), the CPU runs it; the
+    // caller vouches for the memory.
+    match unsafe { Arch::run_copy(routine, dst, src, len) } {
+        Ok(()) => Ok(()),
+        // SAFETY: as above.
+        Err(stopped) => Err(unsafe { crate::forward::copy_after(routine, dst, src, len, stopped) }),
+    }
+}
+
 /// The C API twin of [`strategy_routine`] (what libmcsafe's `mcsafe_copy` runs).
 #[cfg(mcsafe_protected)]
 pub fn c_strategy_routine(strategy: Strategy) -> Descriptor {
@@ -59,6 +97,17 @@ pub fn thresholds() -> Thresholds {
 pub fn set_thresholds(thresholds: Thresholds) {
     let _ = self::thresholds(); // after init, which would overwrite them
     crate::arch::x86_64::routines::set_thresholds(thresholds)
+}
+
+/// Sets the shape of the avx512 routine's non-temporal loop: page streams with
+/// prefetches (`true`) or the plain loop, so that tests trace both and
+/// benchmarks compare them on any CPU. Returns the shape it replaced.
+#[cfg(mcsafe_protected)]
+pub fn set_avx512_page_streams(on: bool) -> bool {
+    let _ = self::thresholds(); // after init, which would overwrite it
+    let before = crate::arch::x86_64::routines::avx512_page_streams();
+    crate::arch::x86_64::routines::set_avx512_page_streams(on);
+    before
 }
 
 /// [`copy_mc_with`](crate::copy_mc_with) through the strategy's C API routine,

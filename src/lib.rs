@@ -158,6 +158,7 @@ mod region;
 mod strategy;
 #[cfg(mcsafe_protected)]
 mod table;
+mod tunables;
 
 #[cfg(all(feature = "inject", target_os = "linux"))]
 #[cfg_attr(docsrs, doc(cfg(all(feature = "inject", target_os = "linux"))))]
@@ -167,11 +168,12 @@ pub use access::{fill_mc, read_mc, write_mc};
 pub use arch::Thresholds;
 pub use copy::{copy_mc, copy_mc_with};
 pub use crc32c::{CrcFault, copy_crc32c_mc, crc32c, crc32c_mc};
-pub use dispatch::{Checksum, Dispatch, dispatch};
+pub use dispatch::{Checksum, Dispatch, IgnoredTunable, dispatch};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
-pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost};
+pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost, RegionRead, RegionReread};
 pub use strategy::{STRATEGY_ENV, Strategy};
+pub use tunables::TUNABLES_ENV;
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still
 /// reach it.
@@ -278,8 +280,8 @@ pub mod internals;
 #[cfg(feature = "c-api")]
 #[doc(hidden)]
 pub mod c_api {
-    pub use crate::arch::FaultSink;
     use crate::arch::{Arch, Target};
+    pub use crate::arch::{CCopyFn, FaultSink};
 
     /// The entry of the current strategy's C API routine: `int f(void *dst, const
     /// void *src, size_t len, void *context)`, which returns 0 when every byte was
@@ -289,5 +291,15 @@ pub mod c_api {
     /// (panics as a first use does: check `MCSAFE_STRATEGY` before).
     pub fn copy_entry(sink: FaultSink) -> usize {
         Arch::c_copy_entry(sink)
+    }
+
+    /// For an IFUNC resolver of the C copy: an entry of the same shape that goes
+    /// straight into the C API routine of the strategy this CPU gets by default
+    /// once [`copy_entry`] has published that routine, and to `dispatch` (with the
+    /// arguments untouched) before, or when another strategy is in force.
+    /// Registers `dispatch`; reads CPUID only: installs nothing, reads no
+    /// environment, takes no lock, so that it can run inside the dynamic linker.
+    pub fn direct_entry(dispatch: CCopyFn) -> usize {
+        Arch::c_copy_direct_entry(dispatch)
     }
 }

@@ -16,19 +16,26 @@
 //! A routine stopped by a fault teaches the loop one granule; the loop goes on
 //! from the routine's progress (a lower bound), which is the careful forward
 //! step of `copy.rs` in another form: the next step ends before the granule, so
-//! it never touches it. Every granule a routine ever faulted on stays known,
-//! including one a vector loop reached before an earlier lost one: so each
-//! lost granule costs exactly one signal, which the public `copy_mc` (whose
-//! forward step reports only the first granule) could not guarantee here.
-//! Built on `Arch::run_copy` / `Arch::run_fill` and `forward::describe`, the same
-//! primitives `copy_mc` and `fill_mc` run on.
+//! it never touches it. Every granule a routine faulted on stays known for as
+//! long as it lies ahead of the loop, including one a vector loop reached
+//! before an earlier lost one: so each lost granule costs exactly one signal,
+//! which the public `copy_mc` (whose forward step reports only the first
+//! granule) could not guarantee here. The known granules are kept in
+//! `lossy/granules.rs` ([`Granules`]), where every lookup costs the same
+//! however much was lost: a copy of `n` lost pages costs `n` times one.
+//!
+//! Built on `Arch::run_copy` / `Arch::run_fill` and `forward::describe`, the
+//! same primitives `copy_mc` and `fill_mc` run on, all called from the module
+//! `calls` at the end of this file. `cargo bench --bench lossy` measures the
+//! cost per lost page against a faulting `copy_mc`.
 
 use core::fmt;
 use core::ops::{ControlFlow, Range};
 
-use crate::arch::{Arch, Stopped, Target};
-use crate::copy::check_copy;
-use crate::forward::describe;
+mod granules;
+
+use granules::{Buffer, Granule, Granules};
+
 use crate::{FaultKind, Side, Strategy};
 
 /// Copies `len` bytes from `src` to `dst` like [`copy_mc`](crate::copy_mc),
@@ -93,16 +100,18 @@ use crate::{FaultKind, Side, Strategy};
 /// assert!(buf[2 * page..].iter().all(|&b| b == 0)); // zeros where the source was lost
 /// # }
 /// ```
-#[inline]
+// Inline always: the copy that loses nothing is copy_mc's one call; everything
+// else is out of line (`run_after`).
+#[inline(always)]
 #[track_caller]
 pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCopy {
     if len == 0 {
         return LossyCopy::empty();
     }
-    check_copy(dst, src, len);
+    calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe {
-        lossy(Arch::copy_routine(None), dst, src, len, &mut |_| {
+        lossy(calls::of(None), dst, src, len, &mut |_| {
             ControlFlow::Continue(())
         })
     }
@@ -154,7 +163,7 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
 /// # let (src, mut dst) = (vec![1u8; 100], vec![0u8; 100]);
 /// # assert!(read_some(dst.as_mut_ptr(), src.as_ptr(), 100).is_complete());
 /// ```
-#[inline]
+#[inline(always)]
 #[track_caller]
 pub unsafe fn copy_mc_lossy_with(
     strategy: Strategy,
@@ -166,17 +175,9 @@ pub unsafe fn copy_mc_lossy_with(
     if len == 0 {
         return LossyCopy::empty();
     }
-    check_copy(dst, src, len);
+    calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe {
-        lossy(
-            Arch::copy_routine(Some(strategy)),
-            dst,
-            src,
-            len,
-            &mut on_lost,
-        )
-    }
+    unsafe { lossy(calls::of(Some(strategy)), dst, src, len, &mut on_lost) }
 }
 
 /// The copy as `copy_mc` makes it, inline: a copy that loses nothing costs
@@ -186,22 +187,42 @@ pub unsafe fn copy_mc_lossy_with(
 /// As for `copy_with`: `len > 0`, ranges checked, `routine` runnable here.
 #[inline(always)]
 unsafe fn lossy(
-    routine: <Arch as Target>::Copy,
+    routine: calls::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
     // SAFETY: per this function's contract.
-    match unsafe { Arch::run_copy(routine, dst, src, len) } {
+    match unsafe { calls::whole_raw(routine, dst, src, len) } {
         Ok(()) => LossyCopy {
             lost: Vec::new(),
             done: len,
             faults: 0,
         },
         // SAFETY: as above.
-        Err(stopped) => unsafe { run(routine, dst, src, len, stopped, on_lost) },
+        Err(stopped) => unsafe { run_after(routine, dst, src, len, stopped, on_lost) },
     }
+}
+
+/// [`run`] after the first stop, out of line, so that the inline path above
+/// keeps no register and builds no frame.
+///
+/// # Safety
+/// As for [`lossy`].
+#[cold]
+#[inline(never)]
+unsafe fn run_after(
+    routine: calls::Routine,
+    dst: *mut u8,
+    src: *const u8,
+    len: usize,
+    stopped: calls::Stopped,
+    on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
+) -> LossyCopy {
+    let first = calls::stop(stopped, dst, src, len);
+    // SAFETY: per this function's contract.
+    unsafe { run(routine, dst, src, len, first, on_lost) }
 }
 
 /// What a lossy copy did: the lost ranges, in order, and how many signals it
@@ -328,6 +349,14 @@ impl LostRange {
     pub fn granule(&self) -> usize {
         self.granule
     }
+
+    /// The part of the range before offset `end`, if any.
+    pub(crate) fn clipped_to(self, end: usize) -> Option<LostRange> {
+        (self.start < end).then(|| LostRange {
+            end: self.end.min(end),
+            ..self
+        })
+    }
 }
 
 impl fmt::Display for LossyCopy {
@@ -359,23 +388,6 @@ impl fmt::Display for LostRange {
     }
 }
 
-/// A lost granule the loop has met: addresses `start..end`.
-#[derive(Clone, Copy, Debug)]
-struct Granule {
-    start: usize,
-    end: usize,
-    kind: FaultKind,
-    size: usize,
-}
-
-impl Granule {
-    /// The granule's part of the buffer at `base`, as copy offsets in `0..len`
-    /// (empty when it misses the buffer).
-    fn offsets(&self, base: usize, len: usize) -> Range<usize> {
-        self.start.saturating_sub(base).min(len)..self.end.saturating_sub(base).min(len)
-    }
-}
-
 /// The loop of the module docs, after the first run of the routine over the
 /// whole copy stopped with `first`.
 ///
@@ -384,34 +396,20 @@ impl Granule {
 #[cold]
 #[inline(never)]
 unsafe fn run(
-    routine: <Arch as Target>::Copy,
+    routine: calls::Routine,
     dst: *mut u8,
     src: *const u8,
     len: usize,
-    first: Stopped,
+    first: calls::Stop,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
     let mut report = LossyCopy::empty();
-    let (d, s) = (dst as usize, src as usize);
-    let mut known: Vec<Granule> = Vec::new();
-    let fault = describe(first, dst, src, len, None);
-    let mut pos = learn(&mut known, &mut report, fault, first.progress, 0, d, s, len);
+    let mut known = Granules::new(dst as usize, src as usize, len);
+    let mut pos = learn(&mut known, &mut report, first, 0);
     while pos < len {
-        known.retain(|g| g.offsets(d, len).end > pos || g.offsets(s, len).end > pos);
-        let covering = |base: usize| {
-            known.iter().find_map(|g| {
-                let r = g.offsets(base, len);
-                r.contains(&pos).then_some((*g, r.end))
-            })
-        };
-        // Where the next known granule begins, on either side.
-        let next = known
-            .iter()
-            .flat_map(|g| [g.offsets(d, len), g.offsets(s, len)])
-            .filter(|r| r.start > pos && !r.is_empty())
-            .map(|r| r.start)
-            .min()
-            .unwrap_or(len);
+        known.forget_before(pos);
+        // Where the next known granule begins, in either buffer.
+        let next = known.next_after(pos);
         let mut record = |report: &mut LossyCopy, side, end, g: Granule| {
             let piece = LostRange {
                 start: pos,
@@ -423,32 +421,19 @@ unsafe fn run(
             report.push(piece);
             on_lost(&piece)
         };
-        if let Some((g, end)) = covering(d) {
+        if let Some((g, end)) = known.covering(Buffer::Destination, pos) {
             let flow = record(&mut report, Side::Destination, end, g);
             pos = end;
             if flow.is_break() {
                 break;
             }
-        } else if let Some((g, end)) = covering(s) {
+        } else if let Some((g, end)) = known.covering(Buffer::Source, pos) {
             let stop = next.min(end);
-            let to = dst.wrapping_add(pos);
             // SAFETY: pos < stop <= len: inside the caller's destination, and
             // no known lost granule starts in pos..stop.
-            let filled = match unsafe { Arch::run_fill(to, 0, stop - pos) } {
+            let filled = match unsafe { calls::zeros(dst.wrapping_add(pos), stop - pos) } {
                 Ok(()) => stop,
-                Err(stopped) => {
-                    let fault = describe(stopped, to, to, stop - pos, Some(Side::Destination));
-                    learn(
-                        &mut known,
-                        &mut report,
-                        fault,
-                        stopped.progress,
-                        pos,
-                        d,
-                        s,
-                        len,
-                    )
-                }
+                Err(stopped) => learn(&mut known, &mut report, stopped, pos),
             };
             if filled > pos {
                 let flow = record(&mut report, Side::Source, filled, g);
@@ -458,24 +443,11 @@ unsafe fn run(
                 }
             }
         } else {
-            let (to, from) = (dst.wrapping_add(pos), src.wrapping_add(pos));
             // SAFETY: as above, for both buffers: no known lost granule of
             // either starts in pos..next, and neither covers pos.
-            pos = match unsafe { Arch::run_copy(routine, to, from, next - pos) } {
+            pos = match unsafe { calls::copy(routine, dst, src, pos, next) } {
                 Ok(()) => next,
-                Err(stopped) => {
-                    let fault = describe(stopped, to, from, next - pos, None);
-                    learn(
-                        &mut known,
-                        &mut report,
-                        fault,
-                        stopped.progress,
-                        pos,
-                        d,
-                        s,
-                        len,
-                    )
-                }
+                Err(stopped) => learn(&mut known, &mut report, stopped, pos),
             };
         }
     }
@@ -483,22 +455,13 @@ unsafe fn run(
     report
 }
 
-/// Takes in the granule of a routine stopped at `step + progress` (`progress`
-/// a lower bound of what it did) and returns the offset the loop goes on from:
-/// the routine's progress, but no further than the first byte of either buffer
-/// inside the granule (a routine reported as ahead, by a late machine check,
-/// did not do the bytes in the granule).
-#[allow(clippy::too_many_arguments)]
-fn learn(
-    known: &mut Vec<Granule>,
-    report: &mut LossyCopy,
-    fault: crate::Fault,
-    progress: usize,
-    step: usize,
-    d: usize,
-    s: usize,
-    len: usize,
-) -> usize {
+/// Takes in the granule of a routine that ran from copy offset `step` and
+/// stopped, and returns the offset the loop goes on from: the routine's
+/// progress (a lower bound of what it did), but no further than the first byte
+/// of either buffer inside the granule (a routine reported as ahead, by a late
+/// machine check, did not do the bytes in the granule).
+fn learn(known: &mut Granules, report: &mut LossyCopy, stopped: calls::Stop, step: usize) -> usize {
+    let fault = stopped.fault;
     let start = fault.addr() & !(fault.granule() - 1);
     let granule = Granule {
         start,
@@ -507,25 +470,130 @@ fn learn(
         size: fault.granule(),
     };
     report.faults += 1;
+    // The handler redirects a fault only when its granule overlaps the
+    // routine's buffers, which lie in step..len: so there is a first byte.
+    let first = known
+        .first_byte_from(granule, step)
+        .expect("mcsafe: a fault outside the copy's buffers reached the lossy copy");
     // A second signal on one granule would break the contract (and, with a
     // fixup that makes no progress, loop forever): fail loudly instead.
     assert!(
-        !known
-            .iter()
-            .any(|g| (g.start, g.end) == (granule.start, granule.end)),
+        known.insert(granule),
         "mcsafe: the lossy copy touched the lost granule at {start:#x} twice (a bug)"
     );
-    let first = [d, s]
-        .into_iter()
-        .map(|base| granule.offsets(base, len))
-        .filter(|r| r.end > step)
-        .map(|r| r.start.max(step))
-        .min();
-    known.push(granule);
-    // The handler redirects a fault only when its granule overlaps the
-    // routine's buffers, which lie in step..len: so there is a first byte.
-    let first = first.expect("mcsafe: a fault outside the copy's buffers reached the lossy copy");
-    (step + progress).min(first)
+    (step + stopped.progress).min(first)
+}
+
+/// The loop's calls into the routines: every use of `crate::arch`,
+/// `crate::copy` and `crate::forward` in this file is here.
+mod calls {
+    pub(super) use crate::arch::Stopped;
+    use crate::arch::{Arch, Target};
+    use crate::copy::check_copy;
+    use crate::forward::describe;
+    use crate::{Fault, Side, Strategy};
+
+    pub(super) type Routine = <Arch as Target>::Copy;
+
+    /// A routine stopped by a fault: the fault, described over the routine's
+    /// buffers, and its progress (a lower bound of the bytes it did).
+    pub(super) struct Stop {
+        pub(super) fault: Fault,
+        pub(super) progress: usize,
+    }
+
+    /// The routine `copy_mc` runs, or the one of `strategy`.
+    #[inline(always)]
+    pub(super) fn of(strategy: Option<Strategy>) -> Routine {
+        Arch::copy_routine(strategy)
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    pub(super) fn check(dst: *mut u8, src: *const u8, len: usize) {
+        // Where the routine checks the ranges itself (refusing with the same
+        // panic, before any access), the copy that loses nothing checks once.
+        if !Arch::CHECKS_COPIES {
+            check_copy(dst, src, len);
+        }
+    }
+
+    /// The whole copy, as `copy_mc` runs it: nothing else on the way when
+    /// nothing is lost.
+    ///
+    /// # Safety
+    /// As for `Arch::run_copy`: `len > 0`, ranges checked, `routine`
+    /// runnable here.
+    /// [`whole`] with the stop as the routine reported it.
+    ///
+    /// # Safety
+    /// As for [`whole`].
+    #[inline(always)]
+    pub(super) unsafe fn whole_raw(
+        routine: Routine,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Stopped> {
+        // SAFETY: per this function's contract.
+        unsafe { Arch::run_copy(routine, dst, src, len) }
+    }
+
+    #[inline(always)]
+    pub(super) unsafe fn whole(
+        routine: Routine,
+        dst: *mut u8,
+        src: *const u8,
+        len: usize,
+    ) -> Result<(), Stop> {
+        // SAFETY: per this function's contract.
+        match unsafe { Arch::run_copy(routine, dst, src, len) } {
+            Ok(()) => Ok(()),
+            Err(stopped) => Err(stop(stopped, dst, src, len)),
+        }
+    }
+
+    #[cold]
+    pub(super) fn stop(stopped: Stopped, dst: *mut u8, src: *const u8, len: usize) -> Stop {
+        Stop {
+            fault: describe(stopped, dst, src, len, None),
+            progress: stopped.progress,
+        }
+    }
+
+    /// Copies copy offsets `from..to` (`from < to`).
+    ///
+    /// # Safety
+    /// As for [`whole`], for the sub-range.
+    pub(super) unsafe fn copy(
+        routine: Routine,
+        dst: *mut u8,
+        src: *const u8,
+        from: usize,
+        to: usize,
+    ) -> Result<(), Stop> {
+        // SAFETY: per this function's contract.
+        unsafe {
+            whole(
+                routine,
+                dst.wrapping_add(from),
+                src.wrapping_add(from),
+                to - from,
+            )
+        }
+    }
+
+    /// Fills `len > 0` bytes at `dst` with zeros.
+    ///
+    /// # Safety
+    /// `dst..dst + len` inside a checked destination.
+    pub(super) unsafe fn zeros(dst: *mut u8, len: usize) -> Result<(), Stop> {
+        // SAFETY: per this function's contract.
+        unsafe { Arch::run_fill(dst, 0, len) }.map_err(|stopped| Stop {
+            fault: describe(stopped, dst, dst, len, Some(Side::Destination)),
+            progress: stopped.progress,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -551,20 +619,5 @@ mod tests {
         let ranges: Vec<_> = r.lost().iter().map(LostRange::range).collect();
         assert_eq!(ranges, [0..8192, 8192..9000, 9000..12288, 16384..20480]);
         assert_eq!(r.lost_bytes(), 8192 + 808 + 3288 + 4096);
-    }
-
-    #[test]
-    fn a_granule_is_clipped_to_each_buffer() {
-        let g = Granule {
-            start: 0x10000,
-            end: 0x11000,
-            kind: FaultKind::Poison,
-            size: 0x1000,
-        };
-        assert_eq!(g.offsets(0x10800, 0x2000), 0..0x800);
-        assert_eq!(g.offsets(0xf000, 0x2000), 0x1000..0x2000);
-        assert_eq!(g.offsets(0xf000, 0x1800), 0x1000..0x1800);
-        assert!(g.offsets(0x20000, 0x1000).is_empty());
-        assert!(g.offsets(0x8000, 0x1000).is_empty());
     }
 }

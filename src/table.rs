@@ -41,6 +41,8 @@ pub enum Convention {
     CopyCrc,
     /// The C API's `int f(dst, src, len, context)`.
     CCopy,
+    /// `copy_mc`'s `RawResult f(dst, src, len)`: the `Result` itself.
+    RustCopy,
 }
 
 unsafe extern "C" {
@@ -102,6 +104,7 @@ pub fn descriptors() -> impl Iterator<Item = Descriptor> {
                 2 => Some(Convention::Crc),
                 3 => Some(Convention::CopyCrc),
                 4 => Some(Convention::CCopy),
+                5 => Some(Convention::RustCopy),
                 _ => None,
             },
             ranges: usize::from(row.ranges),

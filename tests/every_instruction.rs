@@ -42,8 +42,8 @@ use std::ptr;
 use common::*;
 use mcsafe::internals::{
     CrcPath, Descriptor, Regs, Thresholds, c_copy_with, c_strategy_routine, can_run,
-    copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, routine, set_thresholds,
-    strategy_routine,
+    copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, register_copy_with, routine,
+    rust_strategy_routine, set_avx512_page_streams, set_thresholds, strategy_routine,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -224,6 +224,7 @@ const LONG: usize = 4096;
 const THRESHOLDS: Thresholds = Thresholds {
     avx2_rep_movsb: 520,
     avx512_rep_movsb: 520,
+    rep_movsb_stop: 560,
     non_temporal: 600,
 };
 
@@ -262,10 +263,16 @@ fn worth_injecting(rips: &[usize], k: usize, len: usize) -> bool {
 /// The routine under test, and the public call that runs it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
-    /// `copy_mc_with(strategy, dst, src, len)`.
+    /// `copy_mc_with(strategy, dst, src, len)`: the strategy's Rust copy.
     Copy(Strategy),
+    /// The strategy's register-mode routine (the forward step's, the lossy copy's).
+    RegCopy(Strategy),
     /// The strategy's C API routine (libmcsafe's `mcsafe_copy`).
     CCopy(Strategy),
+    /// One of the three copies above with the avx512 routine's non-temporal loop
+    /// in the shape it does not have on this CPU's vendor (plain on Intel, page
+    /// streams on AMD).
+    OtherNtShape(Via, Strategy),
     /// `read_mc` of a `len`-byte integer at src (len 1, 2, 4 or 8).
     Read,
     /// `write_mc` of a `len`-byte integer at dst.
@@ -282,6 +289,26 @@ enum Op {
     CopyCrc32c(CrcPath, usize, usize),
 }
 
+/// Which of the copy ops an [`Op::OtherNtShape`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Rust,
+    Register,
+    C,
+}
+
+impl Via {
+    const ALL: [Via; 3] = [Via::Rust, Via::Register, Via::C];
+
+    fn op(self, strategy: Strategy) -> Op {
+        match self {
+            Via::Rust => Op::Copy(strategy),
+            Via::Register => Op::RegCopy(strategy),
+            Via::C => Op::CCopy(strategy),
+        }
+    }
+}
+
 const FILL_BYTE: u8 = 0x3c;
 
 /// The folding checksum's default block size (`crc32c_mc_with`'s `block`).
@@ -295,7 +322,9 @@ impl Op {
     fn routine(self, len: usize) -> Descriptor {
         let named = |name: String| routine(&name).unwrap_or_else(|| panic!("no routine {name}"));
         match self {
-            Op::Copy(strategy) => strategy_routine(strategy),
+            Op::Copy(strategy) => rust_strategy_routine(strategy),
+            Op::OtherNtShape(via, strategy) => via.op(strategy).routine(len),
+            Op::RegCopy(strategy) => strategy_routine(strategy),
             Op::CCopy(strategy) => c_strategy_routine(strategy),
             Op::Read | Op::Write => named(format!("copy_exact_{len}")),
             Op::Fill => named("fill".into()),
@@ -307,7 +336,11 @@ impl Op {
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
+            Op::Copy(_)
+            | Op::RegCopy(_)
+            | Op::CCopy(_)
+            | Op::OtherNtShape(..)
+            | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
             Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
@@ -402,6 +435,14 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
     unsafe {
         Ok(match op {
             Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
+            Op::OtherNtShape(via, strategy) => {
+                let streams = set_avx512_page_streams(false);
+                set_avx512_page_streams(!streams);
+                let outcome = run(via.op(strategy), dst, src, copy);
+                set_avx512_page_streams(streams);
+                return outcome;
+            }
+            Op::RegCopy(strategy) => plain(register_copy_with(strategy, dst, src, len)),
             Op::CCopy(strategy) => match c_copy_with(strategy, dst, src, len) {
                 (0, None) => plain(Ok(())),
                 (code, Some(fault)) if code == -libc::EIO => plain(Err(fault)),
@@ -500,7 +541,7 @@ fn check_outcome(
     };
     match op {
         // SAFETY: as above.
-        Op::Copy(_) | Op::CCopy(_) => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) => {
             unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
         }
         Op::Read => None,
@@ -639,7 +680,9 @@ fn check_step(
     };
     let (r8, r9, len) = (r8 as usize, r9 as usize, copy.len);
     let expected = match op {
-        Op::Copy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) | Op::CopyCrc32c(..) => {
+            (Some(dst), Some(src))
+        }
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
@@ -709,7 +752,9 @@ fn check_step(
                 return counted;
             }
         }
-        Op::Copy(_) | Op::CCopy(_) | Op::Fill if progress > checked => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) | Op::Fill
+            if progress > checked =>
+        {
             let stored: Vec<u8> = match op {
                 Op::Fill => vec![FILL_BYTE; progress - checked],
                 // SAFETY: the source is readable in this process too (shared mapping).
@@ -777,7 +822,13 @@ fn cases() -> Vec<(Op, Copy)> {
         for copy in COPIES {
             if worth_tracing(strategy, copy) {
                 cases.push((Op::Copy(strategy), copy));
+                cases.push((Op::RegCopy(strategy), copy));
                 cases.push((Op::CCopy(strategy), copy));
+            }
+            if strategy == Strategy::Avx512 && copy.len >= THRESHOLDS.non_temporal {
+                for via in Via::ALL {
+                    cases.push((Op::OtherNtShape(via, strategy), copy));
+                }
             }
         }
     }

@@ -27,6 +27,7 @@ fn two_bad_pages_in_one_copy_stop_at_the_first() {
     mcsafe::internals::set_thresholds(mcsafe::internals::Thresholds {
         avx2_rep_movsb: usize::MAX,
         avx512_rep_movsb: usize::MAX,
+        rep_movsb_stop: usize::MAX,
         non_temporal: usize::MAX,
     });
     let restore = Restore(defaults);

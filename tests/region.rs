@@ -1,17 +1,21 @@
 //! `MappedRegion` over a file mapped from an offset and truncated under the
 //! mapping: `pread(2)`-like short counts, errors that carry the fault and the
 //! file offsets of the lost range, the cursor's `Read`/`Write`/`Seek`, and bad
-//! input answered with errors.
+//! input answered with errors. A region that knows its file (`with_file`)
+//! reads what the mapping cannot page in again with `pread(2)`: the end of a
+//! truncated file is a short read, a hole of a file on a full tmpfs reads as
+//! zeros, neither is lost.
 
 mod common;
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::process::Command;
 use std::ptr;
 
 use common::*;
 use mcsafe::inject::{self, FullTmpfsFile, Method};
-use mcsafe::{FaultKind, MappedRegion, RegionFault, RegionLost, Side};
+use mcsafe::{FaultKind, MappedRegion, RegionFault, RegionLost, Side, crc32c};
 
 const FILE_PAGES: usize = 8;
 /// The mapping covers file pages 2..8: region offset 0 is file offset 2 pages.
@@ -76,6 +80,11 @@ impl TruncatedFile {
             }
         };
         region.with_file_offset(MAP_FROM as u64)
+    }
+
+    /// The region, told its file.
+    fn region_with_file(&self) -> MappedRegion {
+        self.region(false).with_file(&self._fd).unwrap()
     }
 }
 
@@ -311,10 +320,11 @@ fn read_lossy_at_zero_fills_lost_pages_and_lists_them_in_region_and_file_offsets
     // the last file page, then two lost pages.
     let from = FILE_END - 100;
     let mut buf = vec![0xeeu8; MAP_FROM + MAP_LEN - from];
-    let lost = region.read_lossy_at(at(from), &mut buf).unwrap();
+    let read = region.read_lossy_at(at(from), &mut buf).unwrap();
     assert_eq!(recovered() - before, 2, "one signal per lost page");
-    let [only] = &lost[..] else {
-        panic!("one merged range: {lost:?}")
+    assert_eq!((read.bytes_read(), read.file_end()), (buf.len(), None));
+    let [only] = read.lost() else {
+        panic!("one merged range: {read}")
     };
     let in_buf = LOST_FROM - from..buf.len();
     assert_eq!(only.range(), in_buf);
@@ -338,7 +348,7 @@ fn read_lossy_at_zero_fills_lost_pages_and_lists_them_in_region_and_file_offsets
     assert!(buf[LOST_FROM - from..].iter().all(|&b| b == 0));
     // Nothing lost: an empty list and the file's bytes.
     let mut buf = vec![0u8; 3 * PAGE];
-    assert!(region.read_lossy_at(7, &mut buf).unwrap().is_empty());
+    assert!(region.read_lossy_at(7, &mut buf).unwrap().is_complete());
     assert_eq!(buf, file_bytes(MAP_FROM + 7, 3 * PAGE));
     // Past the end: an error before touching anything; an empty read is fine.
     let past = region
@@ -349,7 +359,7 @@ fn read_lossy_at_zero_fills_lost_pages_and_lists_them_in_region_and_file_offsets
         region
             .read_lossy_at(MAP_LEN as u64, &mut [])
             .unwrap()
-            .is_empty()
+            .is_complete()
     );
 }
 
@@ -443,9 +453,11 @@ fn on_a_full_file_system_a_hole_is_enospc_where_the_region_knows_its_file() {
             .starts_with("no space left on device at file offset 8202"),
         "{err}"
     );
-    // A read of a hole fails the same way through the mapping.
-    let err = region.read_exact_at(4 * page, &mut [0u8; 8]).unwrap_err();
-    assert_eq!(RegionFault::of(&err).unwrap().raw_os_error(), libc::ENOSPC);
+    // A read of a hole does not: read(2) needs no page for it, and the region
+    // reads it that way (the next test).
+    let mut word = [0xffu8; 8];
+    region.read_exact_at(4 * page, &mut word).unwrap();
+    assert_eq!(word, [0; 8]);
     // The lossy write goes on past both holes and lists them.
     let data = vec![0xabu8; 6 * PAGE];
     let lost = region.write_lossy_at(0, &data).unwrap();
@@ -478,12 +490,182 @@ fn on_a_full_file_system_a_hole_is_enospc_where_the_region_knows_its_file() {
     let err = blind.write_all_at(2 * page, b"x").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Other);
     assert_eq!(RegionFault::of(&err).unwrap().raw_os_error(), libc::EIO);
-    // A data page that a truncation took is past the end: EIO, file or not.
+    // A data page that a truncation took is past the end: an end of file for
+    // a region that knows its file, EIO for one that does not.
     file.set_len(5 * page).unwrap();
     let err = region.read_exact_at(5 * page, &mut [0u8; 8]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+    let err = blind.read_exact_at(5 * page, &mut [0u8; 8]).unwrap_err();
     assert_eq!(RegionFault::of(&err).unwrap().raw_os_error(), libc::EIO);
     // SAFETY: our mapping; the regions are not used after this.
     unsafe { libc::munmap(map.cast(), 6 * PAGE) };
+}
+
+/// Issue 20: `mcsafe rescue` of a sparse file on a full tmpfs called every
+/// hole lost, where `cp` copies the file. A region that knows its file reads
+/// the holes with `pread(2)`: zeros, nothing lost, one signal per hole page
+/// (each met once through the mapping, never again), every read accessor
+/// agreeing with `read(2)` and with `cp`.
+#[test]
+fn a_sparse_file_on_a_full_tmpfs_reads_whole_where_the_region_knows_its_file() {
+    if !full_tmpfs() {
+        return;
+    }
+    let holes = [0, 2, 3, 4, 9, 15];
+    let pages = 16;
+    let tmpfs = FullTmpfsFile::new(pages, &holes, |i, page| page.fill(i as u8 + 1)).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(tmpfs.path())
+        .unwrap();
+    let len = pages * PAGE;
+    let map = map_file(&file, len);
+    // SAFETY: the mapping outlives the region and is only read through it.
+    let region = unsafe { MappedRegion::from_raw_parts(map, len) }
+        .with_file(&file)
+        .unwrap();
+    // What read(2) gives, and what cp writes.
+    let want = std::fs::read(tmpfs.path()).unwrap();
+    let dir = std::env::temp_dir().join(format!("mcsafe-region-cp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let copied = dir.join("copy");
+    let cp = Command::new("cp")
+        .arg(tmpfs.path())
+        .arg(&copied)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    assert_eq!(
+        std::fs::read(&copied).unwrap(),
+        want,
+        "cp and read(2) agree"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let _serial = signal_lock();
+
+    let before = recovered();
+    let mut buf = vec![0xeeu8; len];
+    let read = region.read_lossy_at(0, &mut buf).unwrap();
+    assert_eq!(
+        recovered() - before,
+        holes.len() as u64,
+        "one signal per hole page"
+    );
+    assert!(read.is_complete(), "{read}");
+    assert_eq!((read.bytes_read(), read.lost_bytes()), (len, 0));
+    assert_eq!(buf, want);
+    let reread: Vec<_> = read
+        .reread()
+        .iter()
+        .map(|r| (r.in_file(), r.is_hole()))
+        .collect();
+    let p = PAGE as u64;
+    assert_eq!(
+        reread,
+        [
+            (0..p, true),
+            (2 * p..5 * p, true),
+            (9 * p..10 * p, true),
+            (15 * p..16 * p, true)
+        ]
+    );
+    assert!(read.to_string().contains("nothing lost"), "{read}");
+
+    // The other read accessors agree, from any offset.
+    let mut part = vec![0xeeu8; 5 * PAGE];
+    assert_eq!(
+        region.read_at(PAGE as u64 + 100, &mut part).unwrap(),
+        part.len()
+    );
+    assert_eq!(part, want[PAGE + 100..6 * PAGE + 100]);
+    region.read_exact_at(8 * PAGE as u64, &mut part).unwrap();
+    assert_eq!(part, want[8 * PAGE..13 * PAGE]);
+    assert_eq!(
+        region
+            .read_exact_crc32c_at(7, 3 * PAGE as u64, &mut part)
+            .unwrap(),
+        crc32c(7, &want[3 * PAGE..8 * PAGE])
+    );
+    assert_eq!(part, want[3 * PAGE..8 * PAGE]);
+    assert_eq!(region.crc32c_at(0, 0, len).unwrap(), crc32c(0, &want));
+    let mut all = Vec::new();
+    region.cursor().read_to_end(&mut all).unwrap();
+    assert_eq!(all, want);
+
+    // Without its file the region cannot tell a hole from damage: lost, EIO.
+    // SAFETY: as above.
+    let blind = unsafe { MappedRegion::from_raw_parts(map, len) };
+    let read = blind.read_lossy_at(0, &mut buf).unwrap();
+    assert_eq!(read.lost_bytes(), holes.len() * PAGE);
+    assert!(read.lost().iter().all(|l| l.raw_os_error() == libc::EIO));
+    assert!(read.reread().is_empty());
+    // SAFETY: our mapping; the regions are not used after this.
+    unsafe { libc::munmap(map.cast(), len) };
+}
+
+/// Issue 20: a file truncated under a region that knows it is a short read,
+/// as `pread(2)` gives, ending where the file ends now: not an I/O error,
+/// not a lost range.
+#[test]
+fn a_file_truncated_under_a_region_that_knows_it_is_a_short_read() {
+    let file = TruncatedFile::new();
+    let region = file.region_with_file();
+    let _serial = signal_lock();
+    let mut buf = vec![0xeeu8; 2 * PAGE];
+    // Across the end: the bytes up to the end of the file's last page (the
+    // kernel shows zeros past the file's end there), then the end of file.
+    let from = FILE_END - 100;
+    let n = region.read_at(at(from), &mut buf).unwrap();
+    assert_eq!(n, LOST_FROM - from);
+    assert_eq!(buf[..n], file_bytes(from, n));
+    // At or past the end: end of file, Ok(0).
+    assert_eq!(region.read_at(at(LOST_FROM), &mut buf).unwrap(), 0);
+    assert_eq!(region.read_at(at(LOST_FROM + 5), &mut buf).unwrap(), 0);
+    assert_eq!(region.read_at(at(LOST_FROM + PAGE), &mut buf).unwrap(), 0);
+    // An exact read across the end: UnexpectedEof that says so.
+    let err = region.read_exact_at(at(from), &mut buf).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof);
+    assert!(RegionFault::of(&err).is_none(), "not damage: {err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("ends before file offset {LOST_FROM}")),
+        "{err}"
+    );
+    let err = region.crc32c_at(0, at(from), 2 * PAGE).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+    let err = region
+        .read_exact_crc32c_at(0, at(from), &mut buf)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err}");
+    // Before the end, exact reads work.
+    let mut head = vec![0u8; 3 * PAGE];
+    region.read_exact_at(0, &mut head).unwrap();
+    assert_eq!(head, file_bytes(MAP_FROM, 3 * PAGE));
+    // The lossy read: short, nothing lost, zeros after the end.
+    let before = recovered();
+    let mut rest = vec![0xeeu8; MAP_FROM + MAP_LEN - from];
+    let read = region.read_lossy_at(at(from), &mut rest).unwrap();
+    assert_eq!(
+        recovered() - before,
+        2,
+        "the two pages past the end, once each"
+    );
+    assert_eq!(
+        (read.bytes_read(), read.file_end(), read.lost_bytes()),
+        (LOST_FROM - from, Some(FILE_END as u64), 0)
+    );
+    assert!(!read.is_complete() && read.reread().is_empty(), "{read}");
+    assert_eq!(rest[..n], file_bytes(from, n));
+    assert!(rest[n..].iter().all(|&b| b == 0));
+    assert!(
+        read.to_string().contains("the file ends at 20580"),
+        "{read}"
+    );
+    // A cursor reads the file to its end, as a File would, without an error.
+    let mut all = Vec::new();
+    region.cursor().read_to_end(&mut all).unwrap();
+    assert_eq!(all, file_bytes(MAP_FROM, LOST_FROM - MAP_FROM));
 }
 
 #[test]
@@ -513,9 +695,9 @@ fn a_poisoned_page_is_eio() {
         FaultKind::AddressError
     };
     assert_eq!(fault.fault().kind(), kind);
-    let lost = region.read_lossy_at(0, &mut vec![0u8; 3 * PAGE]).unwrap();
+    let read = region.read_lossy_at(0, &mut vec![0u8; 3 * PAGE]).unwrap();
     assert_eq!(
-        described(&lost),
+        described(read.lost()),
         [(
             PAGE as u64..2 * PAGE as u64,
             PAGE as u64..2 * PAGE as u64,

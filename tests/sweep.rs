@@ -284,10 +284,11 @@ fn aliased_distances_take_one_signal_per_faulting_copy() {
     assert!(faults > 500);
 }
 
-/// Lengths around low thresholds: the aligned loop, `rep movsb` and the
-/// non-temporal loop of the vector routines, with the lost page anywhere.
-const METHOD_LENGTHS: [usize; 12] = [
-    513, 700, 1023, 1024, 1025, 2048, 4095, 4096, 4097, 8191, 8193, 20000,
+/// Lengths around low thresholds: the aligned loop, `rep movsb`, the loop again
+/// past the `rep movsb` stop, and the non-temporal loop of the vector routines,
+/// with the lost page anywhere.
+const METHOD_LENGTHS: [usize; 13] = [
+    513, 700, 1023, 1024, 1025, 2047, 2048, 4095, 4096, 4097, 8191, 8193, 20000,
 ];
 
 /// Runs `body` with thresholds low enough for METHOD_LENGTHS to reach every
@@ -300,6 +301,7 @@ fn with_low_thresholds(body: impl FnOnce()) {
     set_thresholds(Thresholds {
         avx2_rep_movsb: 1024,
         avx512_rep_movsb: 1024,
+        rep_movsb_stop: 2048,
         non_temporal: 4096,
     });
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body));

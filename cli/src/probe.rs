@@ -31,6 +31,17 @@ pub fn report() -> String {
     line("strategies available", names(&available));
     let dispatch = mcsafe::dispatch();
     line("dispatch rule", dispatch.rule);
+    line("thresholds", dispatch.thresholds.to_string());
+    line(
+        "tunables",
+        match &dispatch.tunables {
+            Some(text) => format!("{}={text}", mcsafe::TUNABLES_ENV),
+            None => format!("none ({} is not set)", mcsafe::TUNABLES_ENV),
+        },
+    );
+    for ignored in &dispatch.ignored_tunables {
+        line("tunable ignored", format!("{ignored}; its default is kept"));
+    }
     line("crc32c", dispatch.checksum.to_string());
     if forced.is_none() && current == Strategy::Fragile && available.len() > 1 {
         line(
@@ -158,7 +169,7 @@ fn disposition() -> String {
 }
 
 #[cfg(target_arch = "x86_64")]
-fn cpu_name() -> String {
+pub fn cpu_name() -> String {
     use std::arch::x86_64::__cpuid;
     // SAFETY: CPUID exists on every x86-64 CPU; leaves are checked before use.
     #[allow(unused_unsafe)]
@@ -197,7 +208,7 @@ fn cpu_name() -> String {
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn cpu_name() -> String {
+pub fn cpu_name() -> String {
     std::env::consts::ARCH.to_string()
 }
 

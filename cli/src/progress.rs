@@ -118,6 +118,11 @@ impl Progress {
         self.bar.set_position(done);
     }
 
+    /// The source turned out to be `total` bytes (it shrank under the copy).
+    pub fn set_total(&self, total: u64) {
+        self.bar.set_length(total);
+    }
+
     /// Stops the clock and draws the last frame, with the summary's rate.
     pub fn finish(&self, done: u64, lost: u64) {
         self.clock.stop();

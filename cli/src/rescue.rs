@@ -2,6 +2,14 @@
 //! its lossy read, block by block: lost pages become holes (zeros) in DST and
 //! ranges in a map, in GNU ddrescue's mapfile format (`docs/cli.md`).
 //!
+//! The region knows SRC (`with_file`), so a loss is called a loss only when it
+//! is one: what the mapping cannot page in (`BUS_ADRERR`) is read again with
+//! `pread(2)`. A hole of a sparse file on a full file system reads as zeros
+//! (copied, left a hole in a regular DST, as `cp` leaves it); past the end of a
+//! file that shrank the copy ends (DST and the map end where SRC ends now, as
+//! ddrescue's map does at the end of its input); poison and what `pread(2)`
+//! cannot read are lost. The summary names each.
+//!
 //! Nothing is touched before every check has passed: SRC is a file or a
 //! device, not a directory; SRC, DST and the map are three different files
 //! (same device and inode, through links too); an existing DST or map is
@@ -119,6 +127,16 @@ pub struct Range {
 pub struct Report {
     pub size: u64,
     pub ranges: Vec<Range>,
+    /// Holes the mapping could not page in, read as zeros with `pread(2)`,
+    /// neighbours merged.
+    pub holes: Vec<std::ops::Range<u64>>,
+    /// Data the mapping could not page in that `pread(2)` read: bytes.
+    pub reread: u64,
+    /// Where SRC ended, when it ended before the size the rescue began with
+    /// (it shrank, or `--size` reaches past it): (its end, that size).
+    pub shrank: Option<(u64, u64)>,
+    /// Why SRC could not be read again with `pread(2)`, if it could not.
+    pub no_reread: Option<String>,
 }
 
 impl Report {
@@ -142,6 +160,28 @@ impl Report {
 
     pub fn lost_ranges(&self) -> impl Iterator<Item = &Range> {
         self.ranges.iter().filter(|r| r.lost.is_some())
+    }
+
+    /// A hole read as zeros at `range` of the source.
+    fn hole(&mut self, range: std::ops::Range<u64>) {
+        match self.holes.last_mut() {
+            Some(last) if last.end == range.start => last.end = range.end,
+            _ => self.holes.push(range),
+        }
+    }
+
+    pub fn hole_bytes(&self) -> u64 {
+        self.holes.iter().map(|h| h.end - h.start).sum()
+    }
+
+    /// The source ends at `end`: nothing past it was read, lost or copied.
+    fn end_at(&mut self, end: u64) {
+        self.ranges.retain(|r| r.pos < end);
+        if let Some(last) = self.ranges.last_mut() {
+            last.len = last.len.min(end - last.pos);
+        }
+        self.shrank = Some((end, self.size));
+        self.size = end;
     }
 }
 
@@ -168,6 +208,38 @@ pub fn run(args: &Args) -> ExitCode {
         "  copied  {copied} bytes ({:.2}%)",
         percent(copied, report.size)
     );
+    if let Some((end, began)) = report.shrank {
+        println!(
+            "  ended   {} ends at byte {end}, before the {began} bytes the rescue began with: it \
+             shrank under the mapping (or --size reaches past it); the copy and the map end \
+             there, nothing past it is lost",
+            args.src.display()
+        );
+    }
+    let holes = report.hole_bytes();
+    if holes > 0 {
+        println!(
+            "  holes   {holes} bytes ({}) in {} hole{} read as zeros with read(2), as cp reads \
+             them: the mapping could not page them in (a sparse file on a full file system); \
+             not lost",
+            human(holes),
+            report.holes.len(),
+            if report.holes.len() == 1 { "" } else { "s" }
+        );
+    }
+    if report.reread > 0 {
+        println!(
+            "  reread  {} bytes the mapping could not page in, read with read(2); not lost",
+            report.reread
+        );
+    }
+    if let Some(why) = &report.no_reread {
+        println!(
+            "  note    {} could not be opened again ({why}): what the mapping could not page \
+             in is counted lost, holes and the end of the file too",
+            args.src.display()
+        );
+    }
     let lost_ranges = report.lost_ranges().count();
     if lost == 0 {
         println!("  lost    nothing");
@@ -235,6 +307,20 @@ pub fn mapfile(report: &Report, command: &str) -> String {
     for r in &report.ranges {
         let status = if r.lost.is_some() { '-' } else { '+' };
         let _ = writeln!(out, "0x{:08X}  0x{:08X}  {status}", r.pos, r.len);
+    }
+    if !report.holes.is_empty() {
+        let _ = writeln!(
+            out,
+            "# holes read as zeros with read(2), not lost: 0x{:08X} bytes in {} ranges",
+            report.hole_bytes(),
+            report.holes.len()
+        );
+    }
+    if let Some((end, began)) = report.shrank {
+        let _ = writeln!(
+            out,
+            "# the source ended at 0x{end:08X}, before the 0x{began:08X} bytes the rescue began with"
+        );
     }
     if report.lost_ranges().next().is_some() {
         let _ = writeln!(out, "# lost ranges and why:");
@@ -348,7 +434,9 @@ fn check(args: &Args, src_meta: &Metadata, map: &Path) -> Result<(), Failure> {
 
 /// Opens DST for the copy: a new file of `size` bytes, or with `--force` an
 /// existing one (a regular file truncated to `size`, a device as it is).
-fn open_destination(args: &Args, size: u64) -> Result<File, Failure> {
+/// Returns it, and whether it is a regular file (whose unwritten ranges read as
+/// zeros, and which may be cut).
+fn open_destination(args: &Args, size: u64) -> Result<(File, bool), Failure> {
     let name = args.dst.display();
     let existing = fs::metadata(&args.dst).ok();
     let dst = match &existing {
@@ -359,13 +447,14 @@ fn open_destination(args: &Args, size: u64) -> Result<File, Failure> {
         Some(_) => OpenOptions::new().write(true).open(&args.dst),
     }
     .map_err(io(format_args!("cannot open {name}")))?;
-    if existing.is_none_or(|m| m.is_file()) {
+    let regular = existing.is_none_or(|m| m.is_file());
+    if regular {
         // Lost ranges stay holes: zeros, taking no space.
         dst.set_len(0)
             .and_then(|()| dst.set_len(size))
             .map_err(io(format_args!("cannot size {name}")))?;
     }
-    Ok(dst)
+    Ok((dst, regular))
 }
 
 /// The whole rescue: checks, the copy, the map. Returns the report, the
@@ -385,10 +474,10 @@ fn rescue(args: &Args, command: &str) -> Result<(Report, PathBuf, std::time::Dur
     };
     let len = usize::try_from(size)
         .map_err(|_| Failure::Refused(format!("{src_name}: too large to map ({size} bytes)")))?;
-    let dst = open_destination(args, size)?;
+    let (dst, regular) = open_destination(args, size)?;
     let clock = Clock::start();
     let progress = Progress::new(size, args.progress_wanted(size), &clock);
-    let report = if len == 0 {
+    let mut report = if len == 0 {
         Report::default()
     } else {
         // SAFETY: the map goes straight into the region, which reads it only
@@ -396,10 +485,34 @@ fn rescue(args: &Args, command: &str) -> Result<(Report, PathBuf, std::time::Dur
         // or go bad under it: that is what the region survives.
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&src) }
             .map_err(io(format_args!("cannot map {src_name}")))?;
-        copy_region(&MappedRegion::from_mmap(map), &dst, args, &progress)?
+        let region = MappedRegion::from_mmap(map);
+        // With its file, the region reads again what the mapping cannot page
+        // in (holes, the file's end) before it calls it lost.
+        match region.with_file(&src) {
+            Ok(region) => copy_region(&region, &dst, regular, args, &progress)?,
+            Err(e) => {
+                // SAFETY: as above.
+                let map = unsafe { memmap2::MmapOptions::new().len(len).map(&src) }
+                    .map_err(io(format_args!("cannot map {src_name}")))?;
+                let region = MappedRegion::from_mmap(map);
+                Report {
+                    no_reread: Some(e.to_string()),
+                    ..copy_region(&region, &dst, regular, args, &progress)?
+                }
+            }
+        }
     };
-    let report = Report { size, ..report };
-    progress.finish(size, report.lost_bytes());
+    if report.shrank.is_none() {
+        report.size = size;
+    } else if regular {
+        // As cp would leave it: the copy ends where the source does.
+        dst.set_len(report.size).map_err(io(format_args!(
+            "cannot cut {} to the source's end",
+            args.dst.display()
+        )))?;
+    }
+    progress.set_total(report.size);
+    progress.finish(report.size, report.lost_bytes());
     let took = clock.stop();
     fs::write(&map_path, mapfile(&report, command)).map_err(io(format_args!(
         "cannot write the map {}",
@@ -409,10 +522,13 @@ fn rescue(args: &Args, command: &str) -> Result<(Report, PathBuf, std::time::Dur
 }
 
 /// Copies the region to `dst` in blocks with the lossy read: good bytes are
-/// written, lost ones left alone (holes in a new file).
+/// written, lost ones left alone (holes in a new file), and so are holes read
+/// as zeros where `dst` is a regular file (`regular`); stops where the source
+/// ends.
 fn copy_region(
     region: &MappedRegion,
     dst: &File,
+    regular: bool,
     args: &Args,
     progress: &Progress,
 ) -> Result<Report, Failure> {
@@ -421,27 +537,54 @@ fn copy_region(
         dst.write_all_at(bytes, at)
             .map_err(io(format_args!("cannot write {}", args.dst.display())))
     };
-    let mut report = Report::default();
+    let mut report = Report {
+        size,
+        ..Report::default()
+    };
     let mut buf = vec![0u8; args.block.min(region.len())];
     let mut at = 0u64;
     while at < size {
         let n = buf.len().min((size - at) as usize);
         let block = &mut buf[..n];
-        let lost = region
+        let read = region
             .read_lossy_at(at, block)
             .map_err(io("cannot read the source"))?;
+        let lost = read.lost();
+        let done = read.bytes_read();
+        // What to write: the block up to where it was read, less what was
+        // lost, less the holes a regular file has already.
+        let mut skip: Vec<std::ops::Range<usize>> = lost.iter().map(|l| l.range()).collect();
+        for r in read.reread() {
+            if r.is_hole() {
+                report.hole(r.in_region());
+                if regular {
+                    skip.push(r.range());
+                }
+            } else {
+                report.reread += r.len() as u64;
+            }
+        }
+        skip.sort_by_key(|r| r.start);
         let mut good = 0;
-        for l in &lost {
+        for s in &skip {
+            write(&block[good..s.start], at + good as u64)?;
+            good = s.end;
+        }
+        write(&block[good..done], at + good as u64)?;
+        let mut copied = 0;
+        for l in lost {
             if l.side() != Side::Source {
                 return Err(Failure::Io(format!("the copy buffer itself faulted: {l}")));
             }
-            write(&block[good..l.range().start], at + good as u64)?;
-            report.push(at + good as u64, (l.range().start - good) as u64, None);
+            report.push(at + copied as u64, (l.range().start - copied) as u64, None);
             report.push(l.in_region().start, l.len() as u64, Some(l.kind()));
-            good = l.range().end;
+            copied = l.range().end;
         }
-        write(&block[good..], at + good as u64)?;
-        report.push(at + good as u64, (n - good) as u64, None);
+        report.push(at + copied as u64, (done - copied) as u64, None);
+        if let Some(end) = read.file_end() {
+            report.end_at(end.min(at + done as u64));
+            break;
+        }
         let mut next = at + n as u64;
         // A lost huge page may go on past the block: skip the rest of it
         // rather than touch it again.

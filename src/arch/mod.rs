@@ -45,6 +45,9 @@ pub(crate) trait Target {
     /// Below this many bytes, [`Target::run_crc_short`] may run a checksum: the
     /// short call saves no registers, so it can stay inline.
     const CRC_SHORT: usize;
+    /// Whether the strategies' copy routines check their ranges themselves (so
+    /// that a caller need not before [`Target::run_copy`]).
+    const CHECKS_COPIES: bool;
 
     // ---- Installation ----
 
@@ -67,6 +70,11 @@ pub(crate) trait Target {
     fn dispatch_rule() -> String;
     /// The vector routines' size thresholds in force (installs).
     fn thresholds() -> Thresholds;
+    /// How the widest routine's non-temporal loop runs here, in words (empty
+    /// where there is only one shape). Installs first.
+    fn non_temporal_loop() -> &'static str {
+        ""
+    }
     /// How the checksums compute here.
     fn checksum() -> crate::Checksum;
 
@@ -95,11 +103,13 @@ pub(crate) trait Target {
     /// The one-load, one-store routine for `size` bytes, or `None` where the copy
     /// routine must do it (`load_at`: the load's address, when it is the caller's).
     fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Self::Copy>;
-    /// Runs a copy routine once over `len > 0` bytes.
+    /// Runs a copy routine once over `len > 0` bytes. A strategy's routine
+    /// refuses bad ranges with `copy_mc`'s panic where [`Target::CHECKS_COPIES`].
     ///
     /// # Safety
-    /// The ranges pass `ranges_are_bad`; the handler is installed; as for
-    /// `copy_mc` for the memory; an exact routine gets exactly its size.
+    /// The handler is installed; as for `copy_mc` for the memory; an exact
+    /// routine gets exactly its size, and ranges its caller checked (it checks
+    /// nothing); the ranges pass `ranges_are_bad` where not `CHECKS_COPIES`.
     unsafe fn run_copy(
         routine: Self::Copy,
         dst: *mut u8,
@@ -166,7 +176,27 @@ pub(crate) trait Target {
     /// `sink` returns for the exact fault and `context`. Installs first.
     #[cfg_attr(not(feature = "c-api"), allow(dead_code))] // libmcsafe's only
     fn c_copy_entry(sink: FaultSink) -> usize;
+
+    /// For libmcsafe's IFUNC resolver: an entry of the same shape that a caller
+    /// can reach with no jump of libmcsafe's own, `dispatch` (libmcsafe's way to
+    /// [`Target::c_copy_entry`]'s routine, and to installation on first use)
+    /// wherever the entry cannot go straight in. Installs nothing, reads no
+    /// environment, takes no lock (it runs inside the dynamic linker). Without a
+    /// direct entry: `dispatch` itself.
+    #[cfg_attr(not(feature = "c-api"), allow(dead_code))] // libmcsafe's only
+    fn c_copy_direct_entry(dispatch: CCopyFn) -> usize {
+        dispatch as usize
+    }
 }
+
+/// The shape of a C API copy: `int f(void *dst, const void *src, size_t len,
+/// void *context)`.
+pub type CCopyFn = unsafe extern "C" fn(
+    *mut core::ffi::c_void,
+    *const core::ffi::c_void,
+    usize,
+    *mut core::ffi::c_void,
+) -> core::ffi::c_int;
 
 /// What the C library makes of a copy stopped by a fault: the exact fault (or
 /// `None` when the forward step panicked, a bug) and the context its caller
@@ -182,8 +212,46 @@ pub struct Thresholds {
     pub avx2_rep_movsb: usize,
     /// From this many bytes, the AVX-512 routine copies with `rep movsb`.
     pub avx512_rep_movsb: usize,
+    /// From this many bytes, both copy with their vector loop again instead of
+    /// `rep movsb` (glibc's `rep_movsb_stop_threshold`).
+    pub rep_movsb_stop: usize,
     /// From this many bytes, both copy with non-temporal stores (checked first).
     pub non_temporal: usize,
+}
+
+/// `rep movsb from 2112 B (avx2), 16 KiB (avx512) to never; non-temporal from
+/// 8 MiB`: what the probe and the benchmarks' headers print.
+impl core::fmt::Display for Thresholds {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "rep movsb from {} (avx2), {} (avx512) to {}; non-temporal stores from {}",
+            Size(self.avx2_rep_movsb),
+            Size(self.avx512_rep_movsb),
+            Size(self.rep_movsb_stop),
+            Size(self.non_temporal)
+        )
+    }
+}
+
+/// A threshold in words: `never`, or bytes in the largest binary unit that
+/// divides them (`2112 B`, `16 KiB`, `8 MiB`).
+struct Size(usize);
+
+impl core::fmt::Display for Size {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let n = self.0;
+        if n >= 1 << 47 {
+            return f.write_str("never");
+        }
+        match [(30, "GiB"), (20, "MiB"), (10, "KiB")]
+            .into_iter()
+            .find(|&(shift, _)| n >= 1 << shift && n.is_multiple_of(1 << shift))
+        {
+            Some((shift, unit)) => write!(f, "{} {unit}", n >> shift),
+            None => write!(f, "{n} B"),
+        }
+    }
 }
 
 /// A routine stopped by a fault: what it had done and what the handler saw.

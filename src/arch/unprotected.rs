@@ -47,6 +47,7 @@ impl Target for Unprotected {
 
     /// As on x86-64 (never reached here).
     const CRC_SHORT: usize = 257;
+    const CHECKS_COPIES: bool = false;
 
     fn install() -> Result<(), InstallError> {
         Err(InstallError::Unsupported)
@@ -81,6 +82,7 @@ impl Target for Unprotected {
         Thresholds {
             avx2_rep_movsb: usize::MAX,
             avx512_rep_movsb: usize::MAX,
+            rep_movsb_stop: usize::MAX,
             non_temporal: usize::MAX,
         }
     }

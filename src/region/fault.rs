@@ -100,15 +100,19 @@ impl RegionFault {
     /// The `errno` that `pread(2)` or `pwrite(2)` would have failed with, as
     /// far as the region can tell (see [`MappedRegion::with_file`]):
     /// - `EIO` for poison (`BUS_MCEERR_AR`) and a failed page-in
-    ///   (`BUS_OBJERR`), and for a page past the end of the file (truncated
-    ///   under the mapping; `pread(2)` would return end of file there and
-    ///   `pwrite(2)` would grow the file, which a mapping cannot do);
-    /// - `ENOSPC` for a hole the file system had no room to allocate (a file
-    ///   on a full file system): what `pwrite(2)` says; a `pread(2)` would
-    ///   read the hole as zeros, the mapping cannot page it in;
-    /// - `EIO` for any `BUS_ADRERR` when the region was not given its file
-    ///   ([`MappedRegion::with_file`]): without it, a hole that cannot be
-    ///   allocated, a truncation and a failed read look the same.
+    ///   (`BUS_OBJERR`), and for a write past the end of the file (truncated
+    ///   under the mapping; `pwrite(2)` would grow the file, which a mapping
+    ///   cannot do);
+    /// - `ENOSPC` for a write into a hole the file system had no room to
+    ///   allocate (a file on a full file system): what `pwrite(2)` says;
+    /// - for a read, where the region knows its file
+    ///   ([`MappedRegion::with_file`]), a `BUS_ADRERR` granule is read again
+    ///   with `pread(2)` first: a hole reads as zeros and the end of the file
+    ///   gives a short read, neither an error; what `pread(2)` cannot read
+    ///   either is `EIO`;
+    /// - `EIO` for any `BUS_ADRERR` when the region was not given its file:
+    ///   without it, a hole that cannot be allocated, a truncation and a
+    ///   failed read look the same.
     pub fn raw_os_error(&self) -> i32 {
         self.errno
     }
@@ -165,7 +169,7 @@ fn errno_words(errno: i32) -> &'static str {
 
 /// A file offset from the region's `file_offset` and a region offset.
 /// Saturating: `with_file_offset` takes any u64, and a report must not panic.
-fn file_at(file_offset: u64, region_at: u64) -> u64 {
+pub(super) fn file_at(file_offset: u64, region_at: u64) -> u64 {
     file_offset.saturating_add(region_at)
 }
 

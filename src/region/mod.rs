@@ -4,7 +4,10 @@
 //!
 //! This file: the region, its constructors and accessors. `fault.rs`: what it
 //! reports about lost memory ([`RegionFault`], [`RegionLost`], the errno).
-//! `cursor.rs`: [`RegionCursor`].
+//! `reread.rs`: what a read does where the mapping faulted and the region
+//! knows its file (`pread(2)` again: holes, the file's end), and a lossy
+//! read's answer ([`RegionRead`], [`RegionReread`]). `cursor.rs`:
+//! [`RegionCursor`].
 //!
 //! Change them, then run `cargo test -p mcsafe-tests --test region --test
 //! storage_api --test storage_uffd`, `cargo test -p mcsafe-tests --features memmap2
@@ -13,18 +16,24 @@
 
 mod cursor;
 mod fault;
+mod reread;
 
 use core::fmt;
 use std::any::Any;
 use std::io;
+use std::ops::Range;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 pub use cursor::RegionCursor;
 pub use fault::{RegionFault, RegionLost};
+pub use reread::{RegionRead, RegionReread};
 
 use crate::arch::{Arch, Target};
 use crate::copy::check_range;
-use crate::{Fault, LostRange, Side, copy_crc32c_mc, copy_mc, copy_mc_lossy};
+use crate::{
+    CrcFault, Fault, FaultKind, LostRange, Side, copy_crc32c_mc, copy_mc, copy_mc_lossy, crc32c_mc,
+};
+use reread::Reread;
 
 /// A range of memory that may fault, read and written only through mcsafe.
 ///
@@ -53,8 +62,11 @@ use crate::{Fault, LostRange, Side, copy_crc32c_mc, copy_mc, copy_mc_lossy};
 /// [`RegionFault`]: the [`Fault`], where the access stopped and the range that
 /// was lost (region and file offsets), and [`RegionFault::raw_os_error`], the
 /// errno `pread(2)`/`pwrite(2)` would give: `EIO` for a poisoned page, and
-/// `ENOSPC` for a hole of a file on a full file system where the region knows
-/// its file ([`with_file`]). A fault in the caller's own buffer
+/// `ENOSPC` for a write into a hole of a file on a full file system where the
+/// region knows its file ([`with_file`]). A region that knows its file also
+/// reads what its mapping could not page in again with `pread(2)` (a hole
+/// reads as zeros, a file that shrank gives a short read) before it calls it
+/// lost: see [`read_at`]. A fault in the caller's own buffer
 /// (which a `&[u8]` should never allow) is an `io::Error` carrying the bare
 /// `Fault`, whose `raw_os_error()` is `EFAULT` as for a bad buffer.
 ///
@@ -297,11 +309,19 @@ impl MappedRegion {
         self.file_offset
     }
 
-    /// The same region, told which file it maps, so that its errors can say
-    /// what `pread(2)`/`pwrite(2)` would (see
-    /// [`RegionFault::raw_os_error`]): a lost page inside the file that is a
-    /// hole (no block allocated) could only fail for want of space, `ENOSPC`;
-    /// anything else stays `EIO`.
+    /// The same region, told which file it maps (from the file offset
+    /// [`with_file_offset`](MappedRegion::with_file_offset) gives), so that it
+    /// reads and reports what `pread(2)`/`pwrite(2)` would:
+    /// - a read that the mapping could not page in (`BUS_ADRERR`) is done with
+    ///   `pread(2)` instead: a hole of a file on a full file system reads as
+    ///   zeros, past the end of a file that shrank the read is short (see
+    ///   [`read_at`](MappedRegion::read_at) and
+    ///   [`read_lossy_at`](MappedRegion::read_lossy_at)); only what `pread(2)`
+    ///   cannot read either is lost (`EIO`). Poison (`BUS_MCEERR_*`) is never
+    ///   read again.
+    /// - a write into a hole (no block allocated) could only fail for want of
+    ///   space: `ENOSPC` (see [`RegionFault::raw_os_error`]); anything else
+    ///   stays `EIO`.
     ///
     /// The region opens the file again, read-only, through
     /// `/proc/self/fd/N`, for an open file description of its own (it moves
@@ -354,9 +374,20 @@ impl MappedRegion {
     }
 
     /// Reads up to `buf.len()` bytes at `offset` (from the region's start), as
-    /// `pread(2)` does: returns how many were read, fewer when the region ends
-    /// or a lost granule stops the read after some bytes, `Ok(0)` at or past the
-    /// end.
+    /// `pread(2)` does: returns how many were read, fewer when the region ends,
+    /// the region's file ends or a lost granule stops the read after some
+    /// bytes, `Ok(0)` at or past the end.
+    ///
+    /// Where the region knows its file ([`with_file`](MappedRegion::with_file)),
+    /// a granule the mapping could not page in (`BUS_ADRERR`) is read with
+    /// `pread(2)` instead (never through the mapping again), and the read goes
+    /// on through the mapping after it: a hole of a file on a full file system
+    /// reads as zeros, as `pread(2)` reads it; a file that shrank under the
+    /// mapping ends the read where `pread(2)` finds the end (a short count,
+    /// `Ok(0)` from there on; the kernel shows the rest of the file's last
+    /// page, past its end, as zeros, and a read that does not fault cannot
+    /// tell them from the file's bytes); only what `pread(2)` cannot read
+    /// either is lost. Poison (`BUS_MCEERR_*`) is never read again.
     ///
     /// # Errors
     ///
@@ -381,8 +412,15 @@ impl MappedRegion {
         };
         // SAFETY: `start + n <= len`: inside the region, which its constructor
         // vouches for; `buf` is the caller's own memory.
-        let result = unsafe { copy_mc(buf.as_mut_ptr(), self.ptr.add(start), n) };
-        self.short(result, n, start, Side::Source)
+        match unsafe { copy_mc(buf.as_mut_ptr(), self.ptr.add(start), n) } {
+            Ok(()) => Ok(n),
+            Err(fault) => match self.read_past(fault, &mut buf[..n], start) {
+                ReadEnd::Done => Ok(n),
+                ReadEnd::Ended(read) => Ok(read),
+                ReadEnd::Lost(fault, _) if fault.copied() > 0 => Ok(fault.copied()),
+                ReadEnd::Lost(fault, errno) => Err(self.error(fault, start, Side::Source, errno)),
+            },
+        }
     }
 
     /// Reads exactly `buf.len()` bytes at `offset`, or fails.
@@ -390,8 +428,11 @@ impl MappedRegion {
     /// # Errors
     ///
     /// `UnexpectedEof`, before reading anything, if the range does not lie in
-    /// the region. An error carrying a [`RegionFault`] if a granule of the range
-    /// is lost; `buf` then holds the bytes before it
+    /// the region; `UnexpectedEof` too, after reading, if the region's file
+    /// ends inside the range (it shrank under the mapping: see
+    /// [`read_at`](MappedRegion::read_at) for what the region reads again with
+    /// `pread(2)` where it knows its file). An error carrying a [`RegionFault`]
+    /// if a granule of the range is lost; `buf` then holds the bytes before it
     /// (`RegionFault::fault().copied()` of them), and the lost granule was
     /// touched once.
     ///
@@ -411,8 +452,13 @@ impl MappedRegion {
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         let start = self.whole(offset, buf.len(), io::ErrorKind::UnexpectedEof)?;
         // SAFETY: as in read_at; the whole range lies in the region.
-        let result = unsafe { copy_mc(buf.as_mut_ptr(), self.ptr.add(start), buf.len()) };
-        result.map_err(|fault| self.error(fault, start, Side::Source))
+        match unsafe { copy_mc(buf.as_mut_ptr(), self.ptr.add(start), buf.len()) } {
+            Ok(()) => Ok(()),
+            Err(fault) => {
+                let end = self.read_past(fault, buf, start);
+                self.exact(end, start, buf.len())
+            }
+        }
     }
 
     /// Writes up to `buf.len()` bytes at `offset`, as `pwrite(2)` does: returns
@@ -478,7 +524,7 @@ impl MappedRegion {
         let start = self.whole(offset, buf.len(), io::ErrorKind::WriteZero)?;
         // SAFETY: as in write_at; the whole range lies in the region.
         let result = unsafe { copy_mc(self.ptr.add(start), buf.as_ptr(), buf.len()) };
-        result.map_err(|fault| self.error(fault, start, Side::Destination))
+        result.map_err(|fault| self.error(fault, start, Side::Destination, None))
     }
 
     /// The CRC32C of `len` bytes at `offset`, read in place, continuing `crc`
@@ -508,11 +554,12 @@ impl MappedRegion {
     pub fn crc32c_at(&self, crc: u32, offset: u64, len: usize) -> io::Result<u32> {
         let start = self.whole(offset, len, io::ErrorKind::UnexpectedEof)?;
         // SAFETY: the range lies in the region.
-        unsafe {
+        let result = unsafe {
             crate::crc32c::crc32c_mc_or(crc, self.ptr.add(start), len, |e| {
-                self.error(e.fault(), start, Side::Source)
+                self.crc32c_past(e, start, len)
             })
-        }
+        };
+        result.map_or_else(|past| past, Ok)
     }
 
     /// Reads exactly `buf.len()` bytes at `offset` into `buf` and returns their
@@ -547,7 +594,13 @@ impl MappedRegion {
         // would break the constructor's contract).
         let result =
             unsafe { copy_crc32c_mc(crc, buf.as_mut_ptr(), self.ptr.add(start), buf.len()) };
-        result.map_err(|e| self.error(e.fault(), start, Side::Source))
+        result.or_else(|e| {
+            // The bytes before the lost granule are in `buf`: read on, then
+            // checksum the buffer, which is ordinary memory.
+            let end = self.read_past(e.fault(), buf, start);
+            self.exact(end, start, buf.len())
+                .map(|()| crate::crc32c(crc, buf))
+        })
     }
 
     /// A cursor at offset 0 that implements [`Read`](std::io::Read),
@@ -576,11 +629,23 @@ impl MappedRegion {
     }
 
     /// Reads `buf.len()` bytes at `offset`, going on past lost granules: `buf`
-    /// gets the region's bytes, and zeros where they are lost. Returns the lost
-    /// ranges, empty when nothing was lost. See [`copy_mc_lossy`] for the
-    /// contract (one signal per lost granule, never a retry) and for how the
-    /// ranges are sorted and merged; each [`RegionLost`] gives them in the
-    /// buffer, the region and the file, with the errno.
+    /// gets the region's bytes, and zeros where they are lost. Returns what it
+    /// read ([`RegionRead`]): the lost ranges, empty when nothing was lost, in
+    /// the buffer, the region and the file, with the errno ([`RegionLost`]).
+    /// See [`copy_mc_lossy`] for the contract (one signal per lost granule,
+    /// never a retry) and for how the ranges are sorted and merged.
+    ///
+    /// A loss is called a loss only when it is one. Where the region knows its
+    /// file ([`with_file`](MappedRegion::with_file)), a range the mapping could
+    /// not page in (`BUS_ADRERR`) is read again with `pread(2)` before it is
+    /// reported, as [`read_at`](MappedRegion::read_at) does: a hole of a file
+    /// on a full file system comes back as zeros and is not lost (it is listed
+    /// in [`RegionRead::reread`]); past the end of the file the read is short
+    /// ([`RegionRead::bytes_read`], [`RegionRead::file_end`]: the file shrank
+    /// under the mapping), not lost; a range `pread(2)` cannot read either
+    /// (`EIO`) stays lost. A lost granule is never touched through the mapping
+    /// again, and poison (`BUS_MCEERR_*`) is never read again. Without the file,
+    /// all of these are lost ranges with `EIO`.
     ///
     /// To go on reading piece by piece past a lost huge page, resume at the
     /// last range's [`skip_to`](RegionLost::skip_to).
@@ -588,12 +653,12 @@ impl MappedRegion {
     /// # Errors
     ///
     /// `UnexpectedEof`, before reading anything, if the range does not lie in
-    /// the region. A lost page is never an error.
+    /// the region. A lost page is never an error, nor is the end of the file.
     ///
     /// # Example
     ///
     /// A file of four pages mapped from its page 1, then cut after its page 2:
-    /// the region's last two pages are lost.
+    /// the region's last two pages have no file behind them.
     ///
     /// ```
     /// use std::os::fd::AsRawFd;
@@ -614,13 +679,22 @@ impl MappedRegion {
     /// file.set_len(2 * 4096)?;
     ///
     /// let mut buf = vec![0xffu8; 2 * 4096];
-    /// let lost = region.read_lossy_at(2048, &mut buf)?;
-    /// assert_eq!(lost.len(), 1);
-    /// assert_eq!(lost[0].range(), 2048..8192); // in `buf`
-    /// assert_eq!(lost[0].in_region(), 4096..10240);
-    /// assert_eq!(lost[0].in_file(), 8192..14336);
-    /// assert_eq!(lost[0].raw_os_error(), libc::EIO); // past the end of the file
+    /// let read = region.read_lossy_at(2048, &mut buf)?;
+    /// assert_eq!(read.file_end(), Some(2 * 4096)); // the file shrank under the region:
+    /// assert_eq!(read.bytes_read(), 2048); // a short read, as pread(2)'s,
+    /// assert!(read.lost().is_empty()); // not damage
     /// assert!(buf[..2048].iter().all(|&b| b == 7) && buf[2048..].iter().all(|&b| b == 0));
+    ///
+    /// // Without its file, the region cannot tell: the pages are lost.
+    /// // SAFETY: as above.
+    /// let blind = unsafe { mcsafe::MappedRegion::from_raw_parts(map.cast(), 3 * 4096) }
+    ///     .with_file_offset(4096);
+    /// let read = blind.read_lossy_at(2048, &mut buf)?;
+    /// let [lost] = read.lost() else { panic!("one lost range: {read}") };
+    /// assert_eq!(lost.range(), 2048..8192); // in `buf`
+    /// assert_eq!(lost.in_region(), 4096..10240);
+    /// assert_eq!(lost.in_file(), 8192..14336);
+    /// assert_eq!(lost.raw_os_error(), libc::EIO);
     /// # fn tempfile_of(len: u64) -> std::fs::File {
     /// #     let path = std::env::temp_dir().join(format!("mcsafe-doc-lossy-{}", std::process::id()));
     /// #     let f = std::fs::OpenOptions::new().read(true).write(true).create(true)
@@ -631,13 +705,19 @@ impl MappedRegion {
     /// # }
     /// # Ok::<(), std::io::Error>(())
     /// ```
-    pub fn read_lossy_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<Vec<RegionLost>> {
+    pub fn read_lossy_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<RegionRead> {
         let start = self.whole(offset, buf.len(), io::ErrorKind::UnexpectedEof)?;
         // SAFETY: the range lies in the region (its constructor vouches for
         // it); `buf` is the caller's own memory. Empty ranges touch nothing.
         let copy =
             unsafe { copy_mc_lossy(buf.as_mut_ptr(), self.ptr.wrapping_add(start), buf.len()) };
-        Ok(self.lost_ranges(copy.into_lost(), start, Side::Source))
+        if copy.is_complete() {
+            return Ok(RegionRead {
+                bytes_read: buf.len(),
+                ..RegionRead::default()
+            });
+        }
+        Ok(self.lossy_read_past(copy.into_lost(), start, buf))
     }
 
     /// Writes all of `buf` at `offset`, going on past lost granules of the
@@ -796,14 +876,205 @@ impl MappedRegion {
         match result {
             Ok(()) => Ok(n),
             Err(fault) if fault.copied() > 0 => Ok(fault.copied()),
-            Err(fault) => Err(self.error(fault, start, region_side)),
+            Err(fault) => Err(self.error(fault, start, region_side, None)),
         }
     }
 
-    /// The error of a fault in an access that started at region offset `start`.
+    /// Goes on with a read of `buf` at region offset `start` through the
+    /// mapping after `fault` stopped it: each granule lost with `BUS_ADRERR`
+    /// is read again with `pread(2)` where the region knows its file
+    /// (`reread.rs`), and the mapping takes over again after it.
     #[cold]
     #[inline(never)]
-    fn error(&self, fault: Fault, start: usize, region_side: Side) -> io::Error {
+    fn read_past(&self, fault: Fault, buf: &mut [u8], start: usize) -> ReadEnd {
+        let (dst, len) = (buf.as_mut_ptr(), buf.len());
+        let src = self.ptr.wrapping_add(start);
+        self.read_on(
+            start,
+            len,
+            fault,
+            // SAFETY: from < len: inside the caller's buffer and the region's
+            // range, as for the first pass.
+            &mut |from| unsafe { copy_mc(dst.add(from), src.add(from), len - from) },
+            &mut |range, file, at| {
+                // SAFETY: `range` lies in `buf`, which nothing else uses
+                // meanwhile (both closures hold only its pointer).
+                let part =
+                    unsafe { std::slice::from_raw_parts_mut(dst.add(range.start), range.len()) };
+                reread::pread_all(file, part, at)
+            },
+        )
+    }
+
+    /// The rest of `crc32c_at` after the checksum stopped with `e`: as
+    /// [`read_past`](MappedRegion::read_past), folding the bytes read again
+    /// into the CRC.
+    #[cold]
+    #[inline(never)]
+    fn crc32c_past(&self, e: CrcFault, start: usize, len: usize) -> io::Result<u32> {
+        let crc = std::cell::Cell::new(e.crc());
+        let src = self.ptr.wrapping_add(start);
+        let end = self.read_on(
+            start,
+            len,
+            e.fault(),
+            // SAFETY: from < len: inside the region's range.
+            &mut |from| match unsafe { crc32c_mc(crc.get(), src.add(from), len - from) } {
+                Ok(c) => {
+                    crc.set(c);
+                    Ok(())
+                }
+                Err(e) => {
+                    crc.set(e.crc());
+                    Err(e.fault())
+                }
+            },
+            &mut |range, file, at| {
+                let (read, c) = reread::pread_crc32c(file, range.len(), at, crc.get());
+                crc.set(c);
+                read
+            },
+        );
+        self.exact(end, start, len).map(|()| crc.get())
+    }
+
+    /// The loop behind [`read_past`](MappedRegion::read_past): the access is
+    /// `len` bytes at region offset `start`; its pass through the mapping
+    /// stopped with `fault` (counted from the access's start). `pass(from)`
+    /// runs the mapping over access offsets `from..len` and returns the fault
+    /// that stops it (counted from `from`); `reread(range, file, at)` reads
+    /// access offsets `range` from file offset `at` instead.
+    fn read_on(
+        &self,
+        start: usize,
+        len: usize,
+        mut fault: Fault,
+        pass: &mut dyn FnMut(usize) -> Result<(), Fault>,
+        reread: &mut dyn FnMut(Range<usize>, &OwnedFd, u64) -> Reread,
+    ) -> ReadEnd {
+        let mut from = 0;
+        loop {
+            let at = from + fault.copied();
+            let here = fault.with_copied(at);
+            let file = match &self.file {
+                Some(file)
+                    if fault.side() == Side::Source && fault.kind() == FaultKind::AddressError =>
+                {
+                    file
+                }
+                _ => return ReadEnd::Lost(here, None),
+            };
+            // The rest of the lost granule inside the access.
+            let access = self.ptr as usize + start;
+            let granule_end =
+                (fault.addr() & !(fault.granule() - 1)).saturating_add(fault.granule());
+            let end = granule_end.saturating_sub(access).min(len);
+            if end <= at {
+                return ReadEnd::Lost(here, None);
+            }
+            match reread(at..end, file, self.file_at(start + at)) {
+                Reread::Whole => {}
+                Reread::Ended(n) => return ReadEnd::Ended(at + n),
+                Reread::Failed(_) => return ReadEnd::Lost(here, Some(libc::EIO)),
+            }
+            if end == len {
+                return ReadEnd::Done;
+            }
+            from = end;
+            match pass(from) {
+                Ok(()) => return ReadEnd::Done,
+                Err(next) => fault = next,
+            }
+        }
+    }
+
+    /// An exact read's result: all of it, or an error.
+    fn exact(&self, end: ReadEnd, start: usize, len: usize) -> io::Result<()> {
+        match end {
+            ReadEnd::Done => Ok(()),
+            ReadEnd::Ended(read) => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!(
+                    "mcsafe: the region's file ends before file offset {} (it shrank under \
+                     the mapping, or the region maps past its end): {read} of the {len} bytes at \
+                     file offset {} could be read",
+                    self.file_at(start + read),
+                    self.file_at(start)
+                ),
+            )),
+            ReadEnd::Lost(fault, errno) => Err(self.error(fault, start, Side::Source, errno)),
+        }
+    }
+
+    /// The file offset of region offset `at` (saturating, as the reports).
+    fn file_at(&self, at: usize) -> u64 {
+        self.file_offset.saturating_add(at as u64)
+    }
+
+    /// The rest of `read_lossy_at` after the lossy copy lost `lost`: each
+    /// range lost with `BUS_ADRERR` read again where the region knows its
+    /// file; what lies past the file's end cut off.
+    #[cold]
+    #[inline(never)]
+    fn lossy_read_past(&self, lost: Vec<LostRange>, start: usize, buf: &mut [u8]) -> RegionRead {
+        let mut read = RegionRead {
+            bytes_read: buf.len(),
+            ..RegionRead::default()
+        };
+        let mut kept = Vec::new();
+        for l in lost {
+            let file = match &self.file {
+                Some(file) if l.side() == Side::Source && l.kind() == FaultKind::AddressError => {
+                    file
+                }
+                _ => {
+                    kept.push((l, None));
+                    continue;
+                }
+            };
+            let range = l.range();
+            let at = self.file_at(start + range.start);
+            let pieces = |end| {
+                reread::reread_pieces(file, range.start..end, at, start as u64, self.file_offset)
+            };
+            match reread::pread_all(file, &mut buf[range.clone()], at) {
+                Reread::Whole => read.reread.extend(pieces(range.end)),
+                Reread::Ended(n) => {
+                    read.reread.extend(pieces(range.start + n));
+                    read.bytes_read = range.start + n;
+                    read.file_end = Some(reread::file_len(file).unwrap_or(at + n as u64));
+                    break;
+                }
+                Reread::Failed(_) => kept.push((l, Some(libc::EIO))),
+            }
+        }
+        // Nothing past the end of the file is lost, or read.
+        let end = read.bytes_read;
+        read.lost = kept
+            .into_iter()
+            .filter_map(|(l, errno)| {
+                Some(self.region_lost(l.clipped_to(end)?, start, Side::Source, errno))
+            })
+            .collect();
+        read.reread.retain_mut(|r| {
+            r.range.end = r.range.end.min(end);
+            !r.range.is_empty()
+        });
+        buf[end..].fill(0);
+        read
+    }
+
+    /// The error of a fault in an access that started at region offset
+    /// `start`, with `errno` if it is known already.
+    #[cold]
+    #[inline(never)]
+    fn error(
+        &self,
+        fault: Fault,
+        start: usize,
+        region_side: Side,
+        errno: Option<i32>,
+    ) -> io::Error {
         if fault.side() != region_side {
             return fault.into();
         }
@@ -817,7 +1088,7 @@ impl MappedRegion {
         RegionFault {
             fault,
             at: (start + fault.copied()) as u64,
-            errno: self.errno_at(fault.kind(), lost.start),
+            errno: errno.unwrap_or_else(|| self.errno_at(fault.kind(), lost.start)),
             lost,
             file_offset: self.file_offset,
         }
@@ -832,41 +1103,62 @@ impl MappedRegion {
         start: usize,
         region_side: Side,
     ) -> Vec<RegionLost> {
-        let page = Arch::page_size();
         lost.into_iter()
-            .map(|l| {
-                let end = (start + l.range().end) as u64;
-                // The granule holding the range's last byte may go on past the
-                // access (a huge page); a buffer-side loss ends where it ends.
-                let granule_end = if l.side() == region_side {
-                    let last = self.ptr as usize + start + l.range().end - 1;
-                    ((last | (l.granule().max(page) - 1)) + 1 - self.ptr as usize).min(self.len)
-                        as u64
-                } else {
-                    end
-                };
-                let at = (start + l.range().start) as u64;
-                RegionLost {
-                    errno: if l.side() == region_side {
-                        self.errno_at(l.kind(), at)
-                    } else {
-                        libc::EFAULT
-                    },
-                    lost: l,
-                    access: start as u64,
-                    file_offset: self.file_offset,
-                    skip_to: granule_end.max(end),
-                }
-            })
+            .map(|l| self.region_lost(l, start, region_side, None))
             .collect()
     }
 
+    /// One lost range of a lossy access that started at region offset
+    /// `start`, with `errno` if it is known already.
+    fn region_lost(
+        &self,
+        l: LostRange,
+        start: usize,
+        region_side: Side,
+        errno: Option<i32>,
+    ) -> RegionLost {
+        let page = Arch::page_size();
+        let end = (start + l.range().end) as u64;
+        // The granule holding the range's last byte may go on past the
+        // access (a huge page); a buffer-side loss ends where it ends.
+        let granule_end = if l.side() == region_side {
+            let last = self.ptr as usize + start + l.range().end - 1;
+            ((last | (l.granule().max(page) - 1)) + 1 - self.ptr as usize).min(self.len) as u64
+        } else {
+            end
+        };
+        let at = (start + l.range().start) as u64;
+        RegionLost {
+            errno: if l.side() == region_side {
+                errno.unwrap_or_else(|| self.errno_at(l.kind(), at))
+            } else {
+                libc::EFAULT
+            },
+            lost: l,
+            access: start as u64,
+            file_offset: self.file_offset,
+            skip_to: granule_end.max(end),
+        }
+    }
+
     /// The errno for a granule of `kind` lost at region offset `at`.
-    fn errno_at(&self, kind: crate::FaultKind, at: u64) -> i32 {
+    fn errno_at(&self, kind: FaultKind, at: u64) -> i32 {
         fault::errno_for(
             kind,
             self.file.as_ref(),
             self.file_offset.saturating_add(at),
         )
     }
+}
+
+/// How a read that met a lost granule ended, after the granules the file
+/// could give were read again.
+enum ReadEnd {
+    /// Every byte was read.
+    Done,
+    /// The file ends after this many bytes of the access.
+    Ended(usize),
+    /// A lost granule stopped it: the fault (its `copied` counted from the
+    /// access's start), and the errno if it is known already.
+    Lost(Fault, Option<i32>),
 }

@@ -7,7 +7,7 @@
 #![allow(dead_code)]
 
 use mcsafe::Strategy;
-use mcsafe::internals::{landing_pads, strategy_routine};
+use mcsafe::internals::{landing_pads, rust_strategy_routine};
 use nix::sys::ptrace;
 use nix::sys::signal::{Signal, raise};
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -102,7 +102,7 @@ pub fn inject_when(
     };
     assert_eq!(wait_stop(pid), Signal::SIGSTOP);
     // Run to the routine's entry with a breakpoint.
-    run_to(pid, strategy_routine(strategy).entry);
+    run_to(pid, rust_strategy_routine(strategy).entry);
     // Step to the instruction asked for.
     let mut in_range = false;
     loop {

@@ -277,10 +277,19 @@ impl Facts {
     fn thresholds_with_reason(&self) -> (Thresholds, String) {
         let fsrm = self.ermsb && self.fsrm;
         let (avx2_rep_movsb, avx512_rep_movsb, rep_why) = match (self.vendor, self.ermsb, fsrm) {
+            (Vendor::Amd, true, true) if self.family >= ZEN5_FAMILY => (
+                ZEN5_REP_MOVSB,
+                ZEN5_REP_MOVSB,
+                "above 8 KiB (Zen 5: measured, no distance cliff there; the vector loop wins \
+                 up to 8 KiB)"
+                    .to_string(),
+            ),
             (Vendor::Amd, _, _) => (
                 usize::MAX,
                 usize::MAX,
-                "never on AMD (glibc 2.40+ does not either: slow for some distances)".to_string(),
+                "never on AMD before Zen 5 (glibc 2.40+ does not either: slow for some \
+                 distances, measured on Zen 3)"
+                    .to_string(),
             ),
             (Vendor::Intel, true, true) => (
                 2112,
@@ -294,18 +303,30 @@ impl Facts {
             ),
             _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
         };
-        let (llc, sharing) = self.llc.unwrap_or((NON_TEMPORAL_CAP, 1));
-        let share = (llc / sharing.max(1)).saturating_mul(3) / 4;
-        let non_temporal = share.clamp(1 << 20, NON_TEMPORAL_CAP);
+        let (llc, sharing) = self.llc.unwrap_or((NO_CACHE_INFO, 1));
+        let zen5 = self.vendor == Vendor::Amd && self.family >= ZEN5_FAMILY;
+        let (base, base_why) = if zen5 {
+            (llc / 2, "half the last-level cache (Zen 5)")
+        } else {
+            (
+                (llc / sharing.max(1)).saturating_mul(3) / 4,
+                "3/4 of the last-level cache's share per thread",
+            )
+        };
+        let cap = if self.vendor == Vendor::Amd && !zen5 {
+            NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5
+        } else {
+            NON_TEMPORAL_CAP
+        };
+        let non_temporal = base.clamp(1 << 20, cap);
         let nt_why = match self.llc {
             Some((llc, sharing)) => format!(
-                "from {} MiB (3/4 of the {} MiB last-level cache's share per thread ({} sharing \
-                 it) is {} MiB; at most {} MiB)",
+                "from {} MiB ({base_why} ({} MiB, {} sharing it) is {} MiB; at most {} MiB)",
                 non_temporal >> 20,
                 llc >> 20,
                 sharing,
-                share >> 20,
-                NON_TEMPORAL_CAP >> 20
+                base >> 20,
+                cap >> 20
             ),
             None => format!("from {} MiB (no cache information)", non_temporal >> 20),
         };
@@ -313,10 +334,16 @@ impl Facts {
             Thresholds {
                 avx2_rep_movsb,
                 avx512_rep_movsb,
+                rep_movsb_stop: usize::MAX,
                 non_temporal,
             },
             format!("rep movsb {rep_why}; non-temporal stores {nt_why}"),
         )
+    }
+
+    /// See [`avx512_page_streams`].
+    fn avx512_page_streams(&self) -> bool {
+        self.vendor != Vendor::Amd
     }
 
     /// See [`rule`].
@@ -328,9 +355,17 @@ impl Facts {
         };
         let (strategy, why) = self.default_with_reason();
         let (_, thresholds) = self.thresholds_with_reason();
+        let streams = page_streams_words(self.avx512_page_streams());
         format!(
-            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}",
-            self.family, self.model
+            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}; the avx512 \
+             non-temporal loop {streams} ({})",
+            self.family,
+            self.model,
+            if self.vendor == Vendor::Amd {
+                "AMD: faster on Zen 5 and Zen 3"
+            } else {
+                "measured on Emerald Rapids"
+            }
         )
     }
 }
@@ -395,10 +430,16 @@ pub(crate) fn default_strategy() -> Strategy {
 
 /// The thresholds for this CPU.
 ///
-/// - `rep movsb`: never on AMD (glibc 2.40+ never uses it there, BZ 30994: "20x
-///   slower" when the source is aligned and the destination not; measured on a
-///   Zen 3 guest: 1-3 GB/s instead of 35-97 whenever `(dst - src) mod 4096` is 1
-///   to 31, at every size). On Intel with fast strings, glibc's rule for the AVX2
+/// - `rep movsb`: on AMD before Zen 5, never (glibc 2.40+ never uses it there, BZ
+///   30994: "20x slower" when the source is aligned and the destination not;
+///   measured on a Zen 3 guest: 1-3 GB/s instead of 35-97 whenever `(dst - src)
+///   mod 4096` is 1 to 31, at every size). On Zen 5 (family 0x1a) with ERMS and
+///   FSRM, above 8 KiB for both widths: measured on a Zen 5 guest (issue 18), `rep
+///   movsb` has no distance cliff (16 KiB at 129-134 GB/s at every distance 1..63,
+///   256 KiB at 125-131), it copied 8-64 KiB hot at 143 GB/s where the AVX-512
+///   loop did 113 and glibc 144, and OpenVMM's trycopy with `rep movsb` was
+///   1.2-1.6x faster than the loop from 1 MiB; up to 8 KiB the loop won (252
+///   against glibc's `rep movsb` 157). On Intel with fast strings, glibc's rule for the AVX2
 ///   routine: from 2112 bytes with FSRM, 8 KiB without. The AVX-512 routine's
 ///   4 x 64-byte loop keeps up with `rep movsb` for longer: measured on a Sapphire
 ///   Rapids-class Xeon, it was 1.0 to 1.5x faster up to 16 KiB and `rep movsb`
@@ -407,14 +448,53 @@ pub(crate) fn default_strategy() -> Strategy {
 /// - Non-temporal stores: from 3/4 of the last-level cache's share per logical
 ///   processor sharing it (glibc's lower bound; on AMD the L3 of the core's own
 ///   complex, CPUID 0x8000001D, never the package total of 0x80000006, which a
-///   VM may report as the host's), but from 8 MiB at most: glibc's upper rules
-///   (1/4 of the whole L3, 2.38+) gave 180 MiB on a Sapphire Rapids guest
-///   reporting a 480 MiB L3, where even repeated copies fell out of the cache
-///   from about 32 MiB and, from 4 MiB, non-temporal stores were as fast as
-///   cached ones hot and 1.6x faster cold. Without cache information: 3/4 of
-///   the cap, 6 MiB.
+///   VM may report as the host's), at least 1 MiB and at most a cap per family,
+///   never glibc's upper rules (1/4 of the whole L3, 2.38+: 180 MiB on a Sapphire
+///   Rapids guest reporting a 480 MiB L3, where even repeated copies fell out of
+///   the cache from about 32 MiB and, from 4 MiB, non-temporal stores were as
+///   fast as cached ones hot and 1.6x faster cold: round 1):
+///   - Intel: at most 32 MiB. On this round's Emerald Rapids guest (300 MiB L3,
+///     2 sharing) the summary's hot 1-16 MiB class went from 0.87-0.93x memcpy
+///     with the cap at 8 MiB to 1.00 at 32 (cold 1.4 to 1.0, still above the goal).
+///   - AMD before Zen 5: at most 8 MiB, the rule measured on the Zen 3 guest of
+///     rounds 1-2 (hot 8 MiB at 1.66x memcpy from C with non-temporal stores,
+///     docs/c.md; 16-64 MiB 1.6-1.9x).
+///   - Zen 5 (family 0x1a): from half the L3, whatever the sharing, at most 32
+///     MiB: the source and destination of a hot copy below it fit the L3 a
+///     thread can use. Measured (issue 18): a hot 8 MiB copy with non-temporal
+///     stores ran at 0.68-0.70x memcpy on a 32 MiB L3, and from 64 MiB the
+///     non-temporal loop is the fastest; between 8 and 64 MiB derived, not
+///     measured (16 MiB there).
+///
+///   Without cache information: 3/4 of 8 MiB, 6 MiB. `rep movsb` stops nowhere
+///   (the non-temporal threshold comes first); an `MCSAFE_TUNABLES` stop, or one
+///   `mcsafe tune` finds, sets one.
 pub(crate) fn thresholds() -> Thresholds {
     Facts::here().thresholds_with_reason().0
+}
+
+/// Whether the avx512 routine's non-temporal loop runs four page streams with
+/// prefetches (Intel, and CPUs of other vendors) or the plain loop (AMD), see
+/// asm/copy_vector.s:
+/// - Intel: the streams, measured this round on Emerald Rapids (docs/cpus.md):
+///   8 and 64 MiB cold at 12.8 GB/s against 11.5 for the plain shape, hot at 18.4
+///   against 19.3 (large copies are mostly cold).
+/// - AMD: the plain loop. Zen 5 (issue 18): from 64 MiB the avx512 routine (the
+///   streams) copied at 22 GB/s, the avx2 routine (plain, 32-byte stores as
+///   well) at 25.8 and a plain loop at 28.5; Zen 3: a prefetch 1 KiB ahead cost
+///   15-20 % from 64 MiB (docs/performance.md). Zen 4 by the same rule, not
+///   measured.
+pub(crate) fn avx512_page_streams() -> bool {
+    Facts::here().avx512_page_streams()
+}
+
+/// [`avx512_page_streams`] in words.
+pub(crate) fn page_streams_words(on: bool) -> &'static str {
+    if on {
+        "page streams with prefetches"
+    } else {
+        "plain, no prefetch"
+    }
 }
 
 /// The rule that chose [`default_strategy`] and [`thresholds`] on this CPU, in
@@ -423,8 +503,20 @@ pub(crate) fn rule() -> String {
     Facts::here().rule()
 }
 
-/// The largest non-temporal threshold (see [`thresholds`]).
-const NON_TEMPORAL_CAP: usize = 8 << 20;
+/// The largest non-temporal threshold (see [`thresholds`]): on Intel and Zen 5,
+/// and on AMD before Zen 5.
+const NON_TEMPORAL_CAP: usize = 32 << 20;
+const NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5: usize = 8 << 20;
+
+/// The last-level cache taken for a CPU that describes none.
+const NO_CACHE_INFO: usize = 8 << 20;
+
+/// AMD's Zen 5 family (0x1a): the first AMD family with `rep movsb` rules.
+const ZEN5_FAMILY: u32 = 0x1a;
+
+/// From this many bytes, Zen 5's routines copy with `rep movsb` (8 KiB stays
+/// with the vector loop; see [`thresholds`]).
+const ZEN5_REP_MOVSB: usize = (8 << 10) + 1;
 
 /// The deterministic cache leaf of this vendor: 4 on Intel, 0x8000001D on AMD
 /// when the CPU has it (`max_extended`: CPUID 0x80000000's EAX); both have the
@@ -661,15 +753,17 @@ mod tests {
         use Vendor::{Amd, Intel, Other};
         let modern = "erms fsrm avx2 sse4.2 pclmulqdq avx vpclmulqdq";
         #[rustfmt::skip]
-        let cases: [Case; 14] = [
-            ("Zen 3", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
+        let cases: [Case; 15] = [
+            ("Zen 3 (the round-2 guest)", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
                 Avx2, (NEVER, NEVER), 8 * MIB, Some(Fold256)),
+            ("Zen 5 (the issue-18 guest)", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 2))),
+                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold512)),
+            ("Zen 5, 16 threads on its L3", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 16))),
+                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold512)),
+            ("Emerald Rapids (this round's guest)", cpu(Intel, 6, 0xcf, &format!("{modern} avx512 avx_vnni"), Some((300 * MIB, 2))),
+                Avx512, (2112, 16 << 10), 32 * MIB, Some(Fold512)),
             ("Zen 4", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
                 Avx512, (NEVER, NEVER), 3 * MIB / 2, Some(Fold512)),
-            ("Zen 5", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 16))),
-                Avx512, (NEVER, NEVER), 3 * MIB / 2, Some(Fold512)),
-            ("Emerald Rapids (a KVM guest, 2 vCPUs)", cpu(Intel, 6, 0xcf, &format!("{modern} avx512 avx_vnni"), Some((300 * MIB, 2))),
-                Avx512, (2112, 16 << 10), 8 * MIB, Some(Fold512)),
             ("Zen 2", cpu(Amd, 0x17, 0x31, "avx2 sse4.2 pclmulqdq avx", Some((16 * MIB, 8))),
                 Avx2, (NEVER, NEVER), 3 * MIB / 2, Some(Fold128)),
             ("Sapphire Rapids", cpu(Intel, 6, 0x8f, &format!("{modern} avx512 avx_vnni"), Some((105 * MIB, 112))),
@@ -685,9 +779,9 @@ mod tests {
             ("Ivy Bridge client", cpu(Intel, 6, 0x3a, "erms sse4.2 pclmulqdq avx", Some((8 * MIB, 2))),
                 RepMovsb, (8 << 10, 16 << 10), 3 * MIB, Some(Fold128)),
             ("Xeon Phi-like: AVX512ER, no AVX-VNNI", cpu(Intel, 6, 0x85, "erms avx2 avx512 avx512er sse4.2", Some((16 * MIB, 1))),
-                Avx512, (8 << 10, 16 << 10), 8 * MIB, Some(Stream)),
+                Avx512, (8 << 10, 16 << 10), 12 * MIB, Some(Stream)),
             ("another vendor, AVX2", cpu(Other, 6, 0x0f, "erms avx2", Some((16 * MIB, 1))),
-                Avx2, (NEVER, NEVER), 8 * MIB, None),
+                Avx2, (NEVER, NEVER), 12 * MIB, None),
             ("an old CPU", cpu(Other, 0xf, 0x02, "", None),
                 Fragile, (NEVER, NEVER), 6 * MIB, None),
         ];
@@ -808,10 +902,14 @@ mod tests {
         assert_eq!(llc, size);
         // CPUID counts the processors that may share it, sysfs those online.
         assert!(llc_sharing >= sharing, "{llc_sharing} < {sharing}");
-        let share = llc / llc_sharing * 3 / 4;
+        // The threshold in force is the rule's for the cache sysfs describes.
+        let described = Facts {
+            llc: Some((size, llc_sharing)),
+            ..Facts::here()
+        };
         assert_eq!(
             thresholds().non_temporal,
-            share.clamp(1 << 20, NON_TEMPORAL_CAP)
+            described.thresholds_with_reason().0.non_temporal
         );
     }
 }

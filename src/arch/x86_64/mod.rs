@@ -22,7 +22,7 @@ use crate::handler::{self, instance};
 use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-use self::routines::{CRC_BLOCKS, Exit, Routine, STATUS_BAD_ARGUMENTS, STATUS_NOT_READY};
+use self::routines::{CRC_BLOCKS, Routine, STATUS_BAD_ARGUMENTS};
 use self::routines::{conv, routine};
 use super::{Stopped, Target, Thresholds};
 use crate::{Fault, InstallError, Strategy};
@@ -39,6 +39,30 @@ pub(crate) fn strategy_routine(strategy: Strategy) -> Routine<conv::Copy> {
         Strategy::Avx2 => routine!("copy_avx2"),
         Strategy::Avx512 => routine!("copy_avx512"),
     }
+}
+
+/// The Rust copy of `strategy` (asm/routine.s, CONV_RUST_COPY): what `copy_mc`
+/// and `copy_mc_with` call, which returns the `Result` itself.
+#[inline(always)]
+pub(crate) fn rust_strategy_routine(strategy: Strategy) -> Routine<conv::RustCopy> {
+    match strategy {
+        Strategy::Fragile => routine!("rust_copy_fragile"),
+        Strategy::RepMovsb => routine!("rust_copy_rep_movsb"),
+        Strategy::Avx2 => routine!("rust_copy_avx2"),
+        Strategy::Avx512 => routine!("rust_copy_avx512"),
+    }
+}
+
+/// The register-mode routine with the same body as the Rust or C API copy at
+/// `entry` (what their forward step runs).
+pub(crate) fn register_twin(entry: usize) -> Routine<conv::Copy> {
+    let strategy = Strategy::ALL
+        .into_iter()
+        .find(|&s| {
+            rust_strategy_routine(s).addr() == entry || c_strategy_routine(s).addr() == entry
+        })
+        .unwrap_or(Strategy::Fragile);
+    strategy_routine(strategy)
 }
 
 /// The C API twin of [`strategy_routine`] (asm/routine.s, CONV_C_COPY).
@@ -171,14 +195,17 @@ fn init() -> Result<(), InstallError> {
     *INIT.get_or_init(|| {
         instance::ensure_only_one()?;
         handler::install()?;
-        routines::set_thresholds(cpu::thresholds());
+        routines::set_thresholds(crate::tunables::Tunables::in_force().apply(cpu::thresholds()));
+        routines::set_avx512_page_streams(cpu::avx512_page_streams());
         let runnable = Strategy::ALL
             .iter()
             .enumerate()
             .filter(|&(_, &s)| cpu::can_run(s))
             .fold(0, |bits, (i, _)| bits | 1 << i);
         RUNNABLE.store(runnable | READY, Ordering::Release);
-        routines::publish_current(strategy_routine(Strategy::current()));
+        let current = Strategy::current();
+        CURRENT_REGISTERS.store(strategy_routine(current).addr(), Ordering::Release);
+        routines::publish_current(rust_strategy_routine(current));
         Ok(())
     })
 }
@@ -188,6 +215,11 @@ fn init() -> Result<(), InstallError> {
 static RUNNABLE: AtomicU8 = AtomicU8::new(0);
 const READY: u8 = 0x80;
 
+/// [`init`], for paths that cannot return an `InstallError` (first use).
+pub(crate) fn ensure_ready() {
+    ready();
+}
+
 /// [`init`], for paths that cannot return an `InstallError`.
 fn ready() {
     if let Err(e) = init() {
@@ -195,20 +227,19 @@ fn ready() {
     }
 }
 
-/// The routine of `strategy` once everything is installed: one load on the hot
-/// path of `copy_mc_with`.
+/// Installs everything once and checks that this CPU runs `strategy`: one load on
+/// the hot path of `copy_mc_with`.
 ///
 /// # Panics
 /// As [`init`] does, and if this CPU cannot run `strategy` (running it would
 /// raise SIGILL).
 #[inline(always)]
 #[track_caller]
-fn runnable_routine(strategy: Strategy) -> Routine<conv::Copy> {
+fn ensure_runnable(strategy: Strategy) {
     let bit = 1 << strategy.index();
     if RUNNABLE.load(Ordering::Acquire) & (bit | READY) != bit | READY {
         not_runnable(strategy);
     }
-    strategy_routine(strategy)
 }
 
 #[cold]
@@ -218,36 +249,6 @@ fn not_runnable(strategy: Strategy) {
     ready();
     if RUNNABLE.load(Ordering::Acquire) & (1 << strategy.index()) == 0 {
         panic!("mcsafe: this CPU cannot run the {strategy} strategy (see Strategy::available())");
-    }
-}
-
-/// The rest of a copy that came back from its routine with a status: first use
-/// (install, then copy again), refused ranges (the panic that names them), or a
-/// fault (the careful forward step with the routine that stopped).
-///
-/// # Safety
-/// `exit` ended a copy routine called over ranges its caller vouched for.
-#[cold]
-#[inline(never)]
-#[track_caller]
-unsafe fn copy_stopped(exit: Exit) -> Result<(), Fault> {
-    match exit.word {
-        STATUS_NOT_READY => {
-            ready();
-            // SAFETY: the same call, now that the dispatch word is set.
-            unsafe { X86_64::copy(exit.dst, exit.src, exit.len) }
-        }
-        STATUS_BAD_ARGUMENTS => crate::copy::reject(exit.dst, exit.src, exit.len),
-        // SAFETY: per this function's contract; the routine is the one that stopped.
-        _ => Err(unsafe {
-            crate::forward::copy_after(
-                Routine::at(exit.routine),
-                exit.dst,
-                exit.src,
-                exit.len,
-                exit.stopped(),
-            )
-        }),
     }
 }
 
@@ -263,12 +264,24 @@ fn install() -> Result<(), InstallError> {
     Ok(())
 }
 
-/// The routine `copy_mc` runs, installing on first use.
+/// The register-mode routine of the strategy `copy_mc` runs, installing on first
+/// use: one load once installed (the lossy copy's hot path).
+#[inline(always)]
 pub(crate) fn current_routine() -> Routine<conv::Copy> {
-    routines::current().unwrap_or_else(|| {
-        ready();
-        routines::current().unwrap_or_else(|| strategy_routine(Strategy::current()))
-    })
+    match CURRENT_REGISTERS.load(Ordering::Acquire) {
+        0 => first_current_routine(),
+        entry => Routine::at(entry),
+    }
+}
+
+/// The register-mode twin of the published routine (set by [`init`]; 0 before).
+static CURRENT_REGISTERS: AtomicUsize = AtomicUsize::new(0);
+
+#[cold]
+#[inline(never)]
+fn first_current_routine() -> Routine<conv::Copy> {
+    ready();
+    strategy_routine(Strategy::current())
 }
 
 /// Cache values: not yet detected, or software; else an entry address (never
@@ -319,6 +332,7 @@ impl Target for X86_64 {
     type CopyCrc = CopyChecksum;
 
     const CRC_SHORT: usize = routines::CRC_SHORT;
+    const CHECKS_COPIES: bool = true;
 
     fn install() -> Result<(), InstallError> {
         install()
@@ -353,6 +367,11 @@ impl Target for X86_64 {
         routines::thresholds()
     }
 
+    fn non_temporal_loop() -> &'static str {
+        ready();
+        cpu::page_streams_words(routines::avx512_page_streams())
+    }
+
     fn checksum() -> crate::Checksum {
         match detected_crc() {
             Some(CrcRoutine::Fold512) => crate::Checksum::Fold512,
@@ -368,11 +387,7 @@ impl Target for X86_64 {
     unsafe fn copy(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
         // SAFETY: the routine refuses bad ranges before any access; the caller
         // vouches for the rest.
-        match unsafe { routines::copy_current(dst, src, len) } {
-            Ok(()) => Ok(()),
-            // SAFETY: the exit of that call.
-            Err(exit) => unsafe { copy_stopped(exit) },
-        }
+        unsafe { routines::copy_current(dst, src, len) }
     }
 
     #[inline(always)]
@@ -383,18 +398,19 @@ impl Target for X86_64 {
         src: *const u8,
         len: usize,
     ) -> Result<(), Fault> {
+        ensure_runnable(strategy);
         // SAFETY: as in `copy`; the CPU runs the routine (checked).
-        match unsafe { runnable_routine(strategy).run(dst, src, len) } {
-            Ok(()) => Ok(()),
-            // SAFETY: the exit of that call.
-            Err(exit) => unsafe { copy_stopped(exit) },
-        }
+        unsafe { rust_strategy_routine(strategy).run(dst, src, len) }
     }
 
+    #[inline(always)]
     #[track_caller]
     fn copy_routine(strategy: Option<Strategy>) -> Self::Copy {
         match strategy {
-            Some(strategy) => runnable_routine(strategy),
+            Some(strategy) => {
+                ensure_runnable(strategy);
+                strategy_routine(strategy)
+            }
             None => current_routine(),
         }
     }
@@ -419,9 +435,7 @@ impl Target for X86_64 {
     ) -> Result<(), Stopped> {
         // SAFETY: the caller's contract.
         unsafe { routine.run(dst, src, len) }.map_err(|exit| match exit.word {
-            STATUS_BAD_ARGUMENTS | STATUS_NOT_READY => {
-                unreachable!("mcsafe: a checked copy ended with {exit:?}")
-            }
+            STATUS_BAD_ARGUMENTS => crate::copy::reject(exit.dst, exit.src, exit.len),
             _ => exit.stopped(),
         })
     }
@@ -493,6 +507,10 @@ impl Target for X86_64 {
     fn c_copy_entry(sink: super::FaultSink) -> usize {
         c_api::copy_entry(sink)
     }
+
+    fn c_copy_direct_entry(dispatch: super::CCopyFn) -> usize {
+        c_api::direct_entry(dispatch)
+    }
 }
 
 /// Whether this CPU has the instructions of `routine` (for tests that force
@@ -516,6 +534,7 @@ pub(crate) fn every_routine() -> Vec<(usize, crate::table::Convention)> {
     let mut all = Vec::new();
     for strategy in Strategy::ALL {
         all.push((strategy_routine(strategy).addr(), Convention::Copy));
+        all.push((rust_strategy_routine(strategy).addr(), Convention::RustCopy));
         all.push((c_strategy_routine(strategy).addr(), Convention::CCopy));
     }
     for size in [1, 2, 4, 8] {

@@ -17,7 +17,9 @@ use core::arch::{asm, global_asm};
 use core::marker::PhantomData;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::Fault;
 use crate::arch::{Stopped, Thresholds};
+use crate::fault::RawResult;
 pub(crate) use crate::handler::signal::WORD_LSB_SHIFT;
 
 // One `global_asm!`, so that every file lands in one object: routine.s first (its
@@ -75,6 +77,9 @@ pub(crate) mod conv {
     /// The C function `int f(void *dst, const void *src, size_t len, void *context)`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub(crate) enum CCopy {}
+    /// The C function `RawResult f(void *dst, const void *src, size_t len)`.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) enum RustCopy {}
 }
 
 /// The entry of one routine of convention `C`.
@@ -111,8 +116,6 @@ impl<C> Routine<C> {
 
 /// The argument check refused the ranges; nothing was touched.
 pub(crate) const STATUS_BAD_ARGUMENTS: usize = 0x8000_0000_0000_0001;
-/// The dispatch word was not set yet; nothing was touched.
-pub(crate) const STATUS_NOT_READY: usize = 0x8000_0000_0000_0002;
 
 /// How a routine ended without doing every byte, from its register-mode outputs,
 /// which also hand back the call's arguments and the routine's entry
@@ -120,7 +123,7 @@ pub(crate) const STATUS_NOT_READY: usize = 0x8000_0000_0000_0002;
 #[derive(Clone, Copy, Debug)]
 #[repr(C)]
 pub(crate) struct Exit {
-    /// rax: a fault word, [`STATUS_BAD_ARGUMENTS`] or [`STATUS_NOT_READY`].
+    /// rax: a fault word or [`STATUS_BAD_ARGUMENTS`].
     pub(crate) word: usize,
     /// rcx: bytes not done.
     pub(crate) not_done: usize,
@@ -213,21 +216,48 @@ macro_rules! call_copy_convention {
     }};
 }
 
+/// A Rust copy routine (asm/routine.s, CONV_RUST_COPY) as the C function it is.
+/// `C-unwind`: its refusal and first-use exits jump to Rust code that may panic
+/// (bad ranges, a bad `MCSAFE_STRATEGY`), and that panic unwinds into the caller.
+type RustCopyFn = unsafe extern "C-unwind" fn(*mut u8, *const u8, usize) -> RawResult;
+
 /// Copies with the routine behind the dispatch word (asm/dispatch.s): the whole of
-/// `copy_mc`'s hot path, one indirect call. Before `init` it is the not-ready
-/// stub ([`STATUS_NOT_READY`]).
+/// `copy_mc`'s hot path, one indirect call whose result is the `Result` (a caller
+/// that only passes it on tail-calls the routine).
 ///
 /// # Safety
 /// `src..src+len` readable and `dst..dst+len` writable, except where they may
 /// fault with SIGBUS, or refused by the routine's argument check.
 #[inline(always)]
-pub(crate) unsafe fn copy_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Exit> {
-    call_copy_convention!(
-        "call qword ptr [rip + mcsafe_asm_copy_current]",
-        dst,
-        src,
-        len;
-    )
+pub(crate) unsafe fn copy_current(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+    let addr: usize;
+    // SAFETY: an aligned load of the dispatch word by its own symbol, not through
+    // the GOT as a Rust reference to a static of another crate would be.
+    unsafe {
+        asm!(
+            "mov {}, qword ptr [rip + mcsafe_asm_copy_current]",
+            out(reg) addr,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    // SAFETY: every value of the word is the not-ready stub or a Rust copy routine
+    // (publish_current), both this C function; the routine refuses bad ranges
+    // before any access; the caller vouches for the rest.
+    unsafe { Routine::<conv::RustCopy>::at(addr).run(dst, src, len) }
+}
+
+impl Routine<conv::RustCopy> {
+    /// Runs the routine: the `Result` itself, after the forward step on a fault.
+    ///
+    /// # Safety
+    /// As for [`copy_current`]; the CPU runs the routine.
+    #[inline(always)]
+    pub(crate) unsafe fn run(self, dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fault> {
+        // SAFETY: a Rust copy routine is that C function (asm/routine.s).
+        let f = unsafe { core::mem::transmute::<usize, RustCopyFn>(self.0) };
+        // SAFETY: the caller's contract.
+        unsafe { f(dst, src, len) }.into_result()
+    }
 }
 
 impl Routine<conv::Copy> {
@@ -411,21 +441,28 @@ unsafe extern "C" {
     static mcsafe_asm_copy_current: AtomicUsize;
     static mcsafe_asm_avx2_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
+    static mcsafe_asm_rep_movsb_stop_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
+    static mcsafe_asm_avx512_page_streams: AtomicUsize;
 }
 
-/// The routine `copy_mc` runs, or `None` before [`publish_current`].
-pub(crate) fn current() -> Option<Routine<conv::Copy>> {
-    // SAFETY: the dispatch word in .data, declared by the assembly, 8-byte aligned,
-    // written only through this atomic (the routines never write it).
-    let addr = unsafe { mcsafe_asm_copy_current.load(Ordering::Acquire) };
-    let not_ready: Routine<conv::Copy> = routine!("copy_not_ready");
-    (addr != not_ready.addr()).then_some(Routine::at(addr))
+/// Sets the shape of the avx512 routine's non-temporal loop (asm/copy_vector.s,
+/// NON_TEMPORAL_AVX512): page streams and prefetches, or the plain loop. Called
+/// once before any routine is published (and by tests).
+pub(crate) fn set_avx512_page_streams(on: bool) {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_avx512_page_streams.store(usize::from(on), Ordering::Relaxed) };
+}
+
+/// The shape in force (see [`set_avx512_page_streams`]).
+pub(crate) fn avx512_page_streams() -> bool {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_avx512_page_streams.load(Ordering::Relaxed) != 0 }
 }
 
 /// Makes `copy_mc` call `routine`. Only after the handler and the thresholds are
 /// in place.
-pub(crate) fn publish_current(routine: Routine<conv::Copy>) {
+pub(crate) fn publish_current(routine: Routine<conv::RustCopy>) {
     // SAFETY: as in `current`.
     unsafe { mcsafe_asm_copy_current.store(routine.addr(), Ordering::Release) };
 }
@@ -433,11 +470,12 @@ pub(crate) fn publish_current(routine: Routine<conv::Copy>) {
 /// Sets the size thresholds of the vector routines; called once, before any
 /// routine is published (and by tests, which accept a race with nothing).
 pub(crate) fn set_thresholds(t: Thresholds) {
-    // SAFETY: three 8-byte aligned words in .data, declared by the assembly and
+    // SAFETY: four 8-byte aligned words in .data, declared by the assembly and
     // only ever accessed as atomics (the routines only read them).
     unsafe {
         mcsafe_asm_avx2_rep_movsb_threshold.store(t.avx2_rep_movsb, Ordering::Relaxed);
         mcsafe_asm_avx512_rep_movsb_threshold.store(t.avx512_rep_movsb, Ordering::Relaxed);
+        mcsafe_asm_rep_movsb_stop_threshold.store(t.rep_movsb_stop, Ordering::Relaxed);
         mcsafe_asm_non_temporal_threshold.store(t.non_temporal, Ordering::Relaxed);
     }
 }
@@ -449,24 +487,74 @@ pub(crate) fn thresholds() -> Thresholds {
         Thresholds {
             avx2_rep_movsb: mcsafe_asm_avx2_rep_movsb_threshold.load(Ordering::Relaxed),
             avx512_rep_movsb: mcsafe_asm_avx512_rep_movsb_threshold.load(Ordering::Relaxed),
+            rep_movsb_stop: mcsafe_asm_rep_movsb_stop_threshold.load(Ordering::Relaxed),
             non_temporal: mcsafe_asm_non_temporal_threshold.load(Ordering::Relaxed),
         }
     }
 }
 
-// ---- The C API's fault exit (asm/dispatch.s, mcsafe_asm_c_copy_stopped) ----
+// ---- The glue: what the exits of the Rust and C API copies jump to ----
 
-// A trampoline with a fixed, hidden name for the assembly, to the Rust function
-// below (whose name is mangled).
+// Trampolines with fixed, hidden names for the assembly, to the Rust functions
+// below (whose names are mangled).
 global_asm!(
     ".pushsection .text.mcsafe_glue, \"ax\", @progbits",
     ".p2align 4",
+    ".globl mcsafe_asm_glue_rust_copy_stopped",
+    ".hidden mcsafe_asm_glue_rust_copy_stopped",
+    "mcsafe_asm_glue_rust_copy_stopped: jmp {rust_stopped}",
+    ".globl mcsafe_asm_glue_refused",
+    ".hidden mcsafe_asm_glue_refused",
+    "mcsafe_asm_glue_refused: jmp {refused}",
+    ".globl mcsafe_asm_glue_first_use",
+    ".hidden mcsafe_asm_glue_first_use",
+    "mcsafe_asm_glue_first_use: jmp {first_use}",
     ".globl mcsafe_asm_glue_c_copy_stopped",
     ".hidden mcsafe_asm_glue_c_copy_stopped",
-    "mcsafe_asm_glue_c_copy_stopped: jmp {stopped}",
+    "mcsafe_asm_glue_c_copy_stopped: jmp {c_stopped}",
     ".popsection",
-    stopped = sym glue_c_copy_stopped,
+    rust_stopped = sym glue_rust_copy_stopped,
+    refused = sym glue_refused,
+    first_use = sym glue_first_use,
+    c_stopped = sym glue_c_copy_stopped,
 );
+
+/// A Rust copy stopped by a fault: the careful forward step with its register-mode
+/// twin, then the `Result`.
+///
+/// # Safety
+/// Called only by `mcsafe_asm_rust_copy_stopped`, with the register-mode outputs
+/// of a Rust copy routine called over ranges its caller vouched for, stopped.
+unsafe extern "C-unwind" fn glue_rust_copy_stopped(exit: &Exit) -> RawResult {
+    let twin = super::register_twin(exit.routine);
+    // SAFETY: per this function's contract; the twin is the same body.
+    let fault =
+        unsafe { crate::forward::copy_after(twin, exit.dst, exit.src, exit.len, exit.stopped()) };
+    RawResult::from_result(Err(fault))
+}
+
+/// A Rust copy whose argument check refused its ranges (`len > 0`): the panic
+/// that names the problem.
+///
+/// # Safety
+/// Called only by `mcsafe_asm_rust_copy_refused`, with the copy's arguments; it
+/// touches no memory.
+unsafe extern "C-unwind" fn glue_refused(dst: *mut u8, src: *const u8, len: usize) -> RawResult {
+    crate::copy::reject(dst, src, len)
+}
+
+/// A copy through the dispatch word before `init`: installs everything (or
+/// panics as first use does), then copies.
+///
+/// # Safety
+/// Called only by the not-ready stub, with the copy's arguments (which the caller
+/// vouched for).
+unsafe extern "C-unwind" fn glue_first_use(dst: *mut u8, src: *const u8, len: usize) -> RawResult {
+    super::ensure_ready();
+    // SAFETY: the routine is published now; the arguments are the caller's, and
+    // the routine checks them.
+    RawResult::from_result(unsafe { copy_current(dst, src, len) })
+}
 
 /// What a C API routine's fault comes to: the careful forward step, then the
 /// function libmcsafe registered ([`super::c_api`]). Never unwinds into C.

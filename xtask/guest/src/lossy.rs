@@ -3,7 +3,9 @@
 //! zeros exactly where the source was lost, the destination's lost pages
 //! skipped, the list exact and merged, one signal per lost granule, a huge
 //! page lost whole (granule 2 MiB, `skip_to` past the access), and `EIO` from a
-//! region over a poisoned memfd page. Self-contained: one entry in `cases.rs`.
+//! region over a poisoned memfd page that knows its file: poison is lost, never
+//! read again with `pread(2)` as a hole or a truncated page would be (issue
+//! 20), by every read accessor. Self-contained: one entry in `cases.rs`.
 
 use std::ops::{ControlFlow, Range};
 use std::os::fd::BorrowedFd;
@@ -172,12 +174,12 @@ fn huge_page(ctx: &Child) -> Result<String, String> {
     let region = unsafe { MappedRegion::from_raw_parts(m.base, m.len) };
     let mut buf = vec![0xffu8; 64 * 1024];
     let before = mcsafe::stats().recovered;
-    let lost = region
+    let read = region
         .read_lossy_at(100 * 1024, &mut buf)
         .map_err(|e| e.to_string())?;
     let signals = mcsafe::stats().recovered - before;
-    let [only] = &lost[..] else {
-        return Err(format!("huge page: {lost:?}"));
+    let [only] = read.lost() else {
+        return Err(format!("huge page: {read}"));
     };
     let expected = (
         0..buf.len(),
@@ -247,11 +249,28 @@ fn region_over_a_poisoned_memfd() -> Result<String, String> {
         return Err(format!("write_at: {got:?} ({err})"));
     }
     let mut buf = vec![0u8; 8 * PAGE];
+    let before = mcsafe::stats().recovered;
     let read = region
         .read_lossy_at(0, &mut buf)
         .map_err(|e| e.to_string())?;
+    let signals = mcsafe::stats().recovered - before;
+    // Poison is lost, whole, once: not read again, not a short read.
+    let got = (
+        read.bytes_read(),
+        read.file_end(),
+        read.reread().len(),
+        signals,
+    );
+    if got != (buf.len(), None, 0, 1) {
+        return Err(format!(
+            "read_lossy_at: (bytes read, file end, reread, signals) {got:?}: {read}"
+        ));
+    }
     let written = region.write_lossy_at(0, &buf).map_err(|e| e.to_string())?;
-    for (lost, side) in [(&read, Side::Source), (&written, Side::Destination)] {
+    for (lost, side) in [
+        (read.lost(), Side::Source),
+        (&written[..], Side::Destination),
+    ] {
         let got: Vec<_> = lost
             .iter()
             .map(|l| (l.in_region(), l.side(), l.kind(), l.raw_os_error()))
@@ -260,9 +279,71 @@ fn region_over_a_poisoned_memfd() -> Result<String, String> {
             return Err(format!("lossy {side}: {got:?}"));
         }
     }
+    // The other read accessors: EIO and the poisoned page, one signal each.
+    let poisoned = |what: &str, err: std::io::Error, copied: usize| {
+        let fault =
+            RegionFault::of(&err).ok_or_else(|| format!("{what}: no RegionFault in {err}"))?;
+        let got = (
+            fault.raw_os_error(),
+            fault.fault().kind(),
+            fault.lost_in_region(),
+            fault.fault().copied(),
+        );
+        if got != (libc::EIO, FaultKind::Poison, lost_page.clone(), copied) {
+            return Err(format!("{what}: {got:?} ({err})"));
+        }
+        Ok(())
+    };
+    let before = mcsafe::stats().recovered;
+    let mut block = vec![0u8; 2 * PAGE];
+    match region.read_at(lost_page.start + 8, &mut block) {
+        Ok(n) => return Err(format!("read_at the poisoned page read {n} bytes")),
+        Err(e) => poisoned("read_at", e, 0)?,
+    }
+    let short = region
+        .read_at(lost_page.start - 100, &mut block)
+        .map_err(|e| e.to_string())?;
+    if short != 100 {
+        return Err(format!(
+            "read_at before the poisoned page: {short} bytes, want 100"
+        ));
+    }
+    match region.read_exact_at(lost_page.start - 100, &mut block) {
+        Ok(()) => return Err("read_exact_at across the poisoned page succeeded".into()),
+        Err(e) => poisoned("read_exact_at", e, 100)?,
+    }
+    match region.crc32c_at(0, lost_page.start - 100, 2 * PAGE) {
+        Ok(crc) => return Err(format!("crc32c_at across the poisoned page: {crc:#x}")),
+        Err(e) => poisoned("crc32c_at", e, 100)?,
+    }
+    let signals = mcsafe::stats().recovered - before;
+    if signals != 4 {
+        return Err(format!(
+            "{signals} signals for 4 reads that met the poisoned page"
+        ));
+    }
+    // The kernel's own answer for the page, which the region never asks.
+    // SAFETY: a read into our buffer from our descriptor.
+    let n = unsafe {
+        libc::pread(
+            fd,
+            block.as_mut_ptr().cast(),
+            PAGE,
+            lost_page.start as libc::off_t,
+        )
+    };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    if (n, errno) != (-1, Some(libc::EIO)) {
+        return Err(format!("pread of the poisoned page: {n}, errno {errno:?}"));
+    }
     // SAFETY: our descriptor.
     unsafe { libc::close(fd) };
-    Ok("region over a poisoned memfd page: EIO, lossy read and write list it".into())
+    Ok(
+        "region over a poisoned memfd page that knows its file: EIO and lost for read_at, \
+        read_exact_at, crc32c_at and the lossy read and write, one signal each, never read \
+        again (pread of it: EIO)"
+            .into(),
+    )
 }
 
 fn memfd(name: &str, pages: usize) -> Result<i32, String> {

@@ -130,22 +130,33 @@ pub fn run(ctx_strategies: &[Strategy], port: &crate::Port, from: usize) -> Vec<
     verdicts
 }
 
-/// How a vector strategy copies this injection's 16 MiB: by default with `rep
-/// movsb` (from 2112 bytes), so every third injection of such a strategy runs
-/// its aligned vector loop instead, and every third its non-temporal loop, by
-/// moving the thresholds in the injection's own process.
+/// How a vector strategy copies this injection's 16 MiB: every third injection
+/// of such a strategy with `rep movsb`, every third with its aligned vector
+/// loop, every third with its non-temporal loop, by setting the thresholds in
+/// the injection's own process (the defaults depend on the CPU: docs/cpus.md).
 fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thresholds>) {
     if matches!(strategy, Strategy::Fragile | Strategy::RepMovsb) {
         return ("", None);
     }
     let never = usize::MAX;
     match (index / 3) % 3 {
-        0 => (" (rep movsb)", None),
+        // Explicit, not the CPU's defaults: rep movsb may be off by rule there
+        // (AMD before Zen 5), and then this third would repeat the vector loop.
+        0 => (
+            " (rep movsb)",
+            Some(Thresholds {
+                avx2_rep_movsb: 0,
+                avx512_rep_movsb: 0,
+                rep_movsb_stop: never,
+                non_temporal: never,
+            }),
+        ),
         1 => (
             " (vector loop)",
             Some(Thresholds {
                 avx2_rep_movsb: never,
                 avx512_rep_movsb: never,
+                rep_movsb_stop: never,
                 non_temporal: never,
             }),
         ),
@@ -154,6 +165,7 @@ fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thre
             Some(Thresholds {
                 avx2_rep_movsb: never,
                 avx512_rep_movsb: never,
+                rep_movsb_stop: never,
                 non_temporal: 0,
             }),
         ),
