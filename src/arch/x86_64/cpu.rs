@@ -380,9 +380,9 @@ const CRC_ROUTINES: [CrcRoutine; 4] = CrcRoutine::ALL;
 ///   (the `Avx512` default: not glibc's `Prefer_No_AVX512`), that is Intel
 ///   Sapphire Rapids and later and AMD Zen 4 and 5. Measured on an Emerald
 ///   Rapids KVM guest (family 6 model 0xcf, docs/crc.md): 115-126 GB/s hot
-///   from 4 KiB where `fold256` ran at 55-58 and crc-fast's zmm path at
-///   86-120; cold from 4 KiB 0.95-1.12x crc-fast where `fold256` was
-///   0.77-0.84x (`cargo bench --bench crc -- --paths`).
+///   from 4 KiB to 1 MiB where `fold256` ran at 55-58 and crc-fast's zmm path at
+///   86-120; cold from 4 KiB 0.94-1.14x crc-fast where `fold256` was
+///   0.76-0.85x (`cargo bench --bench crc -- --paths`).
 ///   Where glibc prefers 256-bit code (Skylake-SP to Ice Lake server, whose
 ///   clock drops under 512-bit code, BZ #21396) it is not taken; not measured
 ///   there. Zen 4 and 5 were not measured: taken there because their copies
