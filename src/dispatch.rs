@@ -42,6 +42,9 @@ pub use crate::tunables::Ignored as IgnoredTunable;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checksum {
+    /// Carry-less multiplication on 512-bit vectors (VPCLMULQDQ on zmm, AVX-512)
+    /// in one sequential walk.
+    Fold512,
     /// Carry-less multiplication on 256-bit vectors (VPCLMULQDQ) beside three
     /// `crc32` streams.
     Fold256,
@@ -56,6 +59,9 @@ pub enum Checksum {
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Checksum::Fold512 => {
+                "fold512: VPCLMULQDQ on zmm, four accumulators in one sequential walk"
+            }
             Checksum::Fold256 => "fold256: VPCLMULQDQ on ymm beside three crc32 streams",
             Checksum::Fold128 => "fold128: PCLMULQDQ on xmm beside three crc32 streams",
             Checksum::Stream => "one crc32 stream (no PCLMULQDQ and AVX, or a fragile model)",

@@ -148,6 +148,9 @@ pub unsafe fn c_copy_with(
 /// The ways `crc32c_mc` can compute, for tests that run each one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrcPath {
+    /// The folding routine with 512-bit vectors, one sequential walk (SSE4.2,
+    /// PCLMULQDQ, AVX, AVX2, AVX-512 F and VL, VPCLMULQDQ).
+    Fold512,
     /// The folding routine with 256-bit vectors (SSE4.2, PCLMULQDQ, AVX2,
     /// VPCLMULQDQ).
     Fold256,
@@ -159,20 +162,24 @@ pub enum CrcPath {
     Copies,
 }
 
-/// The folding checksum's default block size (its commits); tests pass smaller
-/// ones (at least 320) to reach several commits with short buffers.
-pub const CRC_BLOCK: usize = 8192;
+/// The largest block the folding checksums are given by default (each takes at
+/// most its own: 8 KiB for fold128 and fold256, 32 KiB for fold512; their
+/// commits); tests pass smaller ones (at least 320) to reach several commits with
+/// short buffers.
+pub const CRC_BLOCK: usize = 32768;
 
-/// The copy-and-checksum's default block size and the call length from which its
-/// blocks have no streams; tests pass smaller ones.
-pub const COPY_CRC_BLOCKS: (usize, usize) = (4096, 256 << 10);
+/// The copy-and-checksum's default largest block (each routine takes at most its
+/// own: 4 KiB with streams, 32 KiB for fold512) and the call length from which the
+/// routines with streams take blocks without them; tests pass smaller ones.
+pub const COPY_CRC_BLOCKS: (usize, usize) = (32768, 256 << 10);
 
 #[cfg(mcsafe_protected)]
 use crate::arch::x86_64::{Checksum, CopyChecksum, CrcRoutine};
 
 impl CrcPath {
     /// Every path.
-    pub const ALL: [CrcPath; 4] = [
+    pub const ALL: [CrcPath; 5] = [
+        CrcPath::Fold512,
         CrcPath::Fold256,
         CrcPath::Fold128,
         CrcPath::Stream,
@@ -182,6 +189,7 @@ impl CrcPath {
     #[cfg(mcsafe_protected)]
     fn routine(self) -> Option<CrcRoutine> {
         match self {
+            CrcPath::Fold512 => Some(CrcRoutine::Fold512),
             CrcPath::Fold256 => Some(CrcRoutine::Fold256),
             CrcPath::Fold128 => Some(CrcRoutine::Fold128),
             CrcPath::Stream => Some(CrcRoutine::Stream),
@@ -193,6 +201,7 @@ impl CrcPath {
     pub fn current() -> CrcPath {
         #[cfg(mcsafe_protected)]
         match crate::arch::x86_64::crc_routine() {
+            Some(CrcRoutine::Fold512) => CrcPath::Fold512,
             Some(CrcRoutine::Fold256) => CrcPath::Fold256,
             Some(CrcRoutine::Fold128) => CrcPath::Fold128,
             Some(CrcRoutine::Stream) => CrcPath::Stream,
@@ -202,12 +211,26 @@ impl CrcPath {
         CrcPath::Copies
     }
 
-    /// Whether this CPU can take it.
+    /// Whether this CPU can take it (found once: the forced calls below test it
+    /// on every call, and the benchmarks time them).
     pub fn is_available(self) -> bool {
         #[cfg(mcsafe_protected)]
-        return self.routine().is_none_or(crate::arch::x86_64::can_run_crc);
+        {
+            static AVAILABLE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+            let bits = *AVAILABLE.get_or_init(|| {
+                CrcPath::ALL
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.routine().is_none_or(crate::arch::x86_64::can_run_crc))
+                    .fold(0, |bits, (i, _)| bits | 1 << i)
+            });
+            let i = CrcPath::ALL.iter().position(|&p| p == self).unwrap_or(0);
+            bits & (1 << i) != 0
+        }
         #[cfg(not(mcsafe_protected))]
-        return self == CrcPath::Copies;
+        {
+            self == CrcPath::Copies
+        }
     }
 
     /// Its routine's descriptor (its entry, for tracing), for all but `Copies`.
@@ -216,16 +239,17 @@ impl CrcPath {
         descriptor_at(self.routine()?.routine().addr())
     }
 
-    /// Its copy-and-checksum routine's descriptor, for `Fold256` and `Fold128`.
+    /// Its copy-and-checksum routine's descriptor, for the folding paths.
     #[cfg(mcsafe_protected)]
     pub fn copy_routine_descriptor(self) -> Option<Descriptor> {
         descriptor_at(self.routine()?.copy_routine()?.addr())
     }
 }
 
-/// `crc32c_mc` through the chosen path, with blocks of `block` bytes (the
-/// folding routines'; [`CRC_BLOCK`] by default, clamped to 320..=8192): the CRC is
-/// the same for every block size, only the commits move.
+/// `crc32c_mc` through the chosen path, with blocks of at most `block` bytes
+/// (the folding routines'; [`CRC_BLOCK`] by default, clamped to 320..=CRC_BLOCK,
+/// and each routine takes at most its own largest block): the CRC is the same for
+/// every block size, only the commits move.
 ///
 /// # Safety
 /// As for [`crc32c_mc`](crate::crc32c_mc).
@@ -261,10 +285,12 @@ pub unsafe fn crc32c_mc_with(
 }
 
 /// `copy_crc32c_mc` through the chosen path: the one-pass routine of that width
-/// (`Fold256`, `Fold128`) with `blocks` (its block size, at most 4096, and the
-/// call length from which its blocks have no streams: [`COPY_CRC_BLOCKS`] by
-/// default), or `copy_mc` then the checksum of that path over the copied source,
-/// chunk by chunk (`Stream`, `Copies`).
+/// (`Fold512`, `Fold256`, `Fold128`) with `blocks` (the largest block, which each
+/// routine caps at its own, and the call length from which the routines with
+/// streams take blocks without them: [`COPY_CRC_BLOCKS`] by default), or `copy_mc`
+/// then the checksum of that path over the copied source, chunk by chunk
+/// (`Stream`, `Copies`). `Fold512` stores around the cache from the copy's
+/// non-temporal threshold (`set_thresholds`).
 ///
 /// # Safety
 /// As for [`copy_crc32c_mc`](crate::copy_crc32c_mc).

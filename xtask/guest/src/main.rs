@@ -338,14 +338,28 @@ fn main() {
             .unwrap_or_default()
             .trim()
     )));
+    let untraced: Vec<String> = mcsafe::internals::CrcPath::ALL
+        .into_iter()
+        .filter(|p| !p.is_available())
+        .map(|p| format!("{p:?}"))
+        .collect();
     port.send(&Line::Info(format!(
-        "crc32c_mc takes the {:?} path here (sse4.2 {}, pclmulqdq {}, avx {}, avx2 {}, vpclmulqdq {})",
+        "crc32c_mc takes the {:?} path here (sse4.2 {}, pclmulqdq {}, avx {}, avx2 {}, vpclmulqdq {}, \
+         avx512f {}, avx512vl {}); paths this CPU cannot take, so no real fault reaches their \
+         routines here: {}",
         mcsafe::internals::CrcPath::current(),
         std::arch::is_x86_feature_detected!("sse4.2"),
         std::arch::is_x86_feature_detected!("pclmulqdq"),
         std::arch::is_x86_feature_detected!("avx"),
         std::arch::is_x86_feature_detected!("avx2"),
         std::arch::is_x86_feature_detected!("vpclmulqdq"),
+        std::arch::is_x86_feature_detected!("avx512f"),
+        std::arch::is_x86_feature_detected!("avx512vl"),
+        if untraced.is_empty() {
+            "none".to_string()
+        } else {
+            untraced.join(", ")
+        },
     )));
     port.send(&Line::Strategies(
         strategies.iter().map(|s| s.name().to_string()).collect(),

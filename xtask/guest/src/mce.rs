@@ -323,7 +323,9 @@ fn checksum_once(
 /// lands; then Poison/Source at the page, exactly the bytes before it copied
 /// (the prefix first overwritten, so no stale byte passes) and their CRC, one
 /// signal. Every other injection keeps the streams in the blocks of this long
-/// call (the routine's default from 256 KiB on is blocks without them).
+/// call (the routine's default from 256 KiB on is blocks without them); fold512,
+/// which has no streams, stores plainly in every other injection and around the
+/// cache in the rest (the copy's non-temporal threshold moved in this process).
 fn copy_checksum_once(
     ctx: &mut Child,
     index: usize,
@@ -333,10 +335,21 @@ fn copy_checksum_once(
 ) -> Result<String, String> {
     record::install(true);
     mcsafe::install().map_err(|e| e.to_string())?;
-    let blocks = if index.is_multiple_of(2) {
-        "blocks with streams"
-    } else {
-        "blocks without streams"
+    let blocks = match (path, index.is_multiple_of(2)) {
+        (CrcPath::Fold512, plain) => {
+            let defaults = mcsafe::internals::thresholds();
+            mcsafe::internals::set_thresholds(Thresholds {
+                non_temporal: if plain { usize::MAX } else { 0 },
+                ..defaults
+            });
+            if plain {
+                "plain stores"
+            } else {
+                "non-temporal stores"
+            }
+        }
+        (_, true) => "blocks with streams",
+        (_, false) => "blocks without streams",
     };
     let (block, vector_only) = mcsafe::internals::COPY_CRC_BLOCKS;
     let sizes = (
