@@ -13,8 +13,9 @@
 #   ..8VEC         four vectors from each end
 #   8VEC+1..       store the first vector, align the destination, 4 vectors per
 #                  iteration with aligned stores, then the last 4 vectors from the end
-#                  (backward when each range lies inside one page:
-#                  UNLESS_INSIDE_ONE_PAGE, tested first);
+#                  (backward when the destination is 0..255 bytes past the
+#                  source modulo 4096 and each range lies inside one page:
+#                  UNLESS_ALIASED_INSIDE_ONE_PAGE, tested first);
 #                  from the width's rep movsb threshold up to
 #                  mcsafe_asm_rep_movsb_stop_threshold: rep movsb instead;
 #                  from mcsafe_asm_non_temporal_threshold (checked first, whatever the
@@ -120,11 +121,11 @@
 .endm
 
 # The loop path copied backward, for copies that lie inside one page on each side
-# (UNLESS_INSIDE_ONE_PAGE): glibc copies backward when the destination is 0..255 bytes
-# past the source within a page (its 4k-aliasing rule, memmove-vec-unaligned-erms.S):
-# copied forward, the first loads wait on stores (of the previous iteration, or of
-# the previous copy of the same buffers) whose addresses match them in the low 12
-# bits. Inside one page the order costs nothing otherwise, and it is safe there. `v0`
+# with the destination 0..255 bytes past the source modulo 4096
+# (UNLESS_ALIASED_INSIDE_ONE_PAGE; glibc's 4k-aliasing rule in
+# memmove-vec-unaligned-erms.S): copied forward, the
+# first loads wait on stores (of the previous iteration, or of the previous copy of
+# the same buffers) whose addresses match them in the low 12 bits. `v0`
 # holds the first vector (already loaded); `v1`..`v4` are the loop's, `v5`..`v7` the
 # next three vectors, `v8` the last one. The 4-vector blocks are stored downward from
 # the end, with aligned stores, then the first four vectors and the last one. rdi
@@ -161,17 +162,30 @@
 	\vmovu	\v8, -\vec(%rdi,%rdx)			# and the last one
 .endm
 
-# Whether the loop path may go backward (see COPY_4X_BACKWARD): jumps to `forward`
-# unless each range lies inside one page (tested as (src | dst) mod 4096 + len <=
-# 4096, which implies both), so that the backward copy, placed right after, is
-# reached without a taken branch. Only inside one page: a backward copy touches
-# the end first, and across pages it would meet a lost page past one a forward copy
-# stops at (a copy past a truncation would take a signal for every lost page, not
-# one); inside one page per side, the first access to either side's page is the
-# one that faults, whatever the order, so a faulting copy still takes one signal.
-# In the entry range, before the range registers are saved: the backward loop
-# moves neither rdi, rsi nor rdx. Clobbers ecx.
-.macro UNLESS_INSIDE_ONE_PAGE forward
+# Whether the loop path goes backward (see COPY_4X_BACKWARD): jumps to `forward`
+# unless the destination is 0..255 bytes past the source modulo 4096, where a
+# forward copy's loads would wait on stores whose addresses match them in the low
+# 12 bits (glibc's 4k-aliasing rule, tested as (dst - src) & (4096 - 256) == 0;
+# distance 0 included: a hot copy of the same buffers again meets the previous
+# copy's stores, measured on Emerald Rapids: page-aligned 1 KiB hot 5.4 ns forward,
+# 4.8 backward), and unless each range lies inside one page (tested as (src | dst)
+# mod 4096 + len <= 4096, which implies both), so that the backward copy, placed
+# right after, is reached without a taken branch. Only for those distances: at the
+# others there is no aliasing to avoid, and cold a backward copy was slower where
+# measured (page-aligned 1 KiB from C, distance 0: 0.96-1.00x memcpy backward,
+# 1.14-1.16 forward; hot decides at 0, as for glibc). Only
+# inside one page: a backward copy touches the end first, and across pages it would
+# meet a lost page past one a forward copy stops at (a copy past a truncation would
+# take a signal for every lost page, not one); inside one page per side, the first
+# access to either side's page is the one that faults, whatever the order, so a
+# faulting copy still takes one signal. In the entry range, before the range
+# registers are saved: the backward loop moves neither rdi, rsi nor rdx.
+# Clobbers ecx.
+.macro UNLESS_ALIASED_INSIDE_ONE_PAGE forward
+	mov	%edi, %ecx
+	sub	%esi, %ecx
+	test	$(4096 - 256), %ecx
+	jnz	\forward
 	mov	%edi, %ecx
 	or	%esi, %ecx
 	and	$4095, %ecx
@@ -239,7 +253,7 @@
 	SMALL_COPIES \name, \vec, \vmovu, \x0, \x1, \y0, \y1
 
 .L\name\()_more_8x_vec:
-	UNLESS_INSIDE_ONE_PAGE .L\name\()_forward	# (in the entry range)
+	UNLESS_ALIASED_INSIDE_ONE_PAGE .L\name\()_forward	# (in the entry range)
 	COPY_4X_BACKWARD \vec, \vmovu, \vmova, \v0, \v1, \v2, \v3, \v4, \v5, \v6, \v7, \v8
 	\vzu
 	xor	%eax, %eax
@@ -315,11 +329,45 @@
 	jmp	.L\name\()_last_4x
 .endm
 
-# 64-byte vectors: four pages at a time while they last (four streams, one per
-# page, the same offset in each), then 256 bytes per iteration, prefetching 1 KiB
-# ahead inside the source only.
+# 256 bytes as eight 32-byte halves, stored around the cache (32-byte streaming
+# stores outrun 64-byte ones on the CPUs measured), then the cursors step past them;
+# back to `loop` while more than 256 bytes are left, else the sfence that orders
+# them before the plain stores, and the last four vectors.
+.macro NON_TEMPORAL_256 loop
+	vmovdqu64 (%rsi), %ymm16
+	vmovdqu64 32(%rsi), %ymm17
+	vmovdqu64 64(%rsi), %ymm18
+	vmovdqu64 96(%rsi), %ymm19
+	vmovdqu64 128(%rsi), %ymm20
+	vmovdqu64 160(%rsi), %ymm21
+	vmovdqu64 192(%rsi), %ymm22
+	vmovdqu64 224(%rsi), %ymm23
+	vmovntdq %ymm16, (%rdi)
+	vmovntdq %ymm17, 32(%rdi)
+	vmovntdq %ymm18, 64(%rdi)
+	vmovntdq %ymm19, 96(%rdi)
+	vmovntdq %ymm20, 128(%rdi)
+	vmovntdq %ymm21, 160(%rdi)
+	vmovntdq %ymm22, 192(%rdi)
+	vmovntdq %ymm23, 224(%rdi)
+	STEP_4X	64
+	cmp	$256, %rdx
+	ja	\loop
+	sfence
+.endm
+
+# 64-byte vectors, in one of two shapes (mcsafe_asm_avx512_page_streams, set per
+# CPU family: src/arch/x86_64/cpu.rs):
+# - page streams (Intel): four pages at a time while they last (four streams, one
+#   per page, the same offset in each), then 256 bytes per iteration, prefetching
+#   1 KiB ahead inside the source only;
+# - plain (AMD): 256 bytes per iteration, no prefetch: the shape of the avx2
+#   loop, which outran the streams on Zen 5 (25.8 against 22 GB/s from 64 MiB,
+#   issue 18) as a prefetch 1 KiB ahead slowed Zen 3 by 15-20 %.
 .macro NON_TEMPORAL_AVX512 name
 	STORE_FIRST_VEC_ALIGN_DST 64, vmovdqu64, %zmm16
+	cmpq	$0, mcsafe_asm_avx512_page_streams(%rip)
+	je	.L\name\()_non_temporal_plain
 .L\name\()_non_temporal_4_pages:
 	cmp	$17408, %rdx			# four pages left, and the last step's
 	jb	.L\name\()_non_temporal_body	# prefetch (+1 KiB) still inside them
@@ -361,26 +409,11 @@
 	prefetcht0 1088(%rsi)			# lost granule (the forward step
 	prefetcht0 1152(%rsi)			# ends right before one)
 	prefetcht0 1216(%rsi)
-1:	vmovdqu64 (%rsi), %ymm16		# eight 32-byte halves per iteration,
-	vmovdqu64 32(%rsi), %ymm17		# stored around the cache (32-byte
-	vmovdqu64 64(%rsi), %ymm18		# streaming stores outrun 64-byte ones
-	vmovdqu64 96(%rsi), %ymm19		# on the CPUs measured)
-	vmovdqu64 128(%rsi), %ymm20
-	vmovdqu64 160(%rsi), %ymm21
-	vmovdqu64 192(%rsi), %ymm22
-	vmovdqu64 224(%rsi), %ymm23
-	vmovntdq %ymm16, (%rdi)
-	vmovntdq %ymm17, 32(%rdi)
-	vmovntdq %ymm18, 64(%rdi)
-	vmovntdq %ymm19, 96(%rdi)
-	vmovntdq %ymm20, 128(%rdi)
-	vmovntdq %ymm21, 160(%rdi)
-	vmovntdq %ymm22, 192(%rdi)
-	vmovntdq %ymm23, 224(%rdi)
-	STEP_4X	64
-	cmp	$256, %rdx
-	ja	.L\name\()_non_temporal_body
-	sfence					# order them before the plain stores
+1:	NON_TEMPORAL_256 .L\name\()_non_temporal_body
+	jmp	.L\name\()_last_4x
+
+.L\name\()_non_temporal_plain:			# the same, no prefetch
+	NON_TEMPORAL_256 .L\name\()_non_temporal_plain
 	jmp	.L\name\()_last_4x
 .endm
 

@@ -14,8 +14,10 @@
 #
 # Convention: the checksum one (routine.s, CONV_CRC):
 #   in:   rdi = src, esi = CRC state to continue (not inverted), rdx = len (> 0),
-#         r9 = the block size (FOLD_VECTOR_MIN..=FOLD_BLOCK; the Rust side passes
-#         FOLD_BLOCK, tests smaller ones to reach several commits with short buffers)
+#         r9 = the largest block the caller allows (at least FOLD_VECTOR_MIN; the
+#         routine takes at most FOLD_BLOCK; the Rust side passes the largest block
+#         of any checksum routine, tests smaller ones to reach several commits
+#         with short buffers)
 #   out:  register mode (routine.s): rax = status (0, or the fault word),
 #         rcx = bytes not checksummed, esi = CRC state of exactly
 #         [src, src + len - rcx); r11 = si_addr
@@ -119,16 +121,22 @@
 	test	%edx, %edx			# a multiple of 64 bytes (most blocks): done
 	jz	.Lfold_chain_done\@
 .Lfold_chain_32\@:
+	FOLD_UNDER_64
+.Lfold_chain_done\@:
+.endm
+
+# `crc32` over rdx < 64 bytes at rcx into eax: 32 bytes if the count's bit 5 is
+# set, then FOLD_HEAD. Advances rcx.
+.macro FOLD_UNDER_64
 	test	$32, %dl
-	jz	.Lfold_chain_16\@
+	jz	.Lfold_under_64_16\@
 	crc32q	(%rcx), %rax			# fault points
 	crc32q	8(%rcx), %rax
 	crc32q	16(%rcx), %rax
 	crc32q	24(%rcx), %rax
 	add	$32, %rcx
-.Lfold_chain_16\@:
+.Lfold_under_64_16\@:
 	FOLD_HEAD
-.Lfold_chain_done\@:
 .endm
 
 # `crc32` over rdx < 24 bytes at rcx into eax (a block's head): 16, 8, 4, 2, 1
@@ -275,6 +283,9 @@
 	mov	%esi, %eax
 	cmp	$FOLD_CHAIN_MAX, %rdx
 	jb	.Lfold_short\@
+	mov	$FOLD_BLOCK, %r11d
+	cmp	%r11, %r9
+	cmova	%r11, %r9			# r9 = the block size, at most FOLD_BLOCK
 .Lfold_block\@:					# rdi = block start, esi = its state
 	lea	(%r8,%r10), %rdx
 	sub	%rdi, %rdx			# bytes left

@@ -1,7 +1,7 @@
 # mcsafe: the way into the copy routines. The argument check every copy routine
 # starts with and its three refusals, the dispatch word copy_mc calls through, its
-# not-ready stub, the exits of the Rust and C API copies, and the size thresholds of the vector
-# routines. Assembled after routine.s (src/arch/x86_64/routines.rs).
+# not-ready stub, the exits of the Rust and C API copies, the words of the C API's
+# direct entries, and the size thresholds of the vector routines. Assembled after routine.s (src/arch/x86_64/routines.rs).
 #
 # Change it, then run `cargo test -p mcsafe --lib`, `cargo test -p mcsafe-tests
 # --test api --test every_instruction`, `cargo test -p mcsafe-capi` and `cargo bench
@@ -143,8 +143,9 @@ mcsafe_asm_rust_copy_stopped:
 
 # ---- C API ----
 # The C API routines (CONV_C_COPY: c_copy_<strategy>) are what libmcsafe's
-# mcsafe_copy jumps to, through a dispatch word of its own: 0 or -EINVAL come back
-# from the routine itself. After a fault their fixup comes here: the frame above,
+# mcsafe_copy reaches: through their direct entry (routine.s, C_COPY_IF_PUBLISHED),
+# to which the IFUNC mcsafe_copy resolves, or through the C library's dispatch
+# word: 0 or -EINVAL come back from the routine itself. After a fault their fixup comes here: the frame above,
 # and the context the routine kept below its return address, go to the Rust side,
 # and its int comes back.
 	.text
@@ -156,6 +157,43 @@ mcsafe_asm_c_copy_stopped:
 	STOPPED_FRAME mcsafe_asm_glue_c_copy_stopped
 	.cfi_endproc
 	.size	mcsafe_asm_c_copy_stopped, . - mcsafe_asm_c_copy_stopped
+
+# The C API routine published (its entry; 0 until src/arch/x86_64/c_api.rs
+# publishes it, after installation): the one whose direct entry goes straight in.
+	.pushsection .data.mcsafe_c_published, "aw"
+	.balign 8
+	.globl	mcsafe_asm_c_copy_published
+	.hidden	mcsafe_asm_c_copy_published
+mcsafe_asm_c_copy_published:
+	.quad	0
+# Where a direct entry goes when its routine is not the published one: the C
+# library's dispatch, registered by its IFUNC resolver before any direct entry is
+# handed out (mcsafe::c_api::resolve); until then a stand-in that returns
+# -ENOTRECOVERABLE (a direct entry reached without the resolver: a bug).
+	.globl	mcsafe_asm_c_copy_dispatch
+	.hidden	mcsafe_asm_c_copy_dispatch
+mcsafe_asm_c_copy_dispatch:
+	.quad	mcsafe_asm_c_copy_unregistered
+	.popsection
+
+	.text
+	.p2align 4
+	.type	mcsafe_asm_c_copy_unpublished, @function
+mcsafe_asm_c_copy_unpublished:
+	.cfi_startproc
+	jmp	*mcsafe_asm_c_copy_dispatch(%rip)	# the arguments as they came
+	.cfi_endproc
+	.size	mcsafe_asm_c_copy_unpublished, . - mcsafe_asm_c_copy_unpublished
+
+	.text
+	.p2align 4
+	.type	mcsafe_asm_c_copy_unregistered, @function
+mcsafe_asm_c_copy_unregistered:
+	.cfi_startproc
+	mov	$-131, %eax				# -ENOTRECOVERABLE
+	ret
+	.cfi_endproc
+	.size	mcsafe_asm_c_copy_unregistered, . - mcsafe_asm_c_copy_unregistered
 
 # ---- Size thresholds of the vector routines ----
 # Set once by src/arch/x86_64/mod.rs (init) before any routine is published; read
@@ -173,4 +211,10 @@ mcsafe_asm_\name\()_threshold:
 	THRESHOLD avx512_rep_movsb			# the same for copy_avx512
 	THRESHOLD rep_movsb_stop			# ... up to this many (then the loop)
 	THRESHOLD non_temporal				# from this many bytes: non-temporal stores
+# The shape of the avx512 routine's non-temporal loop: 1 for page streams and
+# prefetches, 0 for the plain loop (copy_vector.s, NON_TEMPORAL_AVX512).
+	.globl	mcsafe_asm_avx512_page_streams
+	.hidden	mcsafe_asm_avx512_page_streams
+mcsafe_asm_avx512_page_streams:
+	.quad	1
 	.popsection

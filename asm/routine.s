@@ -95,6 +95,28 @@
 	.endif
 .endm
 
+# ---- The C API's direct entry ----
+# A C API copy is entered by libmcsafe's mcsafe_copy, an IFUNC that the dynamic
+# linker resolves once to mcsafe_asm_<name>_if_published of the strategy this CPU
+# gets by default (mcsafe::c_api::resolve): a caller reaches the routine through
+# the PLT alone, as it reaches glibc's memcpy. The entry goes straight into the
+# routine when the routine is the one the C API published
+# (mcsafe_asm_c_copy_published, set after installation: dispatch.s), else to the
+# C library's dispatch (before first use, or when MCSAFE_STRATEGY chose another
+# strategy), with the arguments untouched. Three instructions, no taken branch;
+# outside every range (it touches no caller memory); rax is the return value's.
+.macro C_COPY_IF_PUBLISHED name
+	.globl	mcsafe_asm_\name\()_if_published
+	.hidden	mcsafe_asm_\name\()_if_published
+	.type	mcsafe_asm_\name\()_if_published, @function
+mcsafe_asm_\name\()_if_published:
+	.cfi_startproc
+	lea	mcsafe_asm_\name(%rip), %rax
+	cmp	%rax, mcsafe_asm_c_copy_published(%rip)
+	jne	mcsafe_asm_c_copy_unpublished
+	.size	mcsafe_asm_\name\()_if_published, mcsafe_asm_\name - mcsafe_asm_\name\()_if_published
+.endm
+
 # ---- A routine ----
 # ROUTINE name, convention[, prologue[, align[, needs]]]: the symbol mcsafe_asm_<name>
 # and its CFI, then the first range. Prologues:
@@ -106,16 +128,22 @@
 # A C API copy (convention CONV_C_COPY) first keeps its fourth argument, the
 # context, below its return address (the red zone survives signal delivery), for
 # the C exit: in the prologue, before every range, so that a fault anywhere in a
-# range finds it (a stack store cannot touch the caller's buffers). The body between ROUTINE and END_ROUTINE is all a routine is; every
-# way out of it sets rax = 0 ("all done") and returns.
+# range finds it (a stack store cannot touch the caller's buffers); its direct
+# entry (C_COPY_IF_PUBLISHED) comes right before its symbol, in the same frame.
+# The body between ROUTINE and END_ROUTINE is all a routine is; every way out of it
+# sets rax = 0 ("all done") and returns.
 .macro ROUTINE name, convention, prologue=entry, align=5, needs=0
 	.text
 	.p2align \align
 	.globl	mcsafe_asm_\name
 	.hidden	mcsafe_asm_\name
 	.type	mcsafe_asm_\name, @function
-mcsafe_asm_\name:
+	.if \convention == CONV_C_COPY
+	C_COPY_IF_PUBLISHED \name
+	.else
 	.cfi_startproc
+	.endif
+mcsafe_asm_\name:
 	.set	.L\name\()_convention, \convention
 	.set	.L\name\()_needs, \needs
 	.set	.L\name\()_rows, 0

@@ -1,9 +1,11 @@
 //! CRC32C (Castagnoli) over memory that may fault, without copying it (storage
 //! engines verify blocks straight from the mapping), or while copying it.
 //!
-//! The routines (docs/crc.md): `asm/crc32c_fold.s` folds blocks with carry-less
-//! multiplication beside three `crc32` streams and commits its progress once
-//! per block; `asm/copy_crc32c.s` does the same while copying; `asm/crc32c.s`
+//! The routines (docs/crc.md): `asm/crc32c_fold512.s` folds blocks with
+//! carry-less multiplication on zmm registers in one sequential walk, for the
+//! checksum and the one-pass copy; `asm/crc32c_fold.s` folds blocks on ymm or
+//! xmm registers beside three `crc32` streams; both commit their progress once
+//! per block; `asm/copy_crc32c.s` is the latter while copying; `asm/crc32c.s`
 //! is the one-stream `crc32` loop, which also finishes every checksum stopped
 //! by a fault (the careful forward step, sequential). Without SSE4.2,
 //! [`copy_mc`] copies chunks into a stack buffer and a table-driven software
@@ -118,15 +120,19 @@ impl From<CrcFault> for std::io::Error {
 /// another unit, see [`Fault::granule`]) of the range is lost, returns
 /// `Err(CrcFault)` with the CRC of exactly the bytes before the lost unit and
 /// how many they are ([`CrcFault::checked`]). One signal per lost unit, which
-/// is never touched again; a range over several lost units may take one signal
-/// for each of two of them (the first read reaches four parts of a block at
-/// once).
+/// is never touched again; where the checksum folds beside streams (below), a
+/// range over several lost units may take one signal for each of two of them
+/// (the first read reaches four parts of a block at once).
 ///
-/// The bytes are read in place. With SSE4.2, PCLMULQDQ and AVX (AVX2 and
-/// VPCLMULQDQ for the 256-bit form), carry-less multiplication folds part of
-/// each block of up to 8 KiB while three `crc32` streams run over the rest:
-/// about twice the speed of three `crc32` streams, and up to 256 bytes one
-/// `crc32` chain; with SSE4.2 alone (or on the "fragile" CPU models), one
+/// The bytes are read in place. With AVX-512 and VPCLMULQDQ where the copies
+/// run 512-bit code too (Intel Sapphire Rapids and later, AMD Zen 4 and 5),
+/// carry-less multiplication on zmm registers folds blocks of up to 32 KiB in
+/// one sequential walk (about 120 GB/s from the cache on an Emerald Rapids
+/// core); else, with SSE4.2, PCLMULQDQ and AVX (AVX2 and VPCLMULQDQ for the
+/// 256-bit form), it folds part of each block of up to 8 KiB while three
+/// `crc32` streams run over the rest: about twice the speed of three `crc32`
+/// streams. Up to 256 bytes, one `crc32` chain; with SSE4.2 alone (or on the
+/// "fragile" CPU models), one
 /// `crc32` stream; without it, [`copy_mc`] copies chunks to a stack buffer for
 /// a software CRC. The method and its figures: `docs/crc.md`.
 ///
@@ -284,7 +290,13 @@ unsafe fn hardware_or<E>(
 ) -> Result<u32, E> {
     if len >= Arch::CRC_SHORT {
         // SAFETY: per this function's contract.
-        return unsafe { hardware_long(routine, crc, src, len) }.map_err(on_fault);
+        let mut fault = core::mem::MaybeUninit::uninit();
+        // SAFETY: per this function's contract.
+        return match unsafe { hardware_long(routine, crc, src, len, &mut fault) } {
+            Some(crc) => Ok(crc),
+            // SAFETY: hardware_long wrote the fault when it returned None.
+            None => Err(on_fault(unsafe { fault.assume_init() })),
+        };
     }
     // SAFETY: per this function's contract, with len < CRC_SHORT.
     let (out, result) = unsafe { Arch::run_crc_short(routine, src, len, !crc) };
@@ -299,7 +311,10 @@ unsafe fn hardware_or<E>(
     }
 }
 
-/// [`hardware_or`] for [`Target::CRC_SHORT`] bytes or more.
+/// [`hardware_or`] for [`Target::CRC_SHORT`] bytes or more: the CRC, or `None`
+/// with the fault written to `fault`. The CRC comes back in a register (a
+/// `Result<u32, CrcFault>` would go through memory), which measured cold calls of
+/// about 1 KB find faster (docs/crc.md).
 ///
 /// # Safety
 /// As for [`hardware`].
@@ -309,13 +324,17 @@ unsafe fn hardware_long(
     crc: u32,
     src: *const u8,
     len: usize,
-) -> Result<u32, CrcFault> {
+    fault: &mut core::mem::MaybeUninit<CrcFault>,
+) -> Option<u32> {
     // SAFETY: per this function's contract.
     let (out, result) = unsafe { Arch::run_crc(routine, src, len, !crc) };
     match result {
-        Ok(()) => Ok(!out),
-        // SAFETY: per this function's contract.
-        Err(stopped) => Err(unsafe { finish_hardware(crc, src, len, out, stopped) }),
+        Ok(()) => Some(!out),
+        Err(stopped) => {
+            // SAFETY: per this function's contract.
+            fault.write(unsafe { finish_hardware(crc, src, len, out, stopped) });
+            None
+        }
     }
 }
 
@@ -366,7 +385,10 @@ unsafe fn finish_hardware(
 /// `n` may have been written; bytes past `len` never are. One signal per lost
 /// unit; the lost unit is never touched again.
 ///
-/// Installs the SIGBUS handler on first use, as `copy_mc` does. On CPUs without
+/// Installs the SIGBUS handler on first use, as `copy_mc` does. The one-pass
+/// routine of `crc32c_mc`'s width runs; the 512-bit one stores around the cache
+/// from `copy_mc`'s non-temporal threshold, as `copy_mc` does
+/// ([`Thresholds::non_temporal`](crate::Thresholds)). On CPUs without
 /// the one-pass routine (which needs SSE4.2, PCLMULQDQ and AVX), it copies with
 /// `copy_mc` and checksums the copied source in chunks of 16 KiB, which stay
 /// in the cache between the two.
@@ -907,6 +929,7 @@ mod tests {
         let mut all = Vec::new();
         #[cfg(target_arch = "x86_64")]
         let one_pass = [
+            ("fold512", CrcRoutine::Fold512),
             ("fold256", CrcRoutine::Fold256),
             ("fold128", CrcRoutine::Fold128),
         ];
@@ -948,7 +971,7 @@ mod tests {
                 Some(routine) => {
                     let fused_routine = CopyChecksum {
                         routine: routine.copy_routine().unwrap(),
-                        blocks: (block.min(4096), 256 << 10),
+                        blocks: (block, 256 << 10),
                     };
                     fused(fused_routine, crc, dst, src, len)
                 }

@@ -17,6 +17,10 @@ pub struct Dispatch {
     pub strategy: Strategy,
     /// The sizes at which the vector strategies change method.
     pub thresholds: Thresholds,
+    /// How the widest routine's non-temporal loop runs here, in words (`page
+    /// streams with prefetches` on Intel, `plain, no prefetch` on AMD: docs/cpus.md;
+    /// empty where there is one shape).
+    pub non_temporal_loop: &'static str,
     /// How `crc32c_mc` and `copy_crc32c_mc` compute.
     pub checksum: Checksum,
     /// The rule that chose the default strategy and the thresholds on this CPU,
@@ -38,6 +42,9 @@ pub use crate::tunables::Ignored as IgnoredTunable;
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Checksum {
+    /// Carry-less multiplication on 512-bit vectors (VPCLMULQDQ on zmm, AVX-512)
+    /// in one sequential walk.
+    Fold512,
     /// Carry-less multiplication on 256-bit vectors (VPCLMULQDQ) beside three
     /// `crc32` streams.
     Fold256,
@@ -57,6 +64,9 @@ pub enum Checksum {
 impl fmt::Display for Checksum {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Checksum::Fold512 => {
+                "fold512: VPCLMULQDQ on zmm, four accumulators in one sequential walk"
+            }
             Checksum::Fold256 => "fold256: VPCLMULQDQ on ymm beside three crc32 streams",
             Checksum::Fold128 => "fold128: PCLMULQDQ on xmm beside three crc32 streams",
             Checksum::Stream => "one crc32 stream (no PCLMULQDQ and AVX, or a fragile model)",
@@ -66,6 +76,28 @@ impl fmt::Display for Checksum {
             Checksum::Crc32cx => "one crc32cx chain (aarch64 without FEAT_PMULL)",
             Checksum::Software => "software tables (no crc32 instruction)",
         })
+    }
+}
+
+impl Dispatch {
+    /// The thresholds and `MCSAFE_TUNABLES` in one line, as the benchmarks'
+    /// headers print them: `thresholds: rep movsb from ...; tunables: none`.
+    pub fn thresholds_line(&self) -> String {
+        let mut line = format!("thresholds in force: {}; ", self.thresholds);
+        if !self.non_temporal_loop.is_empty() {
+            line.push_str(&format!(
+                "avx512 non-temporal loop: {}; ",
+                self.non_temporal_loop
+            ));
+        }
+        match &self.tunables {
+            Some(text) => line.push_str(&format!("{}={text}", crate::TUNABLES_ENV)),
+            None => line.push_str(&format!("{} not set", crate::TUNABLES_ENV)),
+        }
+        for ignored in &self.ignored_tunables {
+            line.push_str(&format!("; ignored {ignored}"));
+        }
+        line
     }
 }
 
@@ -86,6 +118,7 @@ pub fn dispatch() -> Dispatch {
     let tunables = crate::tunables::Tunables::in_force();
     Dispatch {
         thresholds: Arch::thresholds(),
+        non_temporal_loop: Arch::non_temporal_loop(),
         strategy: Strategy::current(),
         checksum: Arch::checksum(),
         rule: Arch::dispatch_rule(),

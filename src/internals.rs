@@ -99,6 +99,17 @@ pub fn set_thresholds(thresholds: Thresholds) {
     crate::arch::native::routines::set_thresholds(thresholds)
 }
 
+/// Sets the shape of the avx512 routine's non-temporal loop: page streams with
+/// prefetches (`true`) or the plain loop, so that tests trace both and
+/// benchmarks compare them on any CPU. Returns the shape it replaced.
+#[cfg(mcsafe_protected)]
+pub fn set_avx512_page_streams(on: bool) -> bool {
+    let _ = self::thresholds(); // after init, which would overwrite it
+    let before = crate::arch::native::routines::avx512_page_streams();
+    crate::arch::native::routines::set_avx512_page_streams(on);
+    before
+}
+
 /// [`copy_mc_with`](crate::copy_mc_with) through the strategy's C API routine,
 /// as libmcsafe's `mcsafe_copy` runs it (no Rust frame around the routine): 0,
 /// -EINVAL for refused ranges, or -EIO with the exact fault (after the same
@@ -145,6 +156,9 @@ pub unsafe fn c_copy_with(
 /// The ways `crc32c_mc` can compute, for tests that run each one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CrcPath {
+    /// The folding routine with 512-bit vectors, one sequential walk (SSE4.2,
+    /// PCLMULQDQ, AVX, AVX2, AVX-512 F and VL, VPCLMULQDQ).
+    Fold512,
     /// The folding routine with 256-bit vectors (SSE4.2, PCLMULQDQ, AVX2,
     /// VPCLMULQDQ).
     Fold256,
@@ -160,21 +174,25 @@ pub enum CrcPath {
     Copies,
 }
 
-/// The folding checksum's default block size (its commits); tests pass smaller
-/// ones (at least 320) to reach several commits with short buffers. (aarch64's
-/// blocks are fixed: the block a test passes changes nothing there.)
-pub const CRC_BLOCK: usize = 8192;
+/// The largest block the folding checksums are given by default (each takes at
+/// most its own: 8 KiB for fold128 and fold256, 32 KiB for fold512; their
+/// commits); tests pass smaller ones (at least 320) to reach several commits with
+/// short buffers. (aarch64's blocks are fixed: the block a test passes changes
+/// nothing there.)
+pub const CRC_BLOCK: usize = 32768;
 
-/// The copy-and-checksum's default block size and the call length from which its
-/// blocks have no streams; tests pass smaller ones.
-pub const COPY_CRC_BLOCKS: (usize, usize) = (4096, 256 << 10);
+/// The copy-and-checksum's default largest block (each routine takes at most its
+/// own: 4 KiB with streams, 32 KiB for fold512) and the call length from which the
+/// routines with streams take blocks without them; tests pass smaller ones.
+pub const COPY_CRC_BLOCKS: (usize, usize) = (32768, 256 << 10);
 
 #[cfg(mcsafe_protected)]
 use crate::arch::native::{Checksum, CopyChecksum, CrcRoutine};
 
 impl CrcPath {
     /// Every path, of every target.
-    pub const ALL: [CrcPath; 5] = [
+    pub const ALL: [CrcPath; 6] = [
+        CrcPath::Fold512,
         CrcPath::Fold256,
         CrcPath::Fold128,
         CrcPath::Stream,
@@ -186,6 +204,7 @@ impl CrcPath {
     #[cfg(all(mcsafe_protected, target_arch = "x86_64"))]
     fn routine(self) -> Option<CrcRoutine> {
         match self {
+            CrcPath::Fold512 => Some(CrcRoutine::Fold512),
             CrcPath::Fold256 => Some(CrcRoutine::Fold256),
             CrcPath::Fold128 => Some(CrcRoutine::Fold128),
             CrcPath::Stream => Some(CrcRoutine::Stream),
@@ -199,7 +218,7 @@ impl CrcPath {
         match self {
             CrcPath::Pmull => Some(CrcRoutine::Pmull),
             CrcPath::Stream => Some(CrcRoutine::Stream),
-            CrcPath::Fold256 | CrcPath::Fold128 | CrcPath::Copies => None,
+            CrcPath::Fold512 | CrcPath::Fold256 | CrcPath::Fold128 | CrcPath::Copies => None,
         }
     }
 
@@ -213,13 +232,29 @@ impl CrcPath {
         CrcPath::Copies
     }
 
-    /// Whether this CPU can take it.
+    /// Whether this CPU can take it (found once: the forced calls below test it
+    /// on every call, and the benchmarks time them).
     pub fn is_available(self) -> bool {
         #[cfg(mcsafe_protected)]
-        return self == CrcPath::Copies
-            || self.routine().is_some_and(crate::arch::native::can_run_crc);
+        {
+            static AVAILABLE: std::sync::OnceLock<u8> = std::sync::OnceLock::new();
+            let bits = *AVAILABLE.get_or_init(|| {
+                CrcPath::ALL
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| {
+                        **p == CrcPath::Copies
+                            || p.routine().is_some_and(crate::arch::native::can_run_crc)
+                    })
+                    .fold(0, |bits, (i, _)| bits | 1 << i)
+            });
+            let i = CrcPath::ALL.iter().position(|&p| p == self).unwrap_or(0);
+            bits & (1 << i) != 0
+        }
         #[cfg(not(mcsafe_protected))]
-        return self == CrcPath::Copies;
+        {
+            self == CrcPath::Copies
+        }
     }
 
     /// Its routine's descriptor (its entry, for tracing), for all but `Copies`.
@@ -228,16 +263,17 @@ impl CrcPath {
         descriptor_at(self.routine()?.routine().addr())
     }
 
-    /// Its copy-and-checksum routine's descriptor, for `Fold256` and `Fold128`.
+    /// Its copy-and-checksum routine's descriptor, for the folding paths.
     #[cfg(mcsafe_protected)]
     pub fn copy_routine_descriptor(self) -> Option<Descriptor> {
         descriptor_at(self.routine()?.copy_routine()?.addr())
     }
 }
 
-/// `crc32c_mc` through the chosen path, with blocks of `block` bytes (the
-/// folding routines'; [`CRC_BLOCK`] by default, clamped to 320..=8192): the CRC is
-/// the same for every block size, only the commits move.
+/// `crc32c_mc` through the chosen path, with blocks of at most `block` bytes
+/// (the folding routines'; [`CRC_BLOCK`] by default, clamped to 320..=CRC_BLOCK,
+/// and each routine takes at most its own largest block): the CRC is the same for
+/// every block size, only the commits move.
 ///
 /// # Safety
 /// As for [`crc32c_mc`](crate::crc32c_mc).
@@ -273,10 +309,12 @@ pub unsafe fn crc32c_mc_with(
 }
 
 /// `copy_crc32c_mc` through the chosen path: the one-pass routine of that width
-/// (`Fold256`, `Fold128`) with `blocks` (its block size, at most 4096, and the
-/// call length from which its blocks have no streams: [`COPY_CRC_BLOCKS`] by
-/// default), or `copy_mc` then the checksum of that path over the copied source,
-/// chunk by chunk (`Stream`, `Copies`).
+/// (`Fold512`, `Fold256`, `Fold128`) with `blocks` (the largest block, which each
+/// routine caps at its own, and the call length from which the routines with
+/// streams take blocks without them: [`COPY_CRC_BLOCKS`] by default), or `copy_mc`
+/// then the checksum of that path over the copied source, chunk by chunk
+/// (`Stream`, `Copies`). `Fold512` stores around the cache from the copy's
+/// non-temporal threshold (`set_thresholds`).
 ///
 /// # Safety
 /// As for [`copy_crc32c_mc`](crate::copy_crc32c_mc).

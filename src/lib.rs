@@ -281,8 +281,8 @@ pub mod internals;
 #[cfg(feature = "c-api")]
 #[doc(hidden)]
 pub mod c_api {
-    pub use crate::arch::FaultSink;
     use crate::arch::{Arch, Target};
+    pub use crate::arch::{CCopyFn, FaultSink};
 
     /// The entry of the current strategy's C API routine: `int f(void *dst, const
     /// void *src, size_t len, void *context)`, which returns 0 when every byte was
@@ -292,5 +292,15 @@ pub mod c_api {
     /// (panics as a first use does: check `MCSAFE_STRATEGY` before).
     pub fn copy_entry(sink: FaultSink) -> usize {
         Arch::c_copy_entry(sink)
+    }
+
+    /// For an IFUNC resolver of the C copy: an entry of the same shape that goes
+    /// straight into the C API routine of the strategy this CPU gets by default
+    /// once [`copy_entry`] has published that routine, and to `dispatch` (with the
+    /// arguments untouched) before, or when another strategy is in force.
+    /// Registers `dispatch`; reads CPUID only: installs nothing, reads no
+    /// environment, takes no lock, so that it can run inside the dynamic linker.
+    pub fn direct_entry(dispatch: CCopyFn) -> usize {
+        Arch::c_copy_direct_entry(dispatch)
     }
 }

@@ -52,7 +52,7 @@ use common::*;
 use mcsafe::internals::{
     CrcPath, Descriptor, Regs, Thresholds, c_copy_with, c_strategy_routine, can_run,
     copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, register_copy_with, routine,
-    rust_strategy_routine, set_thresholds, strategy_routine,
+    rust_strategy_routine, set_avx512_page_streams, set_thresholds, strategy_routine,
 };
 use mcsafe::{FaultKind, Side, Strategy};
 use nix::sys::ptrace;
@@ -295,6 +295,10 @@ enum Op {
     RegCopy(Strategy),
     /// The strategy's C API routine (libmcsafe's `mcsafe_copy`).
     CCopy(Strategy),
+    /// One of the three copies above with the avx512 routine's non-temporal loop
+    /// in the shape it does not have on this CPU's vendor (plain on Intel, page
+    /// streams on AMD).
+    OtherNtShape(Via, Strategy),
     /// `read_mc` of a `len`-byte integer at src (len 1, 2, 4 or 8).
     Read,
     /// `write_mc` of a `len`-byte integer at dst.
@@ -305,9 +309,30 @@ enum Op {
     /// folding routine, the latter with blocks of this many bytes.
     Crc32c(CrcPath, usize),
     /// `copy_crc32c_mc(0, dst, src, len)` through a one-pass routine
-    /// (`Fold256`, `Fold128`), with blocks of this many bytes, and blocks
-    /// without streams from calls of the last many.
+    /// (`Fold512`, `Fold256`, `Fold128`), with blocks of this many bytes, and
+    /// blocks without streams from calls of the last many (`Fold512`, which
+    /// has no streams: non-temporal stores from calls of that many bytes).
     CopyCrc32c(CrcPath, usize, usize),
+}
+
+/// Which of the copy ops an [`Op::OtherNtShape`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    Rust,
+    Register,
+    C,
+}
+
+impl Via {
+    const ALL: [Via; 3] = [Via::Rust, Via::Register, Via::C];
+
+    fn op(self, strategy: Strategy) -> Op {
+        match self {
+            Via::Rust => Op::Copy(strategy),
+            Via::Register => Op::RegCopy(strategy),
+            Via::C => Op::CCopy(strategy),
+        }
+    }
 }
 
 const FILL_BYTE: u8 = 0x3c;
@@ -324,6 +349,7 @@ impl Op {
         let named = |name: String| routine(&name).unwrap_or_else(|| panic!("no routine {name}"));
         match self {
             Op::Copy(strategy) => rust_strategy_routine(strategy),
+            Op::OtherNtShape(via, strategy) => via.op(strategy).routine(len),
             Op::RegCopy(strategy) => strategy_routine(strategy),
             Op::CCopy(strategy) => c_strategy_routine(strategy),
             Op::Read | Op::Write => named(format!("copy_exact_{len}")),
@@ -336,9 +362,11 @@ impl Op {
     /// The sides whose memory the routine touches (so can lose).
     fn sides(self) -> &'static [Side] {
         match self {
-            Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => {
-                &[Side::Source, Side::Destination]
-            }
+            Op::Copy(_)
+            | Op::RegCopy(_)
+            | Op::CCopy(_)
+            | Op::OtherNtShape(..)
+            | Op::CopyCrc32c(..) => &[Side::Source, Side::Destination],
             Op::Read | Op::Crc32c(..) => &[Side::Source],
             Op::Write | Op::Fill => &[Side::Destination],
         }
@@ -443,6 +471,13 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
     unsafe {
         Ok(match op {
             Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
+            Op::OtherNtShape(via, strategy) => {
+                let streams = set_avx512_page_streams(false);
+                set_avx512_page_streams(!streams);
+                let outcome = run(via.op(strategy), dst, src, copy);
+                set_avx512_page_streams(streams);
+                return outcome;
+            }
             Op::RegCopy(strategy) => plain(register_copy_with(strategy, dst, src, len)),
             Op::CCopy(strategy) => match c_copy_with(strategy, dst, src, len) {
                 (0, None) => plain(Ok(())),
@@ -474,8 +509,24 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
             }
             Op::Fill => plain(mcsafe::fill_mc(dst, FILL_BYTE, len)),
             Op::Crc32c(path, block) => checksum(crc32c_mc_with(path, block, 0, src, len)),
+            Op::CopyCrc32c(CrcPath::Fold512, block, non_temporal) => {
+                // The child's own thresholds: the traced copy's store kind.
+                set_thresholds(Thresholds {
+                    non_temporal,
+                    ..THRESHOLDS
+                });
+                let blocks = (block, NEVER);
+                checksum(copy_crc32c_mc_with(
+                    CrcPath::Fold512,
+                    blocks,
+                    0,
+                    dst,
+                    src,
+                    len,
+                ))
+            }
             Op::CopyCrc32c(path, block, vector_only) => {
-                let blocks = (block.min(4096), vector_only);
+                let blocks = (block, vector_only);
                 checksum(copy_crc32c_mc_with(path, blocks, 0, dst, src, len))
             }
         })
@@ -542,7 +593,7 @@ fn check_outcome(
     };
     match op {
         // SAFETY: as above.
-        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) => {
             unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
         }
         Op::Read => None,
@@ -720,7 +771,9 @@ fn check_step(
     let (r8, r9, r10) = arch::buffers(regs, map);
     let len = copy.len;
     let expected = match op {
-        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::CopyCrc32c(..) => (Some(dst), Some(src)),
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) | Op::CopyCrc32c(..) => {
+            (Some(dst), Some(src))
+        }
         Op::Read => (None, Some(src)),
         Op::Write => (Some(dst), None),
         Op::Fill => (Some(dst), Some(dst)),
@@ -793,7 +846,9 @@ fn check_step(
                 return counted;
             }
         }
-        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::Fill if progress > checked => {
+        Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) | Op::Fill
+            if progress > checked =>
+        {
             let stored: Vec<u8> = match op {
                 Op::Fill => vec![FILL_BYTE; progress - checked],
                 // SAFETY: the source is readable in this process too (shared mapping).
@@ -821,8 +876,9 @@ fn check_step(
 /// by what the fixup does to rdi before returning, read from this process's
 /// copy of the code (the same binary as the child's): `inc %rdi` or
 /// `add $n, %rdi` after a `crc32` (asm/crc32c.s), `mov %r12, %rdi` (the end of
-/// a committed block) or `lea (%r8,%r10), %rdi` (the whole buffer, after a
-/// short last block) (asm/crc32c_fold.s); otherwise nothing.
+/// a committed block; `mov %r9, %rdi` in asm/crc32c_fold512.s's checksum) or
+/// `lea (%r8,%r10), %rdi` (the whole buffer, after a short last block)
+/// (asm/crc32c_fold.s); otherwise nothing.
 #[cfg(target_arch = "x86_64")]
 fn fixup_counts(fixup: usize, regs: &libc::user_regs_struct, progress: usize) -> usize {
     // SAFETY: the fixup is code of this binary, mapped readable.
@@ -831,6 +887,7 @@ fn fixup_counts(fixup: usize, regs: &libc::user_regs_struct, progress: usize) ->
         [0x48, 0xff, 0xc7, _] => progress + 1,
         [0x48, 0x83, 0xc7, n] => progress + usize::from(*n),
         [0x4c, 0x89, 0xe7, _] => (regs.r12 - regs.r8) as usize,
+        [0x4c, 0x89, 0xcf, _] => (regs.r9 - regs.r8) as usize,
         [0x4b, 0x8d, 0x3c, 0x10] => regs.r10 as usize,
         _ => progress,
     }
@@ -953,6 +1010,11 @@ fn cases() -> Vec<(Op, Copy)> {
                     cases.push((Op::CCopy(strategy), copy));
                 }
             }
+            if strategy == Strategy::Avx512 && copy.len >= THRESHOLDS.non_temporal {
+                for via in Via::ALL {
+                    cases.push((Op::OtherNtShape(via, strategy), copy));
+                }
+            }
         }
     }
     let at = |len, src_at, dst_at| Copy {
@@ -1040,6 +1102,62 @@ fn cases() -> Vec<(Op, Copy)> {
                 at(len, src_at, dst_at),
             ));
         }
+    }
+    if CrcPath::Fold512.is_available() {
+        cases.extend(fold512_cases());
+    }
+    cases
+}
+
+/// The 512-bit routines' shapes (asm/crc32c_fold512.s). The checksum: short
+/// chains (as above); a vector part of 3 units with a 63-byte head (every head
+/// bit) and a 45-byte tail; 14 units (two loop iterations, 2 more units) with a
+/// 45-byte head and a 59-byte tail (with the last, every tail bit); 8 units, no
+/// head, an 8-byte tail (one iteration, no unit left); 31 units (iterations
+/// that prefetch); commits with 320-byte blocks, then a short last block. The
+/// copy, with plain stores (`NEVER` non-temporal) or non-temporal ones (from 0
+/// bytes): short chains; 1 and 2 units; 4 units (no loop) with a 33-byte head; 9
+/// units, one iteration; 16 units (iterations that prefetch); 18 units, three
+/// non-temporal iterations (the first prefetches); commits with 320-byte blocks, plain and then
+/// non-temporal (the fenced returns after a commit and after a short last
+/// block).
+fn fold512_cases() -> Vec<(Op, Copy)> {
+    let at = |len, src_at, dst_at| Copy {
+        len,
+        src_at,
+        dst_at,
+    };
+    let path = CrcPath::Fold512;
+    let mut cases = Vec::new();
+    for (len, src_at, block) in [
+        (63, PAGE - 30, BLOCK),
+        (128, PAGE - 40, BLOCK),
+        (255, PAGE - 100, BLOCK),
+        (300, PAGE - 63, BLOCK),
+        (1000, PAGE - 493, BLOCK),
+        (520, PAGE - 256, BLOCK),
+        (2100, PAGE - 1001, BLOCK),
+        (320 + 343, PAGE - 333, 320),
+        (320 + 50, 2 * PAGE - 33, 320),
+    ] {
+        cases.push((Op::Crc32c(path, block), at(len, src_at, 0)));
+    }
+    for (len, src_at, dst_at, block, non_temporal) in [
+        (63, PAGE - 30, 2 * PAGE - 20, BLOCK, NEVER),
+        (100, PAGE - 40, PAGE - 9, BLOCK, NEVER),
+        (150, PAGE - 77, PAGE - 60, BLOCK, NEVER),
+        (200, PAGE - 100, PAGE - 70, BLOCK, NEVER),
+        (300, PAGE - 150, PAGE - 33, BLOCK, NEVER),
+        (580, PAGE - 301, PAGE - 64, BLOCK, NEVER),
+        (1100, PAGE - 601, 2 * PAGE - 500, BLOCK, NEVER),
+        (1200, PAGE - 493, 2 * PAGE - 300, BLOCK, 0),
+        (320 + 271, PAGE - 333, PAGE - 100, 320, NEVER),
+        (2 * 320 + 50, 2 * PAGE - 33, PAGE - 340, 320, 0),
+    ] {
+        cases.push((
+            Op::CopyCrc32c(path, block, non_temporal),
+            at(len, src_at, dst_at),
+        ));
     }
     cases
 }

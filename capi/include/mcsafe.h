@@ -191,6 +191,13 @@ int mcsafe_crc32c(uint32_t crc,
 // a static string.
 const char *mcsafe_strategy(void);
 
+// How copies are made in this process, in words, for logs and benchmarks: the
+// strategy, the size thresholds in force (where `rep movsb` and non-temporal
+// stores start), `MCSAFE_TUNABLES` as read and any of its settings ignored.
+// Installs mcsafe first, as the first copy would (an installation error leaves
+// a description of plain copies). Never NULL; a static string.
+const char *mcsafe_dispatch(void);
+
 // The library's version, e.g. "0.1.0". A static string.
 const char *mcsafe_version(void);
 

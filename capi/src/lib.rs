@@ -141,20 +141,52 @@ pub unsafe extern "C" fn mcsafe_copy(
     len: size_t,
     fault: *mut mcsafe_fault,
 ) -> c_int {
-    // The whole hot path: one jump through COPY_ENTRY to the crate's C API
-    // routine, which returns 0 or -EINVAL itself and, after a fault, what
-    // `copy_stopped` returns (-EIO with *fault filled in). Called through the PLT
-    // this costs memcpy's path plus one predicted jump: no Rust frame.
+    // On x86-64 this symbol is an IFUNC (see `through_copy_entry`): the dynamic
+    // linker puts in the caller's GOT the crate's direct entry, which tests one
+    // word and falls into the C API routine: called through the PLT this costs
+    // what memcpy costs, plus three instructions; no Rust frame, no jump of ours.
+    // The routine returns 0 or -EINVAL itself and, after a fault, what
+    // `copy_stopped` returns (-EIO with *fault filled in). Elsewhere: a call
+    // through COPY_ENTRY.
     through_copy_entry!(dst, src, len, fault)
 }
 
-/// `mcsafe_copy`'s body: a naked jump on x86-64, a call through the word where
-/// there is no naked entry.
+/// `mcsafe_copy`'s body. On x86-64 the symbol is made an IFUNC (a
+/// `gnu_indirect_function`, as glibc's memcpy is) whose resolver is this naked
+/// body: the dynamic linker (or, linked statically, the startup code) calls it
+/// once, before the first call, and it returns the crate's direct entry for this
+/// CPU, having registered `copy_dispatch` for every call the direct entry cannot
+/// take itself (before first use: `copy_first`, which installs). Resolving
+/// installs nothing and reads no environment: installation stays at first use.
+/// Elsewhere, a call through the word.
 #[cfg(target_arch = "x86_64")]
 macro_rules! through_copy_entry {
     ($($argument:ident),*) => {
-        core::arch::naked_asm!("jmp qword ptr [rip + {entry}]", entry = sym COPY_ENTRY)
+        core::arch::naked_asm!(
+            ".type mcsafe_copy, @gnu_indirect_function",
+            "jmp {resolve}",
+            resolve = sym resolve_copy,
+        )
     };
+}
+
+/// `mcsafe_copy`'s IFUNC resolver (see `through_copy_entry`).
+#[cfg(target_arch = "x86_64")]
+extern "C" fn resolve_copy() -> usize {
+    mcsafe::c_api::direct_entry(copy_dispatch)
+}
+
+/// Where the direct entry sends a call it cannot take: a jump through
+/// COPY_ENTRY, with the arguments as they came.
+#[cfg(target_arch = "x86_64")]
+#[unsafe(naked)]
+unsafe extern "C" fn copy_dispatch(
+    _dst: *mut c_void,
+    _src: *const c_void,
+    _len: size_t,
+    _context: *mut c_void,
+) -> c_int {
+    core::arch::naked_asm!("jmp qword ptr [rip + {entry}]", entry = sym COPY_ENTRY)
 }
 #[cfg(not(target_arch = "x86_64"))]
 macro_rules! through_copy_entry {
@@ -339,6 +371,26 @@ pub unsafe extern "C" fn mcsafe_crc32c(
 #[unsafe(no_mangle)]
 pub extern "C" fn mcsafe_strategy() -> *const c_char {
     status::strategy().as_ptr()
+}
+
+/// How copies are made in this process, in words, for logs and benchmarks: the
+/// strategy, the size thresholds in force (where `rep movsb` and non-temporal
+/// stores start), `MCSAFE_TUNABLES` as read and any of its settings ignored.
+/// Installs mcsafe first, as the first copy would (an installation error leaves
+/// a description of plain copies). Never NULL; a static string.
+#[unsafe(no_mangle)]
+pub extern "C" fn mcsafe_dispatch() -> *const c_char {
+    static TEXT: std::sync::OnceLock<std::ffi::CString> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let text = std::panic::catch_unwind(|| {
+            let _ = status::ready();
+            let d = mcsafe::dispatch();
+            format!("strategy {}; {}", d.strategy, d.thresholds_line())
+        })
+        .unwrap_or_else(|_| "unknown (mcsafe caught a panic)".into());
+        std::ffi::CString::new(text.replace('\0', " ")).unwrap_or_default()
+    })
+    .as_ptr()
 }
 
 /// The library's version, e.g. "0.1.0". A static string.

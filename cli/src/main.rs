@@ -82,7 +82,7 @@ enum Command {
     /// Measures, side by side with glibc's memcpy, hot and cold, from 64 B to
     /// 64 MiB, every available strategy and the default vector strategy forced
     /// to each of its methods (vector loop, rep movsb, non-temporal stores), in
-    /// about a minute; prints the table, the rule it found (where rep movsb and
+    /// under a minute (about 20 s on a 2-vCPU guest); prints the table, the rule it found (where rep movsb and
     /// non-temporal stores should start and stop), the MCSAFE_TUNABLES line that
     /// applies it, and a row for docs/cpus.md.
     Tune(tune::Args),

@@ -601,6 +601,58 @@ fn probe_reports_cpu_kernel_injection_and_handler() {
 }
 
 #[test]
+fn probe_applies_mcsafe_tunables_and_names_each_one_it_ignored() {
+    let tunables = "non_temporal_threshold=1M:rep_movsb_stop_threshold=0x10000:banana:\
+                    rep_movsb_threshold=0:frobnicate=4K:non_temporal_threshold=200T";
+    let out = Command::new(env!("CARGO_BIN_EXE_mcsafe"))
+        .arg("probe")
+        .env(mcsafe::TUNABLES_ENV, tunables)
+        .output()
+        .unwrap();
+    // Never a failed install: the handler is in, the exit status 0.
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("SIGBUS handler        mcsafe's, installed"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("MCSAFE_TUNABLES={tunables}")),
+        "{report}"
+    );
+    let thresholds = report
+        .lines()
+        .find(|l| l.starts_with("thresholds "))
+        .unwrap_or_else(|| panic!("no thresholds in:\n{report}"));
+    if cfg!(target_arch = "x86_64") {
+        // The two usable settings apply (the last of a name wins only when usable).
+        assert!(
+            thresholds.contains("non-temporal stores from 1 MiB"),
+            "{thresholds}"
+        );
+        assert!(thresholds.contains("to 64 KiB"), "{thresholds}");
+    }
+    let ignored: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("tunable ignored"))
+        .collect();
+    for (setting, why) in [
+        ("\"banana\"", "not name=size"),
+        ("\"rep_movsb_threshold=0\"", "a threshold of 0"),
+        ("\"frobnicate=4K\"", ""),
+        ("\"non_temporal_threshold=200T\"", ""),
+    ] {
+        assert!(
+            ignored
+                .iter()
+                .any(|l| l.contains(setting) && l.contains(why) && l.contains("default is kept")),
+            "{setting} not named as ignored in:\n{report}"
+        );
+    }
+    assert_eq!(ignored.len(), 4, "{report}");
+}
+
+#[test]
 fn bench_prints_the_summary_and_writes_the_plot_where_it_says() {
     // A tiny run: one round, classes up to 64 bytes, small cold regions; the
     // plot goes to its default path, in the working directory.

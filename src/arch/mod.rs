@@ -88,6 +88,11 @@ pub(crate) trait Target {
     fn dispatch_rule() -> String;
     /// The vector routines' size thresholds in force (installs).
     fn thresholds() -> Thresholds;
+    /// How the widest routine's non-temporal loop runs here, in words (empty
+    /// where there is only one shape). Installs first.
+    fn non_temporal_loop() -> &'static str {
+        ""
+    }
     /// How the checksums compute here.
     fn checksum() -> crate::Checksum;
 
@@ -189,7 +194,27 @@ pub(crate) trait Target {
     /// `sink` returns for the exact fault and `context`. Installs first.
     #[cfg_attr(not(feature = "c-api"), allow(dead_code))] // libmcsafe's only
     fn c_copy_entry(sink: FaultSink) -> usize;
+
+    /// For libmcsafe's IFUNC resolver: an entry of the same shape that a caller
+    /// can reach with no jump of libmcsafe's own, `dispatch` (libmcsafe's way to
+    /// [`Target::c_copy_entry`]'s routine, and to installation on first use)
+    /// wherever the entry cannot go straight in. Installs nothing, reads no
+    /// environment, takes no lock (it runs inside the dynamic linker). Without a
+    /// direct entry: `dispatch` itself.
+    #[cfg_attr(not(feature = "c-api"), allow(dead_code))] // libmcsafe's only
+    fn c_copy_direct_entry(dispatch: CCopyFn) -> usize {
+        dispatch as usize
+    }
 }
+
+/// The shape of a C API copy: `int f(void *dst, const void *src, size_t len,
+/// void *context)`.
+pub type CCopyFn = unsafe extern "C" fn(
+    *mut core::ffi::c_void,
+    *const core::ffi::c_void,
+    usize,
+    *mut core::ffi::c_void,
+) -> core::ffi::c_int;
 
 /// What the C library makes of a copy stopped by a fault: the exact fault (or
 /// `None` when the forward step panicked, a bug) and the context its caller

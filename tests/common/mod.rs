@@ -523,6 +523,7 @@ macro_rules! checksum_via {
         }
     };
 }
+checksum_via!(via_fold512, Fold512);
 checksum_via!(via_fold256, Fold256);
 checksum_via!(via_fold128, Fold128);
 checksum_via!(via_stream, Stream);
@@ -538,7 +539,8 @@ pub fn checksums() -> Vec<(&'static str, Checksum)> {
     use mcsafe::internals::CrcPath;
     let mut all: Vec<(&'static str, Checksum)> = vec![("crc32c_mc", mcsafe::crc32c_mc)];
     for (name, path, f) in [
-        ("fold256", CrcPath::Fold256, via_fold256 as Checksum),
+        ("fold512", CrcPath::Fold512, via_fold512 as Checksum),
+        ("fold256", CrcPath::Fold256, via_fold256),
         ("fold128", CrcPath::Fold128, via_fold128),
         ("stream", CrcPath::Stream, via_stream),
         ("pmull", CrcPath::Pmull, via_pmull),
@@ -553,14 +555,16 @@ pub fn checksums() -> Vec<(&'static str, Checksum)> {
     all
 }
 
-/// Whether this checksum (by its name in [`checksums`]) reads parts of a block
-/// at once: a folding routine (four parts), aarch64's PMULL one (three), or
-/// `crc32c_mc` where it takes one of them.
+/// Whether this checksum or copy-and-checksum (by its name in [`checksums`] or
+/// [`copy_checksums`]) reads several parts of a block at once, so that its first
+/// fault may be on a later lost page than the first: a folding routine with
+/// streams (fold256, fold128), aarch64's PMULL one (three streams), or the public
+/// call where it takes one. fold512 walks in address order: its first fault is on
+/// the first lost page.
 pub fn reads_in_parallel(name: &str) -> bool {
     use mcsafe::internals::CrcPath;
-    name.starts_with("fold")
-        || name == "pmull"
-        || (name == "crc32c_mc"
+    matches!(name, "fold256" | "fold128" | "pmull")
+        || (matches!(name, "crc32c_mc" | "copy_crc32c_mc")
             && matches!(
                 CrcPath::current(),
                 CrcPath::Fold256 | CrcPath::Fold128 | CrcPath::Pmull
@@ -590,6 +594,7 @@ macro_rules! copy_via {
         }
     };
 }
+copy_via!(copy_via_fold512, Fold512);
 copy_via!(copy_via_fold256, Fold256);
 copy_via!(copy_via_fold128, Fold128);
 copy_via!(copy_via_stream, Stream);
@@ -597,7 +602,7 @@ copy_via!(copy_via_pmull, Pmull);
 copy_via!(copy_via_copies, Copies);
 
 /// `copy_crc32c_mc`, then each of its paths forced that this CPU can take:
-/// the one-pass routines (`fold256`, `fold128`; aarch64's `pmull`), and the careful path
+/// the one-pass routines (`fold512`, `fold256`, `fold128`; aarch64's `pmull`), and the careful path
 /// (`copy_mc`, then the checksum) with the one-stream routine (`stream`) and
 /// with copies and software (`copies`). A path it cannot take is named on
 /// stderr.
@@ -607,10 +612,11 @@ pub fn copy_checksums() -> Vec<(&'static str, CopyChecksum)> {
         vec![("copy_crc32c_mc", mcsafe::copy_crc32c_mc)];
     for (name, path, f) in [
         (
-            "fold256",
-            CrcPath::Fold256,
-            copy_via_fold256 as CopyChecksum,
+            "fold512",
+            CrcPath::Fold512,
+            copy_via_fold512 as CopyChecksum,
         ),
+        ("fold256", CrcPath::Fold256, copy_via_fold256),
         ("fold128", CrcPath::Fold128, copy_via_fold128),
         ("pmull", CrcPath::Pmull, copy_via_pmull),
         ("stream", CrcPath::Stream, copy_via_stream),

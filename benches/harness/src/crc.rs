@@ -1,4 +1,4 @@
-//! The checksum table (issue 10): mcsafe's CRC32C against the `crc32c` and
+//! The checksum table (issues 10 and 19): mcsafe's CRC32C against the `crc32c` and
 //! `crc-fast` crates, and the one-pass copy-and-checksum against a copy
 //! followed by a checksum, at sizes from 64 B to 16 MiB, hot and cold, measured
 //! side by side (`measure::interleaved`), with the goals checked and printed.
@@ -271,7 +271,7 @@ impl Row {
     }
 }
 
-/// A speed goal of issue 10: at every size from `from` on, `ours` over
+/// A speed goal of issue 19 (issue 10's, raised): at every size from `from` on, `ours` over
 /// `theirs` (each the slowest or fastest of several comparators) at least
 /// `at_least` (or, if `strictly`, more than it).
 pub struct Goal {
@@ -291,10 +291,10 @@ pub struct Goal {
     pub strictly: bool,
 }
 
-/// The goals, as issue 10 states them.
+/// The goals, as issue 19 states them.
 pub const GOALS: &[Goal] = &[
     Goal {
-        text: "1: crc32c_mc, crc32c and crc32c_at >= 0.9x the faster of the crc32c crate and crc-fast",
+        text: "1: crc32c_mc, crc32c and crc32c_at >= 0.95x the faster of the crc32c crate and crc-fast",
         from: 64,
         ours: &[
             Checksum::McsafeMc,
@@ -303,17 +303,17 @@ pub const GOALS: &[Goal] = &[
         ],
         theirs: &[Checksum::Crc32cCrate, Checksum::CrcFast],
         fastest: true,
-        at_least: 0.9,
+        at_least: 0.95,
         strictly: false,
     },
     Goal {
-        text: "3a: copy_crc32c_mc faster than copy_mc then crc-fast, from 4 KiB",
+        text: "3a: copy_crc32c_mc >= 1.1x copy_mc then crc-fast, from 4 KiB",
         from: 4 * KIB,
         ours: &[Checksum::Fused],
         theirs: &[Checksum::CopyThenCrcFast],
         fastest: true,
-        at_least: 1.0,
-        strictly: true,
+        at_least: 1.1,
+        strictly: false,
     },
     Goal {
         text: "3b: copy_crc32c_mc >= 0.8x the slower of copy_mc and crc32c_mc, from 4 KiB",
@@ -495,45 +495,84 @@ fn sizes() -> Vec<usize> {
     }
 }
 
+/// The hot and cold source and destination regions of a run over `sizes` (the
+/// sources filled with [`fill_pattern`]): hot ones of the largest size, cold
+/// ones of 8 times that and at least `options.cold_region`.
+struct Regions {
+    hot: (Region, Region),
+    cold: (Region, Region),
+    cold_len: usize,
+}
+
+impl Regions {
+    fn new(sizes: &[usize], options: Options) -> Regions {
+        let largest = sizes.iter().max().copied().unwrap_or(0);
+        let cold_len = (8 * largest).max(options.cold_region);
+        let regions = Regions {
+            hot: (
+                Region::new(largest + 2 * 4096),
+                Region::new(largest + 2 * 4096),
+            ),
+            cold: (Region::new(cold_len), Region::new(cold_len)),
+            cold_len,
+        };
+        fill_pattern(&regions.hot.0);
+        fill_pattern(&regions.cold.0);
+        regions
+    }
+
+    /// "hot" and "cold", each with its source and destination.
+    fn conditions(&self) -> [(&'static str, &Region, &Region); 2] {
+        [
+            ("hot", &self.hot.0, &self.hot.1),
+            ("cold", &self.cold.0, &self.cold.1),
+        ]
+    }
+}
+
+/// The calls of one size in one condition: the same buffers each call (hot),
+/// or a walk through the regions (cold).
+fn workload<'a>(
+    condition: &str,
+    src: &'a Region,
+    dst: &'a Region,
+    size: usize,
+) -> Box<dyn Workload + 'a> {
+    if condition == "cold" {
+        Box::new(Cold::new(src, dst, &[size], 0, 0))
+    } else {
+        Box::new(Hot::new(src, dst, &[size], 0, 0))
+    }
+}
+
 /// Runs the table; prints progress on stderr.
 pub fn run(options: Options) -> Report {
     mcsafe::install().expect("install mcsafe's handler");
     let sizes = sizes();
-    let largest = sizes.iter().max().copied().unwrap_or(0);
-    let hot_src = Region::new(largest + 2 * 4096);
-    let hot_dst = Region::new(largest + 2 * 4096);
-    let cold_len = (8 * largest).max(options.cold_region);
-    let cold_src = Region::new(cold_len);
-    let cold_dst = Region::new(cold_len);
-    fill_pattern(&hot_src);
-    fill_pattern(&cold_src);
+    let regions = Regions::new(&sizes, options);
+    let cold_len = regions.cold_len;
     let header = format!(
-        "{}; crc32c_mc path: {:?}; copy strategy {}; medians of {} interleaved rounds, \
+        "{}; crc32c_mc path: {:?} (copy_crc32c_mc: its one-pass twin, non-temporal \
+         stores from {} KiB where it has them); copy strategy {}; medians of {} interleaved rounds, \
          each batch after an untimed warm-up, timed in the thread's CPU time; cold: a walk \
          through {} MiB regions; src and dst page-aligned; GB/s = 10^9 bytes/s",
         cpu(),
         mcsafe::internals::CrcPath::current(),
+        mcsafe::internals::thresholds().non_temporal >> 10,
         mcsafe::Strategy::current(),
         options.rounds,
         cold_len >> 20,
     );
     let mut tables = Vec::new();
-    for (condition, src, dst) in [("hot", &hot_src, &hot_dst), ("cold", &cold_src, &cold_dst)] {
+    for (condition, src, dst) in regions.conditions() {
         // SAFETY: the region outlives every call and is only read through mcsafe
         // and the slices of the comparators (ordinary memory: it cannot fault).
         let region = unsafe { mcsafe::MappedRegion::from_raw_parts(src.ptr(), src.len()) };
         let mut rows = Vec::new();
         for &size in &sizes {
             eprintln!("measuring crc32c, {condition}: {}", size_name(size));
-            let mut hot;
-            let mut walk;
-            let workload: &mut dyn Workload = if condition == "cold" {
-                walk = Cold::new(src, dst, &[size], 0, 0);
-                &mut walk
-            } else {
-                hot = Hot::new(src, dst, &[size], 0, 0);
-                &mut hot
-            };
+            let mut calls = workload(condition, src, dst, size);
+            let workload: &mut dyn Workload = &mut *calls;
             // SAFETY: the calls stay inside the two distinct regions.
             unsafe { check_equal(workload, &region) };
             let region = &region;
@@ -552,13 +591,123 @@ pub fn run(options: Options) -> Report {
     Report { header, tables }
 }
 
+/// The CPU's name, family and model (/proc/cpuinfo): a VM's name may say little
+/// ("Intel(R) Xeon(R) Processor"), the family and model say which one.
 fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().map(str::trim) == Some(name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    match (field("model name"), field("cpu family"), field("model")) {
+        (Some(name), Some(family), Some(model)) => format!("{name}, family {family} model {model}"),
+        (Some(name), ..) => name,
+        _ => "unknown CPU".into(),
+    }
+}
+
+/// `crc32c_mc` and `copy_crc32c_mc` along each path this CPU can take, forced
+/// (`internals::crc32c_mc_with`, `copy_crc32c_mc_with`), beside crc-fast and
+/// `copy_mc` then crc-fast: the facts behind the rule that picks the path
+/// (cpu.rs, docs/crc.md). `cargo bench --bench crc -- --paths`; the same
+/// workloads, rounds and timing as [`run`].
+pub fn run_paths(options: Options) -> String {
+    use mcsafe::internals::{COPY_CRC_BLOCKS, CRC_BLOCK, CrcPath};
+    mcsafe::install().expect("install mcsafe's handler");
+    let paths: Vec<CrcPath> = CrcPath::ALL
+        .into_iter()
+        .filter(|p| p.is_available() && *p != CrcPath::Copies)
+        .collect();
+    let sizes = sizes();
+    let regions = Regions::new(&sizes, options);
+    let cold_len = regions.cold_len;
+    let mut out = format!(
+        "\n## CRC32C by path\n\n{}; each path forced; copy strategy {}; non-temporal stores from \
+         {} KiB; medians of {} interleaved rounds; cold: a walk through {} MiB regions; GB/s\n",
+        cpu(),
+        mcsafe::Strategy::current(),
+        mcsafe::internals::thresholds().non_temporal >> 10,
+        options.rounds,
+        cold_len >> 20
+    );
+    for (condition, src, dst) in regions.conditions() {
+        let _ = write!(out, "\n### {condition}\n\n| size |");
+        for p in &paths {
+            let _ = write!(out, " crc32c_mc {p:?} |");
+        }
+        out.push_str(" crc-fast |");
+        for p in &paths {
+            let _ = write!(out, " copy_crc32c_mc {p:?} |");
+        }
+        out.push_str(" copy_mc+crc-fast |\n|---:|");
+        out.push_str(&"---:|".repeat(2 * paths.len() + 2));
+        out.push('\n');
+        for &size in &sizes {
+            eprintln!("measuring crc32c paths, {condition}: {}", size_name(size));
+            let mut calls = workload(condition, src, dst, size);
+            let workload: &mut dyn Workload = &mut *calls;
+            let cpu_time = |f: &dyn Fn(&Call) -> u32, calls: &[Call]| {
+                let start = thread_cpu_time();
+                for call in calls {
+                    black_box(f(black_box(call)));
+                }
+                thread_cpu_time().saturating_sub(start)
+            };
+            let mut timers: Vec<Timer<'_>> = Vec::new();
+            for &p in &paths {
+                timers.push(Box::new(move |calls: &[Call]| {
+                    // SAFETY: the calls stay inside the regions, ordinary memory.
+                    let f = |c: &Call| match unsafe {
+                        mcsafe::internals::crc32c_mc_with(p, CRC_BLOCK, 0, c.src, c.len)
+                    } {
+                        Ok(crc) => crc,
+                        Err(e) => panic!("{e}"),
+                    };
+                    cpu_time(&f, calls)
+                }));
+            }
+            // SAFETY: as above.
+            timers.push(Box::new(move |calls: &[Call]| {
+                cpu_time(&|c: &Call| crc_fast(unsafe { slice(c) }), calls)
+            }));
+            for &p in &paths {
+                timers.push(Box::new(move |calls: &[Call]| {
+                    // SAFETY: as above; source and destination are distinct.
+                    let f = |c: &Call| match unsafe {
+                        mcsafe::internals::copy_crc32c_mc_with(
+                            p,
+                            COPY_CRC_BLOCKS,
+                            0,
+                            c.dst,
+                            c.src,
+                            c.len,
+                        )
+                    } {
+                        Ok(crc) => crc,
+                        Err(e) => panic!("{e}"),
+                    };
+                    cpu_time(&f, calls)
+                }));
+            }
+            // SAFETY: as above.
+            timers.push(Box::new(move |calls: &[Call]| {
+                cpu_time(
+                    &|c: &Call| unsafe { copy_then_crc_fast(c.dst, c.src, c.len) },
+                    calls,
+                )
+            }));
+            // SAFETY: as above.
+            let calibrate =
+                |calls: &[Call]| cpu_time(&|c: &Call| crc_fast(unsafe { slice(c) }), calls);
+            let results = interleaved(&timers, &calibrate, workload, options.rounds);
+            let _ = write!(out, "| {} |", size_name(size));
+            for m in results {
+                let _ = write!(out, " {:.1} |", m.gb_per_s);
+            }
+            out.push('\n');
+        }
+    }
+    out
 }

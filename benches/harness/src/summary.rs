@@ -317,7 +317,7 @@ pub fn run(options: Options) -> Report {
     install_guard_handler();
     mcsafe::install().expect("install mcsafe's handler");
     let header = format!(
-        "{}\nmcsafe strategy {} (available: {}); {}\n\
+        "{}\nmcsafe strategy {} (available: {}); {}\n{}\n\
          medians of {} interleaved rounds, each batch after an untimed warm-up, timed in the \
          thread's CPU time; cold regions {} MiB each; GB/s = 10^9 bytes/s; mcsafe/memcpy = \
          throughput ratio, each call shape against memcpy called the same way",
@@ -329,6 +329,7 @@ pub fn run(options: Options) -> Report {
             .collect::<Vec<_>>()
             .join(", "),
         mcsafe::dispatch().rule,
+        mcsafe::dispatch().thresholds_line(),
         options.rounds,
         options.cold_region >> 20,
     );

@@ -189,6 +189,9 @@ static void string_tests(void) {
     const char *s = mcsafe_strategy();
     CHECK(!strcmp(s, "fragile") || !strcmp(s, "rep_movsb") || !strcmp(s, "avx2") ||
               !strcmp(s, "avx512") || !strcmp(s, "advsimd"), "strategy %s", s);
+    const char *d = mcsafe_dispatch();
+    CHECK(strstr(d, s) != NULL && strstr(d, "non-temporal stores from") != NULL &&
+              strstr(d, "MCSAFE_TUNABLES") != NULL, "dispatch %s", d);
     CHECK(strstr(mcsafe_strerror(-EIO), "lost") != NULL, "%s", mcsafe_strerror(-EIO));
     CHECK(strstr(mcsafe_strerror(EINVAL), "invalid") != NULL, "%s", mcsafe_strerror(EINVAL));
     CHECK(strstr(mcsafe_strerror(-EEXIST), "another copy") != NULL, "%s", mcsafe_strerror(-EEXIST));

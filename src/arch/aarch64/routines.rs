@@ -223,3 +223,13 @@ impl Routine<conv::CopyCrc> {
 /// changes nothing here).
 #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
 pub(crate) fn set_thresholds(_: Thresholds) {}
+
+/// Nothing to set: there is no avx512 routine here (the test hooks' knob).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
+pub(crate) fn set_avx512_page_streams(_: bool) {}
+
+/// No avx512 routine here: no page streams.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
+pub(crate) fn avx512_page_streams() -> bool {
+    false
+}

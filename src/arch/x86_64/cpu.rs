@@ -168,8 +168,8 @@ struct Facts {
     /// The bits behind glibc's `Prefer_No_AVX512`.
     avx512er: bool,
     avx_vnni: bool,
-    /// [`can_run_crc`] for `Stream`, `Fold128` and `Fold256`.
-    crc: [bool; 3],
+    /// [`can_run_crc`] for `Stream`, `Fold128`, `Fold256` and `Fold512`.
+    crc: [bool; 4],
     /// The largest data or unified cache and how many logical processors share it.
     llc: Option<(usize, usize)>,
 }
@@ -217,13 +217,20 @@ impl Facts {
             return None;
         }
         let fragile = self.is_fragile_model();
-        Some(if self.can_run_crc(CrcRoutine::Fold256) && !fragile {
-            CrcRoutine::Fold256
-        } else if self.can_run_crc(CrcRoutine::Fold128) && !fragile {
-            CrcRoutine::Fold128
-        } else {
-            CrcRoutine::Stream
-        })
+        // 512-bit code where the copy rules run it too (default_with_reason's
+        // Avx512 arm): AVX-512 and not glibc's Prefer_No_AVX512.
+        let zmm = self.avx512 && !self.glibc_prefers_no_avx512();
+        Some(
+            if self.can_run_crc(CrcRoutine::Fold512) && zmm && !fragile {
+                CrcRoutine::Fold512
+            } else if self.can_run_crc(CrcRoutine::Fold256) && !fragile {
+                CrcRoutine::Fold256
+            } else if self.can_run_crc(CrcRoutine::Fold128) && !fragile {
+                CrcRoutine::Fold128
+            } else {
+                CrcRoutine::Stream
+            },
+        )
     }
 
     /// See [`default_strategy`].
@@ -297,17 +304,29 @@ impl Facts {
             _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
         };
         let (llc, sharing) = self.llc.unwrap_or((NO_CACHE_INFO, 1));
-        let share = (llc / sharing.max(1)).saturating_mul(3) / 4;
-        let non_temporal = share.clamp(1 << 20, NON_TEMPORAL_CAP);
+        let zen5 = self.vendor == Vendor::Amd && self.family >= ZEN5_FAMILY;
+        let (base, base_why) = if zen5 {
+            (llc / 2, "half the last-level cache (Zen 5)")
+        } else {
+            (
+                (llc / sharing.max(1)).saturating_mul(3) / 4,
+                "3/4 of the last-level cache's share per thread",
+            )
+        };
+        let cap = if self.vendor == Vendor::Amd && !zen5 {
+            NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5
+        } else {
+            NON_TEMPORAL_CAP
+        };
+        let non_temporal = base.clamp(1 << 20, cap);
         let nt_why = match self.llc {
             Some((llc, sharing)) => format!(
-                "from {} MiB (3/4 of the {} MiB last-level cache's share per thread ({} sharing \
-                 it) is {} MiB; at most {} MiB)",
+                "from {} MiB ({base_why} ({} MiB, {} sharing it) is {} MiB; at most {} MiB)",
                 non_temporal >> 20,
                 llc >> 20,
                 sharing,
-                share >> 20,
-                NON_TEMPORAL_CAP >> 20
+                base >> 20,
+                cap >> 20
             ),
             None => format!("from {} MiB (no cache information)", non_temporal >> 20),
         };
@@ -322,6 +341,11 @@ impl Facts {
         )
     }
 
+    /// See [`avx512_page_streams`].
+    fn avx512_page_streams(&self) -> bool {
+        self.vendor != Vendor::Amd
+    }
+
     /// See [`rule`].
     fn rule(&self) -> String {
         let vendor = match self.vendor {
@@ -331,25 +355,47 @@ impl Facts {
         };
         let (strategy, why) = self.default_with_reason();
         let (_, thresholds) = self.thresholds_with_reason();
+        let streams = page_streams_words(self.avx512_page_streams());
         format!(
-            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}",
-            self.family, self.model
+            "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}; the avx512 \
+             non-temporal loop {streams} ({})",
+            self.family,
+            self.model,
+            if self.vendor == Vendor::Amd {
+                "AMD: faster on Zen 5 and Zen 3"
+            } else {
+                "measured on Emerald Rapids"
+            }
         )
     }
 }
 
 /// The checksum routines, in the order of [`Facts::crc`].
-const CRC_ROUTINES: [CrcRoutine; 3] =
-    [CrcRoutine::Stream, CrcRoutine::Fold128, CrcRoutine::Fold256];
+const CRC_ROUTINES: [CrcRoutine; 4] = CrcRoutine::ALL;
 
 /// The checksum routine this CPU runs best, or `None` without SSE4.2 (then
 /// the checksum is computed in software):
-/// - a folding routine (`asm/crc32c_fold.s`): 256-bit with PCLMULQDQ, AVX2 and
-///   VPCLMULQDQ (Intel Ice Lake and later, AMD Zen 3 and later), else 128-bit
-///   with PCLMULQDQ and AVX; except on the fragile models: their loads are
-///   unaligned and may cross cache lines, which those cannot recover from;
-/// - else the one-stream `crc32` loop (`asm/crc32c.s`), whose loads are
-///   aligned words.
+/// - `fold512` (`asm/crc32c_fold512.s`: zmm folds in one sequential walk) with
+///   AVX-512 F and VL and VPCLMULQDQ where the copy rules run 512-bit code too
+///   (the `Avx512` default: not glibc's `Prefer_No_AVX512`), that is Intel
+///   Sapphire Rapids and later and AMD Zen 4 and 5. Measured on an Emerald
+///   Rapids KVM guest (family 6 model 0xcf, docs/crc.md): 115-126 GB/s hot
+///   from 4 KiB to 1 MiB where `fold256` ran at 55-58 and crc-fast's zmm path at
+///   86-120; cold from 4 KiB 0.94-1.14x crc-fast where `fold256` was
+///   0.76-0.85x (`cargo bench --bench crc -- --paths`).
+///   Where glibc prefers 256-bit code (Skylake-SP to Ice Lake server, whose
+///   clock drops under 512-bit code, BZ #21396) it is not taken; not measured
+///   there. Zen 4 and 5 were not measured: taken there because their copies
+///   run zmm code (glibc's rule) and issue 19's Zen 5 figures put crc-fast's
+///   zmm fold, the same kind of walk, ahead of `fold256` (66-68 against 58-62
+///   GB/s hot, 24-36 against 13-17 cold);
+/// - else a folding routine with streams (`asm/crc32c_fold.s`): 256-bit with
+///   PCLMULQDQ, AVX2 and VPCLMULQDQ (Intel Ice Lake and later, AMD Zen 3 and
+///   later), else 128-bit with PCLMULQDQ and AVX;
+/// - none of these on the fragile models: their loads are unaligned and may
+///   cross cache lines, which those cannot recover from; they take the
+///   one-stream `crc32` loop (`asm/crc32c.s`), whose loads are aligned words,
+///   as does a CPU with SSE4.2 alone.
 ///
 /// Runs CPUID (slow in a VM): callers cache the answer (`mod.rs`).
 pub(crate) fn crc_routine() -> Option<CrcRoutine> {
@@ -402,20 +448,53 @@ pub(crate) fn default_strategy() -> Strategy {
 /// - Non-temporal stores: from 3/4 of the last-level cache's share per logical
 ///   processor sharing it (glibc's lower bound; on AMD the L3 of the core's own
 ///   complex, CPUID 0x8000001D, never the package total of 0x80000006, which a
-///   VM may report as the host's), but from 8 MiB at most: glibc's upper rules
-///   (1/4 of the whole L3, 2.38+) gave 180 MiB on a Sapphire Rapids guest
-///   reporting a 480 MiB L3, where even repeated copies fell out of the cache
-///   from about 32 MiB and, from 4 MiB, non-temporal stores were as fast as
-///   cached ones hot and 1.6x faster cold; but from 32 MiB at most, not 8: on a Zen
-///   5 guest (32 MiB L3) a hot 8 MiB copy with non-temporal stores from 8 MiB ran
-///   at 0.68-0.70x memcpy (issue 18), and on this round's Emerald Rapids guest
-///   (300 MiB L3, 2 sharing) the summary's hot 1-16 MiB class went from 0.87-0.93x
-///   memcpy to 1.00 with the threshold at 32 MiB instead of 8 (cold 1.4 to 1.0,
-///   still above the goal). Without cache information: 3/4 of 8 MiB, 6 MiB.
-///   `rep movsb` stops nowhere (the non-temporal threshold comes first); an
-///   `MCSAFE_TUNABLES` stop, or one `mcsafe tune` finds, sets one.
+///   VM may report as the host's), at least 1 MiB and at most a cap per family,
+///   never glibc's upper rules (1/4 of the whole L3, 2.38+: 180 MiB on a Sapphire
+///   Rapids guest reporting a 480 MiB L3, where even repeated copies fell out of
+///   the cache from about 32 MiB and, from 4 MiB, non-temporal stores were as
+///   fast as cached ones hot and 1.6x faster cold: round 1):
+///   - Intel: at most 32 MiB. On this round's Emerald Rapids guest (300 MiB L3,
+///     2 sharing) the summary's hot 1-16 MiB class went from 0.87-0.93x memcpy
+///     with the cap at 8 MiB to 1.00 at 32 (cold 1.4 to 1.0, still above the goal).
+///   - AMD before Zen 5: at most 8 MiB, the rule measured on the Zen 3 guest of
+///     rounds 1-2 (hot 8 MiB at 1.66x memcpy from C with non-temporal stores,
+///     docs/c.md; 16-64 MiB 1.6-1.9x).
+///   - Zen 5 (family 0x1a): from half the L3, whatever the sharing, at most 32
+///     MiB: the source and destination of a hot copy below it fit the L3 a
+///     thread can use. Measured (issue 18): a hot 8 MiB copy with non-temporal
+///     stores ran at 0.68-0.70x memcpy on a 32 MiB L3, and from 64 MiB the
+///     non-temporal loop is the fastest; between 8 and 64 MiB derived, not
+///     measured (16 MiB there).
+///
+///   Without cache information: 3/4 of 8 MiB, 6 MiB. `rep movsb` stops nowhere
+///   (the non-temporal threshold comes first); an `MCSAFE_TUNABLES` stop, or one
+///   `mcsafe tune` finds, sets one.
 pub(crate) fn thresholds() -> Thresholds {
     Facts::here().thresholds_with_reason().0
+}
+
+/// Whether the avx512 routine's non-temporal loop runs four page streams with
+/// prefetches (Intel, and CPUs of other vendors) or the plain loop (AMD), see
+/// asm/copy_vector.s:
+/// - Intel: the streams, measured this round on Emerald Rapids (docs/cpus.md):
+///   8 and 64 MiB cold at 12.8 GB/s against 11.5 for the plain shape, hot at 18.4
+///   against 19.3 (large copies are mostly cold).
+/// - AMD: the plain loop. Zen 5 (issue 18): from 64 MiB the avx512 routine (the
+///   streams) copied at 22 GB/s, the avx2 routine (plain, 32-byte stores as
+///   well) at 25.8 and a plain loop at 28.5; Zen 3: a prefetch 1 KiB ahead cost
+///   15-20 % from 64 MiB (docs/performance.md). Zen 4 by the same rule, not
+///   measured.
+pub(crate) fn avx512_page_streams() -> bool {
+    Facts::here().avx512_page_streams()
+}
+
+/// [`avx512_page_streams`] in words.
+pub(crate) fn page_streams_words(on: bool) -> &'static str {
+    if on {
+        "page streams with prefetches"
+    } else {
+        "plain, no prefetch"
+    }
 }
 
 /// The rule that chose [`default_strategy`] and [`thresholds`] on this CPU, in
@@ -424,8 +503,10 @@ pub(crate) fn rule() -> String {
     Facts::here().rule()
 }
 
-/// The largest non-temporal threshold (see [`thresholds`]).
+/// The largest non-temporal threshold (see [`thresholds`]): on Intel and Zen 5,
+/// and on AMD before Zen 5.
 const NON_TEMPORAL_CAP: usize = 32 << 20;
+const NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5: usize = 8 << 20;
 
 /// The last-level cache taken for a CPU that describes none.
 const NO_CACHE_INFO: usize = 8 << 20;
@@ -588,9 +669,11 @@ mod tests {
         let fold128 = has("sse4_2") && has("pclmulqdq") && has("avx");
         assert_eq!(can_run_crc(CrcRoutine::Stream), has("sse4_2"));
         assert_eq!(can_run_crc(CrcRoutine::Fold128), fold128);
+        let fold256 = fold128 && has("avx2") && has("vpclmulqdq");
+        assert_eq!(can_run_crc(CrcRoutine::Fold256), fold256);
         assert_eq!(
-            can_run_crc(CrcRoutine::Fold256),
-            fold128 && has("avx2") && has("vpclmulqdq")
+            can_run_crc(CrcRoutine::Fold512),
+            fold256 && has("avx512f") && has("avx512vl")
         );
         assert_eq!(can_run(Strategy::RepMovsb), has("erms"));
         assert_eq!(can_run(Strategy::Avx2), has("avx2"));
@@ -631,6 +714,7 @@ mod tests {
     ) -> Facts {
         let has = |f: &str| features.split_whitespace().any(|g| g == f);
         let fold128 = has("sse4.2") && has("pclmulqdq") && has("avx");
+        let fold256 = fold128 && has("avx2") && has("vpclmulqdq");
         Facts {
             vendor,
             family,
@@ -641,11 +725,7 @@ mod tests {
             avx512: has("avx512"),
             avx512er: has("avx512er"),
             avx_vnni: has("avx_vnni"),
-            crc: [
-                has("sse4.2"),
-                fold128,
-                fold128 && has("avx2") && has("vpclmulqdq"),
-            ],
+            crc: [has("sse4.2"), fold128, fold256, fold256 && has("avx512")],
             llc,
         }
     }
@@ -668,24 +748,26 @@ mod tests {
     /// what mcsafe picks), whatever CPU runs the test.
     #[test]
     fn the_rules_on_each_cpu_family() {
-        use CrcRoutine::{Fold128, Fold256, Stream};
+        use CrcRoutine::{Fold128, Fold256, Fold512, Stream};
         use Strategy::{Avx2, Avx512, Fragile, RepMovsb};
         use Vendor::{Amd, Intel, Other};
         let modern = "erms fsrm avx2 sse4.2 pclmulqdq avx vpclmulqdq";
         #[rustfmt::skip]
-        let cases: [Case; 14] = [
+        let cases: [Case; 15] = [
             ("Zen 3 (the round-2 guest)", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
-                Avx2, (NEVER, NEVER), 12 * MIB, Some(Fold256)),
+                Avx2, (NEVER, NEVER), 8 * MIB, Some(Fold256)),
             ("Zen 5 (the issue-18 guest)", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 2))),
-                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 12 * MIB, Some(Fold256)),
+                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold512)),
+            ("Zen 5, 16 threads on its L3", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 16))),
+                Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold512)),
             ("Emerald Rapids (this round's guest)", cpu(Intel, 6, 0xcf, &format!("{modern} avx512 avx_vnni"), Some((300 * MIB, 2))),
-                Avx512, (2112, 16 << 10), 32 * MIB, Some(Fold256)),
+                Avx512, (2112, 16 << 10), 32 * MIB, Some(Fold512)),
             ("Zen 4", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
-                Avx512, (NEVER, NEVER), 3 * MIB / 2, Some(Fold256)),
+                Avx512, (NEVER, NEVER), 3 * MIB / 2, Some(Fold512)),
             ("Zen 2", cpu(Amd, 0x17, 0x31, "avx2 sse4.2 pclmulqdq avx", Some((16 * MIB, 8))),
                 Avx2, (NEVER, NEVER), 3 * MIB / 2, Some(Fold128)),
             ("Sapphire Rapids", cpu(Intel, 6, 0x8f, &format!("{modern} avx512 avx_vnni"), Some((105 * MIB, 112))),
-                Avx512, (2112, 16 << 10), MIB, Some(Fold256)),
+                Avx512, (2112, 16 << 10), MIB, Some(Fold512)),
             ("Ice Lake server", cpu(Intel, 6, 0x6a, &format!("{modern} avx512"), Some((48 * MIB, 8))),
                 Avx2, (2112, 16 << 10), 9 * MIB / 2, Some(Fold256)),
             ("Skylake-SP (fragile)", cpu(Intel, 6, 0x55, "erms avx2 avx512 sse4.2 pclmulqdq avx", Some((38 * MIB, 4))),
@@ -820,10 +902,14 @@ mod tests {
         assert_eq!(llc, size);
         // CPUID counts the processors that may share it, sysfs those online.
         assert!(llc_sharing >= sharing, "{llc_sharing} < {sharing}");
-        let share = llc / llc_sharing * 3 / 4;
+        // The threshold in force is the rule's for the cache sysfs describes.
+        let described = Facts {
+            llc: Some((size, llc_sharing)),
+            ..Facts::here()
+        };
         assert_eq!(
             thresholds().non_temporal,
-            share.clamp(1 << 20, NON_TEMPORAL_CAP)
+            described.thresholds_with_reason().0.non_temporal
         );
     }
 }

@@ -109,7 +109,8 @@ pub(crate) fn fill() -> Routine<conv::Fill> {
 
 /// The ways a checksum can be computed here: the one-stream `crc32` loop
 /// (`asm/crc32c.s`, SSE4.2) or a folding routine (`asm/crc32c_fold.s`: PCLMULQDQ
-/// and AVX, or VPCLMULQDQ and AVX2, too), each with its copy-and-checksum twin.
+/// and AVX, or VPCLMULQDQ and AVX2, too; `asm/crc32c_fold512.s`: VPCLMULQDQ on
+/// zmm, AVX-512), each with its copy-and-checksum twin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum CrcRoutine {
     /// `crc32c`: one `crc32` chain, aligned loads (the careful one).
@@ -119,12 +120,19 @@ pub(crate) enum CrcRoutine {
     Fold128,
     /// `crc32c_fold256`: the same in ymm registers (VPCLMULQDQ).
     Fold256,
+    /// `crc32c_fold512`: four zmm accumulators (VPCLMULQDQ, AVX-512) in one
+    /// sequential walk, no `crc32` streams, committed block by block.
+    Fold512,
 }
 
 impl CrcRoutine {
     /// Every one, in the order of `cpu.rs`'s facts.
-    pub(crate) const ALL: [CrcRoutine; 3] =
-        [CrcRoutine::Stream, CrcRoutine::Fold128, CrcRoutine::Fold256];
+    pub(crate) const ALL: [CrcRoutine; 4] = [
+        CrcRoutine::Stream,
+        CrcRoutine::Fold128,
+        CrcRoutine::Fold256,
+        CrcRoutine::Fold512,
+    ];
 
     /// Its checksum routine.
     #[inline]
@@ -133,6 +141,7 @@ impl CrcRoutine {
             CrcRoutine::Stream => routine!("crc32c"),
             CrcRoutine::Fold128 => routine!("crc32c_fold128"),
             CrcRoutine::Fold256 => routine!("crc32c_fold256"),
+            CrcRoutine::Fold512 => routine!("crc32c_fold512"),
         }
     }
 
@@ -142,6 +151,7 @@ impl CrcRoutine {
             CrcRoutine::Stream => None,
             CrcRoutine::Fold128 => Some(routine!("copy_crc32c_fold128")),
             CrcRoutine::Fold256 => Some(routine!("copy_crc32c_fold256")),
+            CrcRoutine::Fold512 => Some(routine!("copy_crc32c_fold512")),
         }
     }
 
@@ -159,23 +169,26 @@ impl CrcRoutine {
     }
 }
 
-/// The folding checksum's block (asm/crc32c_fold.s, FOLD_BLOCK): its progress is
-/// committed once per block.
+/// The largest block a folding routine may take (its progress is committed once
+/// per block): what a run passes, and each routine takes at most its own
+/// (asm/crc32c_fold.s FOLD_BLOCK, asm/copy_crc32c.s COPY_BLOCK,
+/// asm/crc32c_fold512.s FOLD512_BLOCK).
 pub(crate) const FOLD_BLOCK: usize = *CRC_BLOCKS.end();
-/// The copy-and-checksum's block and the call length from which its blocks have no
-/// streams (asm/copy_crc32c.s, COPY_BLOCK, COPY_VECTOR_ONLY).
-pub(crate) const COPY_BLOCKS: (usize, usize) = (4096, 256 << 10);
+/// The call length from which the streams' copy-and-checksum routines
+/// (asm/copy_crc32c.s, COPY_VECTOR_ONLY) take blocks without streams.
+pub(crate) const COPY_VECTOR_ONLY: usize = 256 << 10;
 
-/// A checksum routine with its block size (tests run smaller blocks, to reach
-/// several commits with short buffers; the CRC is the same for every block).
+/// A checksum routine with the largest block it may take (tests run smaller
+/// blocks, to reach several commits with short buffers; the CRC is the same for
+/// every block).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct Checksum {
     pub(crate) routine: Routine<conv::Crc>,
     pub(crate) block: usize,
 }
 
-/// A copy-and-checksum routine with its block size and the length from which its
-/// blocks have no streams.
+/// A copy-and-checksum routine with the largest block it may take and the length
+/// from which its blocks have no streams (routines without streams ignore it).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) struct CopyChecksum {
     pub(crate) routine: Routine<conv::CopyCrc>,
@@ -196,6 +209,7 @@ fn init() -> Result<(), InstallError> {
         instance::ensure_only_one()?;
         handler::install()?;
         routines::set_thresholds(crate::tunables::Tunables::in_force().apply(cpu::thresholds()));
+        routines::set_avx512_page_streams(cpu::avx512_page_streams());
         let runnable = Strategy::ALL
             .iter()
             .enumerate()
@@ -361,8 +375,14 @@ impl Target for X86_64 {
         routines::thresholds()
     }
 
+    fn non_temporal_loop() -> &'static str {
+        ready();
+        cpu::page_streams_words(routines::avx512_page_streams())
+    }
+
     fn checksum() -> crate::Checksum {
         match detected_crc() {
+            Some(CrcRoutine::Fold512) => crate::Checksum::Fold512,
             Some(CrcRoutine::Fold256) => crate::Checksum::Fold256,
             Some(CrcRoutine::Fold128) => crate::Checksum::Fold128,
             Some(CrcRoutine::Stream) => crate::Checksum::Stream,
@@ -476,7 +496,7 @@ impl Target for X86_64 {
     fn copy_crc_of(routine: Checksum) -> Option<CopyChecksum> {
         Some(CopyChecksum {
             routine: CrcRoutine::of(routine.routine)?.copy_routine()?,
-            blocks: (routine.block.min(COPY_BLOCKS.0), COPY_BLOCKS.1),
+            blocks: (routine.block, COPY_VECTOR_ONLY),
         })
     }
 
@@ -494,6 +514,10 @@ impl Target for X86_64 {
 
     fn c_copy_entry(sink: super::FaultSink) -> usize {
         c_api::copy_entry(sink)
+    }
+
+    fn c_copy_direct_entry(dispatch: super::CCopyFn) -> usize {
+        c_api::direct_entry(dispatch)
     }
 }
 

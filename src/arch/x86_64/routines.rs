@@ -37,6 +37,7 @@ global_asm!(
     include_str!("../../../asm/crc32c.s"),
     include_str!("../../../asm/crc32c_fold.s"),
     include_str!("../../../asm/copy_crc32c.s"),
+    include_str!("../../../asm/crc32c_fold512.s"),
     options(att_syntax, raw)
 );
 
@@ -254,14 +255,16 @@ impl Routine<conv::Fill> {
 /// of r12-r15 around it: short checksums cost a few instructions less.
 pub(crate) const CRC_SHORT: usize = 257;
 
-/// The folding checksum's largest block and its smallest (asm/crc32c_fold.s:
-/// FOLD_BLOCK, FOLD_VECTOR_MIN): the block size a run passes in r9.
-pub(crate) const CRC_BLOCKS: core::ops::RangeInclusive<usize> = 320..=8192;
+/// The smallest block a folding checksum may be given and the largest any takes
+/// (asm/crc32c_fold.s FOLD_VECTOR_MIN, asm/crc32c_fold512.s FOLD512_BLOCK): the
+/// bound a run passes in r9 (r11 for the copies); each routine takes at most its
+/// own largest block.
+pub(crate) const CRC_BLOCKS: core::ops::RangeInclusive<usize> = 320..=32768;
 
 impl Routine<conv::Crc> {
     /// Runs a checksum routine once over `src..src+len`, continuing the CRC state
-    /// `state` (not inverted), with blocks of `block` bytes (a folding routine's;
-    /// within [`CRC_BLOCKS`]). Returns the state of the bytes it checksummed: all
+    /// `state` (not inverted), with blocks of at most `block` bytes (a folding
+    /// routine's; within [`CRC_BLOCKS`]). Returns the state of the bytes it checksummed: all
     /// of them, or, when stopped, exactly `progress` of them (see asm/crc32c.s).
     ///
     /// # Safety
@@ -333,10 +336,11 @@ impl Routine<conv::Crc> {
 }
 
 impl Routine<conv::CopyCrc> {
-    /// Runs a copy-and-checksum routine (`asm/copy_crc32c.s`) once: copies `len`
-    /// bytes from `src` to `dst` and continues the CRC state `state` (not inverted)
-    /// over them, with blocks of `block` bytes, and blocks without streams in calls
-    /// of `vector_only` bytes or more. Returns the state of the bytes copied: all
+    /// Runs a copy-and-checksum routine (`asm/copy_crc32c.s`,
+    /// `asm/crc32c_fold512.s`) once: copies `len` bytes from `src` to `dst` and
+    /// continues the CRC state `state` (not inverted) over them, with blocks of at
+    /// most `block` bytes, and (the routines with streams) blocks without streams
+    /// in calls of `vector_only` bytes or more. Returns the state of the bytes copied: all
     /// of them, or, when stopped, exactly `progress` of them (every one stored, and
     /// checksummed from the source).
     ///
@@ -388,6 +392,21 @@ unsafe extern "C" {
     static mcsafe_asm_avx512_rep_movsb_threshold: AtomicUsize;
     static mcsafe_asm_rep_movsb_stop_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
+    static mcsafe_asm_avx512_page_streams: AtomicUsize;
+}
+
+/// Sets the shape of the avx512 routine's non-temporal loop (asm/copy_vector.s,
+/// NON_TEMPORAL_AVX512): page streams and prefetches, or the plain loop. Called
+/// once before any routine is published (and by tests).
+pub(crate) fn set_avx512_page_streams(on: bool) {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_avx512_page_streams.store(usize::from(on), Ordering::Relaxed) };
+}
+
+/// The shape in force (see [`set_avx512_page_streams`]).
+pub(crate) fn avx512_page_streams() -> bool {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_avx512_page_streams.load(Ordering::Relaxed) != 0 }
 }
 
 /// Makes `copy_mc` call `routine`. Only after the handler and the thresholds are

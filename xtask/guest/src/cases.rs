@@ -83,6 +83,12 @@ pub const CASES: &[Case] = &[
         run: thp,
     },
     Case {
+        id: "9-checksums",
+        title: "MADV_HWPOISON under crc32c_mc and copy_crc32c_mc, every path the CPU takes, both sides",
+        ending: Ending::Report,
+        run: checksums,
+    },
+    Case {
         id: "7-early-kill-handler",
         title: "early kill: BUS_MCEERR_AO reaches the handler installed before mcsafe",
         ending: Ending::Report,
@@ -664,4 +670,121 @@ fn touch_outside(ctx: &mut Child) -> Result<String, String> {
     // SAFETY: a plain read of a mapped page: it raises SIGBUS, which is the point.
     let byte = unsafe { m.at(LOST_PAGE * PAGE).read_volatile() };
     Err(format!("read the poisoned page and lived (got {byte:#x})"))
+}
+
+/// `crc32c_mc` over a buffer whose page `LOST_PAGE` is poisoned, and
+/// `copy_crc32c_mc` with it as source and as destination, along every checksum
+/// path this CPU can take, at every offset pair (for the checksum, the source
+/// offsets), with the default blocks and with the smallest (commits before the
+/// page). Each must report Poison on the poisoned side, the page-aligned page,
+/// exactly the bytes before it, their CRC (and for the copy an exact prefix),
+/// and take one signal.
+fn checksums(_ctx: &mut Child) -> Result<String, String> {
+    use mcsafe::internals::{
+        COPY_CRC_BLOCKS, CRC_BLOCK, CrcPath, copy_crc32c_mc_with, crc32c_mc_with,
+    };
+    let poisoned = poisoned_anon()?;
+    let other = Mapping::anon_small_pages(poisoned.len + PAGE)?;
+    // SAFETY: fresh memory.
+    unsafe { fill(other.base, other.len, 0x0c5c) };
+    let lost = poisoned.base as usize + LOST_PAGE * PAGE;
+    let paths: Vec<CrcPath> = CrcPath::ALL
+        .into_iter()
+        .filter(|p| p.is_available())
+        .collect();
+    let check = |what: &str,
+                 result: Result<u32, mcsafe::CrcFault>,
+                 side: Side,
+                 start: usize,
+                 src: *const u8,
+                 signals: u64| {
+        let fault = match result {
+            Ok(_) => return Err(format!("{what}: succeeded over a poisoned page")),
+            Err(e) => e,
+        };
+        let want = lost - start;
+        let lost_page = Want {
+            lost,
+            granule: PAGE,
+            side,
+        };
+        let problems = poison_problems(&fault.fault(), lost_page, want, signals);
+        if !problems.is_empty() {
+            return Err(format!("{what}: {fault}: wrong {}", problems.join(", ")));
+        }
+        // SAFETY: the prefix ends before the poisoned page.
+        let prefix = unsafe { std::slice::from_raw_parts(src, want) };
+        if fault.crc() != crc32c_bytewise(prefix) {
+            return Err(format!(
+                "{what}: CRC {:#010x} is not that of the {want} bytes",
+                fault.crc()
+            ));
+        }
+        Ok(())
+    };
+    let mut calls = 0;
+    for &path in &paths {
+        for (block, copy_blocks) in [(CRC_BLOCK, COPY_CRC_BLOCKS), (320, (320, 0))] {
+            for &(poisoned_off, other_off) in &all_offsets() {
+                let len = poisoned.len - poisoned_off;
+                let src = poisoned.at(poisoned_off).cast_const();
+                let before = mcsafe::stats().recovered;
+                // SAFETY: ours; only the poisoned page faults.
+                let result = unsafe { crc32c_mc_with(path, block, 0, src, len) };
+                let what = format!("crc32c_mc ({path:?}, block {block}) from +{poisoned_off}");
+                check(
+                    &what,
+                    result,
+                    Side::Source,
+                    src as usize,
+                    src,
+                    mcsafe::stats().recovered - before,
+                )?;
+                for side in [Side::Source, Side::Destination] {
+                    let (dst, src) = match side {
+                        Side::Source => {
+                            (other.at(other_off), poisoned.at(poisoned_off).cast_const())
+                        }
+                        _ => (poisoned.at(poisoned_off), other.at(other_off).cast_const()),
+                    };
+                    let start = if side == Side::Source {
+                        src as usize
+                    } else {
+                        dst as usize
+                    };
+                    let want = lost - start;
+                    for i in 0..want {
+                        // SAFETY: the prefix ends before the poisoned page.
+                        unsafe { dst.add(i).write_volatile(!src.add(i).read_volatile()) };
+                    }
+                    let before = mcsafe::stats().recovered;
+                    // SAFETY: ours, distinct; only the poisoned page faults.
+                    let result =
+                        unsafe { copy_crc32c_mc_with(path, copy_blocks, 0, dst, src, len) };
+                    let what = format!(
+                        "copy_crc32c_mc ({path:?}, block {block}), {side} poisoned, +{poisoned_off}/+{other_off}"
+                    );
+                    check(
+                        &what,
+                        result,
+                        side,
+                        start,
+                        src,
+                        mcsafe::stats().recovered - before,
+                    )?;
+                    // SAFETY: as above.
+                    if let Some(i) = unsafe { first_difference(dst, src, want) } {
+                        return Err(format!("{what}: prefix differs at byte {i}"));
+                    }
+                    calls += 1;
+                }
+                calls += 1;
+            }
+        }
+    }
+    let names: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+    Ok(format!(
+        "{calls} faulting checksums and one-pass copies exact along {} (checked bytes, CRC, prefix, side), one signal each",
+        names.join(", ")
+    ))
 }

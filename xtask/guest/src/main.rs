@@ -346,24 +346,53 @@ fn main() {
             .unwrap_or_default()
             .trim()
     )));
+    let untraced: Vec<String> = mcsafe::internals::CrcPath::ALL
+        .into_iter()
+        .filter(|p| !p.is_available())
+        .map(|p| format!("{p:?}"))
+        .collect();
     #[cfg(target_arch = "x86_64")]
     port.send(&Line::Info(format!(
-        "crc32c_mc takes the {:?} path here (sse4.2 {}, pclmulqdq {}, avx {}, avx2 {}, vpclmulqdq {})",
+        "crc32c_mc takes the {:?} path here (sse4.2 {}, pclmulqdq {}, avx {}, avx2 {}, vpclmulqdq {}, \
+         avx512f {}, avx512vl {}); paths this CPU cannot take, so no real fault reaches their \
+         routines here: {}",
         mcsafe::internals::CrcPath::current(),
         std::arch::is_x86_feature_detected!("sse4.2"),
         std::arch::is_x86_feature_detected!("pclmulqdq"),
         std::arch::is_x86_feature_detected!("avx"),
         std::arch::is_x86_feature_detected!("avx2"),
         std::arch::is_x86_feature_detected!("vpclmulqdq"),
+        std::arch::is_x86_feature_detected!("avx512f"),
+        std::arch::is_x86_feature_detected!("avx512vl"),
+        if untraced.is_empty() {
+            "none".to_string()
+        } else {
+            untraced.join(", ")
+        },
     )));
     // Not mcsafe::dispatch(), which installs: the cases install mcsafe
     // themselves, each in its own order with its own handlers.
     #[cfg(target_arch = "aarch64")]
     port.send(&Line::Info(format!(
-        "crc32c_mc takes the {:?} path here (HWCAP {:#x})",
+        "crc32c_mc takes the {:?} path here (HWCAP {:#x}); paths of this target it cannot \
+         take: {}",
         mcsafe::internals::CrcPath::current(),
         // SAFETY: getauxval has no preconditions.
         unsafe { libc::getauxval(libc::AT_HWCAP) },
+        {
+            use mcsafe::internals::CrcPath;
+            let here = [CrcPath::Pmull, CrcPath::Stream];
+            let missing: Vec<String> = untraced
+                .iter()
+                .filter(|p| here.iter().any(|h| format!("{h:?}") == **p))
+                .cloned()
+                .collect();
+            if missing.is_empty() {
+                "none".to_string()
+            } else {
+                missing.join(", ")
+            }
+        },
     )));
     port.send(&Line::Strategies(
         strategies.iter().map(|s| s.name().to_string()).collect(),

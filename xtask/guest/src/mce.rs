@@ -130,17 +130,27 @@ pub fn run(ctx_strategies: &[Strategy], port: &crate::Port, from: usize) -> Vec<
     verdicts
 }
 
-/// How a vector strategy copies this injection's 16 MiB: by default with `rep
-/// movsb` (from 2112 bytes), so every third injection of such a strategy runs
-/// its aligned vector loop instead, and every third its non-temporal loop, by
-/// moving the thresholds in the injection's own process.
+/// How a vector strategy copies this injection's 16 MiB: every third injection
+/// of such a strategy with `rep movsb`, every third with its aligned vector
+/// loop, every third with its non-temporal loop, by setting the thresholds in
+/// the injection's own process (the defaults depend on the CPU: docs/cpus.md).
 fn vector_method(strategy: Strategy, index: usize) -> (&'static str, Option<Thresholds>) {
     if matches!(strategy, Strategy::Fragile | Strategy::RepMovsb) {
         return ("", None);
     }
     let never = usize::MAX;
     match (index / 3) % 3 {
-        0 => (" (rep movsb)", None),
+        // Explicit, not the CPU's defaults: rep movsb may be off by rule there
+        // (AMD before Zen 5), and then this third would repeat the vector loop.
+        0 => (
+            " (rep movsb)",
+            Some(Thresholds {
+                avx2_rep_movsb: 0,
+                avx512_rep_movsb: 0,
+                rep_movsb_stop: never,
+                non_temporal: never,
+            }),
+        ),
         1 => (
             " (vector loop)",
             Some(Thresholds {
@@ -313,7 +323,9 @@ fn checksum_once(
 /// lands; then Poison/Source at the page, exactly the bytes before it copied
 /// (the prefix first overwritten, so no stale byte passes) and their CRC, one
 /// signal. Every other injection keeps the streams in the blocks of this long
-/// call (the routine's default from 256 KiB on is blocks without them).
+/// call (the routine's default from 256 KiB on is blocks without them); fold512,
+/// which has no streams, stores plainly in every other injection and around the
+/// cache in the rest (the copy's non-temporal threshold moved in this process).
 fn copy_checksum_once(
     ctx: &mut Child,
     index: usize,
@@ -323,10 +335,21 @@ fn copy_checksum_once(
 ) -> Result<String, String> {
     record::install(true);
     mcsafe::install().map_err(|e| e.to_string())?;
-    let blocks = if index.is_multiple_of(2) {
-        "blocks with streams"
-    } else {
-        "blocks without streams"
+    let blocks = match (path, index.is_multiple_of(2)) {
+        (CrcPath::Fold512, plain) => {
+            let defaults = mcsafe::internals::thresholds();
+            mcsafe::internals::set_thresholds(Thresholds {
+                non_temporal: if plain { usize::MAX } else { 0 },
+                ..defaults
+            });
+            if plain {
+                "plain stores"
+            } else {
+                "non-temporal stores"
+            }
+        }
+        (_, true) => "blocks with streams",
+        (_, false) => "blocks without streams",
     };
     let (block, vector_only) = mcsafe::internals::COPY_CRC_BLOCKS;
     let sizes = (

@@ -248,8 +248,24 @@ pub unsafe fn expect_poison(
         Ok(()) => return Err(format!("{what}: copy succeeded over a poisoned granule")),
         Err(fault) => fault,
     };
+    let problems = poison_problems(&fault, want, copied, signals);
+    if !problems.is_empty() {
+        return Err(format!("{what}: {fault}: wrong {}", problems.join(", ")));
+    }
+    // SAFETY: both prefixes end before the lost granule.
+    if let Some(i) = unsafe { first_difference(dst, src, fault.copied()) } {
+        return Err(format!("{what}: {fault}: prefix differs at byte {i}"));
+    }
+    Ok(fault)
+}
+
+/// What is wrong with `fault` as the report of the granule `want` lost under a
+/// call that got `copied` bytes done before it and took `signals` signals:
+/// kind `Poison`, the side, the granule, an address inside it, exactly the bytes
+/// before it, one signal. Empty when all is right.
+pub fn poison_problems(fault: &Fault, want: Want, copied: usize, signals: u64) -> Vec<String> {
     let lost_seen = fault.addr() & !(fault.granule().wrapping_sub(1));
-    let problems: Vec<String> = [
+    [
         (fault.kind() != FaultKind::Poison).then(|| format!("kind {:?}", fault.kind())),
         (fault.side() != want.side).then(|| format!("side {}", fault.side())),
         (fault.granule() != want.granule).then(|| format!("granule {:#x}", fault.granule())),
@@ -260,15 +276,7 @@ pub unsafe fn expect_poison(
     ]
     .into_iter()
     .flatten()
-    .collect();
-    if !problems.is_empty() {
-        return Err(format!("{what}: {fault}: wrong {}", problems.join(", ")));
-    }
-    // SAFETY: both prefixes end before the lost granule.
-    if let Some(i) = unsafe { first_difference(dst, src, fault.copied()) } {
-        return Err(format!("{what}: {fault}: prefix differs at byte {i}"));
-    }
-    Ok(fault)
+    .collect()
 }
 
 /// Source misalignments the cases try: aligned, odd, one cache line in, and
