@@ -23,13 +23,13 @@ use crate::{Child, Port};
 
 pub const CASES: &[Case] = &[
     Case {
-        id: "9-uffd-poison",
+        id: "11-uffd-poison",
         title: "UFFDIO_POISON, both sides: Poison (BUS_MCEERR_AR), exact prefix, one signal",
         ending: Ending::Report,
         run: uffd_poison,
     },
     Case {
-        id: "10-devmem-sea",
+        id: "12-devmem-sea",
         title: "/dev/mem load of an unbacked physical address: a real synchronous external abort, ObjectError",
         ending: Ending::Report,
         run: devmem_abort,
