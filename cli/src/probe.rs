@@ -362,8 +362,10 @@ mod tests {
             ..facts()
         };
         assert!(
-            verdict(&off).ends_with("not hardware memory errors here: \
-                                     vm.memory_failure_recovery=0 (the kernel panics on poison)"),
+            verdict(&off).ends_with(
+                "not hardware memory errors here: \
+                                     vm.memory_failure_recovery=0 (the kernel panics on poison)"
+            ),
             "{}",
             verdict(&off)
         );

@@ -101,7 +101,9 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 impl Args {
     fn map_path(&self) -> PathBuf {
-        self.map.clone().unwrap_or_else(|| suffixed(&self.dst, ".map"))
+        self.map
+            .clone()
+            .unwrap_or_else(|| suffixed(&self.dst, ".map"))
     }
 
     fn progress_wanted(&self, size: u64) -> bool {
@@ -891,7 +893,11 @@ impl Saver {
 /// Maps SRC and gives it to a region that reads again with `pread(2)` what
 /// the mapping cannot page in; returns why it cannot, if it cannot (the
 /// region then reads through the mapping alone).
-fn map_source(src: &File, len: usize, name: &Path) -> Result<(MappedRegion, Option<String>), Failure> {
+fn map_source(
+    src: &File,
+    len: usize,
+    name: &Path,
+) -> Result<(MappedRegion, Option<String>), Failure> {
     let map = || {
         // SAFETY: the map goes straight into the region, which reads it only
         // through mcsafe; no slice of it is ever formed. The file may shrink
@@ -931,8 +937,7 @@ fn rescue(args: &Args, command: &str, stop: &Interrupt) -> Result<Done, Failure>
     let src_name = args.src.display();
     // What SRC is, before opening it: opening a FIFO waits for a writer, and
     // some devices act when opened.
-    let path_meta =
-        fs::metadata(&args.src).map_err(io(format_args!("cannot open {src_name}")))?;
+    let path_meta = fs::metadata(&args.src).map_err(io(format_args!("cannot open {src_name}")))?;
     refuse_kind(&args.src, &path_meta)?;
     let src = OpenOptions::new()
         .read(true)
@@ -965,14 +970,22 @@ fn rescue(args: &Args, command: &str, stop: &Interrupt) -> Result<Done, Failure>
         };
         (if size == 0 { vec![] } else { vec![all] }, 0)
     };
+    // A resumed regular DST holds what its map says was done (ddrescue's
+    // own DST ends where its last write did), and nothing past the map.
+    let has_data_to = plan
+        .iter()
+        .filter(|r| r.status != Status::NonTried)
+        .map(Range::end)
+        .max()
+        .unwrap_or(0);
     if args.resume
         && let Ok(meta) = fs::metadata(&args.dst)
         && meta.is_file()
-        && meta.len() != map_end
+        && !(has_data_to..=map_end).contains(&meta.len())
     {
         return Err(Failure::Refused(format!(
-            "DST {} is {} bytes, and its map {} describes {map_end}: not the copy this map \
-             describes",
+            "DST {} is {} bytes, and its map {} describes a copy of {map_end} bytes with data \
+             up to byte {has_data_to}: not the copy this map describes",
             args.dst.display(),
             meta.len(),
             map_path.display()
@@ -1016,15 +1029,21 @@ fn rescue(args: &Args, command: &str, stop: &Interrupt) -> Result<Done, Failure>
     saver
         .save(&report, &plan, None)
         .map_err(|f| clean_up(f, false))?;
-    if regular && (!args.resume || map_end < size) {
-        // Lost ranges stay holes: zeros, taking no space. A resumed DST is
-        // only lengthened, to a source that grew.
-        let cut = if args.resume { map_end } else { 0 };
-        dst.set_len(cut)
-            .and_then(|()| dst.set_len(size))
-            .map_err(io(format_args!("cannot size {}", args.dst.display())))
-            .map_err(|f| clean_up(f, true))?;
-    }
+    let sized = if !regular {
+        Ok(())
+    } else if !args.resume {
+        // Lost ranges stay holes: zeros, taking no space.
+        dst.set_len(0).and_then(|()| dst.set_len(size))
+    } else {
+        // A resumed DST is only lengthened, never cut.
+        dst.metadata().and_then(|m| match m.len() < size {
+            true => dst.set_len(size),
+            false => Ok(()),
+        })
+    };
+    sized
+        .map_err(io(format_args!("cannot size {}", args.dst.display())))
+        .map_err(|f| clean_up(f, true))?;
 
     let todo: u64 = plan
         .iter()
@@ -1042,7 +1061,12 @@ fn rescue(args: &Args, command: &str, stop: &Interrupt) -> Result<Done, Failure>
         started: Instant::now(),
         buf: vec![0u8; (args.block as usize).min(len)],
     };
-    let halted = copy.plan(region.as_ref().map(|(r, _)| r), &plan, &mut report, &mut saver);
+    let halted = copy.plan(
+        region.as_ref().map(|(r, _)| r),
+        &plan,
+        &mut report,
+        &mut saver,
+    );
     let dst_named = Some((&dst, args.dst.as_path()));
     let resume_hint = format!(
         "DST and the map are kept; go on with: {}",
@@ -1217,11 +1241,7 @@ impl Copy<'_> {
                 );
                 copied = l.range().end;
             }
-            report.push(
-                at + copied as u64,
-                (done - copied) as u64,
-                Status::Finished,
-            );
+            report.push(at + copied as u64, (done - copied) as u64, Status::Finished);
             if let Some(end) = read.file_end() {
                 let end = end.min(at + done as u64);
                 report.read_now += end.saturating_sub(at);
@@ -1347,7 +1367,10 @@ mod tests {
     fn a_map_that_is_not_whole_is_refused_with_its_line() {
         let head = "# c\n0x0 + 1\n";
         for (body, says) in [
-            ("0x0 0x10 +\n0x20 0x10 +\n", "line 4: a range at 0x20 where 0x10"),
+            (
+                "0x0 0x10 +\n0x20 0x10 +\n",
+                "line 4: a range at 0x20 where 0x10",
+            ),
             ("0x10 0x10 +\n", "line 3: a range at 0x10 where 0x0"),
             ("0x0 0x10 x\n", "line 3: unknown status \"x\""),
             ("0x0 0x10\n", "line 3: not \"pos size status\""),
@@ -1357,7 +1380,11 @@ mod tests {
             assert!(e.starts_with(says), "{e}");
         }
         assert!(read_map("# only comments\n").is_err());
-        assert!(read_map("garbage here\n").unwrap_err().contains("not a status line"));
+        assert!(
+            read_map("garbage here\n")
+                .unwrap_err()
+                .contains("not a status line")
+        );
         // ddrescue's own failed areas are kept as lost; decimal numbers read.
         let ranges = read_map("0 ? 1\n0 16 *\n16 16 /\n32 16 ?\n").unwrap();
         assert_eq!(
