@@ -12,7 +12,9 @@
 //! stderr: `mcsafe: ...` (a bad command line) or `mcsafe rescue: ...`.
 //!
 //! Exit status: 0 success; 1 `rescue` lost data (the map says where); 2 usage
-//! error, or a request refused to keep data safe; 3 an I/O error.
+//! error, or a request refused to keep data safe; 3 an I/O error; a `rescue`
+//! interrupted by SIGINT, SIGTERM or SIGHUP saves its map and dies of that
+//! signal (a shell reports 130, 143, 129).
 //!
 //! Changing a flag: edit its `#[arg]` here or in `rescue.rs` / `bench.rs`, the
 //! table in `docs/cli.md`, and run `cargo test -p mcsafe-cli`.
@@ -42,7 +44,9 @@ pub const EXIT_IO: u8 = 3;
     name = "mcsafe",
     version,
     after_help = "Exit status: 0 success; 1 rescue lost data (the map says where); \
-                  2 usage error or refused request; 3 I/O error. Reference: docs/cli.md"
+                  2 usage error or refused request; 3 I/O error; an interrupted rescue dies \
+                  of its signal after saving its map (130 SIGINT, 143 SIGTERM, 129 SIGHUP in a \
+                  shell). Reference: docs/cli.md"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -65,10 +69,15 @@ enum Command {
     /// process: it is left as zeros (a hole) in DST, recorded in the map (GNU
     /// ddrescue's mapfile format, which ddrescuelog reads), and the copy goes
     /// on. SRC, DST and the map must be three different files; DST and the map
-    /// must not exist, unless --force.
+    /// must not exist, unless --force (start over) or --resume (go on).
+    ///
+    /// The map is written before the copy starts, saved as it goes (every
+    /// second) and when SIGINT, SIGTERM or SIGHUP stops the rescue: what was
+    /// not read yet is marked non-tried (`?`), and `--resume` copies only that.
     ///
     /// Exit status: 0 nothing lost; 1 something lost; 2 wrong or refused
-    /// command line; 3 I/O error.
+    /// command line; 3 I/O error; interrupted: killed by the signal after the
+    /// map is saved (a shell reports 130, 143 or 129).
     Rescue(rescue::Args),
     /// The speed summary, measured side by side on this machine.
     ///
@@ -93,11 +102,51 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return parse_error(&e),
     };
+    // A strategy forced by the environment that cannot be honoured makes the
+    // first copy panic: said in one line before any work (probe reports it).
+    let refuse = |command: &str| {
+        strategy_env_problem().map(|problem| {
+            eprintln!("mcsafe {command}: {problem}");
+            ExitCode::from(EXIT_USAGE)
+        })
+    };
     match cli.command {
         Command::Probe => probe::run(),
-        Command::Rescue(args) => rescue::run(&args),
-        Command::Bench(args) => bench::run(&args),
-        Command::Tune(args) => tune::run(&args),
+        Command::Rescue(args) => refuse("rescue").unwrap_or_else(|| rescue::run(&args)),
+        Command::Bench(args) => refuse("bench").unwrap_or_else(|| bench::run(&args)),
+        Command::Tune(args) => refuse("tune").unwrap_or_else(|| tune::run(&args)),
+    }
+}
+
+/// What is wrong with `MCSAFE_STRATEGY`, if it is set to a strategy that
+/// does not exist or that this CPU cannot run (where `Strategy::current`, and
+/// with it every copy, would panic): one line, with the names that would do.
+pub fn strategy_env_problem() -> Option<String> {
+    strategy_problem(&std::env::var(mcsafe::STRATEGY_ENV).ok()?)
+}
+
+/// [`strategy_env_problem`] for the value `name`.
+fn strategy_problem(name: &str) -> Option<String> {
+    use mcsafe::Strategy;
+    let list = |strategies: &[Strategy]| match strategies {
+        [] => "none".to_string(),
+        _ => strategies
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", "),
+    };
+    let env = mcsafe::STRATEGY_ENV;
+    let available = list(&Strategy::available());
+    match Strategy::from_name(name) {
+        Some(s) if s.is_available() => None,
+        Some(s) => Some(format!(
+            "{env}={name}: this CPU cannot run the {s} strategy; available here: {available}"
+        )),
+        None => Some(format!(
+            "{env}={name}: no such strategy; known: {}; available here: {available}",
+            list(&Strategy::ALL)
+        )),
     }
 }
 
@@ -168,6 +217,33 @@ mod tests {
         assert!(parse_bytes("12X").is_err());
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn a_strategy_that_cannot_run_is_named_with_the_ones_that_can() {
+        let here = mcsafe::Strategy::available();
+        for s in &here {
+            assert_eq!(strategy_problem(s.name()), None, "{s}");
+            assert_eq!(strategy_problem(&s.name().to_uppercase()), None, "{s}");
+        }
+        let bogus = strategy_problem("bogus").unwrap();
+        assert!(
+            bogus.starts_with("MCSAFE_STRATEGY=bogus: no such strategy; known: "),
+            "{bogus}"
+        );
+        // A strategy of another architecture (or one this CPU lacks) exists
+        // but cannot run here.
+        let other = mcsafe::Strategy::from_name(if cfg!(target_arch = "aarch64") {
+            "avx2"
+        } else {
+            "advsimd"
+        })
+        .unwrap();
+        let problem = strategy_problem(other.name()).unwrap();
+        assert!(
+            problem.contains(&format!("this CPU cannot run the {other} strategy")),
+            "{problem}"
+        );
     }
 
     #[test]

@@ -1,4 +1,9 @@
 //! `mcsafe probe`: what this machine and kernel let mcsafe recover, and how.
+//!
+//! The first line is the verdict ([`verdict`]), drawn from the facts the
+//! lines below it report: the handler installed or not (and why), a forced
+//! strategy that cannot run, memory-failure support, its recovery sysctl,
+//! early kill.
 
 use std::fs;
 use std::process::ExitCode;
@@ -11,6 +16,59 @@ pub fn run() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// What the verdict is drawn from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts {
+    /// `MCSAFE_STRATEGY` names a strategy that does not exist or cannot run
+    /// here: every copy would panic.
+    pub strategy_problem: Option<String>,
+    /// Why mcsafe's SIGBUS handler cannot be installed, if it cannot.
+    pub not_installed: Option<String>,
+    /// `CONFIG_MEMORY_FAILURE`.
+    pub memory_failure: bool,
+    /// `vm.memory_failure_recovery`: `None` where it cannot be read.
+    pub recovery: Option<bool>,
+    /// `vm.memory_failure_early_kill`.
+    pub early_kill: Option<bool>,
+}
+
+/// The report's first line: what this machine recovers, and what not and why.
+///
+/// Truncation (`BUS_ADRERR` past the end of a file), failed page-ins (a file
+/// system's I/O error) and holes that cannot be paged in (a full file system)
+/// need only the handler; hardware memory errors also need the kernel's
+/// memory-failure support with its recovery on.
+pub fn verdict(facts: &Facts) -> String {
+    if let Some(problem) = &facts.strategy_problem {
+        return format!(
+            "recovers: nothing in this environment: {problem} (every copy would panic: unset {} \
+             or name an available strategy)",
+            mcsafe::STRATEGY_ENV
+        );
+    }
+    if let Some(why) = &facts.not_installed {
+        return format!("recovers: nothing here: the SIGBUS handler is not installed: {why}");
+    }
+    let recovered = "recovers: truncation, page-in errors, holes";
+    let hardware = "hardware memory errors";
+    match (facts.memory_failure, facts.recovery, facts.early_kill) {
+        (false, ..) => format!("{recovered}; not {hardware} here: no CONFIG_MEMORY_FAILURE"),
+        (true, Some(false), _) => format!(
+            "{recovered}; not {hardware} here: vm.memory_failure_recovery=0 (the kernel panics \
+             on poison)"
+        ),
+        (true, None, _) => format!(
+            "{recovered}, {hardware} if the kernel recovers them (vm.memory_failure_recovery \
+             cannot be read here)"
+        ),
+        (true, Some(true), Some(true)) => format!(
+            "{recovered}, {hardware} a copy touches (BUS_MCEERR_AR); not poison the kernel finds \
+             first: vm.memory_failure_early_kill=1 sends BUS_MCEERR_AO, which kills"
+        ),
+        (true, Some(true), _) => format!("{recovered}, {hardware} (BUS_MCEERR_AR)"),
+    }
+}
+
 /// The whole report, as printed.
 pub fn report() -> String {
     let mut out = String::new();
@@ -20,6 +78,25 @@ pub fn report() -> String {
     line("cpu features", cpu_features());
     let available = Strategy::available();
     let forced = std::env::var(mcsafe::STRATEGY_ENV).ok();
+    let strategy_problem = crate::strategy_env_problem();
+    let caps = inject::capabilities();
+    let recovery = sysctl("memory_failure_recovery");
+    let mut facts = Facts {
+        strategy_problem: strategy_problem.clone(),
+        not_installed: None,
+        memory_failure: caps.memory_failure(),
+        recovery: recovery.as_deref().map(|v| v == "1"),
+        early_kill: caps.early_kill(),
+    };
+    if let Some(problem) = &strategy_problem {
+        // Strategy::current, the dispatch and install would panic.
+        line("strategy", format!("none: {problem}"));
+        line("strategies available", names(&available));
+        facts.not_installed = Some(format!("not tried: {problem}"));
+        out.insert_str(0, &format!("{}\n", verdict(&facts)));
+        let before = disposition();
+        return out + &kernel_report(&caps, recovery.as_deref(), &before, None);
+    }
     let current = Strategy::current();
     line(
         "strategy",
@@ -52,14 +129,32 @@ pub fn report() -> String {
         );
     }
 
-    let caps = inject::capabilities();
+    let before = disposition();
+    let installed = mcsafe::install().map_err(|e| e.to_string());
+    facts.not_installed = installed.as_ref().err().cloned();
+    out.insert_str(0, &format!("{}\n", verdict(&facts)));
+    out + &kernel_report(&caps, recovery.as_deref(), &before, Some(installed))
+}
+
+/// The kernel's capabilities, the injection methods and the SIGBUS handler:
+/// `before` is its disposition before `install`, `installed` what `install`
+/// returned, `None` where it was not tried.
+fn kernel_report(
+    caps: &inject::Capabilities,
+    recovery: Option<&str>,
+    before: &str,
+    installed: Option<Result<(), String>>,
+) -> String {
+    let mut out = String::new();
+    let mut line = |key: &str, value: String| out.push_str(&format!("{key:<22}{value}\n"));
+
     line("kernel", caps.kernel().to_string());
     line(
         "memory failure",
         if caps.memory_failure() {
             format!(
                 "yes (CONFIG_MEMORY_FAILURE); recovery {}",
-                sysctl("memory_failure_recovery")
+                recovery
                     .map(|v| if v == "1" {
                         "on"
                     } else {
@@ -107,14 +202,15 @@ pub fn report() -> String {
         );
     }
 
-    line("SIGBUS before mcsafe", disposition());
+    line("SIGBUS before mcsafe", before.to_string());
     line(
         "SIGBUS handler",
-        match mcsafe::install() {
-            Ok(()) => "mcsafe's, installed (SA_SIGINFO | SA_ONSTACK | SA_NODEFER); other \
-                       SIGBUS go to the disposition above"
+        match installed {
+            Some(Ok(())) => "mcsafe's, installed (SA_SIGINFO | SA_ONSTACK | SA_NODEFER); other \
+                             SIGBUS go to the disposition above"
                 .into(),
-            Err(e) => format!("not installed: {e}"),
+            Some(Err(e)) => format!("not installed: {e}"),
+            None => format!("not installed: {} is wrong", mcsafe::STRATEGY_ENV),
         },
     );
     let stats = mcsafe::stats();
@@ -229,4 +325,85 @@ fn cpu_features() -> String {
 #[cfg(not(target_arch = "x86_64"))]
 fn cpu_features() -> String {
     "(not probed on this architecture)".into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts {
+        Facts {
+            strategy_problem: None,
+            not_installed: None,
+            memory_failure: true,
+            recovery: Some(true),
+            early_kill: Some(false),
+        }
+    }
+
+    #[test]
+    fn the_verdict_names_what_is_recovered_and_why_not_the_rest() {
+        let all = "recovers: truncation, page-in errors, holes, hardware memory errors \
+                   (BUS_MCEERR_AR)";
+        assert_eq!(verdict(&facts()), all);
+        let no_mf = Facts {
+            memory_failure: false,
+            recovery: None,
+            early_kill: None,
+            ..facts()
+        };
+        assert_eq!(
+            verdict(&no_mf),
+            "recovers: truncation, page-in errors, holes; not hardware memory errors here: \
+             no CONFIG_MEMORY_FAILURE"
+        );
+        let off = Facts {
+            recovery: Some(false),
+            ..facts()
+        };
+        assert!(
+            verdict(&off).ends_with(
+                "not hardware memory errors here: \
+                                     vm.memory_failure_recovery=0 (the kernel panics on poison)"
+            ),
+            "{}",
+            verdict(&off)
+        );
+        let early = Facts {
+            early_kill: Some(true),
+            ..facts()
+        };
+        assert!(
+            verdict(&early).contains("vm.memory_failure_early_kill=1"),
+            "{}",
+            verdict(&early)
+        );
+        let unread = Facts {
+            recovery: None,
+            ..facts()
+        };
+        assert!(verdict(&unread).contains("cannot be read"));
+        let uninstalled = Facts {
+            not_installed: Some("no fault-safe copies on this target".into()),
+            ..facts()
+        };
+        assert_eq!(
+            verdict(&uninstalled),
+            "recovers: nothing here: the SIGBUS handler is not installed: no fault-safe copies \
+             on this target"
+        );
+        let forced = Facts {
+            strategy_problem: Some("MCSAFE_STRATEGY=bogus: no such strategy".into()),
+            ..uninstalled
+        };
+        assert!(
+            verdict(&forced)
+                .starts_with("recovers: nothing in this environment: MCSAFE_STRATEGY=bogus"),
+            "{}",
+            verdict(&forced)
+        );
+        for f in [facts(), no_mf, off, early, unread, forced] {
+            assert!(!verdict(&f).contains('\n'));
+        }
+    }
 }
