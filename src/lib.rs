@@ -173,7 +173,7 @@ pub use dispatch::{Checksum, Dispatch, IgnoredTunable, dispatch};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
 pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost, RegionRead, RegionReread};
-pub use strategy::{STRATEGY_ENV, Strategy};
+pub use strategy::{STRATEGY_ENV, Strategy, StrategyEnvError};
 pub use tunables::TUNABLES_ENV;
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still
@@ -202,12 +202,13 @@ pub use tunables::TUNABLES_ENV;
 /// entry points then take no lock, read no environment and allocate nothing, and
 /// may run inside a signal handler. (Without `install`, the first copy does this.)
 ///
-/// # Panics
-///
-/// If `MCSAFE_STRATEGY` names a strategy this CPU cannot run, or none.
-///
 /// # Errors
 ///
+/// - [`InstallError::BadStrategy`] if `MCSAFE_STRATEGY` names no strategy, or
+///   one this CPU cannot run (checked first: nothing is installed then, and
+///   copies panic with the same words, as without `install`). Its `Display` is
+///   one line naming the value and the valid names, for a program to print and
+///   exit on.
 /// - [`InstallError::Replaced`] if some code replaced mcsafe's SIGBUS handler
 ///   with an action that does not pass copy faults on: `SIG_DFL`, `SIG_IGN`, or
 ///   a handler that, on a copy fault, kills the process, exits, or returns
