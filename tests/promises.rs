@@ -33,9 +33,26 @@ fn message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "(not a string)".into())
 }
 
-/// The panic message of `f`, which must panic.
+thread_local! {
+    static EXPECTING_PANIC: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The panic message of `f`, which must panic (the panic, expected, is not
+/// printed; any other still is).
 fn panic_of<R>(what: &str, f: impl FnOnce() -> R) -> String {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    static QUIET: std::sync::Once = std::sync::Once::new();
+    QUIET.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !EXPECTING_PANIC.with(|e| e.get()) {
+                default(info);
+            }
+        }));
+    });
+    EXPECTING_PANIC.with(|e| e.set(true));
+    let caught = catch_unwind(AssertUnwindSafe(f));
+    EXPECTING_PANIC.with(|e| e.set(false));
+    match caught {
         Ok(_) => panic!("{what}: returned instead of panicking"),
         Err(payload) => message(payload),
     }
