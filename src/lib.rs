@@ -121,7 +121,12 @@
 //!   such stacks with `sysconf(_SC_SIGSTKSZ)`, not `MINSIGSTKSZ`.
 //! - [`copy_mc`] may be called from a signal handler once [`install`] has
 //!   returned `Ok` (or the process has made one copy): from then on a copy
-//!   takes no lock, reads no environment and allocates nothing.
+//!   takes no lock, reads no environment and allocates nothing. The same holds
+//!   for [`copy_mc_with`], [`read_mc`], [`write_mc`], [`fill_mc`],
+//!   [`crc32c_mc`], [`copy_crc32c_mc`], [`crc32c`] and the lossy copy while it
+//!   loses nothing; a lossy copy that finds a lost granule allocates its report
+//!   ([`LossyCopy::lost`] is a `Vec`), and [`MappedRegion`]'s errors are
+//!   `io::Error`s, which allocate.
 //!
 //! # Testing code that uses mcsafe
 //!
@@ -200,7 +205,9 @@ pub use tunables::TUNABLES_ENV;
 /// It also picks the copy routines ([`Strategy::current`]), so that after it
 /// returns `Ok`, every copy is async-signal-safe: [`copy_mc`] and the other
 /// entry points then take no lock, read no environment and allocate nothing, and
-/// may run inside a signal handler. (Without `install`, the first copy does this.)
+/// may run inside a signal handler (but a lossy copy that finds a lost granule
+/// allocates its report, and [`MappedRegion`]'s errors allocate; see "Safety
+/// rules"). (Without `install`, the first copy does this.)
 ///
 /// # Errors
 ///
