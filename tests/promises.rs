@@ -24,6 +24,17 @@ const EVERY_VARIANT: [Strategy; 5] = [
     Strategy::AdvSimd,
 ];
 
+/// The strategies, of every architecture, that this CPU cannot run: another
+/// architecture's at least (AdvSimd on x86-64, the four x86-64 ones on aarch64).
+fn lacking() -> Vec<Strategy> {
+    let lacking: Vec<Strategy> = EVERY_VARIANT
+        .into_iter()
+        .filter(|s| !s.is_available())
+        .collect();
+    assert!(!lacking.is_empty(), "every target lacks another's strategy");
+    lacking
+}
+
 /// The message of a panic payload.
 fn message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
@@ -175,18 +186,13 @@ fn bad_strategy_child() {
 
 #[test]
 fn a_bad_strategy_env_is_an_error_of_install_that_installs_nothing() {
-    // A strategy of this target's architecture that this CPU lacks, where there is
-    // one (not on this Emerald Rapids), and one of another architecture.
-    let lacking: Vec<Strategy> = EVERY_VARIANT
-        .into_iter()
-        .filter(|s| !s.is_available())
-        .collect();
-    assert!(!lacking.is_empty(), "every target lacks another's strategy");
+    // The strategies this CPU lacks: of this target's architecture where there is
+    // one (not on this Emerald Rapids), and of another.
     let mut cases: Vec<(String, String)> = ["turbo", "", "avx2x", " memcpy "]
         .into_iter()
         .map(|v| (v.to_string(), String::new()))
         .collect();
-    for s in lacking {
+    for s in lacking() {
         cases.push((s.name().to_string(), s.name().to_string()));
         cases.push((
             format!(" {} ", s.name().to_uppercase()),
@@ -275,14 +281,7 @@ fn assert_refused_everywhere(strategy: Strategy) {
 
 #[test]
 fn a_with_function_refuses_a_strategy_this_cpu_lacks_before_touching_memory() {
-    let lacking: Vec<Strategy> = EVERY_VARIANT
-        .into_iter()
-        .filter(|s| !s.is_available())
-        .collect();
-    // Another architecture's strategies at least: AdvSimd on x86-64, the four
-    // x86-64 ones on aarch64.
-    assert!(!lacking.is_empty());
-    for s in lacking {
+    for s in lacking() {
         assert_refused_everywhere(s);
     }
     // The copies still work afterwards with every strategy this CPU has.
