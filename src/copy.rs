@@ -77,8 +77,11 @@ pub unsafe fn copy_mc(dst: *mut u8, src: *const u8, len: usize) -> Result<(), Fa
 ///
 /// # Panics
 ///
-/// As for [`copy_mc`], and if this CPU cannot run `strategy` (see
-/// [`Strategy::available`]).
+/// As for [`copy_mc`], and, before touching memory and whatever `len` (0 too), if this
+/// CPU cannot run `strategy` ([`Strategy::available`] lacks it: an x86-64
+/// strategy on aarch64, `AdvSimd` on x86-64, `Avx512` on a CPU without
+/// AVX-512): `mcsafe: this CPU cannot run the avx512 strategy (see
+/// Strategy::available())`. Its routine never runs (it would raise SIGILL).
 #[inline]
 pub unsafe fn copy_mc_with(
     strategy: Strategy,

@@ -344,6 +344,15 @@ pub enum InstallError {
     /// note named `mcsafe` (`readelf -n`), which is how the copies find each
     /// other.
     AnotherCopy,
+    /// `MCSAFE_STRATEGY` names no strategy, or one this CPU cannot run: nothing
+    /// was installed, and every copy (and every other entry point that
+    /// installs on first use) panics with the same words before touching
+    /// memory, as it would without this call: a forced choice that cannot be
+    /// honoured is never replaced by another. Unset the variable or name one of
+    /// [`Strategy::available`](crate::Strategy::available).
+    /// [`Strategy::try_current`](crate::Strategy::try_current) makes the same
+    /// check without installing anything.
+    BadStrategy(crate::StrategyEnvError),
 }
 
 impl fmt::Display for InstallError {
@@ -378,6 +387,7 @@ impl fmt::Display for InstallError {
                  contain it; `readelf -n` shows an `mcsafe` note in each): its SIGBUS handler \
                  is process-wide, so use one copy",
             ),
+            InstallError::BadStrategy(e) => e.fmt(f),
         }
     }
 }

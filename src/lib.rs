@@ -121,7 +121,12 @@
 //!   such stacks with `sysconf(_SC_SIGSTKSZ)`, not `MINSIGSTKSZ`.
 //! - [`copy_mc`] may be called from a signal handler once [`install`] has
 //!   returned `Ok` (or the process has made one copy): from then on a copy
-//!   takes no lock, reads no environment and allocates nothing.
+//!   takes no lock, reads no environment and allocates nothing. The same holds
+//!   for [`copy_mc_with`], [`read_mc`], [`write_mc`], [`fill_mc`],
+//!   [`crc32c_mc`], [`copy_crc32c_mc`], [`crc32c`] and the lossy copy while it
+//!   loses nothing; a lossy copy that finds a lost granule allocates its report
+//!   ([`LossyCopy::lost`] is a `Vec`), and [`MappedRegion`]'s errors are
+//!   `io::Error`s, which allocate.
 //!
 //! # Testing code that uses mcsafe
 //!
@@ -173,7 +178,7 @@ pub use dispatch::{Checksum, Dispatch, IgnoredTunable, dispatch};
 pub use fault::{Fault, FaultKind, InstallError, Replacement, Side};
 pub use lossy::{LossyCopy, LostRange, copy_mc_lossy, copy_mc_lossy_with};
 pub use region::{MappedRegion, RegionCursor, RegionFault, RegionLost, RegionRead, RegionReread};
-pub use strategy::{STRATEGY_ENV, Strategy};
+pub use strategy::{STRATEGY_ENV, Strategy, StrategyEnvError};
 pub use tunables::TUNABLES_ENV;
 
 /// Installs the process-wide SIGBUS handler, or checks that copy faults still
@@ -200,14 +205,17 @@ pub use tunables::TUNABLES_ENV;
 /// It also picks the copy routines ([`Strategy::current`]), so that after it
 /// returns `Ok`, every copy is async-signal-safe: [`copy_mc`] and the other
 /// entry points then take no lock, read no environment and allocate nothing, and
-/// may run inside a signal handler. (Without `install`, the first copy does this.)
-///
-/// # Panics
-///
-/// If `MCSAFE_STRATEGY` names a strategy this CPU cannot run, or none.
+/// may run inside a signal handler (but a lossy copy that finds a lost granule
+/// allocates its report, and [`MappedRegion`]'s errors allocate; see "Safety
+/// rules"). (Without `install`, the first copy does this.)
 ///
 /// # Errors
 ///
+/// - [`InstallError::BadStrategy`] if `MCSAFE_STRATEGY` names no strategy, or
+///   one this CPU cannot run (checked first: nothing is installed then, and
+///   copies panic with the same words, as without `install`). Its `Display` is
+///   one line naming the value and the valid names, for a program to print and
+///   exit on.
 /// - [`InstallError::Replaced`] if some code replaced mcsafe's SIGBUS handler
 ///   with an action that does not pass copy faults on: `SIG_DFL`, `SIG_IGN`, or
 ///   a handler that, on a copy fault, kills the process, exits, or returns

@@ -137,8 +137,11 @@ pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCo
 ///
 /// # Panics
 ///
-/// As for [`copy_mc_lossy`], and if this CPU cannot run `strategy` (see
-/// [`Strategy::available`]).
+/// As for [`copy_mc_lossy`], and, before touching memory and whatever `len` (0 too), if this
+/// CPU cannot run `strategy` ([`Strategy::available`] lacks it: an x86-64
+/// strategy on aarch64, `AdvSimd` on x86-64, `Avx512` on a CPU without
+/// AVX-512): `mcsafe: this CPU cannot run the avx512 strategy (see
+/// Strategy::available())`. Its routine never runs (it would raise SIGILL).
 ///
 /// # Example
 ///
@@ -172,12 +175,14 @@ pub unsafe fn copy_mc_lossy_with(
     len: usize,
     mut on_lost: impl FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
+    // The strategy first, as `copy_mc_with` does: refused even for `len == 0`.
+    let routine = calls::of(Some(strategy));
     if len == 0 {
         return LossyCopy::empty();
     }
     calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
-    unsafe { lossy(calls::of(Some(strategy)), dst, src, len, &mut on_lost) }
+    unsafe { lossy(routine, dst, src, len, &mut on_lost) }
 }
 
 /// The copy as `copy_mc` makes it, inline: a copy that loses nothing costs

@@ -132,33 +132,59 @@ impl Strategy {
     ///
     /// # Panics
     ///
-    /// On first use, if `MCSAFE_STRATEGY` names no strategy or one this CPU
-    /// cannot run: a forced choice that cannot be honoured is a configuration
-    /// error, not something to replace silently.
+    /// If `MCSAFE_STRATEGY` names no strategy or one this CPU cannot run (the
+    /// error of [`Strategy::try_current`], which is what the panic says): a
+    /// forced choice that cannot be honoured is a configuration error, not
+    /// something to replace silently.
     ///
     /// ```
     /// let strategy = mcsafe::Strategy::current();
     /// println!("copies here use the {strategy} routine");
     /// ```
+    #[track_caller]
     pub fn current() -> Strategy {
-        static CURRENT: OnceLock<Strategy> = OnceLock::new();
-        *CURRENT.get_or_init(|| match std::env::var(STRATEGY_ENV) {
-            Ok(name) => match Strategy::from_name(&name) {
-                Some(s) if s.is_available() => s,
-                Some(s) => panic!(
-                    "{STRATEGY_ENV}={name}: this CPU cannot run the {} strategy; \
-                     available here: {}",
-                    s.name(),
-                    names(&Strategy::available())
-                ),
-                None => panic!(
-                    "{STRATEGY_ENV}={name}: no such strategy; known: {}; available here: {}",
-                    names(&Strategy::ALL),
-                    names(&Strategy::available())
-                ),
-            },
-            Err(_) => Arch::default_strategy(),
-        })
+        match Strategy::try_current() {
+            Ok(strategy) => strategy,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Strategy::current`], or why `MCSAFE_STRATEGY` cannot be honoured,
+    /// without a panic: the check a program makes at start-up to report a bad
+    /// value in one line. [`install`](crate::install) makes it too
+    /// ([`InstallError::BadStrategy`](crate::InstallError::BadStrategy)).
+    ///
+    /// The variable is read once per process, at the first call of this, of
+    /// [`Strategy::current`] or of any entry point that installs: every later
+    /// answer is that one. A value that is not valid UTF-8 names no strategy.
+    /// Reads the environment: call it before copies run in signal handlers.
+    ///
+    /// ```
+    /// match mcsafe::Strategy::try_current() {
+    ///     Ok(strategy) => println!("copies here use the {strategy} routine"),
+    ///     // MCSAFE_STRATEGY=turbo: no such strategy; known: fragile, ...
+    ///     Err(e) => eprintln!("{e}"),
+    /// }
+    /// ```
+    pub fn try_current() -> Result<Strategy, StrategyEnvError> {
+        static CHOICE: OnceLock<Result<Strategy, (String, Option<Strategy>)>> = OnceLock::new();
+        let choice = CHOICE.get_or_init(|| {
+            let Some(raw) = std::env::var_os(STRATEGY_ENV) else {
+                return Ok(Arch::default_strategy());
+            };
+            let value = raw.to_string_lossy().into_owned();
+            match raw.to_str().and_then(Strategy::from_name) {
+                Some(s) if s.is_available() => Ok(s),
+                named => Err((value, named)),
+            }
+        });
+        match choice {
+            Ok(strategy) => Ok(*strategy),
+            Err((value, named)) => Err(StrategyEnvError {
+                value: value.as_str(),
+                named: *named,
+            }),
+        }
     }
 
     /// The strategy's name, as `MCSAFE_STRATEGY` takes it: `fragile`,
@@ -200,6 +226,65 @@ fn names(list: &[Strategy]) -> String {
         names.join(", ")
     }
 }
+
+/// `MCSAFE_STRATEGY` names no strategy, or one this CPU cannot run: the error
+/// of [`Strategy::try_current`] and of [`install`](crate::install)
+/// ([`InstallError::BadStrategy`](crate::InstallError::BadStrategy)), and what
+/// the first copy panics with. `Display` says it in one line, naming the value,
+/// the known names and those available here:
+///
+/// `MCSAFE_STRATEGY=turbo: no such strategy; known: fragile, rep_movsb, avx2,
+/// avx512; available here: fragile, rep_movsb, avx2`
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StrategyEnvError {
+    value: &'static str,
+    named: Option<Strategy>,
+}
+
+impl StrategyEnvError {
+    /// The variable's value, as read (a value that is not UTF-8 converted
+    /// lossily).
+    pub fn value(&self) -> &'static str {
+        self.value
+    }
+
+    /// The strategy the value names, which this CPU cannot run; `None` if it
+    /// names none.
+    pub fn strategy(&self) -> Option<Strategy> {
+        self.named
+    }
+}
+
+impl fmt::Display for StrategyEnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let available = names(&Strategy::available());
+        // The value as typed when it is a plain word, else quoted and escaped
+        // (empty, white space, control characters): one line either way.
+        let value = self.value;
+        let plain = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic());
+        let value = if plain {
+            value.to_string()
+        } else {
+            format!("{value:?}")
+        };
+        match self.named {
+            Some(s) => write!(
+                f,
+                "{STRATEGY_ENV}={}: this CPU cannot run the {} strategy; available here: {available}",
+                value,
+                s.name()
+            ),
+            None => write!(
+                f,
+                "{STRATEGY_ENV}={}: no such strategy; known: {}; available here: {available}",
+                value,
+                names(&Strategy::ALL)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StrategyEnvError {}
 
 impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

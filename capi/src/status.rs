@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use std::panic::{UnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
-use mcsafe::{InstallError, STRATEGY_ENV, Strategy};
+use mcsafe::{InstallError, Strategy};
 
 /// Set once the crate is initialised (handler installed, routines chosen), so
 /// that a call can no longer hit a first-use panic. Only `true` is ever stored.
@@ -91,17 +91,13 @@ pub(crate) fn strategy() -> &'static CStr {
 }
 
 /// `-EINVAL` if `MCSAFE_STRATEGY` names no strategy, or one this CPU cannot run:
-/// the cases in which `Strategy::current` panics (see its docs). Mirrors its
-/// reading of the variable: only a value that is valid Unicode counts.
+/// the crate's own check (`Strategy::try_current`), in which case
+/// `Strategy::current` would panic.
 pub(crate) fn strategy_env_error() -> Option<c_int> {
     if Strategy::available().is_empty() {
         return None; // no strategy is ever chosen here: plain copies
     }
-    let name = std::env::var(STRATEGY_ENV).ok()?;
-    match Strategy::from_name(&name) {
-        Some(strategy) if strategy.is_available() => None,
-        _ => Some(-libc::EINVAL),
-    }
+    Strategy::try_current().err().map(|_| -libc::EINVAL)
 }
 
 /// The code of an `install` outcome.
@@ -113,6 +109,7 @@ pub(crate) fn install_code(result: Result<(), InstallError>) -> c_int {
         Err(InstallError::Replaced(_)) => -libc::EBUSY,
         Err(InstallError::SigbusBlocked) => -libc::EAGAIN,
         Err(InstallError::CorruptTable) => -libc::ENOEXEC,
+        Err(InstallError::BadStrategy(_)) => -libc::EINVAL,
         Err(InstallError::Sigaction(errno)) if errno > 0 => -errno,
         Err(_) => -libc::ENOTRECOVERABLE,
     }

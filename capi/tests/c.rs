@@ -263,6 +263,19 @@ fn a_bad_mcsafe_strategy_is_an_error_code_not_an_abort() {
 }
 
 #[test]
+fn install_returns_eagain_and_ebusy_as_documented_and_copies_still_run() {
+    if !toolchain() {
+        return;
+    }
+    for link in [Link::Shared, Link::Static] {
+        let out = run(&build(&c_test("install_codes.c"), link, C_FLAGS), &[], &[]);
+        assert!(String::from_utf8_lossy(&out.stdout).contains(
+            "install_codes: -EAGAIN and -EBUSY as documented, copies still run, 0 failures"
+        ));
+    }
+}
+
+#[test]
 fn the_shared_library_exports_exactly_the_functions_of_the_header() {
     if !toolchain() {
         return;

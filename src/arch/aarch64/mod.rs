@@ -170,11 +170,13 @@ static CURRENT: AtomicUsize = AtomicUsize::new(0);
 /// Installs the handler, then publishes the current routine, once. Afterwards a
 /// copy takes no lock and allocates nothing: it is async-signal-safe.
 ///
-/// # Panics
-/// If `MCSAFE_STRATEGY` asks for a strategy this CPU cannot run.
+/// A bad `MCSAFE_STRATEGY` ([`Strategy::try_current`]) is its first error, before
+/// anything is installed.
 fn init() -> Result<(), InstallError> {
     static INIT: OnceLock<Result<(), InstallError>> = OnceLock::new();
     *INIT.get_or_init(|| {
+        // First, so that a bad MCSAFE_STRATEGY installs nothing.
+        Strategy::try_current().map_err(InstallError::BadStrategy)?;
         instance::ensure_only_one()?;
         handler::install()?;
         let current = strategy_routine(Strategy::current());
@@ -185,8 +187,10 @@ fn init() -> Result<(), InstallError> {
 
 /// [`init`], panicking where an `InstallError` cannot be returned (first use).
 fn ready() {
-    if let Err(e) = init() {
-        panic!("mcsafe: cannot install the SIGBUS handler: {e}");
+    match init() {
+        Ok(()) => {}
+        Err(InstallError::BadStrategy(e)) => panic!("mcsafe: {e}"),
+        Err(e) => panic!("mcsafe: cannot install the SIGBUS handler: {e}"),
     }
 }
 

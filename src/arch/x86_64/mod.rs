@@ -200,12 +200,13 @@ pub(crate) struct CopyChecksum {
 /// takes no lock, reads no environment variable and allocates nothing: it is
 /// async-signal-safe.
 ///
-/// # Panics
-/// If `MCSAFE_STRATEGY` asks for a strategy this CPU cannot run (see
-/// [`Strategy::current`]).
+/// A bad `MCSAFE_STRATEGY` ([`Strategy::try_current`]) is its first error, before
+/// anything is installed.
 fn init() -> Result<(), InstallError> {
     static INIT: OnceLock<Result<(), InstallError>> = OnceLock::new();
     *INIT.get_or_init(|| {
+        // First, so that a bad MCSAFE_STRATEGY installs nothing.
+        Strategy::try_current().map_err(InstallError::BadStrategy)?;
         instance::ensure_only_one()?;
         handler::install()?;
         routines::set_thresholds(crate::tunables::Tunables::in_force().apply(cpu::thresholds()));
@@ -235,8 +236,10 @@ pub(crate) fn ensure_ready() {
 
 /// [`init`], for paths that cannot return an `InstallError`.
 fn ready() {
-    if let Err(e) = init() {
-        panic!("mcsafe: cannot install the SIGBUS handler: {e}");
+    match init() {
+        Ok(()) => {}
+        Err(InstallError::BadStrategy(e)) => panic!("mcsafe: {e}"),
+        Err(e) => panic!("mcsafe: cannot install the SIGBUS handler: {e}"),
     }
 }
 

@@ -24,7 +24,7 @@ pub const INJECTIONS: usize = 36;
 /// each with its arguments: the host builds them statically and packs them under
 /// /tests (`setup::test_binaries`), the guest runs them (`aarch64.rs`). What
 /// qemu-user cannot emulate (tests/common `qemu_user`): ptrace (every instruction
-/// of every range, the forged faults of fault_kinds, pass_on and forward_step,
+/// of every range, the forged faults of fault_kinds, promises, pass_on and forward_step,
 /// the races of chaining_rules), a death by mcsafe's pass-on to SIG_DFL
 /// (pass_on, chaining_matrix, foreign_faults, replacements), a SIGBUS forced
 /// through a blocked mask (api's), real MADV_HWPOISON (inject), userfaultfd
@@ -55,6 +55,14 @@ pub const ARM64_TESTS: &[(&str, &[&str])] = &[
     (
         "api",
         &["--test-threads=1", "install_reports_sigbus_blocked"],
+    ),
+    // Fault::raw_os_error of each kernel code (forged by ptrace).
+    (
+        "promises",
+        &[
+            "--test-threads=1",
+            "raw_os_error_is_the_errno_of_each_fault_kind",
+        ],
     ),
 ];
 
