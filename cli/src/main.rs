@@ -119,35 +119,11 @@ fn main() -> ExitCode {
 }
 
 /// What is wrong with `MCSAFE_STRATEGY`, if it is set to a strategy that
-/// does not exist or that this CPU cannot run (where `Strategy::current`, and
-/// with it every copy, would panic): one line, with the names that would do.
+/// does not exist or that this CPU cannot run (where every copy would panic):
+/// the library's one line (`mcsafe::StrategyEnvError`), with the names that
+/// would do.
 pub fn strategy_env_problem() -> Option<String> {
-    strategy_problem(&std::env::var(mcsafe::STRATEGY_ENV).ok()?)
-}
-
-/// [`strategy_env_problem`] for the value `name`.
-fn strategy_problem(name: &str) -> Option<String> {
-    use mcsafe::Strategy;
-    let list = |strategies: &[Strategy]| match strategies {
-        [] => "none".to_string(),
-        _ => strategies
-            .iter()
-            .map(|s| s.name())
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    let env = mcsafe::STRATEGY_ENV;
-    let available = list(&Strategy::available());
-    match Strategy::from_name(name) {
-        Some(s) if s.is_available() => None,
-        Some(s) => Some(format!(
-            "{env}={name}: this CPU cannot run the {s} strategy; available here: {available}"
-        )),
-        None => Some(format!(
-            "{env}={name}: no such strategy; known: {}; available here: {available}",
-            list(&Strategy::ALL)
-        )),
-    }
+    mcsafe::Strategy::try_current().err().map(|e| e.to_string())
 }
 
 /// `--help` and `--version` print as clap renders them (exit 0); a bad
@@ -217,33 +193,6 @@ mod tests {
         assert!(parse_bytes("12X").is_err());
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("99999999999T").is_err());
-    }
-
-    #[test]
-    fn a_strategy_that_cannot_run_is_named_with_the_ones_that_can() {
-        let here = mcsafe::Strategy::available();
-        for s in &here {
-            assert_eq!(strategy_problem(s.name()), None, "{s}");
-            assert_eq!(strategy_problem(&s.name().to_uppercase()), None, "{s}");
-        }
-        let bogus = strategy_problem("bogus").unwrap();
-        assert!(
-            bogus.starts_with("MCSAFE_STRATEGY=bogus: no such strategy; known: "),
-            "{bogus}"
-        );
-        // A strategy of another architecture (or one this CPU lacks) exists
-        // but cannot run here.
-        let other = mcsafe::Strategy::from_name(if cfg!(target_arch = "aarch64") {
-            "avx2"
-        } else {
-            "advsimd"
-        })
-        .unwrap();
-        let problem = strategy_problem(other.name()).unwrap();
-        assert!(
-            problem.contains(&format!("this CPU cannot run the {other} strategy")),
-            "{problem}"
-        );
     }
 
     #[test]
