@@ -215,6 +215,42 @@ pub unsafe fn assert_untouched(p: *const u8, len: usize, what: &str) {
     }
 }
 
+/// Overwrites `len` bytes at `dst` with the complement of `want(i)`, the byte the
+/// call under test should store at offset `i`: every byte then differs from what
+/// it should become. Call it before each call of a sweep that reuses its
+/// buffers: otherwise the destination already holds the right bytes from the
+/// previous call (the same copy one byte longer, or with another strategy), and
+/// a store the call skips (the last overlapping store of a size class, a tail
+/// byte) passes the check of what it stored.
+///
+/// # Safety
+/// `dst..dst+len` is writable and does not fault.
+pub unsafe fn overwrite_unlike(dst: *mut u8, len: usize, want: impl Fn(usize) -> u8) {
+    // SAFETY: per the contract; this range does not fault.
+    let dst = unsafe { std::slice::from_raw_parts_mut(dst, len) };
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = !want(i);
+    }
+}
+
+/// [`overwrite_unlike`] for a copy from `src`: `dst[i] = !src[i]` for `i < len`.
+///
+/// # Safety
+/// `dst..dst+len` is writable, `src..src+len` readable, neither faults, and
+/// they do not overlap.
+pub unsafe fn overwrite_unlike_copy(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: per the contract; these ranges do not fault.
+    let (dst, src) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(dst, len),
+            std::slice::from_raw_parts(src, len),
+        )
+    };
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = !s;
+    }
+}
+
 /// Index of the first byte where `a` and `b` differ over `len` bytes, if any.
 ///
 /// # Safety
@@ -343,15 +379,25 @@ pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
 
 /// [`in_child`] with extra environment variables for the child.
 pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnce()) -> ExitStatus {
+    let output = in_child_output(test_name, env, body);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
+    output.status
+}
+
+/// [`in_child_with_env`] that returns what the child printed as well as how
+/// it ended, for a test that reads a value or a marker from the child's stderr.
+pub fn in_child_output(
+    test_name: &str,
+    env: &[(&str, &str)],
+    body: impl FnOnce(),
+) -> std::process::Output {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         body();
         eprintln!("{BODY_RETURNED}");
         std::process::exit(0);
     }
-    let output = child_output(test_name, env);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
-    output.status
+    child_output(test_name, env)
 }
 
 /// Runs the test `test_name` of this binary in a child process (where
