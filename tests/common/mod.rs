@@ -514,6 +514,28 @@ pub fn crc32c_reference_from(crc: u32, data: &[u8]) -> u32 {
     })
 }
 
+/// Checks [`crc32c_reference`] against the known values: RFC 3720 (iSCSI)
+/// appendix B.4 and the "123456789" check value of the CRC-32C catalogue, so
+/// that the oracle the tests compare the crate's checksums with is right.
+pub fn assert_crc32c_reference_is_right() {
+    let vectors: [(Vec<u8>, u32); 6] = [
+        (b"123456789".to_vec(), 0xe306_9283),
+        (vec![0; 32], 0x8a91_36aa),
+        (vec![0xff; 32], 0x62a8_ab43),
+        ((0..32).collect(), 0x46dd_794e),
+        ((0..32).rev().collect(), 0x113f_db5c),
+        (Vec::new(), 0),
+    ];
+    for (data, want) in vectors {
+        assert_eq!(crc32c_reference(&data), want, "{data:02x?}");
+    }
+    // Continuing from an earlier CRC is the CRC of both parts.
+    assert_eq!(
+        crc32c_reference_from(crc32c_reference(b"1234"), b"56789"),
+        0xe306_9283
+    );
+}
+
 /// Positions for a buffer that starts `misalign` bytes past a 64-byte boundary
 /// and `b` bytes before a lost page: from inside the lost page, through every
 /// 64-byte step that keeps the misalignment, to one past `len` (no fault).
