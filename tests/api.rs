@@ -151,7 +151,8 @@ fn two_buffer_entry_points() -> Vec<(String, TwoBuffers)> {
                 let region = unsafe { MappedRegion::from_raw_parts(s, n) };
                 // SAFETY: as for read_at.
                 let buf = unsafe { std::slice::from_raw_parts_mut(d, n) };
-                region.read_lossy_at(0, buf).unwrap();
+                let read = region.read_lossy_at(0, buf).unwrap();
+                assert!(read.is_complete() && read.bytes_read() == n);
             }),
         ),
         (
