@@ -86,34 +86,6 @@ impl Drop for AltStack {
     }
 }
 
-/// The calling thread's alternate signal stack, as `sigaltstack` reports it.
-fn current_altstack() -> libc::stack_t {
-    // SAFETY: an all-zero stack_t is valid; sigaltstack only writes it.
-    unsafe {
-        let mut now: libc::stack_t = std::mem::zeroed();
-        assert_eq!(libc::sigaltstack(ptr::null(), &mut now), 0);
-        now
-    }
-}
-
-/// Removes the calling thread's alternate signal stack (Rust's std gives every
-/// thread it starts one, for its stack-overflow report), and checks it is gone.
-fn disable_altstack() {
-    let off = libc::stack_t {
-        ss_sp: ptr::null_mut(),
-        ss_flags: libc::SS_DISABLE,
-        ss_size: 0,
-    };
-    // SAFETY: disabling this thread's alternate stack; std's own mapping stays
-    // mapped until the thread ends, and is not used meanwhile.
-    assert_eq!(unsafe { libc::sigaltstack(&off, ptr::null_mut()) }, 0);
-    assert_ne!(
-        current_altstack().ss_flags & libc::SS_DISABLE,
-        0,
-        "the thread has no alternate stack"
-    );
-}
-
 /// Runs `f` on a new thread whose alternate stack is `stack`, or none at all
 /// (std's one removed).
 fn on_thread<T: Send>(stack: Option<&AltStack>, f: impl FnOnce() -> T + Send) -> T {

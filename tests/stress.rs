@@ -307,13 +307,7 @@ fn worker(
         counts.copies.fetch_add(1, Relaxed);
     }
     if index % 2 == 1 {
-        let off = libc::stack_t {
-            ss_sp: ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: 0,
-        };
-        // SAFETY: disabling this thread's alternate stack.
-        assert_eq!(unsafe { libc::sigaltstack(&off, ptr::null_mut()) }, 0);
+        disable_altstack();
         assert!(
             altstack.iter().any(|&b| b != 0),
             "faults ran on the alternate stack"

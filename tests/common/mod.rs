@@ -456,6 +456,35 @@ pub fn killed_by(status: ExitStatus) -> Option<i32> {
     status.signal()
 }
 
+/// The calling thread's alternate signal stack, as `sigaltstack` reports it.
+pub fn current_altstack() -> libc::stack_t {
+    // SAFETY: an all-zero stack_t is valid; sigaltstack only writes it.
+    unsafe {
+        let mut now: libc::stack_t = std::mem::zeroed();
+        assert_eq!(libc::sigaltstack(std::ptr::null(), &mut now), 0);
+        now
+    }
+}
+
+/// Removes the calling thread's alternate signal stack (Rust's std gives every
+/// thread it starts one, for its stack-overflow report; a test may have set its
+/// own), and checks it is gone.
+pub fn disable_altstack() {
+    let off = libc::stack_t {
+        ss_sp: std::ptr::null_mut(),
+        ss_flags: libc::SS_DISABLE,
+        ss_size: 0,
+    };
+    // SAFETY: disabling this thread's alternate stack; the memory of the one it
+    // had (std's, or the caller's) is not used from then on.
+    assert_eq!(unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) }, 0);
+    assert_ne!(
+        current_altstack().ss_flags & libc::SS_DISABLE,
+        0,
+        "the thread has no alternate stack"
+    );
+}
+
 /// A private anonymous mapping with pages poisoned through `UFFDIO_POISON`
 /// (Linux 6.6+): touching them raises SIGBUS (`BUS_MCEERR_AR` with
 /// CONFIG_MEMORY_FAILURE, `BUS_ADRERR` without). The other pages hold data.
