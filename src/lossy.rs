@@ -7,7 +7,9 @@
 //! lets a routine touch one again. At each offset:
 //! - inside a known lost granule of the destination: the range is recorded
 //!   as lost on the destination side and skipped (nothing can be written
-//!   there, and the source is not read);
+//!   there, and the source is not read from there on; the routine that met
+//!   the granule loaded the source under its first bytes before its store
+//!   faulted);
 //! - inside a known lost granule of the source: the destination is filled with
 //!   zeros up to the granule's end (the fill routine), recorded as lost on the
 //!   source side;
@@ -51,8 +53,13 @@ use crate::{FaultKind, Side, Strategy};
 /// When it returns, for every offset `i < len`:
 /// - in no lost range: `dst[i] == src[i]`;
 /// - in a [`Side::Source`] range: `dst[i] == 0`;
-/// - in a [`Side::Destination`] range: `dst[i]` could not be written, and
-///   `src[i]` was not read.
+/// - in a [`Side::Destination`] range: `dst[i]` could not be written; `src[i]`
+///   may have been read (a copy loads before it stores, so the source under a
+///   lost destination granule is read up to where the store that found it
+///   faulted, and a vector routine's loads may run a few hundred bytes past
+///   that), and if that source is lost too, its signal is one of
+///   [`LossyCopy::faults`]. Once a destination granule is known lost, the rest
+///   of the source under it is not read.
 ///
 /// Each lost granule is touched once and costs one signal, never a retry or a
 /// prefault ([`LossyCopy::faults`] counts them). A destination granule lost

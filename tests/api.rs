@@ -88,20 +88,154 @@ fn overlap_is_rejected_before_any_byte_moves() {
     assert_eq!(buf, (0..64).collect::<Vec<u8>>(), "nothing was written");
 }
 
+/// Every public entry point that takes two buffers, as one copy of `len` bytes
+/// from `src` to `dst` that must succeed: the free functions (each `*_with`
+/// under every available strategy) and `MappedRegion`'s reads and writes (the
+/// region over one buffer, the slice the other). The entry points of one
+/// buffer (`read_mc`, `write_mc`, `fill_mc`, `crc32c_mc`, `crc32c`) have
+/// nothing to overlap.
+type TwoBuffers = Box<dyn Fn(*mut u8, *const u8, usize)>;
+
+fn two_buffer_entry_points() -> Vec<(String, TwoBuffers)> {
+    use mcsafe::MappedRegion;
+    use std::ops::ControlFlow;
+    let mut all: Vec<(String, TwoBuffers)> = vec![
+        (
+            "copy_mc".into(),
+            // SAFETY (every closure here): the caller passes disjoint, readable
+            // and writable ordinary memory.
+            Box::new(|d, s, n| unsafe { mcsafe::copy_mc(d, s, n) }.unwrap()),
+        ),
+        (
+            "copy_mc_lossy".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: as above.
+                let copy = unsafe { mcsafe::copy_mc_lossy(d, s, n) };
+                assert!(copy.is_complete() && copy.done() == n, "{copy}");
+            }),
+        ),
+        (
+            "copy_crc32c_mc".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: as above.
+                let crc = unsafe { mcsafe::copy_crc32c_mc(0, d, s, n) }.unwrap();
+                // SAFETY: readable ordinary memory.
+                let data = unsafe { std::slice::from_raw_parts(s, n) };
+                assert_eq!(crc, crc32c_reference(data));
+            }),
+        ),
+        (
+            "MappedRegion::read_at".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: ordinary memory that outlives the region.
+                let region = unsafe { MappedRegion::from_raw_parts(s, n) };
+                // SAFETY: `d..d+n` is ordinary memory the region does not cover.
+                let buf = unsafe { std::slice::from_raw_parts_mut(d, n) };
+                assert_eq!(region.read_at(0, buf).unwrap(), n);
+            }),
+        ),
+        (
+            "MappedRegion::read_exact_crc32c_at".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: as for read_at.
+                let region = unsafe { MappedRegion::from_raw_parts(s, n) };
+                // SAFETY: as for read_at.
+                let buf = unsafe { std::slice::from_raw_parts_mut(d, n) };
+                region.read_exact_crc32c_at(0, 0, buf).unwrap();
+            }),
+        ),
+        (
+            "MappedRegion::read_lossy_at".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: as for read_at.
+                let region = unsafe { MappedRegion::from_raw_parts(s, n) };
+                // SAFETY: as for read_at.
+                let buf = unsafe { std::slice::from_raw_parts_mut(d, n) };
+                let read = region.read_lossy_at(0, buf).unwrap();
+                assert!(read.is_complete() && read.bytes_read() == n);
+            }),
+        ),
+        (
+            "MappedRegion::write_at".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: ordinary writable memory that outlives the region.
+                let region = unsafe { MappedRegion::from_raw_parts_mut(d, n) };
+                // SAFETY: `s..s+n` is ordinary memory the region does not cover.
+                let buf = unsafe { std::slice::from_raw_parts(s, n) };
+                assert_eq!(region.write_at(0, buf).unwrap(), n);
+            }),
+        ),
+        (
+            "MappedRegion::write_lossy_at".into(),
+            Box::new(|d, s, n| {
+                // SAFETY: as for write_at.
+                let region = unsafe { MappedRegion::from_raw_parts_mut(d, n) };
+                // SAFETY: as for write_at.
+                let buf = unsafe { std::slice::from_raw_parts(s, n) };
+                assert!(region.write_lossy_at(0, buf).unwrap().is_empty());
+            }),
+        ),
+    ];
+    for strategy in Strategy::available() {
+        all.push((
+            format!("copy_mc_with({strategy})"),
+            // SAFETY: as above.
+            Box::new(move |d, s, n| unsafe { mcsafe::copy_mc_with(strategy, d, s, n) }.unwrap()),
+        ));
+        all.push((
+            format!("copy_mc_lossy_with({strategy})"),
+            Box::new(move |d, s, n| {
+                // SAFETY: as above.
+                let copy = unsafe {
+                    mcsafe::copy_mc_lossy_with(strategy, d, s, n, |_| ControlFlow::Continue(()))
+                };
+                assert!(copy.is_complete() && copy.done() == n, "{copy}");
+            }),
+        ));
+    }
+    all
+}
+
+/// The CRC oracle of every checksum test (tests/common's, which shares no
+/// code with the crate's) gives the known values.
+#[test]
+fn the_crc32c_oracle_gives_the_rfc_3720_values() {
+    common::assert_crc32c_reference_is_right();
+}
+
 #[test]
 fn adjacent_ranges_are_not_overlap() {
-    let mut buf: Vec<u8> = (0..64).collect();
-    let p = buf.as_mut_ptr();
-    // SAFETY: [0, 32) and [32, 64) are disjoint parts of one buffer.
-    unsafe { mcsafe::copy_mc(p, p.add(32), 32) }.unwrap();
-    assert_eq!(&buf[..32], &buf[32..]);
-    // The destination right after the source (dst == src + len), every entry point.
-    for strategy in Strategy::available() {
-        let mut buf: Vec<u8> = (0..64).collect();
-        let p = buf.as_mut_ptr();
-        // SAFETY: as above, the other way round.
-        unsafe { mcsafe::copy_mc_with(strategy, p.add(32), p, 32) }.unwrap();
-        assert_eq!(&buf[..32], &buf[32..], "{strategy}");
+    // Both ways round in one buffer: the destination right before the source
+    // (dst + len == src) and right after it (dst == src + len), through every
+    // entry point that takes two buffers.
+    let entries = two_buffer_entry_points();
+    assert!(entries.len() >= 8 + 2 * Strategy::available().len());
+    for (name, copy) in &entries {
+        for len in [1, 7, 32, 300] {
+            for dst_first in [true, false] {
+                let mut buf: Vec<u8> = (0..2 * len).map(|i| byte_at(11, i)).collect();
+                let want: Vec<u8> = buf.clone();
+                let p = buf.as_mut_ptr();
+                let (d, s) = if dst_first {
+                    (p, p.wrapping_add(len).cast_const())
+                } else {
+                    (p.wrapping_add(len), p.cast_const())
+                };
+                copy(d, s, len);
+                let (src_half, dst_half) = if dst_first {
+                    (&want[len..], &buf[..len])
+                } else {
+                    (&want[..len], &buf[len..])
+                };
+                assert_eq!(
+                    dst_half, src_half,
+                    "{name}, len {len}, dst first: {dst_first}"
+                );
+                // The source half is as it was.
+                let untouched = if dst_first { &buf[len..] } else { &buf[..len] };
+                assert_eq!(untouched, src_half, "{name}, len {len}: source written");
+            }
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 //! (with the smallest blocks too) and MiB lengths. Each faulting call must
 //! report exactly the bytes before the lost page, the side, the kind, the
 //! granule and the address, return the CRC of exactly those bytes, leave an
-//! exact prefix, write nothing outside `dst..dst+len`, and take one signal per
+//! exact prefix (the destination is overwritten with the complement of the
+//! source before each call), write nothing outside `dst..dst+len`, and take one signal per
 //! lost page it reached (two at most for the routines with streams, which read
 //! several parts of a block at once, see asm/crc32c_fold.s; exactly one for
 //! fold512, which walks in address order). Then the same with the copy's
@@ -40,6 +41,11 @@ fn check(
     // its end unless that is the lost page.
     // SAFETY: the destination is a Guarded buffer or lies in the fixture's mapping.
     let sentinels = unsafe { Sentinels::place(&fx.lost, side, b, dst, len) };
+    // The bytes the copy must store, unlike the source's (the buffers come back
+    // for the next length and path with the previous call's bytes in them).
+    // SAFETY: the first `expected.unwrap_or(len)` bytes of both lie before the
+    // lost page, in distinct buffers.
+    unsafe { overwrite_unlike_copy(dst, src, expected.unwrap_or(len)) };
 
     let signals = recovered();
     // SAFETY: both buffers are mapped; only the lost pages may fault (SIGBUS).
@@ -91,9 +97,6 @@ fn check(
             "{what}: CRC of the prefix"
         );
         sentinels.check(&what);
-        if side == Side::Source {
-            std::ptr::write_bytes(dst, SENTINEL, len);
-        }
     }
     expected.is_some()
 }

@@ -44,6 +44,10 @@ fn two_bad_pages_in_one_copy_stop_at_the_first() {
                     dst.boundary().wrapping_sub(j),
                 );
                 let len = k + 64;
+                // Bytes unlike the source's where the copy must store: the
+                // destination comes back for the next distance and strategy.
+                // SAFETY: both prefixes of `j` bytes lie before the lost pages.
+                unsafe { overwrite_unlike_copy(t, s, j) };
                 let before = recovered();
                 // SAFETY: both mappings are ours: src is lost from offset k, dst from j.
                 let f = unsafe { mcsafe::copy_mc_with(strategy, t, s, len) }.unwrap_err();
@@ -130,6 +134,8 @@ fn a_page_lost_before_the_forward_step_start_cuts_at_its_boundary() {
                 let mut dst = vec![0u8; 3 * PAGE];
                 let (s, d) = (file.base.wrapping_add(AT), dst.as_mut_ptr());
                 let dst_at = d as usize;
+                // SAFETY: page 0 of the file is readable, `dst` ours.
+                unsafe { overwrite_unlike_copy(d, s, PAGE - AT) };
                 let page2 = file.base as usize + 2 * PAGE;
                 let info = trace::sigbus_info(libc::BUS_MCEERR_AR, page2, 12);
                 let status = trace::inject_when(

@@ -572,8 +572,51 @@ fn on_lost_can_stop_a_copy_whose_source_is_lost_entirely() {
     assert!(dst.iter().all(|&b| b == 0));
 }
 
+/// The source under a lost destination is read up to where a store finds the
+/// loss (a copy loads before it stores): with the source lost there too, each
+/// lost destination page costs its own signal and the source's under it one
+/// more, and the report still names only the destination.
 #[test]
-fn a_lost_destination_is_skipped_and_the_source_not_read_there() {
+fn the_source_under_a_lost_destination_is_read_until_the_loss_is_found() {
+    let _serial = signal_lock();
+    // Both: 4 pages, the last two past the end of their files.
+    let dst = LostTail::new(2, 2, 3);
+    let src = LostTail::new(2, 2, 4);
+    for strategy in Strategy::available() {
+        let before = recovered();
+        // SAFETY: both mappings are ours; their lost pages fault.
+        let copy = unsafe {
+            mcsafe::copy_mc_lossy_with(strategy, dst.base(), src.base(), 4 * PAGE, |_| {
+                ControlFlow::Continue(())
+            })
+        };
+        let signals = recovered() - before;
+        let [lost] = copy.lost() else {
+            panic!("{strategy}: {copy}")
+        };
+        assert_eq!(
+            (lost.range(), lost.side()),
+            (2 * PAGE..4 * PAGE, Side::Destination),
+            "{strategy}: {copy}"
+        );
+        assert_eq!(copy.faults() as u64, signals, "{strategy}: {copy}");
+        // Two destination pages, and a source page under at least the first:
+        // the source there was read.
+        assert!(
+            (3..=4).contains(&signals),
+            "{strategy}: {signals} signals: {copy}"
+        );
+        eprintln!("{strategy}: {signals} signals ({copy})");
+        // SAFETY: the first two pages of both are backed.
+        assert_eq!(
+            unsafe { first_difference(dst.base(), src.base(), 2 * PAGE) },
+            None
+        );
+    }
+}
+
+#[test]
+fn a_lost_destination_is_skipped_and_reported_once() {
     let _serial = signal_lock();
     // Destination: 4 pages, the last two past the end of their file.
     let dst = LostTail::new(2, 2, 3);

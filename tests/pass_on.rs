@@ -558,6 +558,11 @@ fn before_signal_hook() {
 /// any SIGBUS outside a guard page, resets SIGBUS to SIG_DFL and returns. Without
 /// mcsafe, a first foreign SIGBUS that does not repeat is survived and the next
 /// kills. With mcsafe the same, and copy faults are still recovered in between.
+/// What a cell of [`rust_std_cell`] prints after surviving the first foreign
+/// SIGBUS, and (a failure) the second.
+const SURVIVED_FIRST: &str = "survived the first foreign SIGBUS";
+const SURVIVED_SECOND: &str = "survived the second foreign SIGBUS";
+
 fn rust_std_cell(kind: Kind) {
     // SAFETY: an all-zero sigaction is valid; sigaction only queries it.
     let action = unsafe {
@@ -573,6 +578,7 @@ fn rust_std_cell(kind: Kind) {
     mcsafe::install().unwrap();
     // What every cell checks after the first foreign SIGBUS, then the second.
     let then_the_next_kills = || -> i32 {
+        eprintln!("{SURVIVED_FIRST}");
         assert_eq!(
             mcsafe::install(),
             Ok(()),
@@ -588,7 +594,7 @@ fn rust_std_cell(kind: Kind) {
                 libc::SIGBUS,
             )
         };
-        eprintln!("survived the second foreign SIGBUS");
+        eprintln!("{SURVIVED_SECOND}");
         1
     };
     let strategy = Strategy::current();
@@ -660,15 +666,32 @@ fn before_rust_std_handler() {
         return;
     }
     for (i, kind) in KINDS.into_iter().enumerate() {
-        let status = in_child_with_env(TEST, &[("MCSAFE_CELL", &i.to_string())], || {});
+        let output = in_child_output(TEST, &[("MCSAFE_CELL", &i.to_string())], || {});
+        let (status, stderr) = (output.status, String::from_utf8_lossy(&output.stderr));
+        eprintln!("cell {kind:?}: {status:?}\n{stderr}");
+        let first = stderr.contains(SURVIVED_FIRST);
         if kind == Kind::CopyFault {
-            assert!(status.success(), "{kind:?}: {status:?}");
-        } else {
-            assert_eq!(
-                killed_by(status),
-                Some(libc::SIGBUS),
-                "{kind:?}: {status:?}"
-            );
+            assert!(status.success(), "{kind:?}: {status:?}\n{stderr}");
+            continue;
         }
+        assert_eq!(
+            killed_by(status),
+            Some(libc::SIGBUS),
+            "{kind:?}: {status:?}\n{stderr}"
+        );
+        assert!(
+            !stderr.contains(SURVIVED_SECOND),
+            "{kind:?}: survived the second\n{stderr}"
+        );
+        // Which SIGBUS killed: a fault outside a copy repeats when std's handler
+        // returns, so the first one's repeat kills (nothing runs in between to
+        // say so); every other kind does not repeat, is survived, and the
+        // second kills.
+        assert_eq!(
+            first,
+            kind != Kind::Outside,
+            "{kind:?}: died at the {} foreign SIGBUS\n{stderr}",
+            if first { "second" } else { "first" }
+        );
     }
 }

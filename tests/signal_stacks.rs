@@ -86,12 +86,14 @@ impl Drop for AltStack {
     }
 }
 
-/// Runs `f` on a new thread whose alternate stack is `stack` (or none).
+/// Runs `f` on a new thread whose alternate stack is `stack`, or none at all
+/// (std's one removed).
 fn on_thread<T: Send>(stack: Option<&AltStack>, f: impl FnOnce() -> T + Send) -> T {
     std::thread::scope(|s| {
         s.spawn(|| {
-            if let Some(stack) = stack {
-                stack.enable();
+            match stack {
+                Some(stack) => stack.enable(),
+                None => disable_altstack(),
             }
             f()
         })
@@ -148,7 +150,15 @@ fn depth_of_an_empty_handler() -> usize {
 #[test]
 fn copy_faults_are_recovered_on_threads_without_an_alternate_stack() {
     mcsafe::install().unwrap();
-    on_thread(None, faulting_copies);
+    let std_has_one = std::thread::spawn(|| current_altstack().ss_flags & libc::SS_DISABLE == 0)
+        .join()
+        .unwrap();
+    eprintln!("a thread std starts has an alternate stack: {std_has_one}");
+    on_thread(None, || {
+        // Still none after the faults: the handler ran on the thread's stack.
+        faulting_copies();
+        assert_ne!(current_altstack().ss_flags & libc::SS_DISABLE, 0);
+    });
 }
 
 #[test]
@@ -158,14 +168,24 @@ fn copy_faults_are_recovered_on_a_large_alternate_stack_and_use_it() {
 }
 
 /// Runs `depth_of_a_copy_fault` in a child (a fresh process, so that the
-/// actions of other tests do not interfere) and returns its result through the
-/// exit code, in units of 256 bytes.
+/// actions of other tests do not interfere) and returns the depth it printed.
+/// A child that fails (a panic, a signal) fails the test: it is no depth.
 fn in_child_depth(test: &str) -> usize {
-    let status = in_child(test, || {
-        let used = depth_of_a_copy_fault();
-        std::process::exit(used.div_ceil(256) as i32)
+    let output = in_child_output(test, &[], || {
+        eprintln!("USED {}", depth_of_a_copy_fault());
     });
-    status.code().unwrap() as usize * 256
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the child failed: {:?}\n{stderr}",
+        output.status
+    );
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("USED "))
+        .unwrap_or_else(|| panic!("no depth printed:\n{stderr}"))
+        .parse()
+        .unwrap()
 }
 
 /// How small the alternate stack may be: find the depth a copy fault uses,
@@ -266,10 +286,14 @@ static RESULT: AtomicI32 = AtomicI32::new(0);
 static COPIED: AtomicUsize = AtomicUsize::new(0);
 static SRC: AtomicUsize = AtomicUsize::new(0);
 static DST: AtomicUsize = AtomicUsize::new(0);
+/// The address of a local of the SIGUSR1 handler: where its frame lies.
+static MARK: AtomicUsize = AtomicUsize::new(0);
 
 /// A SIGUSR1 handler that copies two pages, the second lost, with `copy_mc`
 /// (async-signal-safe once mcsafe is installed: no allocation, no lock).
 extern "C" fn copying_handler(_: i32) {
+    let here = 0u8;
+    MARK.store(std::hint::black_box(&here) as *const u8 as usize, SeqCst);
     let (src, dst) = (SRC.load(SeqCst) as *const u8, DST.load(SeqCst) as *mut u8);
     // SAFETY: the test set both up; the source's second page is lost.
     match unsafe { mcsafe::copy_mc(dst, src, 2 * PAGE) } {
@@ -322,15 +346,33 @@ fn copy_mc_inside_another_signal_handler() {
 #[test]
 fn a_fault_while_already_on_the_alternate_stack() {
     let status = in_child("a_fault_while_already_on_the_alternate_stack", || {
+        // What the kernel's frame for a signal takes on an alternate stack.
+        let frame = depth_of_an_empty_handler();
         let stack = AltStack::new(256 * 1024);
         copy_in_a_handler(libc::SA_ONSTACK, Some(&stack));
-        // Both frames, the SIGUSR1 handler's and the SIGBUS one nested in it,
-        // were on the alternate stack.
+        // The SIGUSR1 handler ran on the alternate stack: its local lies there.
+        let (bottom, top) = (
+            stack.bottom() as usize,
+            stack.bottom() as usize + stack.size,
+        );
+        let mark = MARK.load(SeqCst);
+        assert!(
+            (bottom..top).contains(&mark),
+            "the SIGUSR1 handler's local {mark:#x} lies on the alternate stack {bottom:#x}..{top:#x}"
+        );
+        // The SIGBUS frame nested in it lies on the alternate stack too, below
+        // the handler: what was written below the handler's local holds at
+        // least a signal frame (copy_mc's own frames alone take far less).
+        let below = stack.used() - (top - mark);
         eprintln!(
-            "nested frames used {} bytes of the alternate stack",
+            "nested frames used {} bytes of the alternate stack, {below} below the SIGUSR1 \
+             handler's local; a signal frame takes {frame}",
             stack.used()
         );
-        assert!(stack.used() > 0);
+        assert!(
+            below >= frame,
+            "{below} bytes below the SIGUSR1 handler: the SIGBUS frame ({frame}) was not nested there"
+        );
     });
     assert!(status.success(), "{status:?}");
 }

@@ -6,6 +6,7 @@
 mod common;
 
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use common::*;
 
@@ -53,20 +54,61 @@ fn mcsafe_does_not_touch_sigsegv() {
     assert_eq!(sigsegv_action(), before);
 }
 
-/// Runs `copy` in a child after installing mcsafe; the child must die by
-/// SIGSEGV with mcsafe's counters untouched up to then.
-fn dies_by_sigsegv(test: &str, copy: impl FnOnce()) {
-    let status = in_child(test, || {
+/// mcsafe's counters when the copy began, for [`report_counters`].
+static RECOVERED: AtomicU64 = AtomicU64::new(0);
+static PASSED_ON: AtomicU64 = AtomicU64::new(0);
+const UNTOUCHED: &str = "mcsafe's counters untouched at the SIGSEGV\n";
+
+/// A SIGSEGV handler (`SA_RESETHAND`, installed before mcsafe) that says
+/// whether mcsafe's counters moved since the copy began, then returns: the
+/// access runs again under `SIG_DFL` and the process dies by SIGSEGV. Had
+/// mcsafe seen the SIGSEGV, recovered or passed it on (to this handler),
+/// its counters would show it.
+extern "C" fn report_counters(_: i32) {
+    let now = mcsafe::stats();
+    let untouched =
+        now.recovered == RECOVERED.load(SeqCst) && now.passed_on == PASSED_ON.load(SeqCst);
+    let message = if untouched {
+        UNTOUCHED
+    } else {
+        "mcsafe's counters moved before the SIGSEGV\n"
+    };
+    // SAFETY: write(2) is async-signal-safe; the message is static.
+    unsafe { libc::write(2, message.as_ptr().cast(), message.len()) };
+}
+
+/// Runs `copy` in a child (with `env`) after installing mcsafe; the child must
+/// die by SIGSEGV with mcsafe's counters untouched up to then.
+fn dies_by_sigsegv(test: &str, env: &[(&str, &str)], copy: impl FnOnce()) {
+    let output = in_child_output(test, env, || {
+        // SAFETY: a valid action for SIGSEGV in this child process.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = report_counters as *const () as usize;
+            action.sa_flags = libc::SA_RESETHAND;
+            assert_eq!(libc::sigaction(libc::SIGSEGV, &action, ptr::null_mut()), 0);
+        }
         mcsafe::install().unwrap();
+        let before = mcsafe::stats();
+        RECOVERED.store(before.recovered, SeqCst);
+        PASSED_ON.store(before.passed_on, SeqCst);
         copy();
         eprintln!("the copy returned: {:?}", mcsafe::stats());
     });
-    assert_eq!(killed_by(status), Some(libc::SIGSEGV), "{test}: {status:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("child {test}: {:?}\n{stderr}", output.status);
+    assert_eq!(
+        killed_by(output.status),
+        Some(libc::SIGSEGV),
+        "{test}: {:?}",
+        output.status
+    );
+    assert!(stderr.contains(UNTOUCHED), "{test}: {stderr}");
 }
 
 #[test]
 fn an_unmapped_source_kills_by_sigsegv() {
-    dies_by_sigsegv("an_unmapped_source_kills_by_sigsegv", || {
+    dies_by_sigsegv("an_unmapped_source_kills_by_sigsegv", &[], || {
         let mut dst = vec![0u8; PAGE];
         // SAFETY: deliberately unmapped: the child dies.
         let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), unmapped(), PAGE) };
@@ -75,7 +117,7 @@ fn an_unmapped_source_kills_by_sigsegv() {
 
 #[test]
 fn an_unmapped_destination_kills_by_sigsegv() {
-    dies_by_sigsegv("an_unmapped_destination_kills_by_sigsegv", || {
+    dies_by_sigsegv("an_unmapped_destination_kills_by_sigsegv", &[], || {
         let src = vec![0u8; PAGE];
         // SAFETY: deliberately unmapped: the child dies.
         let _ = unsafe { mcsafe::copy_mc(unmapped(), src.as_ptr(), PAGE) };
@@ -84,7 +126,7 @@ fn an_unmapped_destination_kills_by_sigsegv() {
 
 #[test]
 fn a_read_only_destination_kills_by_sigsegv() {
-    dies_by_sigsegv("a_read_only_destination_kills_by_sigsegv", || {
+    dies_by_sigsegv("a_read_only_destination_kills_by_sigsegv", &[], || {
         let src = vec![0u8; PAGE];
         // SAFETY: deliberately read-only: the child dies.
         let _ = unsafe { mcsafe::copy_mc(mapping(PAGE, libc::PROT_READ), src.as_ptr(), PAGE) };
@@ -94,11 +136,10 @@ fn a_read_only_destination_kills_by_sigsegv() {
 #[test]
 fn a_prot_none_page_after_good_ones_kills_by_sigsegv_with_every_strategy() {
     for strategy in mcsafe::Strategy::available() {
-        let status = in_child_with_env(
+        dies_by_sigsegv(
             "a_prot_none_page_after_good_ones_kills_by_sigsegv_with_every_strategy",
             &[("MCSAFE_STRATEGY", strategy.name())],
             || {
-                mcsafe::install().unwrap();
                 let src = mapping(3 * PAGE, libc::PROT_READ | libc::PROT_WRITE);
                 // SAFETY: our mapping; its third page becomes inaccessible.
                 unsafe { libc::mprotect(src.add(2 * PAGE).cast(), PAGE, libc::PROT_NONE) };
@@ -106,11 +147,6 @@ fn a_prot_none_page_after_good_ones_kills_by_sigsegv_with_every_strategy() {
                 // SAFETY: deliberately inaccessible: the child dies.
                 let _ = unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), src, 3 * PAGE) };
             },
-        );
-        assert_eq!(
-            killed_by(status),
-            Some(libc::SIGSEGV),
-            "{strategy}: {status:?}"
         );
     }
 }

@@ -5,7 +5,9 @@
 //! 0..=300 and the lost page at every position, then page-crossing and MiB
 //! lengths. Each faulting call must report exactly the bytes before the lost page
 //! (for a checksum, the CRC of exactly those bytes), the side, the kind, the
-//! granule and the address, write nothing outside its range, and take one signal.
+//! granule and the address, store exactly what it must before the lost page
+//! (each write and fill lands on bytes overwritten with their complement first),
+//! write nothing outside its range, and take one signal.
 
 mod common;
 
@@ -79,6 +81,9 @@ fn single_sweep<const N: usize>(lost: &LostTail) -> u64 {
         );
 
         let guards = guard_around(lost, at, N);
+        // Bytes unlike the value where it must be stored.
+        // SAFETY: the first `cut.unwrap_or(N)` bytes lie before the lost page.
+        unsafe { overwrite_unlike_copy(at, value.as_ptr(), cut.unwrap_or(N)) };
         let before = recovered();
         // SAFETY: as above, writable.
         let written = unsafe { mcsafe::write_mc(at.cast::<[u8; N]>(), value) };
@@ -148,6 +153,10 @@ fn fill_case(lost: &LostTail, b: isize, len: usize) -> bool {
     let cut = expected_cut(b, len);
     let what = format!("fill of {len} bytes starting {b} bytes before the lost page");
     let guards = guard_around(lost, dst, len);
+    // Bytes unlike the fill where it must store (the mapping comes back for the
+    // next length holding the previous fill).
+    // SAFETY: the first `cut.unwrap_or(len)` bytes lie before the lost page.
+    unsafe { overwrite_unlike(dst, cut.unwrap_or(len), |_| 0x3c) };
     let before = recovered();
     // SAFETY: mapped; only the lost page faults.
     let result = unsafe { mcsafe::fill_mc(dst, 0x3c, len) };

@@ -2,7 +2,8 @@
 //! `BUS_MCEERR_AR` where the kernel has memory-failure support): single reads
 //! and writes that straddle it, fills and checksums that cross it, a region
 //! read over it. Each stops exactly before the poisoned page with one signal,
-//! and the pages after it stay usable.
+//! storing the exact prefix (over bytes overwritten with their complement
+//! first), and the pages after it stay usable.
 
 mod common;
 
@@ -61,6 +62,10 @@ fn every_storage_call_stops_exactly_before_the_poisoned_page() {
         // SAFETY: mapped; only the poisoned page faults.
         let read = counted(1, "read", || unsafe { mcsafe::read_mc(at.cast::<u64>()) });
         check(read.unwrap_err(), b, Side::Source, "read_mc");
+        // Bytes unlike the value where it must be stored (the previous write
+        // left 0xff there).
+        // SAFETY: the first `b` bytes lie before the poisoned page.
+        unsafe { overwrite_unlike(at, b, |_| 0xff) };
         // SAFETY: as above.
         let write = counted(1, "write", || unsafe {
             mcsafe::write_mc(at.cast::<u64>(), !0)
@@ -82,6 +87,10 @@ fn every_storage_call_stops_exactly_before_the_poisoned_page() {
             let prefix = unsafe { std::slice::from_raw_parts(p, cut) };
             assert_eq!(e.crc(), crc32c_reference(prefix), "{name} from {start}");
         }
+        // Bytes unlike the fill where it must store (the previous start's
+        // fill left 0xee there).
+        // SAFETY: the first `cut` bytes lie before the poisoned page.
+        unsafe { overwrite_unlike(p, cut, |_| 0xee) };
         // SAFETY: as above.
         let fill = counted(1, "fill", || unsafe { mcsafe::fill_mc(p, 0xee, len) });
         check(fill.unwrap_err(), cut, Side::Destination, "fill_mc");

@@ -137,6 +137,11 @@ struct Counts {
     destination_faults: AtomicU64,
     resizes: AtomicU64,
     bytes: AtomicU64,
+    /// Copies to a destination file, and how many of them (and bytes) the
+    /// read-back verified (the others met a resize before it ended).
+    writes: AtomicU64,
+    verified: AtomicU64,
+    verified_bytes: AtomicU64,
 }
 
 /// A small xorshift generator: each thread its own, seeded by its index.
@@ -194,6 +199,7 @@ fn worker(
     deadline: Instant,
     counts: &Counts,
 ) {
+    let unlike: Vec<u8> = pattern.iter().map(|b| !b).collect();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ ((index as u64 + 1) * 0x1234_5678_9abc));
     let strategies = Strategy::available();
     let mut heap = vec![0u8; FILE_LEN];
@@ -216,6 +222,9 @@ fn worker(
         let len = 1 + rng.below(FILE_LEN - at);
         let what = format!("thread {index} {strategy} at {at} len {len}");
         let h = heap.as_mut_ptr();
+        // Bytes unlike the pattern where a copy to the heap must store them.
+        // SAFETY: `heap` and `pattern` hold FILE_LEN bytes; at + len <= FILE_LEN.
+        unsafe { overwrite_unlike_copy(h, pattern[at..].as_ptr(), len) };
         match rng.below(8) {
             // From the shrinking source file.
             0..=3 => {
@@ -238,6 +247,13 @@ fn worker(
             // To this thread's shrinking destination file.
             4..=5 => {
                 let first = dst.ops.load(SeqCst);
+                // Bytes unlike the pattern where the copy must store (the file
+                // holds the pattern from earlier copies): this may fault too,
+                // where the file is short now.
+                // SAFETY: as below.
+                let _ = unsafe {
+                    mcsafe::copy_mc_with(strategy, dst.base.add(at), unlike[at..].as_ptr(), len)
+                };
                 // SAFETY: the mapping is FILE_LEN long and only this thread writes it.
                 let result = unsafe {
                     mcsafe::copy_mc_with(strategy, dst.base.add(at), pattern[at..].as_ptr(), len)
@@ -262,7 +278,10 @@ fn worker(
                         back[..copied] == pattern[at..at + copied],
                         "{what}: written data"
                     );
+                    counts.verified.fetch_add(1, Relaxed);
+                    counts.verified_bytes.fetch_add(copied as u64, Relaxed);
                 }
+                counts.writes.fetch_add(1, Relaxed);
                 counts.bytes.fetch_add(copied as u64, Relaxed);
             }
             // Below the floor of the source file: never faults.
@@ -288,13 +307,7 @@ fn worker(
         counts.copies.fetch_add(1, Relaxed);
     }
     if index % 2 == 1 {
-        let off = libc::stack_t {
-            ss_sp: ptr::null_mut(),
-            ss_flags: libc::SS_DISABLE,
-            ss_size: 0,
-        };
-        // SAFETY: disabling this thread's alternate stack.
-        assert_eq!(unsafe { libc::sigaltstack(&off, ptr::null_mut()) }, 0);
+        disable_altstack();
         assert!(
             altstack.iter().any(|&b| b != 0),
             "faults ran on the alternate stack"
@@ -361,6 +374,19 @@ fn copies_under_files_that_shrink_and_grow() {
         "both kinds of copy ran"
     );
     assert!(counts.destination_faults.load(Relaxed) > 0);
+    // The read-back of what the copies wrote verified something: a resize
+    // between a write and its read-back skips the comparison, and so would a
+    // resizer that never let one finish.
+    let (writes, verified) = (counts.writes.load(Relaxed), counts.verified.load(Relaxed));
+    let verified_bytes = counts.verified_bytes.load(Relaxed);
+    println!(
+        "stress: the read-back verified {verified} of {writes} copies to a destination file \
+         ({verified_bytes} bytes)"
+    );
+    assert!(
+        verified > 0 && verified_bytes > 0 && verified <= writes && verified * 100 >= writes,
+        "the read-back verified {verified} of {writes} writes ({verified_bytes} bytes)"
+    );
     // Each faulting copy took at least one signal; a forward step may take more.
     assert!(mcsafe::stats().recovered - recovered >= faults);
 }

@@ -3,7 +3,9 @@
 //! every position, page-crossing lengths up to 4 pages and a few MiB, on each
 //! side, for every available strategy. Each faulting copy must report exactly
 //! the bytes before the lost page, the side, the kind and the granule, leave an
-//! exact prefix, write nothing outside `dst..dst+len`, and take one signal.
+//! exact prefix (the destination is overwritten with the complement of the
+//! source before each copy), write nothing outside `dst..dst+len`, and take
+//! one signal.
 
 mod common;
 
@@ -64,6 +66,11 @@ fn check(
     // its end unless that is the lost page.
     // SAFETY: the destination is a Guarded buffer or lies in the fixture's mapping.
     let sentinels = unsafe { Sentinels::place(&fx.lost, side, b, dst, len) };
+    // The bytes the copy must store, unlike the source's: the buffers come back
+    // for the next length and strategy with the previous copy's bytes in them.
+    // SAFETY: the first `expected.unwrap_or(len)` bytes of both lie before the
+    // lost page, in distinct buffers.
+    unsafe { overwrite_unlike_copy(dst, src, expected.unwrap_or(len)) };
 
     let signals = recovered();
     // SAFETY: both buffers are mapped; only the lost page may fault (SIGBUS).
@@ -100,10 +107,6 @@ fn check(
             panic!("{what}: byte {i} of the copied prefix differs");
         }
         sentinels.check(&what);
-        // Put the heap destination back to sentinels for the next case.
-        if side == Side::Source {
-            std::ptr::write_bytes(dst, SENTINEL, len);
-        }
     }
     expected.is_some()
 }

@@ -1,6 +1,8 @@
 //! `UFFDIO_POISON` markers: a poisoned page in the middle of a buffer, with good
 //! pages after it, on either side of the copy, for every strategy. The copy must
-//! stop exactly before the poisoned page, with one signal, and never go past it.
+//! stop exactly before the poisoned page, with one signal, store the exact
+//! prefix (over bytes overwritten with the source's complement first), and
+//! write nothing past its end.
 
 mod common;
 
@@ -79,6 +81,27 @@ fn sweep(side: Side) {
                 };
                 let begins = on_map as usize;
                 let hits = begins < bad + PAGE && bad < begins + len;
+                let want = if hits {
+                    bad.saturating_sub(begins)
+                } else {
+                    len
+                };
+                // What the copy must store, unlike the source (the buffers come
+                // back for the next length and strategy), and sentinels just past
+                // the destination's end where that is readable: the heap buffer,
+                // or the mapping's pages other than the poisoned one.
+                // SAFETY: the first `want` bytes of both lie before the poisoned page.
+                unsafe { overwrite_unlike_copy(dst, src, want) };
+                let end = dst as usize + len;
+                let past = match side {
+                    Side::Source => GUARD,
+                    _ if end < bad => (bad - end).min(GUARD),
+                    _ if end < bad + PAGE => 0,
+                    _ => (mapping.base() as usize + PAGES * PAGE - end).min(GUARD),
+                };
+                // SAFETY: readable, writable bytes (the heap buffer has GUARD bytes
+                // of room past any `len` here).
+                unsafe { std::ptr::write_bytes(end as *mut u8, SENTINEL, past) };
                 let before = recovered();
                 // SAFETY: both buffers are mapped; only the poisoned page faults.
                 let result = unsafe { mcsafe::copy_mc_with(strategy, dst, src, len) };
@@ -86,7 +109,6 @@ fn sweep(side: Side) {
                 assert_eq!(recovered() - before, u64::from(hits), "{what}: signals");
                 let copied = if hits {
                     let f = result.unwrap_err();
-                    let want = bad.saturating_sub(begins);
                     assert_eq!(f.copied(), want, "{what}: copied");
                     assert_eq!(f.side(), side, "{what}");
                     assert_eq!(f.kind(), expected_kind(), "{what}");
@@ -103,6 +125,8 @@ fn sweep(side: Side) {
                     None,
                     "{what}: prefix"
                 );
+                // SAFETY: the sentinels written above.
+                unsafe { assert_untouched(end as *const u8, past, &format!("{what}: past len")) };
                 cases += 1;
             }
         }

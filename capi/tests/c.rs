@@ -356,7 +356,7 @@ fn the_read_mapped_example_reports_lost_ranges_and_reads_on() {
     );
     let summary = format!(
         "read 30000 bytes, lost 17712 bytes in 1 ranges, crc32c {:#010x}",
-        mcsafe::crc32c(0, &read)
+        common::crc32c_reference(&read)
     );
     assert!(out.contains(&summary), "{out}\nexpected: {summary}");
     // The whole file, as it is: nothing lost, exit 0.
@@ -394,9 +394,16 @@ fn the_read_mapped_example_reports_lost_ranges_and_reads_on() {
         "read {} bytes, lost {} bytes in 2 ranges, crc32c {:#010x}",
         12 * page,
         3 * page,
-        mcsafe::crc32c(0, &expected)
+        common::crc32c_reference(&expected)
     );
     assert!(out.contains(&summary), "{out}\nexpected: {summary}");
+}
+
+/// The CRC oracle of the tests above (tests/common's, which shares no code with
+/// the crate's) gives the known values.
+#[test]
+fn the_crc32c_oracle_gives_the_rfc_3720_values() {
+    common::assert_crc32c_reference_is_right();
 }
 
 /// Runs `exe` and asserts its exit code; returns its stdout.

@@ -215,6 +215,42 @@ pub unsafe fn assert_untouched(p: *const u8, len: usize, what: &str) {
     }
 }
 
+/// Overwrites `len` bytes at `dst` with the complement of `want(i)`, the byte the
+/// call under test should store at offset `i`: every byte then differs from what
+/// it should become. Call it before each call of a sweep that reuses its
+/// buffers: otherwise the destination already holds the right bytes from the
+/// previous call (the same copy one byte longer, or with another strategy), and
+/// a store the call skips (the last overlapping store of a size class, a tail
+/// byte) passes the check of what it stored.
+///
+/// # Safety
+/// `dst..dst+len` is writable and does not fault.
+pub unsafe fn overwrite_unlike(dst: *mut u8, len: usize, want: impl Fn(usize) -> u8) {
+    // SAFETY: per the contract; this range does not fault.
+    let dst = unsafe { std::slice::from_raw_parts_mut(dst, len) };
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = !want(i);
+    }
+}
+
+/// [`overwrite_unlike`] for a copy from `src`: `dst[i] = !src[i]` for `i < len`.
+///
+/// # Safety
+/// `dst..dst+len` is writable, `src..src+len` readable, neither faults, and
+/// they do not overlap.
+pub unsafe fn overwrite_unlike_copy(dst: *mut u8, src: *const u8, len: usize) {
+    // SAFETY: per the contract; these ranges do not fault.
+    let (dst, src) = unsafe {
+        (
+            std::slice::from_raw_parts_mut(dst, len),
+            std::slice::from_raw_parts(src, len),
+        )
+    };
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = !s;
+    }
+}
+
 /// Index of the first byte where `a` and `b` differ over `len` bytes, if any.
 ///
 /// # Safety
@@ -343,15 +379,25 @@ pub fn in_child(test_name: &str, body: impl FnOnce()) -> ExitStatus {
 
 /// [`in_child`] with extra environment variables for the child.
 pub fn in_child_with_env(test_name: &str, env: &[(&str, &str)], body: impl FnOnce()) -> ExitStatus {
+    let output = in_child_output(test_name, env, body);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
+    output.status
+}
+
+/// [`in_child_with_env`] that returns what the child printed as well as how
+/// it ended, for a test that reads a value or a marker from the child's stderr.
+pub fn in_child_output(
+    test_name: &str,
+    env: &[(&str, &str)],
+    body: impl FnOnce(),
+) -> std::process::Output {
     if std::env::var(CHILD_ENV).as_deref() == Ok(test_name) {
         body();
         eprintln!("{BODY_RETURNED}");
         std::process::exit(0);
     }
-    let output = child_output(test_name, env);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    eprintln!("child {test_name}: {:?}\n{stderr}", output.status);
-    output.status
+    child_output(test_name, env)
 }
 
 /// Runs the test `test_name` of this binary in a child process (where
@@ -410,6 +456,35 @@ pub fn killed_by(status: ExitStatus) -> Option<i32> {
     status.signal()
 }
 
+/// The calling thread's alternate signal stack, as `sigaltstack` reports it.
+pub fn current_altstack() -> libc::stack_t {
+    // SAFETY: an all-zero stack_t is valid; sigaltstack only writes it.
+    unsafe {
+        let mut now: libc::stack_t = std::mem::zeroed();
+        assert_eq!(libc::sigaltstack(std::ptr::null(), &mut now), 0);
+        now
+    }
+}
+
+/// Removes the calling thread's alternate signal stack (Rust's std gives every
+/// thread it starts one, for its stack-overflow report; a test may have set its
+/// own), and checks it is gone.
+pub fn disable_altstack() {
+    let off = libc::stack_t {
+        ss_sp: std::ptr::null_mut(),
+        ss_flags: libc::SS_DISABLE,
+        ss_size: 0,
+    };
+    // SAFETY: disabling this thread's alternate stack; the memory of the one it
+    // had (std's, or the caller's) is not used from then on.
+    assert_eq!(unsafe { libc::sigaltstack(&off, std::ptr::null_mut()) }, 0);
+    assert_ne!(
+        current_altstack().ss_flags & libc::SS_DISABLE,
+        0,
+        "the thread has no alternate stack"
+    );
+}
+
 /// A private anonymous mapping with pages poisoned through `UFFDIO_POISON`
 /// (Linux 6.6+): touching them raises SIGBUS (`BUS_MCEERR_AR` with
 /// CONFIG_MEMORY_FAILURE, `BUS_ADRERR` without). The other pages hold data.
@@ -466,6 +541,28 @@ pub fn crc32c_reference_from(crc: u32, data: &[u8]) -> u32 {
     !data.iter().fold(!crc, |crc, &b| {
         (crc >> 8) ^ table[((crc ^ u32::from(b)) & 0xff) as usize]
     })
+}
+
+/// Checks [`crc32c_reference`] against the known values: RFC 3720 (iSCSI)
+/// appendix B.4 and the "123456789" check value of the CRC-32C catalogue, so
+/// that the oracle the tests compare the crate's checksums with is right.
+pub fn assert_crc32c_reference_is_right() {
+    let vectors: [(Vec<u8>, u32); 6] = [
+        (b"123456789".to_vec(), 0xe306_9283),
+        (vec![0; 32], 0x8a91_36aa),
+        (vec![0xff; 32], 0x62a8_ab43),
+        ((0..32).collect(), 0x46dd_794e),
+        ((0..32).rev().collect(), 0x113f_db5c),
+        (Vec::new(), 0),
+    ];
+    for (data, want) in vectors {
+        assert_eq!(crc32c_reference(&data), want, "{data:02x?}");
+    }
+    // Continuing from an earlier CRC is the CRC of both parts.
+    assert_eq!(
+        crc32c_reference_from(crc32c_reference(b"1234"), b"56789"),
+        0xe306_9283
+    );
 }
 
 /// Positions for a buffer that starts `misalign` bytes past a 64-byte boundary
