@@ -26,8 +26,8 @@ fn len_zero_touches_nothing_and_accepts_null() {
     let mut dst = [0u8; 8];
     let _serial = signal_lock();
     let before = recovered();
-    // SAFETY: nothing is read or written for len 0.
     assert_eq!(
+        // SAFETY: nothing is read or written for len 0.
         unsafe { mcsafe::copy_mc(dst.as_mut_ptr(), lost.boundary(), 0) },
         Ok(())
     );
@@ -102,8 +102,9 @@ fn two_buffer_entry_points() -> Vec<(String, TwoBuffers)> {
     let mut all: Vec<(String, TwoBuffers)> = vec![
         (
             "copy_mc".into(),
-            // SAFETY (every closure here): the caller passes disjoint, readable
-            // and writable ordinary memory.
+            // SAFETY: the one caller, `adjacent_ranges_are_not_overlap`, passes
+            // `d` and `s` as the two disjoint `n`-byte halves of one live Vec
+            // (so for every closure here).
             Box::new(|d, s, n| unsafe { mcsafe::copy_mc(d, s, n) }.unwrap()),
         ),
         (

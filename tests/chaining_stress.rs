@@ -148,8 +148,9 @@ fn copy_faults(stop: &AtomicBool) -> u64 {
             unsafe { mcsafe::copy_mc_with(strategy, dst.as_mut_ptr(), lost.base().add(at), len) };
         let f = result.unwrap_err();
         assert_eq!(f.copied(), 3 * PAGE - at, "{strategy} at {at}");
-        // SAFETY: the first three pages are readable.
         assert_eq!(
+            // SAFETY: `dst` holds `f.copied()` bytes copied from `lost.base() + at`,
+            // which lie in the mapping's first three pages, readable.
             unsafe { first_difference(dst.as_ptr(), lost.base().add(at), f.copied()) },
             None
         );

@@ -112,8 +112,8 @@ impl SharedFile {
 
     /// Pages from `offset` on become unreadable (SIGBUS on touch).
     fn lose_from(&self, offset: usize) {
-        // SAFETY: our file.
         assert_eq!(
+            // SAFETY: our own open file descriptor; truncating touches no memory.
             unsafe { libc::ftruncate(self.fd.as_raw_fd(), offset as i64) },
             0
         );
@@ -592,8 +592,9 @@ fn check_outcome(
         first_difference(dst, want.as_ptr(), want.len()).map(|i| format!("byte {i} not stored"))
     };
     match op {
-        // SAFETY: as above.
         Op::Copy(_) | Op::RegCopy(_) | Op::CCopy(_) | Op::OtherNtShape(..) => {
+            // SAFETY: as above: the first `done` bytes of both lie before any
+            // page the tracer took away.
             unsafe { first_difference(dst, src, done) }.map(|i| format!("prefix differs at {i}"))
         }
         Op::Read => None,

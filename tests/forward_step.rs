@@ -142,9 +142,11 @@ fn a_page_lost_before_the_forward_step_start_cuts_at_its_boundary() {
                     strategy,
                     // Progress 4200..8000 bytes: its source byte lies in page 1.
                     |regs| (4200..8000).contains(&trace::progress(regs, dst_at)),
-                    // SAFETY: our file: pages from 1 on are lost.
+                    // Our file: pages from 1 on are lost.
                     || {
                         assert_eq!(
+                            // SAFETY: our own memfd's descriptor; truncating it
+                            // touches no memory.
                             unsafe { libc::ftruncate(file.fd.as_raw_fd(), PAGE as i64) },
                             0
                         )

@@ -607,8 +607,8 @@ fn the_source_under_a_lost_destination_is_read_until_the_loss_is_found() {
             "{strategy}: {signals} signals: {copy}"
         );
         eprintln!("{strategy}: {signals} signals ({copy})");
-        // SAFETY: the first two pages of both are backed.
         assert_eq!(
+            // SAFETY: the first two pages of both mappings are backed.
             unsafe { first_difference(dst.base(), src.base(), 2 * PAGE) },
             None
         );
@@ -633,8 +633,9 @@ fn a_lost_destination_is_skipped_and_reported_once() {
         (lost.side(), lost.kind()),
         (Side::Destination, FaultKind::AddressError)
     );
-    // SAFETY: the first two pages are backed.
     assert_eq!(
+        // SAFETY: the mapping's first two pages are backed; `src` is a Vec of 4
+        // pages.
         unsafe { first_difference(dst.base(), src.as_ptr(), 2 * PAGE) },
         None
     );

@@ -106,16 +106,24 @@ fn after_install_no_entry_point_allocates() {
     let base = lost.base();
     let cut = lost.valid_len();
 
-    // SAFETY (every call below): `src`, `dst` and `buf` are distinct heap buffers
-    // of LEN bytes; `base..base + LEN` is the mapping, its third page lost.
+    // Below, `s` and `d` point to the distinct LEN-byte Vecs `src` and `dst`
+    // (nothing else touches `dst` or the mapping during a call), and
+    // `base..base + LEN` is the `MAP_SHARED` read-write mapping whose third page,
+    // past the end of its file, raises SIGBUS (which the calls allow), from
+    // `boundary` on. Nothing forms a reference to the mapping.
+    // SAFETY: `d` and `s`: two distinct live Vecs of LEN bytes.
     let (n, r) = allocations(|| unsafe { mcsafe::copy_mc(d, s, LEN) });
     check("copy_mc", n, r.is_ok());
+    // SAFETY: `d` is `dst`'s LEN bytes; `base`'s LEN bytes are mapped, the
+    // lost page raising SIGBUS.
     let (n, r) = allocations(|| unsafe { mcsafe::copy_mc(d, base, LEN) });
     check(
         "copy_mc, lost source",
         n,
         r.is_err_and(|f| f.copied() == cut),
     );
+    // SAFETY: `base`'s LEN bytes are mapped and writable, the lost page raising
+    // SIGBUS; `s` is `src`'s LEN bytes.
     let (n, r) = allocations(|| unsafe { mcsafe::copy_mc(base, s, LEN) });
     check(
         "copy_mc, lost destination",
@@ -123,30 +131,45 @@ fn after_install_no_entry_point_allocates() {
         r.is_err_and(|f| f.copied() == cut),
     );
     for &strategy in &strategies {
+        // SAFETY: as for `copy_mc(d, s, LEN)`; `strategy` is one this CPU runs
+        // (from `Strategy::available`).
         let (n, r) = allocations(|| unsafe { mcsafe::copy_mc_with(strategy, d, s, LEN) });
         check(&format!("copy_mc_with {strategy}"), n, r.is_ok());
+        // SAFETY: as for `copy_mc(d, base, LEN)`, with an available strategy.
         let (n, r) = allocations(|| unsafe { mcsafe::copy_mc_with(strategy, d, base, LEN) });
         let name = format!("copy_mc_with {strategy}, lost source");
         check(&name, n, r.is_err_and(|f| f.copied() == cut));
+        // SAFETY: as for `copy_mc(d, s, LEN)`, with an available strategy.
         let (n, r) = allocations(|| unsafe {
             mcsafe::copy_mc_lossy_with(strategy, d, s, LEN, |_| std::ops::ControlFlow::Continue(()))
         });
         let name = format!("copy_mc_lossy_with {strategy}, nothing lost");
         check(&name, n, r.is_complete());
     }
+    // SAFETY: `d` and `s`: two distinct live Vecs of LEN bytes.
     let (n, r) = allocations(|| unsafe { mcsafe::copy_mc_lossy(d, s, LEN) });
     check("copy_mc_lossy, nothing lost", n, r.is_complete());
 
+    // SAFETY: `d` is `dst`'s LEN writable bytes.
     let (n, r) = allocations(|| unsafe { mcsafe::fill_mc(d, 0x11, LEN) });
     check("fill_mc", n, r.is_ok());
+    // SAFETY: `base`'s LEN bytes are mapped and writable, the lost page raising
+    // SIGBUS.
     let (n, r) = allocations(|| unsafe { mcsafe::fill_mc(base, 0x11, LEN) });
     check("fill_mc, lost", n, r.is_err_and(|f| f.copied() == cut));
+    // SAFETY: `src` has LEN >= 8 bytes at `s` (read unaligned); any bytes are a u64.
     let (n, r) = allocations(|| unsafe { mcsafe::read_mc(s.cast::<u64>()) });
     check("read_mc", n, r.is_ok());
+    // SAFETY: `boundary` starts the mapping's lost page: mapped, reading it
+    // raises SIGBUS; any bytes are a u64.
     let (n, r) = allocations(|| unsafe { mcsafe::read_mc(boundary.cast::<u64>()) });
     check("read_mc, lost", n, r.is_err());
+    // SAFETY: `dst` has LEN >= 4 bytes at `d` (written unaligned), touched by
+    // nothing else.
     let (n, r) = allocations(|| unsafe { mcsafe::write_mc(d.cast::<u32>(), 7) });
     check("write_mc", n, r.is_ok());
+    // SAFETY: `boundary` starts the mapping's lost page: mapped and writable,
+    // writing it raises SIGBUS.
     let (n, r) = allocations(|| unsafe { mcsafe::write_mc(boundary.cast::<u32>(), 7) });
     check("write_mc, lost", n, r.is_err());
 
@@ -155,15 +178,22 @@ fn after_install_no_entry_point_allocates() {
     let (n, r) = allocations(|| mcsafe::crc32c(0, &src));
     check("crc32c", n, r == want);
     for &(name, checksum) in &checksums {
+        // SAFETY: `checksum` has `crc32c_mc`'s contract; `s` is `src`'s LEN bytes.
         let (n, r) = allocations(|| unsafe { checksum(0, s, LEN) });
         check(name, n, r.is_ok_and(|c| c == want));
+        // SAFETY: as above; `base`'s LEN bytes are mapped, the lost page raising
+        // SIGBUS.
         let (n, r) = allocations(|| unsafe { checksum(0, base, LEN) });
         let ok = r.is_err_and(|e| e.checked() == cut && e.crc() == want_cut);
         check(&format!("{name}, lost"), n, ok);
     }
     for &(name, copy_checksum) in &copy_checksums {
+        // SAFETY: `copy_checksum` has `copy_crc32c_mc`'s contract; `d` and `s`
+        // are two distinct live Vecs of LEN bytes.
         let (n, r) = allocations(|| unsafe { copy_checksum(0, d, s, LEN) });
         check(name, n, r.is_ok_and(|c| c == want));
+        // SAFETY: as above, `d` being `dst`'s LEN bytes; `base`'s LEN bytes are
+        // mapped, the lost page raising SIGBUS.
         let (n, r) = allocations(|| unsafe { copy_checksum(0, d, base, LEN) });
         let ok = r.is_err_and(|e| e.checked() == cut && e.crc() == want_cut);
         check(&format!("{name}, lost"), n, ok);
@@ -180,6 +210,8 @@ fn after_install_no_entry_point_allocates() {
     let (n, _) = allocations(|| vec![0u8; 10]);
     assert_eq!(n, 1, "the counting allocator counts");
     // The lossy copy that loses a page returns its report in a Vec.
+    // SAFETY: `d` is `dst`'s LEN bytes; `base`'s LEN bytes are mapped, the lost
+    // page raising SIGBUS.
     let (n, r) = allocations(|| unsafe { mcsafe::copy_mc_lossy(d, base, LEN) });
     eprintln!(
         "copy_mc_lossy losing a page: {n} allocation(s), report {}",

@@ -139,29 +139,34 @@ fn bad_strategy_child() {
     let mut dst = [0u8; 64];
     let (d, s) = (dst.as_mut_ptr(), src.as_ptr());
     let refusals = [
-        // SAFETY (all): two distinct stack buffers of 64 bytes.
+        // `d` and `s`: the distinct 64-byte stack arrays `dst` and `src`.
         (
             "copy_mc",
+            // SAFETY: `d` and `s` are two distinct live 64-byte buffers.
             panic_of("copy_mc", || unsafe { mcsafe::copy_mc(d, s, 64) }),
         ),
         (
             "copy_mc_lossy",
+            // SAFETY: `d` and `s` are two distinct live 64-byte buffers.
             panic_of("copy_mc_lossy", || unsafe {
                 mcsafe::copy_mc_lossy(d, s, 64)
             }),
         ),
         (
             "crc32c_mc",
+            // SAFETY: `s` is a live 64-byte buffer.
             panic_of("crc32c_mc", || unsafe { mcsafe::crc32c_mc(0, s, 64) }),
         ),
         (
             "copy_crc32c_mc",
+            // SAFETY: `d` and `s` are two distinct live 64-byte buffers.
             panic_of("copy_crc32c_mc", || unsafe {
                 mcsafe::copy_crc32c_mc(0, d, s, 64)
             }),
         ),
         (
             "fill_mc",
+            // SAFETY: `d` is a live 64-byte buffer that nothing else touches.
             panic_of("fill_mc", || unsafe { mcsafe::fill_mc(d, 1, 64) }),
         ),
         (
@@ -251,10 +256,12 @@ fn assert_refused_everywhere(strategy: Strategy) {
     for len in [0usize, 1, 64, 4096] {
         let mut pieces = 0;
         let texts = [
-            // SAFETY (both): two distinct heap buffers of 4096 bytes.
+            // SAFETY: `d` and `s` are two distinct live Vecs of 4096 >= `len`
+            // bytes (the strategy is refused before they are touched).
             panic_of("copy_mc_with", || unsafe {
                 mcsafe::copy_mc_with(strategy, d, s, len)
             }),
+            // SAFETY: as for `copy_mc_with` above.
             panic_of("copy_mc_lossy_with", || unsafe {
                 mcsafe::copy_mc_lossy_with(strategy, d, s, len, |_| {
                     pieces += 1;
@@ -458,15 +465,20 @@ fn the_lossy_copy_and_the_checksums_refuse_wrapping_ranges_writing_nothing() {
         let (dp, sp) = (dst_at as *mut u8, src_at as *const u8);
         let mut pieces = 0;
         let mut texts = vec![
-            // SAFETY (all): refused before any access (what this checks).
+            // These ranges wrap the address space, so they cannot be "mapped" as
+            // the # Safety sections ask: each call relies instead on its
+            // documented # Panics (a range that wraps is refused before any
+            // memory is touched), which is what this test checks.
             (
                 "copy_mc_lossy",
+                // SAFETY: refused before any access (copy_mc_lossy's # Panics).
                 panic_of("copy_mc_lossy", || unsafe {
                     mcsafe::copy_mc_lossy(dp, sp, len)
                 }),
             ),
             (
                 "copy_crc32c_mc",
+                // SAFETY: refused before any access (copy_crc32c_mc's # Panics).
                 panic_of("copy_crc32c_mc", || unsafe {
                     mcsafe::copy_crc32c_mc(0, dp, sp, len)
                 }),
@@ -475,6 +487,8 @@ fn the_lossy_copy_and_the_checksums_refuse_wrapping_ranges_writing_nothing() {
         for strategy in Strategy::available() {
             texts.push((
                 "copy_mc_lossy_with",
+                // SAFETY: an available strategy; the wrapping range is refused
+                // before any access (the # Panics of copy_mc_lossy_with).
                 panic_of("copy_mc_lossy_with", || unsafe {
                     mcsafe::copy_mc_lossy_with(strategy, dp, sp, len, |_| {
                         pieces += 1;
@@ -486,7 +500,7 @@ fn the_lossy_copy_and_the_checksums_refuse_wrapping_ranges_writing_nothing() {
         if side != "destination range" {
             texts.push((
                 "crc32c_mc",
-                // SAFETY: refused before any access.
+                // SAFETY: refused before any access (crc32c_mc's # Panics).
                 panic_of("crc32c_mc", || unsafe { mcsafe::crc32c_mc(0, sp, len) }),
             ));
         }

@@ -111,8 +111,8 @@ fn faulting_copies() {
         let f = unsafe { mcsafe::copy_mc_with(strategy, dst.as_mut_ptr(), lost.base(), 2 * PAGE) }
             .unwrap_err();
         assert_eq!(f.copied(), PAGE, "{strategy}");
-        // SAFETY: the first page is readable.
         assert_eq!(
+            // SAFETY: the mapping's first page is backed; `dst` is a Vec of 2 pages.
             unsafe { first_difference(dst.as_ptr(), lost.base(), PAGE) },
             None
         );
@@ -328,8 +328,8 @@ fn copy_in_a_handler(flags: i32, stack: Option<&AltStack>) {
     assert_eq!(RESULT.load(SeqCst), 2, "the copy in the handler faulted");
     assert_eq!(COPIED.load(SeqCst), PAGE);
     assert_eq!(mcsafe::stats().recovered - recovered, 1);
-    // SAFETY: the first page is readable.
     assert_eq!(
+        // SAFETY: the mapping's first page is backed; `dst` is a Vec of 2 pages.
         unsafe { first_difference(dst.as_ptr(), lost.base(), PAGE) },
         None
     );

@@ -94,8 +94,9 @@ fn every_storage_call_stops_exactly_before_the_poisoned_page() {
         // SAFETY: as above.
         let fill = counted(1, "fill", || unsafe { mcsafe::fill_mc(p, 0xee, len) });
         check(fill.unwrap_err(), cut, Side::Destination, "fill_mc");
-        // SAFETY: the filled bytes lie before the poisoned page.
         assert_eq!(
+            // SAFETY: the `cut` filled bytes at `p` lie before the poisoned page;
+            // the temporary Vec of `cut` bytes lives for the whole call.
             unsafe { first_difference(p, vec![0xee; cut].as_ptr(), cut) },
             None
         );

@@ -90,7 +90,8 @@ fn sweep(side: Side) {
                 // back for the next length and strategy), and sentinels just past
                 // the destination's end where that is readable: the heap buffer,
                 // or the mapping's pages other than the poisoned one.
-                // SAFETY: the first `want` bytes of both lie before the poisoned page.
+                // SAFETY: the first `want` bytes of both miss the poisoned page:
+                // the bytes before it, or all `len` when the call misses it.
                 unsafe { overwrite_unlike_copy(dst, src, want) };
                 let end = dst as usize + len;
                 let past = match side {
@@ -119,8 +120,9 @@ fn sweep(side: Side) {
                     assert_eq!(result, Ok(()), "{what}");
                     len
                 };
-                // SAFETY: the first `copied` bytes lie before the poisoned page.
                 assert_eq!(
+                    // SAFETY: `copied` is `want`: bytes of both that miss the
+                    // poisoned page (see above).
                     unsafe { first_difference(dst, src, copied) },
                     None,
                     "{what}: prefix"

@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo +nightly fuzz run lost_pages` (from the repository root).
 #![no_main]
+// As in the main workspace (its `[workspace.lints]`): a `// SAFETY:` comment on
+// every unsafe block, here those of the tests/common modules included below.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 #[path = "../../tests/common/mod.rs"]
 mod common;

@@ -110,38 +110,50 @@ impl Comparator {
     ///
     /// # Safety
     /// Every call's ranges are valid, distinct and mapped; for `Pread`, every
-    /// call's source lies in `env`'s file mapping.
+    /// call's source lies in `env`'s file mapping. The comparator
+    /// [`is_available`](Self::is_available) (`NonTemporalLoop` needs AVX2); for
+    /// `SigsetjmpGuard`, as for [`guarded_memcpy`]: one thread at a time, after
+    /// [`install_guard_handler`].
     pub unsafe fn time(&self, calls: &[Call], env: &Env) -> Duration {
-        // SAFETY (every closure below): the caller guarantees the calls' ranges.
+        // In every closure below, `c`'s ranges are valid, distinct and mapped
+        // (this function's contract).
         match *self {
             Comparator::Mcsafe => timed(calls, |c| {
+                // SAFETY: `c`'s ranges are valid, distinct and mapped.
                 if unsafe { mcsafe::copy_mc(c.dst, c.src, c.len) }.is_err() {
                     black_box(());
                 }
             }),
             Comparator::McsafeDyn => {
                 let copy: &CopyFn<Result<(), mcsafe::Fault>> =
+                    // SAFETY: only called below, with a call's valid, distinct ranges.
                     black_box(&|d, s, l| unsafe { mcsafe::copy_mc(d, s, l) });
                 timed(calls, |c| {
                     let _ = black_box(copy(c.dst, c.src, c.len));
                 })
             }
             Comparator::McsafeCrate => timed(calls, |c| {
+                // SAFETY: `copy_mc`'s contract, which `c`'s valid, distinct ranges meet.
                 let _ = black_box(unsafe { mcsafe_bench_caller::copy_mc(c.dst, c.src, c.len) });
             }),
             Comparator::Strategy(s) => timed(calls, |c| {
+                // SAFETY: `c`'s ranges are valid, distinct and mapped (and an
+                // unavailable `s` would panic before touching them).
                 if unsafe { mcsafe::copy_mc_with(s, c.dst, c.src, c.len) }.is_err() {
                     black_box(());
                 }
             }),
             Comparator::Memcpy => {
                 let memcpy = env.memcpy;
+                // SAFETY: `memcpy` is glibc's; `c`'s ranges are valid and distinct.
                 timed(calls, |c| unsafe {
                     memcpy(c.dst.cast(), c.src.cast(), c.len);
                 })
             }
             Comparator::MemcpyDyn => {
                 let memcpy = env.memcpy;
+                // SAFETY: `memcpy` is glibc's, only called below with a call's
+                // valid, distinct ranges.
                 let closure = move |d: *mut u8, s: *const u8, l| unsafe {
                     memcpy(d.cast(), s.cast(), l).cast::<u8>()
                 };
@@ -151,23 +163,31 @@ impl Comparator {
                 })
             }
             Comparator::MemcpyCrate => timed(calls, |c| {
+                // SAFETY: `memcpy`'s contract, which `c`'s valid, distinct ranges meet.
                 black_box(unsafe { mcsafe_bench_caller::memcpy(c.dst, c.src, c.len) });
             }),
+            // SAFETY: `c`'s ranges are valid for `len` bytes and do not overlap.
             Comparator::CopyNonoverlapping => timed(calls, |c| unsafe {
                 std::ptr::copy_nonoverlapping(c.src, c.dst, c.len);
             }),
             Comparator::SigsetjmpGuard => timed(calls, |c| {
+                // SAFETY: `c`'s ranges are valid and distinct; one thread, the
+                // guard's handler installed (this function's contract).
                 if unsafe { guarded_memcpy(c.dst, c.src, c.len) }.is_err() {
                     black_box(());
                 }
             }),
             Comparator::Pread => {
                 let (fd, base) = env.file.expect("Pread needs a file-backed workload");
+                // SAFETY: `c.dst` is writable for `c.len` bytes; `c.src` lies in the
+                // file's mapping at `base`, so the offset is inside the file.
                 timed(calls, |c| unsafe {
                     let offset = c.src as usize - base as usize;
                     libc::pread(fd, c.dst.cast(), c.len, offset as libc::off_t);
                 })
             }
+            // SAFETY: `c`'s ranges are valid and distinct; the CPU has AVX2 (the
+            // comparator is available, this function's contract).
             Comparator::NonTemporalLoop => timed(calls, |c| unsafe {
                 non_temporal_copy(c.dst, c.src, c.len);
             }),

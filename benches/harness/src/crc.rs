@@ -94,7 +94,7 @@ impl Checksum {
     /// `call.src..+len` is readable ordinary memory inside `region`, and
     /// `call.dst..+len` writable ordinary memory, distinct from it.
     unsafe fn run(self, call: &Call, region: &mcsafe::MappedRegion) -> u32 {
-        // SAFETY (every arm): the caller's contract; the slices are ordinary
+        // SAFETY: in every arm, the caller's contract; the slices are ordinary
         // memory that no one else touches during the call.
         unsafe {
             match self {
@@ -668,8 +668,9 @@ pub fn run_paths(options: Options) -> String {
                     cpu_time(&f, calls)
                 }));
             }
-            // SAFETY: as above.
             timers.push(Box::new(move |calls: &[Call]| {
+                // SAFETY: as above: `c.src..+len` is ordinary readable memory,
+                // no one writes it while the slice lives.
                 cpu_time(&|c: &Call| crc_fast(unsafe { slice(c) }), calls)
             }));
             for &p in &paths {
@@ -691,14 +692,14 @@ pub fn run_paths(options: Options) -> String {
                     cpu_time(&f, calls)
                 }));
             }
-            // SAFETY: as above.
             timers.push(Box::new(move |calls: &[Call]| {
                 cpu_time(
+                    // SAFETY: as above; source and destination are distinct.
                     &|c: &Call| unsafe { copy_then_crc_fast(c.dst, c.src, c.len) },
                     calls,
                 )
             }));
-            // SAFETY: as above.
+            // SAFETY: as for the crc-fast timer above.
             let calibrate =
                 |calls: &[Call]| cpu_time(&|c: &Call| crc_fast(unsafe { slice(c) }), calls);
             let results = interleaved(&timers, &calibrate, workload, options.rounds);

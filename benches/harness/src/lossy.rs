@@ -246,11 +246,15 @@ pub fn run(options: &Options) -> Report {
     let mut intact = Vec::new();
     for size in INTACT_SIZES {
         let mut hot = Hot::new(&src, &small_dst, &[size], 0, 0);
-        // SAFETY (all three): the calls stay inside two distinct regions.
+        // `interleaved` passes only batches of `hot`, whose calls stay inside
+        // the two distinct ordinary regions `src` and `small_dst`.
         let timers: Vec<Timer<'_>> = vec![
+            // SAFETY: the calls are `hot`'s: ordinary, distinct buffers.
             Box::new(|calls: &[Call]| unsafe { plain(calls) }),
+            // SAFETY: as above.
             Box::new(|calls: &[Call]| unsafe { lossy(calls) }),
         ];
+        // SAFETY: as above.
         let calibrate = |calls: &[Call]| unsafe { plain(calls) };
         let r = interleaved(&timers, &calibrate, &mut hot, options.rounds.max(5));
         intact.push((size, r[0], r[1]));

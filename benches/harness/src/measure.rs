@@ -41,11 +41,14 @@ pub unsafe fn side_by_side(
     env: &Env,
     rounds: usize,
 ) -> Vec<Measurement> {
-    // SAFETY (both closures): the caller's contract.
     let timers: Vec<Timer<'_>> = comparators
         .iter()
+        // SAFETY: `interleaved` passes only batches of `workload`, whose calls
+        // are valid for every comparator (the caller's contract).
         .map(|c| Box::new(move |calls: &[Call]| unsafe { c.time(calls, env) }) as _)
         .collect();
+    // SAFETY: as above; `Memcpy` is always available and needs only valid,
+    // distinct ranges.
     let memcpy = |calls: &[Call]| unsafe { Comparator::Memcpy.time(calls, env) };
     interleaved(&timers, &memcpy, workload, rounds)
 }

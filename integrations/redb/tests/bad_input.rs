@@ -37,8 +37,10 @@ fn read_write(path: &PathBuf) -> File {
 #[test]
 fn a_pipe_or_a_directory_is_refused_at_open_with_what_it_is() {
     let mut fds = [0; 2];
-    // SAFETY: a fresh pipe; each end goes into one File that owns it.
+    // SAFETY: `fds` is a writable array of the two ints pipe(2) fills.
     assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: a fresh pipe's two descriptors, open and owned by nothing else;
+    // each goes into one File that owns it.
     let (read_end, _write_end) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     let err = McsafeBackend::open(read_end).unwrap_err();
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);

@@ -378,8 +378,10 @@ fn ext4_clean(ctx: &mut Child) -> Result<String, String> {
             // SAFETY: our buffers; the clean page comes back from disk.
             unsafe { mcsafe::copy_mc_with(strategy, dst.at(dst_off), m.at(src_off), len) }
                 .map_err(|f| format!("{strategy}: copy over the dropped clean page failed: {f}"))?;
-            // SAFETY: dst holds len copied bytes.
             if let Some(i) =
+                // SAFETY: `dst.at(dst_off)..+len` lies inside `dst` (`m.len + PAGE`
+                // bytes, `dst_off < PAGE`, `len <= m.len`), anonymous memory that
+                // does not fault; it holds the `len` copied bytes.
                 unsafe { first_pattern_difference(dst.at(dst_off), len, SEED, src_off) }
             {
                 return Err(format!("{strategy}: byte {i} differs from the file's data"));
@@ -537,8 +539,9 @@ fn copy_while_another_poisons(
                 "{strategy}: no early-kill signal within {give_up:?}"
             ));
         }
-        // SAFETY: our buffers; the pages copied here are not the poisoned one.
         if let Err(fault) =
+            // SAFETY: our buffers (`dst` as long as `m`); the pages copied here,
+            // before `LOST_PAGE`, are not the poisoned one.
             unsafe { mcsafe::copy_mc_with(strategy, dst.base, m.base, LOST_PAGE * PAGE) }
         {
             break Err(format!(

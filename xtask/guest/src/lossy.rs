@@ -120,9 +120,10 @@ fn small_pages(ctx: &Child) -> Result<String, String> {
                     return Err(format!("{strategy}: byte {} differs", good + i));
                 }
                 // Zeros in it.
-                // SAFETY: as above.
                 if let Some(i) = range
                     .clone()
+                    // SAFETY: `dst` is ordinary memory and `other + i` inside it
+                    // (`i < len <= src.len`, `other < PAGE`).
                     .find(|&i| unsafe { dst.at(other + i).read_volatile() } != 0)
                 {
                     return Err(format!("{strategy}: byte {i} of a lost page is not zero"));
@@ -145,9 +146,12 @@ fn small_pages(ctx: &Child) -> Result<String, String> {
             unsafe { lossy_copy(strategy, dst.at(at), src.at(other), len, &want) }?;
             // After the last lost page, the source's bytes.
             let from = 10 * PAGE - at;
-            // SAFETY: the pages after the last poisoned one are intact.
             if let Some(i) =
-                unsafe { first_pattern_difference(dst.at(at + from), len - from, 3, other + from) }
+                // SAFETY: `dst.at(at + from)..+(len - from)` is page 10 to the end
+                // of `dst`, after the last poisoned page: intact.
+                unsafe {
+                    first_pattern_difference(dst.at(at + from), len - from, 3, other + from)
+                }
             {
                 return Err(format!("{strategy}: destination byte {} differs", from + i));
             }
