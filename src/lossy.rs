@@ -112,10 +112,9 @@ use crate::{FaultKind, Side, Strategy};
 #[inline(always)]
 #[track_caller]
 pub unsafe fn copy_mc_lossy(dst: *mut u8, src: *const u8, len: usize) -> LossyCopy {
-    if len == 0 {
-        return LossyCopy::empty();
+    if calls::nothing_to_copy(dst, src, len) {
+        return LossyCopy::whole(0);
     }
-    calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe {
         lossy(calls::of(None), dst, src, len, &mut |_| {
@@ -184,10 +183,9 @@ pub unsafe fn copy_mc_lossy_with(
 ) -> LossyCopy {
     // The strategy first, as `copy_mc_with` does: refused even for `len == 0`.
     let routine = calls::of(Some(strategy));
-    if len == 0 {
-        return LossyCopy::empty();
+    if calls::nothing_to_copy(dst, src, len) {
+        return LossyCopy::whole(0);
     }
-    calls::check(dst, src, len);
     // SAFETY: ranges checked; the caller guarantees the rest.
     unsafe { lossy(routine, dst, src, len, &mut on_lost) }
 }
@@ -196,7 +194,8 @@ pub unsafe fn copy_mc_lossy_with(
 /// what `copy_mc` costs; the first fault hands over to the loop.
 ///
 /// # Safety
-/// As for `copy_with`: `len > 0`, ranges checked, `routine` runnable here.
+/// As for `copy_with`: ranges checked, `routine` runnable here; `len > 0`
+/// unless `routine` is a strategy's and `Arch::CHECKS_COPIES`.
 #[inline(always)]
 unsafe fn lossy(
     routine: calls::Routine,
@@ -207,11 +206,7 @@ unsafe fn lossy(
 ) -> LossyCopy {
     // SAFETY: per this function's contract.
     match unsafe { calls::whole_raw(routine, dst, src, len) } {
-        Ok(()) => LossyCopy {
-            lost: Vec::new(),
-            done: len,
-            faults: 0,
-        },
+        Ok(()) => LossyCopy::whole(len),
         // SAFETY: as above.
         Err(stopped) => unsafe { run_after(routine, dst, src, len, stopped, on_lost) },
     }
@@ -249,8 +244,24 @@ unsafe fn run_after(
 ///
 /// `Display` prints a one-line summary.
 #[must_use = "the report says which bytes of the destination are not the source's"]
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LossyCopy {
+#[derive(Clone, PartialEq, Eq)]
+pub struct LossyCopy(Outcome);
+
+/// Two words, so that a copy that loses nothing returns in two registers as
+/// `copy_mc`'s `Result` does: returned through memory, the 40-byte report of
+/// the first version made a hot 64-byte lossy copy 1.3x `copy_mc`'s time (its
+/// four stores, on Emerald Rapids; `cargo bench --bench lossy`, "nothing lost").
+#[derive(Clone, PartialEq, Eq)]
+enum Outcome {
+    /// Nothing lost, no signal: the copy's length.
+    Whole(usize),
+    /// Anything else, built by the loop (always through [`LossyCopy::from_report`]).
+    Report(Box<Report>),
+}
+
+/// What the loop builds: the lost ranges, how far it went, the signals taken.
+#[derive(Clone, PartialEq, Eq)]
+struct Report {
     lost: Vec<LostRange>,
     done: usize,
     faults: usize,
@@ -271,46 +282,88 @@ pub struct LostRange {
 }
 
 impl LossyCopy {
-    fn empty() -> LossyCopy {
-        LossyCopy {
-            lost: Vec::new(),
-            done: 0,
-            faults: 0,
+    /// A copy of `len` bytes that lost nothing.
+    #[inline(always)]
+    fn whole(len: usize) -> LossyCopy {
+        LossyCopy(Outcome::Whole(len))
+    }
+
+    /// The loop's report; one with nothing lost and no signal is `whole`, so
+    /// that equal outcomes compare equal.
+    fn from_report(report: Report) -> LossyCopy {
+        if report.lost.is_empty() && report.faults == 0 {
+            LossyCopy::whole(report.done)
+        } else {
+            LossyCopy(Outcome::Report(Box::new(report)))
         }
     }
 
     /// The lost ranges, sorted by offset; empty when nothing was lost.
     pub fn lost(&self) -> &[LostRange] {
-        &self.lost
+        match &self.0 {
+            Outcome::Whole(_) => &[],
+            Outcome::Report(r) => &r.lost,
+        }
     }
 
     /// The lost ranges, owned.
     pub fn into_lost(self) -> Vec<LostRange> {
-        self.lost
+        match self.0 {
+            Outcome::Whole(_) => Vec::new(),
+            Outcome::Report(r) => r.lost,
+        }
     }
 
     /// Whether every byte was copied: nothing lost, and `on_lost` did not stop
     /// the copy.
+    #[inline]
     pub fn is_complete(&self) -> bool {
         // A stop always comes right after a lost piece, so an empty list also
         // means the copy ran to the end.
-        self.lost.is_empty()
+        self.lost().is_empty()
     }
 
     /// Total bytes in the lost ranges.
     pub fn lost_bytes(&self) -> usize {
-        self.lost.iter().map(LostRange::len).sum()
+        self.lost().iter().map(LostRange::len).sum()
     }
 
     /// Bytes from the start that the copy went through: all of them, unless
     /// `on_lost` stopped it (then the end of the piece it stopped at).
     pub fn done(&self) -> usize {
-        self.done
+        match &self.0 {
+            Outcome::Whole(len) => *len,
+            Outcome::Report(r) => r.done,
+        }
     }
 
     /// The signals (SIGBUS) this copy took and recovered: one per lost granule.
     pub fn faults(&self) -> usize {
-        self.faults
+        match &self.0 {
+            Outcome::Whole(_) => 0,
+            Outcome::Report(r) => r.faults,
+        }
+    }
+}
+
+/// As a struct of its three parts, whichever way it is held.
+impl fmt::Debug for LossyCopy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LossyCopy")
+            .field("lost", &self.lost())
+            .field("done", &self.done())
+            .field("faults", &self.faults())
+            .finish()
+    }
+}
+
+impl Report {
+    fn empty() -> Report {
+        Report {
+            lost: Vec::new(),
+            done: 0,
+            faults: 0,
+        }
     }
 
     /// Adds a piece, merged into the last range when it continues it.
@@ -373,19 +426,17 @@ impl LostRange {
 
 impl fmt::Display for LossyCopy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.lost.is_empty() {
-            return write!(f, "nothing lost in {} bytes", self.done);
-        }
-        let ranges = self.lost.len();
+        let (lost, done, faults) = (self.lost(), self.done(), self.faults());
+        let Some(first) = lost.first() else {
+            return write!(f, "nothing lost in {done} bytes");
+        };
+        let ranges = lost.len();
         write!(
             f,
-            "{} of {} bytes lost in {ranges} range{} ({} signal{}); first: {}",
+            "{} of {done} bytes lost in {ranges} range{} ({faults} signal{}); first: {first}",
             self.lost_bytes(),
-            self.done,
             if ranges == 1 { "" } else { "s" },
-            self.faults,
-            if self.faults == 1 { "" } else { "s" },
-            self.lost[0]
+            if faults == 1 { "" } else { "s" },
         )
     }
 }
@@ -415,14 +466,14 @@ unsafe fn run(
     first: calls::Stop,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
-    let mut report = LossyCopy::empty();
+    let mut report = Report::empty();
     let mut known = Granules::new(dst as usize, src as usize, len);
     let mut pos = learn(&mut known, &mut report, first, 0);
     while pos < len {
         known.forget_before(pos);
         // Where the next known granule begins, in either buffer.
         let next = known.next_after(pos);
-        let mut record = |report: &mut LossyCopy, side, end, g: Granule| {
+        let mut record = |report: &mut Report, side, end, g: Granule| {
             let piece = LostRange {
                 start: pos,
                 end,
@@ -464,7 +515,7 @@ unsafe fn run(
         }
     }
     report.done = pos;
-    report
+    LossyCopy::from_report(report)
 }
 
 /// Takes in the granule of a routine that ran from copy offset `step` and
@@ -472,7 +523,7 @@ unsafe fn run(
 /// progress (a lower bound of what it did), but no further than the first byte
 /// of either buffer inside the granule (a routine reported as ahead, by a late
 /// machine check, did not do the bytes in the granule).
-fn learn(known: &mut Granules, report: &mut LossyCopy, stopped: calls::Stop, step: usize) -> usize {
+fn learn(known: &mut Granules, report: &mut Report, stopped: calls::Stop, step: usize) -> usize {
     let fault = stopped.fault;
     let start = fault.addr() & !(fault.granule() - 1);
     let granule = Granule {
@@ -520,22 +571,24 @@ mod calls {
         Arch::copy_routine(strategy)
     }
 
+    /// Where the routines check the ranges themselves (refusing with the same
+    /// panic, before any access; returning at once for `len == 0`, reading no
+    /// pointer), nothing: the copy that loses nothing checks once and its hot
+    /// path has no branch of its own. Elsewhere the check, and whether `len`
+    /// is 0.
     #[inline(always)]
     #[track_caller]
-    pub(super) fn check(dst: *mut u8, src: *const u8, len: usize) {
-        // Where the routine checks the ranges itself (refusing with the same
-        // panic, before any access), the copy that loses nothing checks once.
-        if !Arch::CHECKS_COPIES {
-            check_copy(dst, src, len);
+    pub(super) fn nothing_to_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
+        if Arch::CHECKS_COPIES {
+            return false;
         }
+        if len == 0 {
+            return true;
+        }
+        check_copy(dst, src, len);
+        false
     }
 
-    /// The whole copy, as `copy_mc` runs it: nothing else on the way when
-    /// nothing is lost.
-    ///
-    /// # Safety
-    /// As for `Arch::run_copy`: `len > 0`, ranges checked, `routine`
-    /// runnable here.
     /// [`whole`] with the stop as the routine reported it.
     ///
     /// # Safety
@@ -551,6 +604,12 @@ mod calls {
         unsafe { Arch::run_copy(routine, dst, src, len) }
     }
 
+    /// The whole copy, as `copy_mc` runs it: nothing else on the way when
+    /// nothing is lost.
+    ///
+    /// # Safety
+    /// As for `Arch::run_copy`: ranges checked, `routine` runnable here;
+    /// `len > 0` unless `Arch::CHECKS_COPIES` (see [`nothing_to_copy`]).
     #[inline(always)]
     pub(super) unsafe fn whole(
         routine: Routine,
@@ -613,6 +672,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_copy_that_lost_nothing_is_two_words_and_equal_however_it_was_made() {
+        // Two words: returned in two registers (see `Outcome`).
+        assert_eq!(size_of::<LossyCopy>(), 2 * size_of::<usize>());
+        let looped = LossyCopy::from_report(Report {
+            lost: Vec::new(),
+            done: 4096,
+            faults: 0,
+        });
+        assert_eq!(looped, LossyCopy::whole(4096));
+        assert!(looped.is_complete());
+        assert_eq!(
+            (looped.done(), looped.faults(), looped.lost_bytes()),
+            (4096, 0, 0)
+        );
+        assert_eq!(
+            format!("{looped:?}"),
+            "LossyCopy { lost: [], done: 4096, faults: 0 }"
+        );
+        assert_eq!(looped.to_string(), "nothing lost in 4096 bytes");
+        assert!(looped.into_lost().is_empty());
+    }
+
+    #[test]
     fn neighbours_of_one_side_and_kind_merge_others_do_not() {
         let piece = |start, end, side, kind| LostRange {
             start,
@@ -621,13 +703,15 @@ mod tests {
             kind,
             granule: 4096,
         };
-        let mut r = LossyCopy::empty();
+        let mut r = Report::empty();
         let ae = FaultKind::AddressError;
         r.push(piece(0, 4096, Side::Source, ae));
         r.push(piece(4096, 8192, Side::Source, ae));
         r.push(piece(8192, 9000, Side::Destination, ae));
         r.push(piece(9000, 12288, Side::Source, FaultKind::Poison));
         r.push(piece(16384, 20480, Side::Source, FaultKind::Poison));
+        r.faults = 5;
+        let r = LossyCopy::from_report(r);
         let ranges: Vec<_> = r.lost().iter().map(LostRange::range).collect();
         assert_eq!(ranges, [0..8192, 8192..9000, 9000..12288, 16384..20480]);
         assert_eq!(r.lost_bytes(), 8192 + 808 + 3288 + 4096);

@@ -122,7 +122,8 @@ pub(crate) trait Target {
     /// routine must do it (`load_at`: the load's address, when it is the caller's).
     fn exact_routine(size: usize, load_at: Option<usize>) -> Option<Self::Copy>;
     /// Runs a copy routine once over `len > 0` bytes. A strategy's routine
-    /// refuses bad ranges with `copy_mc`'s panic where [`Target::CHECKS_COPIES`].
+    /// refuses bad ranges with `copy_mc`'s panic where [`Target::CHECKS_COPIES`],
+    /// and there also takes `len == 0`, returning `Ok` before reading a pointer.
     ///
     /// # Safety
     /// The handler is installed; as for `copy_mc` for the memory; an exact
