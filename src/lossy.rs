@@ -260,7 +260,7 @@ enum Outcome {
 }
 
 /// What the loop builds: the lost ranges, how far it went, the signals taken.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 struct Report {
     lost: Vec<LostRange>,
     done: usize,
@@ -358,14 +358,6 @@ impl fmt::Debug for LossyCopy {
 }
 
 impl Report {
-    fn empty() -> Report {
-        Report {
-            lost: Vec::new(),
-            done: 0,
-            faults: 0,
-        }
-    }
-
     /// Adds a piece, merged into the last range when it continues it.
     fn push(&mut self, piece: LostRange) {
         match self.lost.last_mut() {
@@ -466,7 +458,7 @@ unsafe fn run(
     first: calls::Stop,
     on_lost: &mut dyn FnMut(&LostRange) -> ControlFlow<()>,
 ) -> LossyCopy {
-    let mut report = Report::empty();
+    let mut report = Report::default();
     let mut known = Granules::new(dst as usize, src as usize, len);
     let mut pos = learn(&mut known, &mut report, first, 0);
     while pos < len {
@@ -571,11 +563,11 @@ mod calls {
         Arch::copy_routine(strategy)
     }
 
-    /// Where the routines check the ranges themselves (refusing with the same
-    /// panic, before any access; returning at once for `len == 0`, reading no
-    /// pointer), nothing: the copy that loses nothing checks once and its hot
-    /// path has no branch of its own. Elsewhere the check, and whether `len`
-    /// is 0.
+    /// Whether there is nothing to copy (`len == 0`), after `copy_mc`'s range
+    /// check (and its panic) where the routines do not check ranges. Where they
+    /// do (`Arch::CHECKS_COPIES`), always `false`: the routine refuses bad ranges
+    /// with the same panic before any access and returns at once for `len == 0`,
+    /// reading no pointer, so the hot path has no branch of its own.
     #[inline(always)]
     #[track_caller]
     pub(super) fn nothing_to_copy(dst: *mut u8, src: *const u8, len: usize) -> bool {
@@ -703,7 +695,7 @@ mod tests {
             kind,
             granule: 4096,
         };
-        let mut r = Report::empty();
+        let mut r = Report::default();
         let ae = FaultKind::AddressError;
         r.push(piece(0, 4096, Side::Source, ae));
         r.push(piece(4096, 8192, Side::Source, ae));
