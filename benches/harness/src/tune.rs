@@ -8,7 +8,12 @@
 //! each of its methods (its vector loop, `rep movsb`, non-temporal stores). A
 //! method's score at a size is the lower of its hot and cold ratios to memcpy (the
 //! summary's goal is every cell at 0.95 or more, hot and cold); the best score wins
-//! the size, a win within [`TIE`] going to the method of the size below. The rule
+//! the size, a win within [`TIE`] going to the method of the size below.
+//! `rep movsb` may win a size only if it also keeps up with the vector loop, hot,
+//! at the distances `(dst - src) mod 4096` where some CPUs slow it down
+//! ([`REP_MOVSB_DISTANCES`], [`REP_MOVSB_GUARD`]): the aligned copies above cannot
+//! see that, and a rule found on them would hand those CPUs' users a copy 30x
+//! slower whenever their buffers sit at such a distance. The rule
 //! is then: `rep movsb` from the first size it wins until the first size it loses;
 //! non-temporal stores from the size from which they win every larger size.
 //!
@@ -30,6 +35,18 @@ const MIB: usize = 1 << 20;
 
 /// A win by less than this is a tie (noise on a shared machine).
 pub const TIE: f64 = 0.02;
+
+/// Distances `(dst - src) mod 4096` at which `rep movsb` is slow on some CPUs:
+/// on the Zen 3 guest of rounds 1-2 1-3 GB/s at 1..31 (35-97 elsewhere), on a
+/// Zen 4 guest this round (family 0x19 model 0x11) 2-3 GB/s at 1..15 and about
+/// half speed at 16..31, from 4 KiB to 1 MiB (docs/cpus.md); none on Zen 5
+/// (issue 18: 129-134 GB/s at 1..63 at 16 KiB). One distance in each band: on
+/// Zen 4 the worst of 1, 8, 17 and 31 was always 1, 8 or 17.
+pub const REP_MOVSB_DISTANCES: [usize; 3] = [1, 8, 17];
+
+/// At each of [`REP_MOVSB_DISTANCES`], `rep movsb` must copy at least this
+/// fraction of the vector loop's speed at the same distance to win a size.
+pub const REP_MOVSB_GUARD: f64 = 0.9;
 
 /// A forced method of the vector strategy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,8 +131,29 @@ pub struct Row {
     pub strategies: Vec<[Measurement; 2]>,
     /// The vector strategy forced to each method (in [`Method::ALL`] order).
     pub methods: Vec<[Measurement; 2]>,
+    /// `rep movsb` against the vector loop, hot, at its worst distance of
+    /// [`REP_MOVSB_DISTANCES`].
+    pub distance: Distance,
     /// The method that won this size.
     pub best: Method,
+}
+
+/// `rep movsb` and the vector loop at the distance where `rep movsb` fared worst.
+#[derive(Clone, Copy, Debug)]
+pub struct Distance {
+    /// `(dst - src) mod 4096`.
+    pub distance: usize,
+    /// `rep movsb` there, hot.
+    pub rep_movsb: Measurement,
+    /// The vector loop there, hot.
+    pub vector: Measurement,
+}
+
+impl Distance {
+    /// `rep movsb`'s speed as a fraction of the vector loop's.
+    pub fn ratio(&self) -> f64 {
+        self.rep_movsb.gb_per_s / self.vector.gb_per_s
+    }
 }
 
 impl Row {
@@ -123,6 +161,12 @@ impl Row {
     pub fn score(&self, method: Method) -> f64 {
         let m = &self.methods[method as usize];
         (m[0].gb_per_s / self.memcpy[0].gb_per_s).min(m[1].gb_per_s / self.memcpy[1].gb_per_s)
+    }
+
+    /// Whether `method` may win this size: `rep movsb` only where it passes the
+    /// distance guard.
+    pub fn eligible(&self, method: Method) -> bool {
+        method != Method::RepMovsb || self.distance.ratio() >= REP_MOVSB_GUARD
     }
 }
 
@@ -174,9 +218,11 @@ fn winners(rows: &mut [Row]) {
     for row in rows.iter_mut() {
         let best = Method::ALL
             .into_iter()
+            .filter(|m| row.eligible(*m))
             .max_by(|a, b| row.score(*a).total_cmp(&row.score(*b)))
             .unwrap_or(Method::Vector);
-        row.best = if row.score(best) > row.score(previous) * (1.0 + TIE) {
+        row.best = if !row.eligible(previous) || row.score(best) > row.score(previous) * (1.0 + TIE)
+        {
             best
         } else {
             previous
@@ -235,6 +281,10 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
             thread_time().saturating_sub(start)
         }
     };
+    let vector_vs_rep: [Timer<'_>; 2] = [
+        Box::new(with(Method::Vector.thresholds(), strategy)),
+        Box::new(with(Method::RepMovsb.thresholds(), strategy)),
+    ];
     let mut timers: Vec<Timer<'_>> = vec![Box::new(memcpy)];
     for &s in &strategies {
         timers.push(Box::new(with(configured, s)));
@@ -242,15 +292,29 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
     for m in Method::ALL {
         timers.push(Box::new(with(m.thresholds(), strategy)));
     }
-    let total = 2 * options.sizes.len();
+    let total = 3 * options.sizes.len();
     let mut rows = Vec::new();
     for (i, &size) in options.sizes.iter().enumerate() {
         let mut hot = Hot::new(&hot_src, &hot_dst, &[size], 0, 0);
         let hot_m = interleaved(&timers, &memcpy, &mut hot, options.rounds);
-        progress(2 * i + 1, total);
+        progress(3 * i + 1, total);
         let mut cold = Cold::new(&cold_src, &cold_dst, &[size], 0, 0);
         let cold_m = interleaved(&timers, &memcpy, &mut cold, options.rounds);
-        progress(2 * i + 2, total);
+        progress(3 * i + 2, total);
+        let distance = REP_MOVSB_DISTANCES
+            .into_iter()
+            .map(|d| {
+                let mut hot = Hot::new(&hot_src, &hot_dst, &[size], 0, d);
+                let m = interleaved(&vector_vs_rep, &*vector_vs_rep[0], &mut hot, options.rounds);
+                Distance {
+                    distance: d,
+                    vector: m[0],
+                    rep_movsb: m[1],
+                }
+            })
+            .min_by(|a, b| a.ratio().total_cmp(&b.ratio()))
+            .expect("REP_MOVSB_DISTANCES is not empty");
+        progress(3 * i + 3, total);
         let pair = |k: usize| [hot_m[k], cold_m[k]];
         rows.push(Row {
             size,
@@ -259,6 +323,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
             methods: (0..Method::ALL.len())
                 .map(|k| pair(1 + strategies.len() + k))
                 .collect(),
+            distance,
             best: Method::Vector,
         });
     }
@@ -347,8 +412,14 @@ impl Tune {
             write!(head, " {} {} |", self.strategy, m.name()).unwrap();
             rule.push_str("---:|");
         }
+        write!(
+            head,
+            " {} rep movsb / vector, hot, at its worst distance |",
+            self.strategy
+        )
+        .unwrap();
         head.push_str(" best |");
-        rule.push_str("---|");
+        rule.push_str("---:|---|");
         writeln!(out, "{head}\n{rule}").unwrap();
         for row in &self.rows {
             let cell = |m: &[Measurement; 2]| {
@@ -371,9 +442,30 @@ impl Tune {
             for m in row.strategies.iter().chain(&row.methods) {
                 write!(out, " {} |", cell(m)).unwrap();
             }
+            let d = &row.distance;
+            write!(
+                out,
+                " {:.1} / {:.1} at {} ({:.2}{}) |",
+                d.rep_movsb.gb_per_s,
+                d.vector.gb_per_s,
+                d.distance,
+                d.ratio(),
+                if row.eligible(Method::RepMovsb) {
+                    ""
+                } else {
+                    ": not eligible"
+                }
+            )
+            .unwrap();
             writeln!(out, " {} |", row.best.name()).unwrap();
         }
-        writeln!(out, "\nrule found: {}", self.rule_text()).unwrap();
+        writeln!(
+            out,
+            "\nrep movsb may win a size only at {REP_MOVSB_GUARD}x the vector loop or more at \
+             every distance (dst - src) mod 4096 of {REP_MOVSB_DISTANCES:?}"
+        )
+        .unwrap();
+        writeln!(out, "rule found: {}", self.rule_text()).unwrap();
         writeln!(
             out,
             "apply it: {}={}",
@@ -399,20 +491,76 @@ impl Tune {
 mod tests {
     use super::*;
 
+    fn measurement(gb: f64) -> Measurement {
+        Measurement {
+            ns_per_call: 1.0,
+            gb_per_s: gb,
+        }
+    }
+
+    /// A row whose `rep movsb` keeps up at every distance.
     fn row(size: usize, vector: f64, rep: f64, nt: f64) -> Row {
-        let m = |gb: f64| {
-            [Measurement {
-                ns_per_call: 1.0,
-                gb_per_s: gb,
-            }; 2]
-        };
+        let m = |gb: f64| [measurement(gb); 2];
         Row {
             size,
             memcpy: m(100.0),
             strategies: Vec::new(),
             methods: vec![m(vector), m(rep), m(nt)],
+            distance: Distance {
+                distance: 1,
+                rep_movsb: measurement(rep),
+                vector: measurement(vector),
+            },
             best: Method::Vector,
         }
+    }
+
+    #[test]
+    fn rep_movsb_slow_at_a_distance_never_wins() {
+        // Zen 4's shape: rep movsb wins aligned, but at distance 1 it copies
+        // at 3 GB/s where the vector loop does 45.
+        let slow_at_a_distance = |size| {
+            let mut r = row(size, 100.0, 130.0, 50.0);
+            r.distance.rep_movsb = measurement(3.0);
+            r.distance.vector = measurement(45.0);
+            r
+        };
+        let mut rows = vec![
+            row(1024, 100.0, 90.0, 50.0),
+            slow_at_a_distance(16384),
+            row(65536, 100.0, 130.0, 50.0),
+            slow_at_a_distance(1 << 20),
+            row(64 << 20, 80.0, 85.0, 100.0),
+        ];
+        winners(&mut rows);
+        let best: Vec<Method> = rows.iter().map(|r| r.best).collect();
+        assert_eq!(
+            best,
+            [
+                Method::Vector,
+                Method::Vector,
+                Method::RepMovsb,
+                Method::Vector,
+                Method::NonTemporal
+            ],
+            "rep movsb wins only where the guard lets it, and does not carry over \
+             as a tie to a size where it fails the guard"
+        );
+        assert_eq!(
+            rule_of(&rows),
+            Rule {
+                rep_movsb: Some(65536),
+                rep_movsb_stop: Some(1 << 20),
+                non_temporal: Some(64 << 20),
+            }
+        );
+        // Just at the guard it may win; just below it may not.
+        let mut r = slow_at_a_distance(16384);
+        r.distance.rep_movsb = measurement(45.0 * REP_MOVSB_GUARD);
+        assert!(r.eligible(Method::RepMovsb));
+        r.distance.rep_movsb = measurement(45.0 * REP_MOVSB_GUARD * 0.99);
+        assert!(!r.eligible(Method::RepMovsb));
+        assert!(r.eligible(Method::Vector) && r.eligible(Method::NonTemporal));
     }
 
     #[test]

@@ -233,6 +233,12 @@ impl Facts {
         )
     }
 
+    /// AMD Zen 4 and later: family 0x1a, or family 0x19 with AVX-512 (Zen 3,
+    /// also family 0x19, has none; Zen 4 is AMD's first CPU with it).
+    fn is_zen4_or_later(&self) -> bool {
+        self.vendor == Vendor::Amd && (self.family >= ZEN5_FAMILY || self.avx512)
+    }
+
     /// See [`default_strategy`].
     fn default_with_reason(&self) -> (Strategy, &'static str) {
         if self.is_fragile_model() {
@@ -287,8 +293,8 @@ impl Facts {
             (Vendor::Amd, _, _) => (
                 usize::MAX,
                 usize::MAX,
-                "never on AMD before Zen 5 (glibc 2.40+ does not either: slow for some \
-                 distances, measured on Zen 3)"
+                "never on AMD before Zen 5 (glibc 2.40+ does not either: 2-3 GB/s at some \
+                 distances, measured on Zen 3 and Zen 4)"
                     .to_string(),
             ),
             (Vendor::Intel, true, true) => (
@@ -304,17 +310,17 @@ impl Facts {
             _ => (usize::MAX, usize::MAX, "never (no fast strings)".into()),
         };
         let (llc, sharing) = self.llc.unwrap_or((NO_CACHE_INFO, 1));
-        let zen5 = self.vendor == Vendor::Amd && self.family >= ZEN5_FAMILY;
-        let (base, base_why) = if zen5 {
-            (llc / 2, "half the last-level cache (Zen 5)")
+        let zen4_or_later = self.is_zen4_or_later();
+        let (base, base_why) = if zen4_or_later {
+            (llc / 2, "half the last-level cache (Zen 4 and 5)")
         } else {
             (
                 (llc / sharing.max(1)).saturating_mul(3) / 4,
                 "3/4 of the last-level cache's share per thread",
             )
         };
-        let cap = if self.vendor == Vendor::Amd && !zen5 {
-            NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5
+        let cap = if self.vendor == Vendor::Amd && !zen4_or_later {
+            NON_TEMPORAL_CAP_AMD_BEFORE_ZEN4
         } else {
             NON_TEMPORAL_CAP
         };
@@ -433,7 +439,10 @@ pub(crate) fn default_strategy() -> Strategy {
 /// - `rep movsb`: on AMD before Zen 5, never (glibc 2.40+ never uses it there, BZ
 ///   30994: "20x slower" when the source is aligned and the destination not;
 ///   measured on a Zen 3 guest: 1-3 GB/s instead of 35-97 whenever `(dst - src)
-///   mod 4096` is 1 to 31, at every size). On Zen 5 (family 0x1a) with ERMS and
+///   mod 4096` is 1 to 31, at every size; measured on a Zen 4 guest, family 0x19
+///   model 0x11, by `mcsafe tune`'s distance guard: 2.2-3.5 GB/s at distance 1
+///   or 8 from 4 KiB to 64 MiB where the vector loop copied 9-80, and aligned
+///   no faster than the loop, 0.99-1.03x from 8 KiB). On Zen 5 (family 0x1a) with ERMS and
 ///   FSRM, above 8 KiB for both widths: measured on a Zen 5 guest (issue 18), `rep
 ///   movsb` has no distance cliff (16 KiB at 129-134 GB/s at every distance 1..63,
 ///   256 KiB at 125-131), it copied 8-64 KiB hot at 143 GB/s where the AVX-512
@@ -456,15 +465,19 @@ pub(crate) fn default_strategy() -> Strategy {
 ///   - Intel: at most 32 MiB. On this round's Emerald Rapids guest (300 MiB L3,
 ///     2 sharing) the summary's hot 1-16 MiB class went from 0.87-0.93x memcpy
 ///     with the cap at 8 MiB to 1.00 at 32 (cold 1.4 to 1.0, still above the goal).
-///   - AMD before Zen 5: at most 8 MiB, the rule measured on the Zen 3 guest of
+///   - AMD before Zen 4: at most 8 MiB, the rule measured on the Zen 3 guest of
 ///     rounds 1-2 (hot 8 MiB at 1.66x memcpy from C with non-temporal stores,
 ///     docs/c.md; 16-64 MiB 1.6-1.9x).
-///   - Zen 5 (family 0x1a): from half the L3, whatever the sharing, at most 32
-///     MiB: the source and destination of a hot copy below it fit the L3 a
-///     thread can use. Measured (issue 18): a hot 8 MiB copy with non-temporal
-///     stores ran at 0.68-0.70x memcpy on a 32 MiB L3, and from 64 MiB the
-///     non-temporal loop is the fastest; between 8 and 64 MiB derived, not
-///     measured (16 MiB there).
+///   - Zen 4 and 5 (AMD with AVX-512): from half the L3, whatever the sharing,
+///     at most 32 MiB: the source and destination of a hot copy below it fit
+///     the L3 a thread can use. Measured on Zen 5 (issue 18): a hot 8 MiB copy
+///     with non-temporal stores ran at 0.68-0.70x memcpy on a 32 MiB L3, and
+///     from 64 MiB the non-temporal loop is the fastest. Measured on a Zen 4
+///     guest (family 0x19 model 0x11, 32 MiB L3 reported shared by 2; `mcsafe
+///     tune`, docs/cpus.md): with the Zen 3 rule's 8 MiB a hot 8 MiB copy ran
+///     at 27.6 GB/s against memcpy's 35.5 (0.78x; the vector loop 33.9), and
+///     from 16 MiB non-temporal stores won hot (25.8 against 17.9) and cold
+///     (19.2 against 9.2): 16 MiB, half the L3, is where they start winning.
 ///
 ///   Without cache information: 3/4 of 8 MiB, 6 MiB. `rep movsb` stops nowhere
 ///   (the non-temporal threshold comes first); an `MCSAFE_TUNABLES` stop, or one
@@ -483,7 +496,8 @@ pub(crate) fn thresholds() -> Thresholds {
 ///   streams) copied at 22 GB/s, the avx2 routine (plain, 32-byte stores as
 ///   well) at 25.8 and a plain loop at 28.5; Zen 3: a prefetch 1 KiB ahead cost
 ///   15-20 % from 64 MiB (docs/performance.md). Zen 4 by the same rule, not
-///   measured.
+///   measured against the streams (on the Zen 4 guest the plain loop copied
+///   64 MiB at 16.3 GB/s hot and 20.0 cold, 1.8-2.1x memcpy: `mcsafe tune`).
 pub(crate) fn avx512_page_streams() -> bool {
     Facts::here().avx512_page_streams()
 }
@@ -503,10 +517,10 @@ pub(crate) fn rule() -> String {
     Facts::here().rule()
 }
 
-/// The largest non-temporal threshold (see [`thresholds`]): on Intel and Zen 5,
-/// and on AMD before Zen 5.
+/// The largest non-temporal threshold (see [`thresholds`]): on Intel and Zen 4
+/// and later, and on AMD before Zen 4.
 const NON_TEMPORAL_CAP: usize = 32 << 20;
-const NON_TEMPORAL_CAP_AMD_BEFORE_ZEN5: usize = 8 << 20;
+const NON_TEMPORAL_CAP_AMD_BEFORE_ZEN4: usize = 8 << 20;
 
 /// The last-level cache taken for a CPU that describes none.
 const NO_CACHE_INFO: usize = 8 << 20;
@@ -753,7 +767,7 @@ mod tests {
         use Vendor::{Amd, Intel, Other};
         let modern = "erms fsrm avx2 sse4.2 pclmulqdq avx vpclmulqdq";
         #[rustfmt::skip]
-        let cases: [Case; 15] = [
+        let cases: [Case; 16] = [
             ("Zen 3 (the round-2 guest)", cpu(Amd, 0x19, 0x01, modern, Some((32 * MIB, 2))),
                 Avx2, (NEVER, NEVER), 8 * MIB, Some(Fold256)),
             ("Zen 5 (the issue-18 guest)", cpu(Amd, 0x1a, 0x02, &format!("{modern} avx512"), Some((32 * MIB, 2))),
@@ -762,8 +776,10 @@ mod tests {
                 Avx512, ((8 << 10) + 1, (8 << 10) + 1), 16 * MIB, Some(Fold512)),
             ("Emerald Rapids (this round's guest)", cpu(Intel, 6, 0xcf, &format!("{modern} avx512 avx_vnni"), Some((300 * MIB, 2))),
                 Avx512, (2112, 16 << 10), 32 * MIB, Some(Fold512)),
-            ("Zen 4", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
-                Avx512, (NEVER, NEVER), 3 * MIB / 2, Some(Fold512)),
+            ("Zen 4 (this round's guest)", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 2))),
+                Avx512, (NEVER, NEVER), 16 * MIB, Some(Fold512)),
+            ("Zen 4, 16 threads on its L3", cpu(Amd, 0x19, 0x11, &format!("{modern} avx512"), Some((32 * MIB, 16))),
+                Avx512, (NEVER, NEVER), 16 * MIB, Some(Fold512)),
             ("Zen 2", cpu(Amd, 0x17, 0x31, "avx2 sse4.2 pclmulqdq avx", Some((16 * MIB, 8))),
                 Avx2, (NEVER, NEVER), 3 * MIB / 2, Some(Fold128)),
             ("Sapphire Rapids", cpu(Intel, 6, 0x8f, &format!("{modern} avx512 avx_vnni"), Some((105 * MIB, 112))),
