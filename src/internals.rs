@@ -110,6 +110,17 @@ pub fn set_avx512_page_streams(on: bool) -> bool {
     before
 }
 
+/// Turns the fold512 checksum walks' software prefetch on or off, so that tests
+/// run every instruction and benchmarks compare both on any CPU. Returns the
+/// setting it replaced.
+#[cfg(mcsafe_protected)]
+pub fn set_fold512_prefetch(on: bool) -> bool {
+    let _ = self::thresholds(); // after init, which would overwrite it
+    let before = crate::arch::native::routines::fold512_prefetch();
+    crate::arch::native::routines::set_fold512_prefetch(on);
+    before
+}
+
 /// [`copy_mc_with`](crate::copy_mc_with) through the strategy's C API routine,
 /// as libmcsafe's `mcsafe_copy` runs it (no Rust frame around the routine): 0,
 /// -EINVAL for refused ranges, or -EIO with the exact fault (after the same

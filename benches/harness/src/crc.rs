@@ -616,10 +616,25 @@ fn cpu() -> String {
 pub fn run_paths(options: Options) -> String {
     use mcsafe::internals::{COPY_CRC_BLOCKS, CRC_BLOCK, CrcPath};
     mcsafe::install().expect("install mcsafe's handler");
-    let paths: Vec<CrcPath> = CrcPath::ALL
+    // Each path as this CPU runs it, and fold512 also with the other prefetch
+    // setting (cpu.rs, fold512_prefetch: on for Intel, off for AMD).
+    let prefetch = mcsafe::internals::set_fold512_prefetch(true);
+    mcsafe::internals::set_fold512_prefetch(prefetch);
+    let mut paths: Vec<(CrcPath, bool)> = CrcPath::ALL
         .into_iter()
         .filter(|p| p.is_available() && *p != CrcPath::Copies)
+        .map(|p| (p, prefetch))
         .collect();
+    if CrcPath::Fold512.is_available() {
+        paths.insert(1, (CrcPath::Fold512, !prefetch));
+    }
+    let label = |(p, on): (CrcPath, bool)| {
+        if p == CrcPath::Fold512 {
+            format!("{p:?} prefetch {}", if on { "on" } else { "off" })
+        } else {
+            format!("{p:?}")
+        }
+    };
     let sizes = sizes();
     let regions = Regions::new(&sizes, options);
     let cold_len = regions.cold_len;
@@ -634,12 +649,12 @@ pub fn run_paths(options: Options) -> String {
     );
     for (condition, src, dst) in regions.conditions() {
         let _ = write!(out, "\n### {condition}\n\n| size |");
-        for p in &paths {
-            let _ = write!(out, " crc32c_mc {p:?} |");
+        for &p in &paths {
+            let _ = write!(out, " crc32c_mc {} |", label(p));
         }
         out.push_str(" crc-fast |");
-        for p in &paths {
-            let _ = write!(out, " copy_crc32c_mc {p:?} |");
+        for &p in &paths {
+            let _ = write!(out, " copy_crc32c_mc {} |", label(p));
         }
         out.push_str(" copy_mc+crc-fast |\n|---:|");
         out.push_str(&"---:|".repeat(2 * paths.len() + 2));
@@ -656,8 +671,9 @@ pub fn run_paths(options: Options) -> String {
                 thread_cpu_time().saturating_sub(start)
             };
             let mut timers: Vec<Timer<'_>> = Vec::new();
-            for &p in &paths {
+            for &(p, on) in &paths {
                 timers.push(Box::new(move |calls: &[Call]| {
+                    mcsafe::internals::set_fold512_prefetch(on);
                     // SAFETY: the calls stay inside the regions, ordinary memory.
                     let f = |c: &Call| match unsafe {
                         mcsafe::internals::crc32c_mc_with(p, CRC_BLOCK, 0, c.src, c.len)
@@ -673,8 +689,9 @@ pub fn run_paths(options: Options) -> String {
                 // no one writes it while the slice lives.
                 cpu_time(&|c: &Call| crc_fast(unsafe { slice(c) }), calls)
             }));
-            for &p in &paths {
+            for &(p, on) in &paths {
                 timers.push(Box::new(move |calls: &[Call]| {
+                    mcsafe::internals::set_fold512_prefetch(on);
                     // SAFETY: as above; source and destination are distinct.
                     let f = |c: &Call| match unsafe {
                         mcsafe::internals::copy_crc32c_mc_with(
@@ -710,5 +727,6 @@ pub fn run_paths(options: Options) -> String {
             out.push('\n');
         }
     }
+    mcsafe::internals::set_fold512_prefetch(prefetch);
     out
 }

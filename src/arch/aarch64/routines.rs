@@ -228,6 +228,16 @@ pub(crate) fn set_thresholds(_: Thresholds) {}
 #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
 pub(crate) fn set_avx512_page_streams(_: bool) {}
 
+/// Nothing to set: there is no fold512 walk here (the test hooks' knob).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
+pub(crate) fn set_fold512_prefetch(_: bool) {}
+
+/// No fold512 walk here: no prefetch.
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
+pub(crate) fn fold512_prefetch() -> bool {
+    false
+}
+
 /// No avx512 routine here: no page streams.
 #[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
 pub(crate) fn avx512_page_streams() -> bool {

@@ -352,6 +352,11 @@ impl Facts {
         self.vendor != Vendor::Amd
     }
 
+    /// See [`fold512_prefetch`].
+    fn fold512_prefetch(&self) -> bool {
+        self.vendor != Vendor::Amd
+    }
+
     /// See [`rule`].
     fn rule(&self) -> String {
         let vendor = match self.vendor {
@@ -364,13 +369,18 @@ impl Facts {
         let streams = page_streams_words(self.avx512_page_streams());
         format!(
             "{vendor} family {:#x} model {:#x}: {strategy}: {why}; {thresholds}; the avx512 \
-             non-temporal loop {streams} ({})",
+             non-temporal loop {streams} ({}); the fold512 checksum walk {}",
             self.family,
             self.model,
             if self.vendor == Vendor::Amd {
                 "AMD: faster on Zen 5 and Zen 3"
             } else {
                 "measured on Emerald Rapids"
+            },
+            if self.fold512_prefetch() {
+                "prefetching 1 KiB ahead (faster cold on Emerald Rapids)"
+            } else {
+                "without software prefetch (AMD: faster cold on Zen 4)"
             }
         )
     }
@@ -500,6 +510,21 @@ pub(crate) fn thresholds() -> Thresholds {
 ///   64 MiB at 16.3 GB/s hot and 20.0 cold, 1.8-2.1x memcpy: `mcsafe tune`).
 pub(crate) fn avx512_page_streams() -> bool {
     Facts::here().avx512_page_streams()
+}
+
+/// Whether the fold512 checksum walks prefetch ahead in software
+/// (asm/crc32c_fold512.s, Z_ITERATION):
+/// - Intel (and other vendors): yes. Measured on Emerald Rapids (docs/crc.md):
+///   cold checksums from 16 KiB went from about crc-fast's speed to 1.1x it,
+///   cold one-pass copies from copy_mc's speed to 1.1-1.2x it.
+/// - AMD: no. Measured on a Zen 4 guest (family 0x19 model 0x11, `cargo bench
+///   --bench crc -- --paths`, docs/crc.md): cold checksums from 64 KiB ran at
+///   0.72-0.81x crc-fast with the prefetch (the distance made no difference:
+///   1, 2 and 4 KiB) and at 0.95-1.00x without it, as a prefetch 1 KiB ahead
+///   slowed Zen 3's copies by 15-20 % (docs/performance.md). Zen 5 by the same
+///   rule, not measured.
+pub(crate) fn fold512_prefetch() -> bool {
+    Facts::here().fold512_prefetch()
 }
 
 /// [`avx512_page_streams`] in words.
@@ -807,6 +832,7 @@ mod tests {
             assert_eq!((t.avx2_rep_movsb, t.avx512_rep_movsb), rep, "{name}: {why}");
             assert_eq!(t.non_temporal, non_temporal, "{name}: {why}");
             assert_eq!(facts.crc_routine(), crc, "{name}");
+            assert_eq!(facts.fold512_prefetch(), facts.vendor != Amd, "{name}");
             let rule = facts.rule();
             assert!(rule.contains(strategy.name()), "{name}: {rule}");
         }

@@ -211,6 +211,7 @@ fn init() -> Result<(), InstallError> {
         handler::install()?;
         routines::set_thresholds(crate::tunables::Tunables::in_force().apply(cpu::thresholds()));
         routines::set_avx512_page_streams(cpu::avx512_page_streams());
+        routines::set_fold512_prefetch(cpu::fold512_prefetch());
         let runnable = Strategy::ALL
             .iter()
             .enumerate()

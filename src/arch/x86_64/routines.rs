@@ -393,6 +393,36 @@ unsafe extern "C" {
     static mcsafe_asm_rep_movsb_stop_threshold: AtomicUsize;
     static mcsafe_asm_non_temporal_threshold: AtomicUsize;
     static mcsafe_asm_avx512_page_streams: AtomicUsize;
+    static mcsafe_asm_crc_prefetch_from: AtomicUsize;
+    static mcsafe_asm_copy_crc_prefetch_from: AtomicUsize;
+}
+
+/// The fold512 walks' prefetch switches when on (asm/crc32c_fold512.s): prefetch
+/// while this many 64-byte units are left in the block (the distance, 1024 or 512
+/// bytes, plus the iteration's four units).
+const CRC_PREFETCH_FROM: usize = 1024 / 64 + 4;
+const COPY_CRC_PREFETCH_FROM: usize = 512 / 64 + 4;
+
+/// Turns the fold512 walks' software prefetch on or off (asm/crc32c_fold512.s,
+/// Z_ITERATION). Called once before any routine is published (and by tests and
+/// benchmarks).
+pub(crate) fn set_fold512_prefetch(on: bool) {
+    let (crc, copy) = if on {
+        (CRC_PREFETCH_FROM, COPY_CRC_PREFETCH_FROM)
+    } else {
+        (usize::MAX, usize::MAX)
+    };
+    // SAFETY: as in `set_thresholds`.
+    unsafe {
+        mcsafe_asm_crc_prefetch_from.store(crc, Ordering::Relaxed);
+        mcsafe_asm_copy_crc_prefetch_from.store(copy, Ordering::Relaxed);
+    }
+}
+
+/// Whether the fold512 walks prefetch (see [`set_fold512_prefetch`]).
+pub(crate) fn fold512_prefetch() -> bool {
+    // SAFETY: as in `set_thresholds`.
+    unsafe { mcsafe_asm_crc_prefetch_from.load(Ordering::Relaxed) != usize::MAX }
 }
 
 /// Sets the shape of the avx512 routine's non-temporal loop (asm/copy_vector.s,
