@@ -41,8 +41,9 @@ pub const TIE: f64 = 0.02;
 /// Zen 4 guest this round (family 0x19 model 0x11) 2-3 GB/s at 1..15 and about
 /// half speed at 16..31, from 4 KiB to 1 MiB (docs/cpus.md); none on Zen 5
 /// (issue 18: 129-134 GB/s at 1..63 at 16 KiB). One distance in each band: on
-/// Zen 4 the worst of 1, 8, 17 and 31 was always 1, 8 or 17.
-pub const REP_MOVSB_DISTANCES: [usize; 3] = [1, 8, 17];
+/// Zen 4 the worst of 1, 8, 17 and 31 was always 1, 8 or 17, and 1 and 8 gave
+/// the same 2-3.5 GB/s.
+pub const REP_MOVSB_DISTANCES: [usize; 2] = [1, 17];
 
 /// At each of [`REP_MOVSB_DISTANCES`], `rep movsb` must copy at least this
 /// fraction of the vector loop's speed at the same distance to win a size.
@@ -131,9 +132,12 @@ pub struct Row {
     pub strategies: Vec<[Measurement; 2]>,
     /// The vector strategy forced to each method (in [`Method::ALL`] order).
     pub methods: Vec<[Measurement; 2]>,
+    /// Whether the methods run different code at this size: above 8 vectors
+    /// (up to 8, every method is the same moves from both ends).
+    pub methods_differ: bool,
     /// `rep movsb` against the vector loop, hot, at its worst distance of
-    /// [`REP_MOVSB_DISTANCES`].
-    pub distance: Distance,
+    /// [`REP_MOVSB_DISTANCES`] (where the methods differ).
+    pub distance: Option<Distance>,
     /// The method that won this size.
     pub best: Method,
 }
@@ -147,6 +151,8 @@ pub struct Distance {
     pub rep_movsb: Measurement,
     /// The vector loop there, hot.
     pub vector: Measurement,
+    /// glibc's memcpy there, hot (which may use `rep movsb` itself).
+    pub memcpy: Measurement,
 }
 
 impl Distance {
@@ -166,7 +172,7 @@ impl Row {
     /// Whether `method` may win this size: `rep movsb` only where it passes the
     /// distance guard.
     pub fn eligible(&self, method: Method) -> bool {
-        method != Method::RepMovsb || self.distance.ratio() >= REP_MOVSB_GUARD
+        method != Method::RepMovsb || self.distance.is_none_or(|d| d.ratio() >= REP_MOVSB_GUARD)
     }
 }
 
@@ -211,11 +217,22 @@ pub fn vector_strategy() -> Option<Strategy> {
         .find(|s| s.is_available())
 }
 
+/// A vector of `strategy`'s loop, in bytes.
+fn vector_bytes(strategy: Strategy) -> usize {
+    if strategy == Strategy::Avx512 { 64 } else { 32 }
+}
+
 /// The method each size wins, ties going to the size below's (and, first, to
-/// the vector loop).
+/// the vector loop); where the methods run the same code, the vector loop (a
+/// difference there is noise, and would carry over as ties).
 fn winners(rows: &mut [Row]) {
     let mut previous = Method::Vector;
     for row in rows.iter_mut() {
+        if !row.methods_differ {
+            row.best = Method::Vector;
+            previous = Method::Vector;
+            continue;
+        }
         let best = Method::ALL
             .into_iter()
             .filter(|m| row.eligible(*m))
@@ -281,9 +298,10 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
             thread_time().saturating_sub(start)
         }
     };
-    let vector_vs_rep: [Timer<'_>; 2] = [
+    let at_distance: [Timer<'_>; 3] = [
         Box::new(with(Method::Vector.thresholds(), strategy)),
         Box::new(with(Method::RepMovsb.thresholds(), strategy)),
+        Box::new(memcpy),
     ];
     let mut timers: Vec<Timer<'_>> = vec![Box::new(memcpy)];
     for &s in &strategies {
@@ -301,19 +319,23 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
         let mut cold = Cold::new(&cold_src, &cold_dst, &[size], 0, 0);
         let cold_m = interleaved(&timers, &memcpy, &mut cold, options.rounds);
         progress(3 * i + 2, total);
-        let distance = REP_MOVSB_DISTANCES
-            .into_iter()
-            .map(|d| {
-                let mut hot = Hot::new(&hot_src, &hot_dst, &[size], 0, d);
-                let m = interleaved(&vector_vs_rep, &*vector_vs_rep[0], &mut hot, options.rounds);
-                Distance {
-                    distance: d,
-                    vector: m[0],
-                    rep_movsb: m[1],
-                }
-            })
-            .min_by(|a, b| a.ratio().total_cmp(&b.ratio()))
-            .expect("REP_MOVSB_DISTANCES is not empty");
+        let methods_differ = size > 8 * vector_bytes(strategy);
+        let distance = methods_differ.then(|| {
+            REP_MOVSB_DISTANCES
+                .into_iter()
+                .map(|d| {
+                    let mut hot = Hot::new(&hot_src, &hot_dst, &[size], 0, d);
+                    let m = interleaved(&at_distance, &*at_distance[0], &mut hot, options.rounds);
+                    Distance {
+                        distance: d,
+                        vector: m[0],
+                        rep_movsb: m[1],
+                        memcpy: m[2],
+                    }
+                })
+                .min_by(|a, b| a.ratio().total_cmp(&b.ratio()))
+                .expect("REP_MOVSB_DISTANCES is not empty")
+        });
         progress(3 * i + 3, total);
         let pair = |k: usize| [hot_m[k], cold_m[k]];
         rows.push(Row {
@@ -323,6 +345,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
             methods: (0..Method::ALL.len())
                 .map(|k| pair(1 + strategies.len() + k))
                 .collect(),
+            methods_differ,
             distance,
             best: Method::Vector,
         });
@@ -414,7 +437,7 @@ impl Tune {
         }
         write!(
             head,
-            " {} rep movsb / vector, hot, at its worst distance |",
+            " {} rep movsb / vector / memcpy, hot, at rep movsb's worst distance |",
             self.strategy
         )
         .unwrap();
@@ -442,20 +465,23 @@ impl Tune {
             for m in row.strategies.iter().chain(&row.methods) {
                 write!(out, " {} |", cell(m)).unwrap();
             }
-            let d = &row.distance;
-            write!(
-                out,
-                " {:.1} / {:.1} at {} ({:.2}{}) |",
-                d.rep_movsb.gb_per_s,
-                d.vector.gb_per_s,
-                d.distance,
-                d.ratio(),
-                if row.eligible(Method::RepMovsb) {
-                    ""
-                } else {
-                    ": not eligible"
-                }
-            )
+            match &row.distance {
+                Some(d) => write!(
+                    out,
+                    " {:.1} / {:.1} / {:.1} at {} ({:.2}{}) |",
+                    d.rep_movsb.gb_per_s,
+                    d.vector.gb_per_s,
+                    d.memcpy.gb_per_s,
+                    d.distance,
+                    d.ratio(),
+                    if row.eligible(Method::RepMovsb) {
+                        ""
+                    } else {
+                        ": not eligible"
+                    }
+                ),
+                None => write!(out, " - (8 vectors or less: the same code) |"),
+            }
             .unwrap();
             writeln!(out, " {} |", row.best.name()).unwrap();
         }
@@ -506,11 +532,13 @@ mod tests {
             memcpy: m(100.0),
             strategies: Vec::new(),
             methods: vec![m(vector), m(rep), m(nt)],
-            distance: Distance {
+            methods_differ: true,
+            distance: Some(Distance {
                 distance: 1,
                 rep_movsb: measurement(rep),
                 vector: measurement(vector),
-            },
+                memcpy: measurement(100.0),
+            }),
             best: Method::Vector,
         }
     }
@@ -521,8 +549,8 @@ mod tests {
         // at 3 GB/s where the vector loop does 45.
         let slow_at_a_distance = |size| {
             let mut r = row(size, 100.0, 130.0, 50.0);
-            r.distance.rep_movsb = measurement(3.0);
-            r.distance.vector = measurement(45.0);
+            r.distance.as_mut().unwrap().rep_movsb = measurement(3.0);
+            r.distance.as_mut().unwrap().vector = measurement(45.0);
             r
         };
         let mut rows = vec![
@@ -556,9 +584,9 @@ mod tests {
         );
         // Just at the guard it may win; just below it may not.
         let mut r = slow_at_a_distance(16384);
-        r.distance.rep_movsb = measurement(45.0 * REP_MOVSB_GUARD);
+        r.distance.as_mut().unwrap().rep_movsb = measurement(45.0 * REP_MOVSB_GUARD);
         assert!(r.eligible(Method::RepMovsb));
-        r.distance.rep_movsb = measurement(45.0 * REP_MOVSB_GUARD * 0.99);
+        r.distance.as_mut().unwrap().rep_movsb = measurement(45.0 * REP_MOVSB_GUARD * 0.99);
         assert!(!r.eligible(Method::RepMovsb));
         assert!(r.eligible(Method::Vector) && r.eligible(Method::NonTemporal));
     }
@@ -585,6 +613,25 @@ mod tests {
                 non_temporal: Some(16 << 20),
             }
         );
+    }
+
+    #[test]
+    fn noise_where_the_methods_run_the_same_code_is_no_win() {
+        // Zen 4, mcsafe tune: at 256 B (4 vectors) "rep movsb" measured 81.8
+        // GB/s against the vector loop's 71.1, the same code, and the tie that
+        // followed at 1-2 KiB made a rule "rep movsb from 256".
+        let mut same = row(256, 71.1, 81.8, 50.0);
+        same.methods_differ = false;
+        same.distance = None;
+        let mut rows = vec![
+            same,
+            row(1024, 98.0, 99.0, 97.0),
+            row(4096, 100.0, 90.0, 80.0),
+        ];
+        winners(&mut rows);
+        let best: Vec<Method> = rows.iter().map(|r| r.best).collect();
+        assert_eq!(best, [Method::Vector; 3]);
+        assert_eq!(rule_of(&rows).rep_movsb, None);
     }
 
     #[test]
