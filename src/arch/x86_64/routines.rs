@@ -420,6 +420,7 @@ pub(crate) fn set_fold512_prefetch(on: bool) {
 }
 
 /// Whether the fold512 walks prefetch (see [`set_fold512_prefetch`]).
+#[cfg_attr(not(feature = "internals"), allow(dead_code))] // the test hooks'
 pub(crate) fn fold512_prefetch() -> bool {
     // SAFETY: as in `set_thresholds`.
     unsafe { mcsafe_asm_crc_prefetch_from.load(Ordering::Relaxed) != usize::MAX }
