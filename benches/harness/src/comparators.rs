@@ -77,6 +77,10 @@ pub enum Comparator {
     Pread,
     /// A plain loop of 32-byte non-temporal stores (AVX2), then `sfence`.
     NonTemporalLoop,
+    /// `mcsafe::copy_mc` with the avx512 routine's other non-temporal loop shape
+    /// (page streams where this CPU's rule takes the plain loop, and the other
+    /// way round: cpu.rs, `avx512_page_streams`), for the rule's facts.
+    McsafeOtherNtShape,
 }
 
 impl Comparator {
@@ -94,6 +98,15 @@ impl Comparator {
             Comparator::SigsetjmpGuard => "sigsetjmp+memcpy".into(),
             Comparator::Pread => "pread".into(),
             Comparator::NonTemporalLoop => "NT loop".into(),
+            Comparator::McsafeOtherNtShape => {
+                let on = mcsafe::internals::set_avx512_page_streams(true);
+                mcsafe::internals::set_avx512_page_streams(on);
+                if on {
+                    "mcsafe, plain NT loop".into()
+                } else {
+                    "mcsafe, NT page streams".into()
+                }
+            }
         }
     }
 
@@ -102,6 +115,7 @@ impl Comparator {
         match self {
             Comparator::Strategy(s) => s.is_available(),
             Comparator::NonTemporalLoop => non_temporal_available(),
+            Comparator::McsafeOtherNtShape => Strategy::current() == Strategy::Avx512,
             _ => true,
         }
     }
@@ -191,6 +205,18 @@ impl Comparator {
             Comparator::NonTemporalLoop => timed(calls, |c| unsafe {
                 non_temporal_copy(c.dst, c.src, c.len);
             }),
+            Comparator::McsafeOtherNtShape => {
+                let in_force = mcsafe::internals::set_avx512_page_streams(true);
+                mcsafe::internals::set_avx512_page_streams(!in_force);
+                let took = timed(calls, |c| {
+                    // SAFETY: `c`'s ranges are valid, distinct and mapped.
+                    if unsafe { mcsafe::copy_mc(c.dst, c.src, c.len) }.is_err() {
+                        black_box(());
+                    }
+                });
+                mcsafe::internals::set_avx512_page_streams(in_force);
+                took
+            }
         }
     }
 }

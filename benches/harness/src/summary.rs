@@ -466,11 +466,15 @@ pub fn run(options: Options) -> Report {
     // Large copies against a plain non-temporal loop, cold and hot: which of
     // memcpy and the loop is better depends on whether the bytes are cached.
     if options.max_size >= 256 * MIB && Comparator::NonTemporalLoop.is_available() {
-        let large_cmp = vec![
+        let mut large_cmp = vec![
             Comparator::Mcsafe,
             Comparator::Memcpy,
             Comparator::NonTemporalLoop,
         ];
+        // The avx512 routine's other non-temporal loop, beside the one in force.
+        if Comparator::McsafeOtherNtShape.is_available() {
+            large_cmp.push(Comparator::McsafeOtherNtShape);
+        }
         for cold in [true, false] {
             let mut rows = Vec::new();
             for size in [64 * MIB, 128 * MIB, 256 * MIB] {
@@ -498,7 +502,8 @@ pub fn run(options: Options) -> Report {
             }
             tables.push(Table {
                 title: format!(
-                    "large copies, {}: memcpy and a plain non-temporal loop",
+                    "large copies, {}: memcpy, a plain non-temporal loop, and mcsafe's \
+                     other avx512 non-temporal loop shape where it has one",
                     if cold { "cold" } else { "hot" }
                 ),
                 comparators: large_cmp.clone(),

@@ -505,9 +505,10 @@ pub(crate) fn thresholds() -> Thresholds {
 /// - AMD: the plain loop. Zen 5 (issue 18): from 64 MiB the avx512 routine (the
 ///   streams) copied at 22 GB/s, the avx2 routine (plain, 32-byte stores as
 ///   well) at 25.8 and a plain loop at 28.5; Zen 3: a prefetch 1 KiB ahead cost
-///   15-20 % from 64 MiB (docs/performance.md). Zen 4 by the same rule, not
-///   measured against the streams (on the Zen 4 guest the plain loop copied
-///   64 MiB at 16.3 GB/s hot and 20.0 cold, 1.8-2.1x memcpy: `mcsafe tune`).
+///   15-20 % from 64 MiB (docs/performance.md); Zen 4 (family 0x19 model 0x11,
+///   the summary's large copies, which time the other shape beside the one in
+///   force): 64-256 MiB at 19.1-21.5 GB/s plain, hot and cold, against 12.8-13.4
+///   with the streams.
 pub(crate) fn avx512_page_streams() -> bool {
     Facts::here().avx512_page_streams()
 }
