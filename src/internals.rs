@@ -99,26 +99,37 @@ pub fn set_thresholds(thresholds: Thresholds) {
     crate::arch::native::routines::set_thresholds(thresholds)
 }
 
-/// Sets the shape of the avx512 routine's non-temporal loop: page streams with
-/// prefetches (`true`) or the plain loop, so that tests trace both and
-/// benchmarks compare them on any CPU. Returns the shape it replaced.
+/// The shape of the avx512 routine's non-temporal loop in force: page streams
+/// with prefetches (`true`) or the plain loop (initializes the crate).
 #[cfg(mcsafe_protected)]
-pub fn set_avx512_page_streams(on: bool) -> bool {
+pub fn avx512_page_streams() -> bool {
+    let _ = self::thresholds(); // after init, which sets it
+    crate::arch::native::routines::avx512_page_streams()
+}
+
+/// Sets the shape of the avx512 routine's non-temporal loop (see
+/// [`avx512_page_streams`]), so that tests trace both and benchmarks compare
+/// them on any CPU.
+#[cfg(mcsafe_protected)]
+pub fn set_avx512_page_streams(on: bool) {
     let _ = self::thresholds(); // after init, which would overwrite it
-    let before = crate::arch::native::routines::avx512_page_streams();
     crate::arch::native::routines::set_avx512_page_streams(on);
-    before
+}
+
+/// Whether the fold512 checksum walks prefetch in software (initializes the
+/// crate).
+#[cfg(mcsafe_protected)]
+pub fn fold512_prefetch() -> bool {
+    let _ = self::thresholds(); // after init, which sets it
+    crate::arch::native::routines::fold512_prefetch()
 }
 
 /// Turns the fold512 checksum walks' software prefetch on or off, so that tests
-/// run every instruction and benchmarks compare both on any CPU. Returns the
-/// setting it replaced.
+/// run every instruction and benchmarks compare both on any CPU.
 #[cfg(mcsafe_protected)]
-pub fn set_fold512_prefetch(on: bool) -> bool {
+pub fn set_fold512_prefetch(on: bool) {
     let _ = self::thresholds(); // after init, which would overwrite it
-    let before = crate::arch::native::routines::fold512_prefetch();
     crate::arch::native::routines::set_fold512_prefetch(on);
-    before
 }
 
 /// [`copy_mc_with`](crate::copy_mc_with) through the strategy's C API routine,

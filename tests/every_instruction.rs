@@ -50,9 +50,9 @@ use std::ptr;
 
 use common::*;
 use mcsafe::internals::{
-    CrcPath, Descriptor, Regs, Thresholds, c_copy_with, c_strategy_routine, can_run,
-    copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, register_copy_with, routine,
-    rust_strategy_routine, set_avx512_page_streams, set_fold512_prefetch, set_thresholds,
+    CrcPath, Descriptor, Regs, Thresholds, avx512_page_streams, c_copy_with, c_strategy_routine,
+    can_run, copy_crc32c_mc_with, crc32c_mc_with, descriptors, landing_pads, register_copy_with,
+    routine, rust_strategy_routine, set_avx512_page_streams, set_fold512_prefetch, set_thresholds,
     strategy_routine,
 };
 use mcsafe::{FaultKind, Side, Strategy};
@@ -473,7 +473,7 @@ fn run(op: Op, dst: *mut u8, src: *const u8, copy: Copy) -> Result<Outcome, Stri
         Ok(match op {
             Op::Copy(strategy) => plain(mcsafe::copy_mc_with(strategy, dst, src, len)),
             Op::OtherNtShape(via, strategy) => {
-                let streams = set_avx512_page_streams(false);
+                let streams = avx512_page_streams();
                 set_avx512_page_streams(!streams);
                 let outcome = run(via.op(strategy), dst, src, copy);
                 set_avx512_page_streams(streams);

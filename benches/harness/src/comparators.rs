@@ -99,9 +99,7 @@ impl Comparator {
             Comparator::Pread => "pread".into(),
             Comparator::NonTemporalLoop => "NT loop".into(),
             Comparator::McsafeOtherNtShape => {
-                let on = mcsafe::internals::set_avx512_page_streams(true);
-                mcsafe::internals::set_avx512_page_streams(on);
-                if on {
+                if mcsafe::internals::avx512_page_streams() {
                     "mcsafe, plain NT loop".into()
                 } else {
                     "mcsafe, NT page streams".into()
@@ -206,7 +204,7 @@ impl Comparator {
                 non_temporal_copy(c.dst, c.src, c.len);
             }),
             Comparator::McsafeOtherNtShape => {
-                let in_force = mcsafe::internals::set_avx512_page_streams(true);
+                let in_force = mcsafe::internals::avx512_page_streams();
                 mcsafe::internals::set_avx512_page_streams(!in_force);
                 let took = timed(calls, |c| {
                     // SAFETY: `c`'s ranges are valid, distinct and mapped.

@@ -618,8 +618,7 @@ pub fn run_paths(options: Options) -> String {
     mcsafe::install().expect("install mcsafe's handler");
     // Each path as this CPU runs it, and fold512 also with the other prefetch
     // setting (cpu.rs, fold512_prefetch: on for Intel, off for AMD).
-    let prefetch = mcsafe::internals::set_fold512_prefetch(true);
-    mcsafe::internals::set_fold512_prefetch(prefetch);
+    let prefetch = mcsafe::internals::fold512_prefetch();
     let mut paths: Vec<(CrcPath, bool)> = CrcPath::ALL
         .into_iter()
         .filter(|p| p.is_available() && *p != CrcPath::Copies)

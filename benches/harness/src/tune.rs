@@ -132,11 +132,10 @@ pub struct Row {
     pub strategies: Vec<[Measurement; 2]>,
     /// The vector strategy forced to each method (in [`Method::ALL`] order).
     pub methods: Vec<[Measurement; 2]>,
-    /// Whether the methods run different code at this size: above 8 vectors
-    /// (up to 8, every method is the same moves from both ends).
-    pub methods_differ: bool,
     /// `rep movsb` against the vector loop, hot, at its worst distance of
-    /// [`REP_MOVSB_DISTANCES`] (where the methods differ).
+    /// [`REP_MOVSB_DISTANCES`]; measured only above 8 vectors, where the methods
+    /// run different code (`None` up to 8: every method is the same moves from
+    /// both ends).
     pub distance: Option<Distance>,
     /// The method that won this size.
     pub best: Method,
@@ -167,6 +166,11 @@ impl Row {
     pub fn score(&self, method: Method) -> f64 {
         let m = &self.methods[method as usize];
         (m[0].gb_per_s / self.memcpy[0].gb_per_s).min(m[1].gb_per_s / self.memcpy[1].gb_per_s)
+    }
+
+    /// Whether the methods run different code at this size (above 8 vectors).
+    pub fn methods_differ(&self) -> bool {
+        self.distance.is_some()
     }
 
     /// Whether `method` may win this size: `rep movsb` only where it passes the
@@ -228,7 +232,7 @@ fn vector_bytes(strategy: Strategy) -> usize {
 fn winners(rows: &mut [Row]) {
     let mut previous = Method::Vector;
     for row in rows.iter_mut() {
-        if !row.methods_differ {
+        if !row.methods_differ() {
             row.best = Method::Vector;
             previous = Method::Vector;
             continue;
@@ -319,8 +323,7 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
         let mut cold = Cold::new(&cold_src, &cold_dst, &[size], 0, 0);
         let cold_m = interleaved(&timers, &memcpy, &mut cold, options.rounds);
         progress(3 * i + 2, total);
-        let methods_differ = size > 8 * vector_bytes(strategy);
-        let distance = methods_differ.then(|| {
+        let distance = (size > 8 * vector_bytes(strategy)).then(|| {
             REP_MOVSB_DISTANCES
                 .into_iter()
                 .map(|d| {
@@ -345,7 +348,6 @@ pub fn run(options: &Options, mut progress: impl FnMut(usize, usize)) -> Option<
             methods: (0..Method::ALL.len())
                 .map(|k| pair(1 + strategies.len() + k))
                 .collect(),
-            methods_differ,
             distance,
             best: Method::Vector,
         });
@@ -532,7 +534,6 @@ mod tests {
             memcpy: m(100.0),
             strategies: Vec::new(),
             methods: vec![m(vector), m(rep), m(nt)],
-            methods_differ: true,
             distance: Some(Distance {
                 distance: 1,
                 rep_movsb: measurement(rep),
@@ -621,7 +622,6 @@ mod tests {
         // GB/s against the vector loop's 71.1, the same code, and the tie that
         // followed at 1-2 KiB made a rule "rep movsb from 256".
         let mut same = row(256, 71.1, 81.8, 50.0);
-        same.methods_differ = false;
         same.distance = None;
         let mut rows = vec![
             same,
